@@ -1,0 +1,105 @@
+/*
+ * libautoenc internals shared between source files. Never installed, never
+ * exported: every name here starts with ae__ (or is a struct body) and the
+ * shared library hides it (visibility hidden + version script).
+ */
+#ifndef AUTOENC_INTERNAL_H
+#define AUTOENC_INTERNAL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "autoenc/autoenc.h"
+
+/* ---- memory: every allocation goes through the allocator hook ---------- */
+void *ae__malloc(size_t n);               /* NULL on failure or n == 0 */
+void *ae__calloc(size_t count, size_t n); /* zeroed; NULL on overflow too */
+void *ae__realloc(void *p, size_t old_n, size_t new_n);
+void ae__free(void *p, size_t n);         /* n: the size given at allocation */
+/* 64-byte aligned blocks for SIMD-friendly float buffers; free with
+ * ae__free_aligned(p, n) where n is the size requested. */
+void *ae__malloc_aligned(size_t n);
+void ae__free_aligned(void *p, size_t n);
+/* a * b with overflow check: returns 0 and sets *out, or -1 on overflow */
+int ae__mul_size(size_t a, size_t b, size_t *out);
+
+/* ---- errors ---------------------------------------------------------------
+ * ae__fail formats a message into the thread-local last-error buffer and, if
+ * handle_msg is non-NULL, into that handle's buffer of AE__MSG_CAP bytes too.
+ * It returns status so callers can write `return ae__fail(...)`. */
+#define AE__MSG_CAP 256
+ae_status ae__fail(char *handle_msg, ae_status status, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+/* Copies the thread-local message into a handle's buffer (after a callee
+ * already called ae__fail without the handle). */
+void ae__keep_msg(char *handle_msg);
+
+/* ---- deterministic random numbers (explicit state, no global RNG) ------ */
+typedef struct ae__rng {
+    uint64_t s[4]; /* xoshiro256** state */
+} ae__rng;
+void ae__rng_seed(ae__rng *r, uint64_t seed);
+uint64_t ae__rng_next(ae__rng *r);
+double ae__rng_uniform(ae__rng *r);            /* [0, 1) */
+size_t ae__rng_below(ae__rng *r, size_t n);    /* [0, n), unbiased */
+void ae__shuffle(ae__rng *r, size_t *v, size_t n); /* Fisher-Yates */
+
+/* ---- checksums for file formats ------------------------------------------ */
+uint32_t ae__crc32(uint32_t crc, const void *data, size_t n); /* start with 0 */
+
+/* ---- numeric checks -------------------------------------------------------- */
+int ae__all_finite(const float *x, size_t n); /* 1 if no NaN/inf */
+
+
+/* ---- BLAS: blas.c is the only file that calls cblas_* --------------------
+ * Row-major single-precision GEMM: C = alpha * op(A) * op(B) + beta * C,
+ * op(A) is M x K, op(B) is K x N, C is M x N. */
+void ae__sgemm(int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha,
+               const float *a, size_t lda, const float *b, size_t ldb, float beta, float *c,
+               size_t ldc);
+/* Sets OpenBLAS' thread count (no-op when the build cannot); returns old. */
+int ae__blas_set_threads(int n);
+int ae__blas_get_threads(void);
+
+/* ---- files: atomic writes and whole-file reads (fileio.c) -----------------
+ * A writer writes to a temporary file beside the target, keeps a running
+ * CRC-32 of everything written, and on commit flushes, fsyncs and renames it
+ * over the target, so a crash at any moment leaves the old file intact.
+ * Multi-byte values are written little-endian. */
+typedef struct ae__writer {
+    void *file;      /* FILE * */
+    char *tmp_path;  /* allocated, tmp_cap bytes */
+    size_t tmp_cap;
+    uint32_t crc;    /* CRC-32 of every byte written so far */
+    int failed;      /* a write failed: commit will refuse */
+} ae__writer;
+ae_status ae__writer_open(ae__writer *w, const char *path, char *msg);
+ae_status ae__writer_write(ae__writer *w, const void *data, size_t n);
+ae_status ae__writer_u32(ae__writer *w, uint32_t v);
+ae_status ae__writer_u64(ae__writer *w, uint64_t v);
+ae_status ae__writer_f32s(ae__writer *w, const float *v, size_t n); /* little-endian */
+/* Renames into place (path as given to open). On failure the target is untouched. */
+ae_status ae__writer_commit(ae__writer *w, const char *path, char *msg);
+void ae__writer_abort(ae__writer *w); /* closes and removes the temp file; idempotent */
+
+/* Reads a whole file (at most max_bytes) into a new ae__malloc block. */
+ae_status ae__read_file(const char *path, size_t max_bytes, unsigned char **data, size_t *len,
+                        char *msg);
+
+/* A bounds-checked little-endian reader over a memory block. Every get fails
+ * (returns -1 and sets failed) instead of reading past the end. */
+typedef struct ae__reader {
+    const unsigned char *p;
+    size_t len, pos;
+    int failed;
+} ae__reader;
+int ae__reader_bytes(ae__reader *r, void *out, size_t n);
+int ae__reader_u32(ae__reader *r, uint32_t *v);
+int ae__reader_u64(ae__reader *r, uint64_t *v);
+int ae__reader_f32s(ae__reader *r, float *v, size_t n);
+
+#endif /* AUTOENC_INTERNAL_H */
