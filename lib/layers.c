@@ -1,0 +1,287 @@
+/*
+ * Layer kernels: forward and backward passes of dense, conv2d, max-pool,
+ * upsampling, activation and reshape layers, on batches in NHWC order.
+ * Convolutions use im2col + GEMM (blas.c); the column buffer is the caller's
+ * workspace so nothing is allocated here.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "nn.h"
+
+/* ---- activations ------------------------------------------------------------ */
+
+static void activation_forward(int act, float *y, size_t count)
+{
+    if (act == AE_ACT_RELU) {
+        for (size_t i = 0; i < count; i++) y[i] = y[i] > 0.0f ? y[i] : 0.0f;
+    } else if (act == AE_ACT_SIGMOID) {
+        for (size_t i = 0; i < count; i++) y[i] = 1.0f / (1.0f + expf(-y[i]));
+    }
+}
+
+/* dy (dL/dy) becomes dL/dz in place, using the activation's output y. */
+static void activation_backward(int act, const float *y, float *dy, size_t count)
+{
+    if (act == AE_ACT_RELU) {
+        for (size_t i = 0; i < count; i++) dy[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+    } else if (act == AE_ACT_SIGMOID) {
+        for (size_t i = 0; i < count; i++) dy[i] *= y[i] * (1.0f - y[i]);
+    }
+}
+
+/* y (rows, cols) += bias (cols) on every row */
+static void add_bias_rows(float *y, const float *bias, size_t rows, size_t cols)
+{
+    for (size_t r = 0; r < rows; r++) {
+        float *row = y + r * cols;
+        for (size_t c = 0; c < cols; c++) row[c] += bias[c];
+    }
+}
+
+/* gb (cols) = column sums of dz (rows, cols) */
+static void column_sums(const float *dz, float *gb, size_t rows, size_t cols)
+{
+    memset(gb, 0, cols * sizeof *gb);
+    for (size_t r = 0; r < rows; r++) {
+        const float *row = dz + r * cols;
+        for (size_t c = 0; c < cols; c++) gb[c] += row[c];
+    }
+}
+
+/* ---- im2col / col2im ------------------------------------------------------------
+ * cols: (n * oh * ow, k * k * cin); column order (ky, kx, ci) matches the
+ * kernel layout (kh, kw, cin, cout) read as a (k*k*cin, cout) matrix. */
+
+static void im2col(const ae_layer *L, const float *x, float *cols, size_t n)
+{
+    const size_t ih = L->in.d[0], iw = L->in.d[1], cin = L->in.d[2];
+    const size_t oh = L->out.d[0], ow = L->out.d[1], k = L->ksize;
+    const size_t row_len = k * k * cin;
+    for (size_t b = 0; b < n; b++) {
+        const float *xb = x + b * ih * iw * cin;
+        for (size_t oy = 0; oy < oh; oy++) {
+            for (size_t ox = 0; ox < ow; ox++) {
+                float *row = cols + ((b * oh + oy) * ow + ox) * row_len;
+                for (size_t ky = 0; ky < k; ky++) {
+                    /* unsigned wrap makes out-of-range rows compare >= ih */
+                    size_t iy = oy + ky - L->pad_top;
+                    for (size_t kx = 0; kx < k; kx++, row += cin) {
+                        size_t ix = ox + kx - L->pad_left;
+                        if (iy < ih && ix < iw)
+                            memcpy(row, xb + (iy * iw + ix) * cin, cin * sizeof *row);
+                        else
+                            memset(row, 0, cin * sizeof *row);
+                    }
+                }
+            }
+        }
+    }
+}
+
+static void col2im_add(const ae_layer *L, const float *cols, float *dx, size_t n)
+{
+    const size_t ih = L->in.d[0], iw = L->in.d[1], cin = L->in.d[2];
+    const size_t oh = L->out.d[0], ow = L->out.d[1], k = L->ksize;
+    const size_t row_len = k * k * cin;
+    memset(dx, 0, n * ih * iw * cin * sizeof *dx);
+    for (size_t b = 0; b < n; b++) {
+        float *db = dx + b * ih * iw * cin;
+        for (size_t oy = 0; oy < oh; oy++) {
+            for (size_t ox = 0; ox < ow; ox++) {
+                const float *row = cols + ((b * oh + oy) * ow + ox) * row_len;
+                for (size_t ky = 0; ky < k; ky++) {
+                    size_t iy = oy + ky - L->pad_top;
+                    for (size_t kx = 0; kx < k; kx++, row += cin) {
+                        size_t ix = ox + kx - L->pad_left;
+                        if (iy < ih && ix < iw) {
+                            float *dst = db + (iy * iw + ix) * cin;
+                            for (size_t c = 0; c < cin; c++) dst[c] += row[c];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* ---- max pooling 2x2, stride 2 --------------------------------------------------
+ * Windows start at 2*o (TF's same padding puts the extra row/column at the
+ * end for a 2x2 pool) and are clipped to the input. The first maximum wins,
+ * in both passes, so backward routes to the element forward picked. */
+
+static size_t pool_argmax(const float *xb, size_t ih, size_t iw, size_t cin, size_t oy,
+                          size_t ox, size_t c)
+{
+    size_t best = ((2 * oy) * iw + 2 * ox) * cin + c;
+    for (size_t dy = 0; dy < 2; dy++) {
+        size_t iy = 2 * oy + dy;
+        if (iy >= ih) break;
+        for (size_t dx = 0; dx < 2; dx++) {
+            size_t ix = 2 * ox + dx, at;
+            if (ix >= iw) break;
+            at = (iy * iw + ix) * cin + c;
+            if (xb[at] > xb[best]) best = at;
+        }
+    }
+    return best;
+}
+
+static void maxpool_forward(const ae_layer *L, const float *x, float *y, size_t n)
+{
+    const size_t ih = L->in.d[0], iw = L->in.d[1], cin = L->in.d[2];
+    const size_t oh = L->out.d[0], ow = L->out.d[1];
+    for (size_t b = 0; b < n; b++) {
+        const float *xb = x + b * ih * iw * cin;
+        float *yb = y + b * oh * ow * cin;
+        for (size_t oy = 0; oy < oh; oy++)
+            for (size_t ox = 0; ox < ow; ox++)
+                for (size_t c = 0; c < cin; c++)
+                    yb[(oy * ow + ox) * cin + c] = xb[pool_argmax(xb, ih, iw, cin, oy, ox, c)];
+    }
+}
+
+static void maxpool_backward(const ae_layer *L, const float *x, const float *dy, float *dx,
+                             size_t n)
+{
+    const size_t ih = L->in.d[0], iw = L->in.d[1], cin = L->in.d[2];
+    const size_t oh = L->out.d[0], ow = L->out.d[1];
+    memset(dx, 0, n * ih * iw * cin * sizeof *dx);
+    for (size_t b = 0; b < n; b++) {
+        const float *xb = x + b * ih * iw * cin;
+        const float *dyb = dy + b * oh * ow * cin;
+        float *dxb = dx + b * ih * iw * cin;
+        for (size_t oy = 0; oy < oh; oy++)
+            for (size_t ox = 0; ox < ow; ox++)
+                for (size_t c = 0; c < cin; c++)
+                    dxb[pool_argmax(xb, ih, iw, cin, oy, ox, c)] += dyb[(oy * ow + ox) * cin + c];
+    }
+}
+
+/* ---- nearest upsampling x2 ---------------------------------------------------------- */
+
+static void upsample_forward(const ae_layer *L, const float *x, float *y, size_t n)
+{
+    const size_t ih = L->in.d[0], iw = L->in.d[1], c = L->in.d[2];
+    const size_t ow = 2 * iw;
+    for (size_t b = 0; b < n; b++) {
+        const float *xb = x + b * ih * iw * c;
+        float *yb = y + b * 4 * ih * iw * c;
+        for (size_t iy = 0; iy < ih; iy++) {
+            float *row0 = yb + (2 * iy) * ow * c;
+            for (size_t ix = 0; ix < iw; ix++) {
+                const float *src = xb + (iy * iw + ix) * c;
+                memcpy(row0 + (2 * ix) * c, src, c * sizeof *src);
+                memcpy(row0 + (2 * ix + 1) * c, src, c * sizeof *src);
+            }
+            memcpy(row0 + ow * c, row0, ow * c * sizeof *row0);
+        }
+    }
+}
+
+static void upsample_backward(const ae_layer *L, const float *dy, float *dx, size_t n)
+{
+    const size_t ih = L->in.d[0], iw = L->in.d[1], c = L->in.d[2];
+    const size_t ow = 2 * iw;
+    for (size_t b = 0; b < n; b++) {
+        const float *db = dy + b * 4 * ih * iw * c;
+        float *dxb = dx + b * ih * iw * c;
+        for (size_t iy = 0; iy < ih; iy++)
+            for (size_t ix = 0; ix < iw; ix++)
+                for (size_t ch = 0; ch < c; ch++) {
+                    const float *p = db + ((2 * iy) * ow + 2 * ix) * c + ch;
+                    dxb[(iy * iw + ix) * c + ch] = p[0] + p[c] + p[ow * c] + p[ow * c + c];
+                }
+    }
+}
+
+/* ---- dispatch ------------------------------------------------------------------------ */
+
+size_t ae__layer_ws_floats(const ae_layer *L, size_t n)
+{
+    if (L->kind == AE_LAYER_CONV2D)
+        return n * L->out.d[0] * L->out.d[1] * L->ksize * L->ksize * L->in.d[2];
+    return 0;
+}
+
+void ae__layer_forward(const ae_layer *L, const float *x, float *y, size_t n, float *ws)
+{
+    const size_t in = ae__shape_size(&L->in), out = ae__shape_size(&L->out);
+    switch (L->kind) {
+    case AE_LAYER_DENSE: /* y (n, units) = x (n, in) . W (in, units) + b */
+        ae__sgemm(0, 0, n, L->units, in, 1.0f, x, in, L->kernel, L->units, 0.0f, y, L->units);
+        add_bias_rows(y, L->bias, n, L->units);
+        break;
+    case AE_LAYER_CONV2D: { /* y (n*oh*ow, cout) = cols (n*oh*ow, k*k*cin) . W + b */
+        const size_t rows = n * L->out.d[0] * L->out.d[1];
+        const size_t kdim = L->ksize * L->ksize * L->in.d[2];
+        im2col(L, x, ws, n);
+        ae__sgemm(0, 0, rows, L->units, kdim, 1.0f, ws, kdim, L->kernel, L->units, 0.0f, y,
+                  L->units);
+        add_bias_rows(y, L->bias, rows, L->units);
+        break;
+    }
+    case AE_LAYER_MAXPOOL2D: maxpool_forward(L, x, y, n); break;
+    case AE_LAYER_UPSAMPLE2D: upsample_forward(L, x, y, n); break;
+    default: /* activation, flatten, reshape: the data is unchanged */
+        if (y != x) memcpy(y, x, n * in * sizeof *y);
+        break;
+    }
+    activation_forward(L->activation, y, n * out);
+}
+
+void ae__layer_backward(const ae_layer *L, const float *x, const float *y, float *dy,
+                        int dy_is_preact, float *dx, float *gk, float *gb, size_t n, float *ws)
+{
+    const size_t in = ae__shape_size(&L->in), out = ae__shape_size(&L->out);
+    if (!dy_is_preact) activation_backward(L->activation, y, dy, n * out);
+    switch (L->kind) {
+    case AE_LAYER_DENSE:
+        /* gW (in, units) = x^T dz; gb = sum dz; dx (n, in) = dz W^T */
+        ae__sgemm(1, 0, in, L->units, n, 1.0f, x, in, dy, L->units, 0.0f, gk, L->units);
+        column_sums(dy, gb, n, L->units);
+        if (dx) ae__sgemm(0, 1, n, in, L->units, 1.0f, dy, L->units, L->kernel, L->units, 0.0f,
+                          dx, in);
+        break;
+    case AE_LAYER_CONV2D: {
+        const size_t rows = n * L->out.d[0] * L->out.d[1];
+        const size_t kdim = L->ksize * L->ksize * L->in.d[2];
+        /* gW (kdim, cout) = cols^T dz, then the same buffer takes dcols = dz W^T */
+        im2col(L, x, ws, n);
+        ae__sgemm(1, 0, kdim, L->units, rows, 1.0f, ws, kdim, dy, L->units, 0.0f, gk, L->units);
+        column_sums(dy, gb, rows, L->units);
+        if (dx) {
+            ae__sgemm(0, 1, rows, kdim, L->units, 1.0f, dy, L->units, L->kernel, L->units, 0.0f,
+                      ws, kdim);
+            col2im_add(L, ws, dx, n);
+        }
+        break;
+    }
+    case AE_LAYER_MAXPOOL2D:
+        if (dx) maxpool_backward(L, x, dy, dx, n);
+        break;
+    case AE_LAYER_UPSAMPLE2D:
+        if (dx) upsample_backward(L, dy, dx, n);
+        break;
+    default:
+        if (dx && dx != dy) memcpy(dx, dy, n * in * sizeof *dx);
+        break;
+    }
+}
+
+void ae__layer_init(ae_layer *L, ae__rng *rng)
+{
+    double fan_in, fan_out, limit;
+    if (L->n_kernel == 0) return;
+    if (L->kind == AE_LAYER_DENSE) {
+        fan_in = (double)ae__shape_size(&L->in);
+        fan_out = (double)L->units;
+    } else { /* conv2d: receptive field times channels */
+        fan_in = (double)(L->ksize * L->ksize * L->in.d[2]);
+        fan_out = (double)(L->ksize * L->ksize * L->units);
+    }
+    limit = sqrt(6.0 / (fan_in + fan_out));
+    for (size_t i = 0; i < L->n_kernel; i++)
+        L->kernel[i] = (float)((2.0 * ae__rng_uniform(rng) - 1.0) * limit);
+    memset(L->bias, 0, L->n_bias * sizeof *L->bias);
+}

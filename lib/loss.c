@@ -1,0 +1,46 @@
+/* Losses and their gradients: binary cross-entropy (clamped as Keras) and
+ * mean squared error. */
+#include <math.h>
+
+#include "nn.h"
+
+#define AE__BCE_EPS 1e-7f /* Keras' backend epsilon */
+
+double ae__loss_sum(int loss, const float *pred, const float *target, size_t count, float *grad,
+                    size_t norm, int sigmoid_logits)
+{
+    const float inv = 1.0f / (float)norm;
+    double sum = 0.0;
+    if (loss == AE_LOSS_BCE) {
+        for (size_t i = 0; i < count; i++) {
+            float p = pred[i], t = target[i];
+            float pc = p < AE__BCE_EPS ? AE__BCE_EPS : (p > 1.0f - AE__BCE_EPS ? 1.0f - AE__BCE_EPS : p);
+            sum -= (double)t * log((double)pc) + (1.0 - (double)t) * log(1.0 - (double)pc);
+            if (grad) {
+                if (sigmoid_logits) grad[i] = (p - t) * inv;
+                else if (p != pc) grad[i] = 0.0f; /* the clamp is flat outside [eps, 1-eps] */
+                else grad[i] = (pc - t) / (pc * (1.0f - pc)) * inv;
+            }
+        }
+    } else { /* AE_LOSS_MSE */
+        for (size_t i = 0; i < count; i++) {
+            float d = pred[i] - target[i];
+            sum += (double)d * d;
+            if (grad) grad[i] = 2.0f * d * inv;
+        }
+    }
+    return sum;
+}
+
+ae_status ae_loss_value(int loss, const float *pred, const float *target, size_t count,
+                        double *value)
+{
+    if (!pred || !target || !value || count == 0)
+        return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_loss_value: NULL argument or count 0");
+    if (loss != AE_LOSS_BCE && loss != AE_LOSS_MSE)
+        return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_loss_value: unknown loss %d", loss);
+    *value = ae__loss_sum(loss, pred, target, count, NULL, count, 0) / (double)count;
+    if (!isfinite(*value))
+        return ae__fail(NULL, AE_ERR_NUMERIC, "ae_loss_value: the loss is not finite");
+    return AE_OK;
+}

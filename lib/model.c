@@ -1,0 +1,425 @@
+/* Models: layer storage, introspection, workspaces, forward/backward passes,
+ * batched prediction and the Keras-style summary. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "nn.h"
+
+/* ---- shapes ------------------------------------------------------------------ */
+
+size_t ae__shape_size(const ae__shape *s)
+{
+    return s->rank == 1 ? s->d[0] : s->d[0] * s->d[1] * s->d[2];
+}
+
+int ae__shape_equal(const ae__shape *a, const ae__shape *b)
+{
+    return a->rank == b->rank && a->d[0] == b->d[0] && (a->rank == 1 ||
+           (a->d[1] == b->d[1] && a->d[2] == b->d[2]));
+}
+
+void ae__shape_format(const ae__shape *s, char *buf, size_t cap)
+{
+    if (s->rank == 1) snprintf(buf, cap, "(None, %zu)", s->d[0]);
+    else snprintf(buf, cap, "(None, %zu, %zu, %zu)", s->d[0], s->d[1], s->d[2]);
+}
+
+/* ---- layer introspection ------------------------------------------------------- */
+
+int ae_layer_kind_of(const ae_layer *L) { return L ? L->kind : 0; }
+
+const char *ae_layer_kind_name(int kind)
+{
+    switch (kind) {
+    case AE_LAYER_DENSE: return "dense";
+    case AE_LAYER_CONV2D: return "conv2d";
+    case AE_LAYER_MAXPOOL2D: return "max_pooling2d";
+    case AE_LAYER_UPSAMPLE2D: return "up_sampling2d";
+    case AE_LAYER_ACTIVATION: return "activation";
+    case AE_LAYER_FLATTEN: return "flatten";
+    case AE_LAYER_RESHAPE: return "reshape";
+    default: return "unknown";
+    }
+}
+
+/* Keras' class names, for the summary */
+static const char *kind_class(int kind)
+{
+    switch (kind) {
+    case AE_LAYER_DENSE: return "Dense";
+    case AE_LAYER_CONV2D: return "Conv2D";
+    case AE_LAYER_MAXPOOL2D: return "MaxPooling2D";
+    case AE_LAYER_UPSAMPLE2D: return "UpSampling2D";
+    case AE_LAYER_ACTIVATION: return "Activation";
+    case AE_LAYER_FLATTEN: return "Flatten";
+    case AE_LAYER_RESHAPE: return "Reshape";
+    default: return "?";
+    }
+}
+
+const char *ae_layer_name(const ae_layer *L) { return L ? L->name : ""; }
+int ae_layer_activation(const ae_layer *L) { return L ? L->activation : 0; }
+int ae_layer_output_rank(const ae_layer *L) { return L ? L->out.rank : 0; }
+size_t ae_layer_output_dim(const ae_layer *L, int axis)
+{
+    return L && axis >= 0 && axis < L->out.rank ? L->out.d[axis] : 0;
+}
+size_t ae_layer_output_size(const ae_layer *L) { return L ? ae__shape_size(&L->out) : 0; }
+size_t ae_layer_param_count(const ae_layer *L) { return L ? L->n_kernel + L->n_bias : 0; }
+
+ae_status ae_layer_param(const ae_layer *L, int which, const float **data, size_t *count)
+{
+    if (!L || !data || !count)
+        return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_layer_param: NULL argument");
+    *data = NULL;
+    *count = 0;
+    if (L->n_kernel == 0)
+        return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_layer_param: layer '%s' has no parameters",
+                        L->name);
+    if (which == AE_PARAM_KERNEL) { *data = L->kernel; *count = L->n_kernel; }
+    else if (which == AE_PARAM_BIAS) { *data = L->bias; *count = L->n_bias; }
+    else return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_layer_param: unknown parameter %d", which);
+    return AE_OK;
+}
+
+/* ---- model storage ------------------------------------------------------------- */
+
+void ae__model_bind_params(ae_model *m)
+{
+    for (size_t i = 0; i < m->n_layers; i++) {
+        ae_layer *L = &m->layers[i];
+        L->kernel = L->n_kernel ? m->params + L->param_offset : NULL;
+        L->bias = L->n_kernel ? m->params + L->param_offset + L->n_kernel : NULL;
+    }
+}
+
+ae_status ae__model_alloc(const ae__shape *input, const ae_layer *layers, size_t n_layers,
+                          int has_code, size_t code_layer, ae_model **out)
+{
+    ae_model *m;
+    size_t offset = 0;
+    int counts[AE_LAYER_RESHAPE + 1] = {0};
+    *out = NULL;
+    m = ae__calloc(1, sizeof *m);
+    if (!m) return ae__fail(NULL, AE_ERR_NOMEM, "out of memory for a model");
+    m->layers = ae__calloc(n_layers, sizeof *m->layers);
+    if (!m->layers) {
+        ae__free(m, sizeof *m);
+        return ae__fail(NULL, AE_ERR_NOMEM, "out of memory for %zu layers", n_layers);
+    }
+    memcpy(m->layers, layers, n_layers * sizeof *layers);
+    m->n_layers = n_layers;
+    m->input = *input;
+    m->has_code = has_code;
+    m->code_layer = code_layer;
+    for (size_t i = 0; i < n_layers; i++) {
+        ae_layer *L = &m->layers[i];
+        int k = L->kind >= 1 && L->kind <= AE_LAYER_RESHAPE ? L->kind : 0;
+        /* Keras names: dense, dense_1, dense_2, ... */
+        if (counts[k] == 0) snprintf(L->name, sizeof L->name, "%s", ae_layer_kind_name(L->kind));
+        else snprintf(L->name, sizeof L->name, "%s_%d", ae_layer_kind_name(L->kind), counts[k]);
+        counts[k]++;
+        L->param_offset = offset;
+        offset += L->n_kernel + L->n_bias;
+    }
+    m->n_params = offset;
+    if (offset) {
+        m->params = ae__malloc_aligned(offset * sizeof(float));
+        if (!m->params) {
+            ae__free(m->layers, n_layers * sizeof *m->layers);
+            ae__free(m, sizeof *m);
+            return ae__fail(NULL, AE_ERR_NOMEM, "out of memory for %zu parameters", offset);
+        }
+        memset(m->params, 0, offset * sizeof(float));
+    }
+    ae__model_bind_params(m);
+    *out = m;
+    return AE_OK;
+}
+
+void ae_model_free(ae_model *m)
+{
+    if (!m) return;
+    ae__free_aligned(m->params, m->n_params * sizeof(float));
+    ae__free(m->layers, m->n_layers * sizeof *m->layers);
+    ae__free(m, sizeof *m);
+}
+
+ae_status ae_model_clone(const ae_model *m, ae_model **out)
+{
+    ae_status st;
+    if (!out) return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_model_clone: out is NULL");
+    *out = NULL;
+    if (!m) return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_model_clone: model is NULL");
+    st = ae__model_alloc(&m->input, m->layers, m->n_layers, m->has_code, m->code_layer, out);
+    if (st == AE_OK && m->n_params)
+        memcpy((*out)->params, m->params, m->n_params * sizeof(float));
+    return st;
+}
+
+const char *ae_model_errmsg(const ae_model *m) { return m ? m->msg : ""; }
+size_t ae_model_layer_count(const ae_model *m) { return m ? m->n_layers : 0; }
+const ae_layer *ae_model_layer(const ae_model *m, size_t i)
+{
+    return m && i < m->n_layers ? &m->layers[i] : NULL;
+}
+size_t ae_model_param_count(const ae_model *m) { return m ? m->n_params : 0; }
+int ae_model_input_rank(const ae_model *m) { return m ? m->input.rank : 0; }
+size_t ae_model_input_dim(const ae_model *m, int axis)
+{
+    return m && axis >= 0 && axis < m->input.rank ? m->input.d[axis] : 0;
+}
+size_t ae_model_input_size(const ae_model *m) { return m ? ae__shape_size(&m->input) : 0; }
+size_t ae_model_output_size(const ae_model *m)
+{
+    return m ? ae__shape_size(&m->layers[m->n_layers - 1].out) : 0;
+}
+
+ae_status ae_model_code_layer(const ae_model *m, size_t *index)
+{
+    if (!m || !index) return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_model_code_layer: NULL argument");
+    if (!m->has_code)
+        return ae__fail(NULL, AE_ERR_STATE, "the model has no code layer marked");
+    *index = m->code_layer;
+    return AE_OK;
+}
+
+ae_status ae_model_set_param(ae_model *m, size_t layer, int which, const float *data,
+                             size_t count)
+{
+    const float *cur;
+    size_t n;
+    ae_status st;
+    if (!m || !data) return ae__fail(m ? m->msg : NULL, AE_ERR_INVALID_ARG,
+                                     "ae_model_set_param: NULL argument");
+    if (layer >= m->n_layers)
+        return ae__fail(m->msg, AE_ERR_RANGE, "ae_model_set_param: layer %zu of %zu", layer,
+                        m->n_layers);
+    if ((st = ae_layer_param(&m->layers[layer], which, &cur, &n)) != AE_OK) {
+        ae__keep_msg(m->msg);
+        return st;
+    }
+    if (count != n)
+        return ae__fail(m->msg, AE_ERR_SHAPE, "ae_model_set_param: layer '%s' takes %zu values, not %zu",
+                        m->layers[layer].name, n, count);
+    if (!ae__all_finite(data, count))
+        return ae__fail(m->msg, AE_ERR_NUMERIC, "ae_model_set_param: values contain NaN or infinity");
+    memcpy((float *)cur, data, count * sizeof *data);
+    return AE_OK;
+}
+
+/* ---- workspaces ------------------------------------------------------------------ */
+
+void ae__workspace_free(ae__workspace *ws)
+{
+    if (!ws) return;
+    ae__free_aligned(ws->act_mem, ws->act_mem_floats * sizeof(float));
+    ae__free_aligned(ws->grad_a, ws->grad_floats * sizeof(float));
+    ae__free_aligned(ws->grad_b, ws->grad_floats * sizeof(float));
+    ae__free_aligned(ws->scratch, ws->scratch_floats * sizeof(float));
+    ae__free(ws->acts, ws->n_acts * sizeof *ws->acts);
+    ae__free(ws, sizeof *ws);
+}
+
+static float *alloc_floats(size_t n)
+{
+    size_t bytes;
+    if (n == 0) n = 1;
+    if (ae__mul_size(n, sizeof(float), &bytes) != 0) return NULL;
+    return ae__malloc_aligned(bytes);
+}
+
+ae_status ae__workspace_create(const ae_model *m, size_t batch, int training,
+                               ae__workspace **out)
+{
+    ae__workspace *ws;
+    size_t max_out = 0, max_io = ae__shape_size(&m->input), sum_out = 0, scratch = 0;
+    *out = NULL;
+    for (size_t i = 0; i < m->n_layers; i++) {
+        size_t o = ae__shape_size(&m->layers[i].out), s = ae__layer_ws_floats(&m->layers[i], 1);
+        if (o > max_out) max_out = o;
+        if (o > max_io) max_io = o;
+        sum_out += o;
+        if (s > scratch) scratch = s;
+    }
+    ws = ae__calloc(1, sizeof *ws);
+    if (!ws) return ae__fail(NULL, AE_ERR_NOMEM, "out of memory for a workspace");
+    ws->batch = batch;
+    ws->training = training;
+    ws->n_acts = m->n_layers;
+    ws->acts = ae__calloc(m->n_layers, sizeof *ws->acts);
+    /* training keeps every layer's output for backward; inference ping-pongs */
+    ws->act_mem_floats = batch * (training ? sum_out : 2 * max_out);
+    ws->act_mem = alloc_floats(ws->act_mem_floats);
+    ws->scratch_floats = batch * scratch;
+    ws->scratch = alloc_floats(ws->scratch_floats);
+    if (training) {
+        ws->grad_floats = batch * max_io;
+        ws->grad_a = alloc_floats(ws->grad_floats);
+        ws->grad_b = alloc_floats(ws->grad_floats);
+    }
+    if (!ws->acts || !ws->act_mem || !ws->scratch || (training && (!ws->grad_a || !ws->grad_b))) {
+        ae__workspace_free(ws);
+        return ae__fail(NULL, AE_ERR_NOMEM, "out of memory for a workspace of batch %zu", batch);
+    }
+    for (size_t i = 0, off = 0; i < m->n_layers; i++) {
+        if (training) {
+            ws->acts[i] = ws->act_mem + off;
+            off += batch * ae__shape_size(&m->layers[i].out);
+        } else {
+            ws->acts[i] = ws->act_mem + (i % 2) * batch * max_out;
+        }
+    }
+    *out = ws;
+    return AE_OK;
+}
+
+const float *ae__model_forward_ws(const ae_model *m, ae__workspace *ws, const float *x, size_t n)
+{
+    const float *in = x;
+    for (size_t i = 0; i < m->n_layers; i++) {
+        ae__layer_forward(&m->layers[i], in, ws->acts[i], n, ws->scratch);
+        in = ws->acts[i];
+    }
+    return in;
+}
+
+void ae__model_backward_ws(const ae_model *m, ae__workspace *ws, const float *x, float *dout,
+                           int dout_is_preact, float *grads, size_t n)
+{
+    float *dcur = dout;
+    for (size_t i = m->n_layers; i-- > 0;) {
+        const ae_layer *L = &m->layers[i];
+        const float *in = i ? ws->acts[i - 1] : x;
+        float *dx = i == 0 ? NULL : (dcur == ws->grad_a ? ws->grad_b : ws->grad_a);
+        ae__layer_backward(L, in, ws->acts[i], dcur, dout_is_preact && i == m->n_layers - 1, dx,
+                           grads + L->param_offset, grads + L->param_offset + L->n_kernel, n,
+                           ws->scratch);
+        dcur = dx;
+    }
+}
+
+/* ---- prediction ---------------------------------------------------------------------- */
+
+/* Rows per internal batch: bounded so the workspace stays near 16 MiB. */
+static size_t predict_chunk(const ae_model *m, size_t n)
+{
+    size_t per_sample = 0, max_out = 0, chunk;
+    for (size_t i = 0; i < m->n_layers; i++) {
+        size_t o = ae__shape_size(&m->layers[i].out), s = ae__layer_ws_floats(&m->layers[i], 1);
+        if (o > max_out) max_out = o;
+        if (s > per_sample) per_sample = s;
+    }
+    per_sample += 2 * max_out;
+    chunk = ((size_t)4 << 20) / (per_sample ? per_sample : 1);
+    if (chunk < 1) chunk = 1;
+    if (chunk > 256) chunk = 256;
+    return chunk < n ? chunk : n;
+}
+
+ae_status ae__model_run(const ae_model *m, const float *x, size_t n, float *y)
+{
+    const size_t in_size = ae__shape_size(&m->input), out_size = ae_model_output_size(m);
+    size_t chunk = predict_chunk(m, n);
+    ae__workspace *ws;
+    ae_status st = ae__workspace_create(m, chunk, 0, &ws);
+    if (st != AE_OK) return st;
+    for (size_t done = 0; done < n; done += chunk) {
+        size_t rows = n - done < chunk ? n - done : chunk;
+        const float *res = ae__model_forward_ws(m, ws, x + done * in_size, rows);
+        memcpy(y + done * out_size, res, rows * out_size * sizeof *y);
+    }
+    ae__workspace_free(ws);
+    return AE_OK;
+}
+
+ae_status ae_model_predict(const ae_model *m, const float *x, size_t n, float *y, size_t y_len)
+{
+    size_t need;
+    if (!m || !x || !y) return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_model_predict: NULL argument");
+    if (n == 0) return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_model_predict: no samples (n = 0)");
+    if (ae__mul_size(n, ae_model_output_size(m), &need) != 0 || y_len < need)
+        return ae__fail(NULL, AE_ERR_SHAPE,
+                        "ae_model_predict: output buffer holds %zu floats, %zu samples need %zu",
+                        y_len, n, n * ae_model_output_size(m));
+    if (!ae__all_finite(x, n * ae_model_input_size(m)))
+        return ae__fail(NULL, AE_ERR_NUMERIC, "ae_model_predict: inputs contain NaN or infinity");
+    return ae__model_run(m, x, n, y);
+}
+
+ae_status ae_model_forward(const ae_model *m, const ae_tensor *x, ae_tensor *y)
+{
+    size_t n, per;
+    if (!m || !x || !y) return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_model_forward: NULL argument");
+    n = ae_tensor_dim(x, 0);
+    per = ae_tensor_size(x) / n;
+    if (per != ae_model_input_size(m))
+        return ae__fail(NULL, AE_ERR_SHAPE,
+                        "ae_model_forward: input has %zu floats per sample, the model takes %zu",
+                        per, ae_model_input_size(m));
+    return ae_model_predict(m, ae_tensor_data_const(x), n, ae_tensor_data(y), ae_tensor_size(y));
+}
+
+/* ---- summary ---------------------------------------------------------------------------- */
+
+typedef struct text_out {
+    char *buf;
+    size_t cap, len;
+} text_out;
+
+#if defined(__GNUC__)
+__attribute__((format(printf, 2, 3)))
+#endif
+static void out_printf(text_out *t, const char *fmt, ...)
+{
+    va_list ap;
+    int k;
+    va_start(ap, fmt);
+    k = vsnprintf(t->len < t->cap ? t->buf + t->len : NULL, t->len < t->cap ? t->cap - t->len : 0,
+                  fmt, ap);
+    va_end(ap);
+    if (k > 0) t->len += (size_t)k;
+}
+
+/* 1234567 -> "1,234,567" */
+static void with_commas(size_t v, char *buf, size_t cap)
+{
+    char digits[32];
+    int n = snprintf(digits, sizeof digits, "%zu", v), o = 0;
+    for (int i = 0; i < n && (size_t)o + 2 < cap; i++) {
+        buf[o++] = digits[i];
+        if ((n - i - 1) % 3 == 0 && i != n - 1) buf[o++] = ',';
+    }
+    buf[o] = '\0';
+}
+
+ae_status ae_model_summary(const ae_model *m, char *buf, size_t cap, size_t *needed)
+{
+    static const char rule[] =
+        "_____________________________________________________________________\n";
+    static const char dbl[] =
+        "=====================================================================\n";
+    text_out t = {buf, cap, 0};
+    char shape[64], label[64], total[32];
+    if (!m || (!buf && cap)) return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_model_summary: NULL argument");
+    ae__shape_format(&m->input, shape, sizeof shape);
+    out_printf(&t, "Model: \"autoencoder\"\n%s", rule);
+    out_printf(&t, " %-32s%-26s%-10s\n%s", "Layer (type)", "Output Shape", "Param #", dbl);
+    out_printf(&t, " %-32s%-26s%-10d\n", "input (InputLayer)", shape, 0);
+    for (size_t i = 0; i < m->n_layers; i++) {
+        const ae_layer *L = &m->layers[i];
+        snprintf(label, sizeof label, "%s (%s)", L->name, kind_class(L->kind));
+        ae__shape_format(&L->out, shape, sizeof shape);
+        out_printf(&t, "%s %-32s%-26s%-10zu%s\n", rule, label, shape, L->n_kernel + L->n_bias,
+                   m->has_code && m->code_layer == i ? "<- code" : "");
+    }
+    with_commas(m->n_params, total, sizeof total);
+    out_printf(&t, "%sTotal params: %s\nTrainable params: %s\nNon-trainable params: 0\n%s", dbl,
+               total, total, rule);
+    if (needed) *needed = t.len + 1;
+    if (cap && t.len >= cap)
+        return ae__fail(NULL, AE_ERR_RANGE, "ae_model_summary: %zu bytes needed, %zu given",
+                        t.len + 1, cap);
+    return AE_OK;
+}

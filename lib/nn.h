@@ -1,0 +1,120 @@
+/*
+ * Internal layout of layers, models and their workspaces, shared by
+ * layers.c, builder.c, model.c, train.c, encoder.c and model_io.c.
+ */
+#ifndef AUTOENC_NN_H
+#define AUTOENC_NN_H
+
+#include "internal.h"
+
+/* Per-sample shape: rank 1 (features) or rank 3 (height, width, channels). */
+typedef struct ae__shape {
+    int rank;
+    size_t d[3];
+} ae__shape;
+
+size_t ae__shape_size(const ae__shape *s);
+int ae__shape_equal(const ae__shape *a, const ae__shape *b);
+/* "(None, 28, 28, 1)" like Keras' summary */
+void ae__shape_format(const ae__shape *s, char *buf, size_t cap);
+
+struct ae_layer {
+    int kind;        /* AE_LAYER_* */
+    int activation;  /* AE_ACT_*, fused after the layer's own operation */
+    int padding;     /* AE_PAD_* (conv2d, maxpool2d) */
+    size_t units;    /* dense units or conv filters */
+    size_t ksize;    /* conv kernel side */
+    size_t pad_top, pad_left; /* leading padding of same conv/pool windows */
+    ae__shape in, out;
+    size_t n_kernel, n_bias;  /* parameter counts */
+    size_t param_offset;      /* where kernel (then bias) starts in the model buffer */
+    float *kernel, *bias;     /* views into the model's parameter buffer */
+    char name[32];
+};
+
+struct ae_model {
+    size_t n_layers;
+    ae_layer *layers;
+    ae__shape input;
+    int has_code;
+    size_t code_layer;
+    size_t n_params;
+    float *params;  /* one contiguous buffer: every layer's kernel then bias */
+    char msg[AE__MSG_CAP];
+};
+
+/* Fixes up the kernel/bias views after params moved or layers were copied. */
+void ae__model_bind_params(ae_model *m);
+/* New model with the given layers (copied) and zeroed parameters. */
+ae_status ae__model_alloc(const ae__shape *input, const ae_layer *layers, size_t n_layers,
+                          int has_code, size_t code_layer, ae_model **out);
+
+/* ---- layer kernels (layers.c) ----------------------------------------------
+ * x: (n, in) floats, y: (n, out) floats. forward applies the fused activation.
+ * backward: dy is dL/dy on entry (overwritten with dL/dz, the gradient before
+ * the activation) unless dy_is_preact says it already is; dx (may be NULL:
+ * not needed for the first layer) receives dL/dx; gk/gb receive the parameter
+ * gradients (overwritten, not accumulated). ws holds ae__layer_ws_floats(). */
+size_t ae__layer_ws_floats(const ae_layer *L, size_t n);
+void ae__layer_forward(const ae_layer *L, const float *x, float *y, size_t n, float *ws);
+void ae__layer_backward(const ae_layer *L, const float *x, const float *y, float *dy,
+                        int dy_is_preact, float *dx, float *gk, float *gb, size_t n, float *ws);
+/* Glorot-uniform kernel, zero bias, as Keras' defaults. */
+void ae__layer_init(ae_layer *L, ae__rng *rng);
+
+/* Forward n samples in internal batches (no argument checks). */
+ae_status ae__model_run(const ae_model *m, const float *x, size_t n, float *y);
+
+/* ---- workspaces (model.c) ---------------------------------------------------
+ * Everything a forward (and, for training, backward) pass needs for batches
+ * of up to `batch` samples, allocated once and reused. */
+typedef struct ae__workspace {
+    size_t batch;
+    int training;
+    float **acts;     /* acts[i]: output of layer i; inference ping-pongs two buffers */
+    float *act_mem;   /* owns the activation buffers */
+    size_t act_mem_floats;
+    float *grad_a, *grad_b; /* gradient ping-pong buffers (training) */
+    size_t grad_floats;
+    float *scratch;   /* per-layer scratch (im2col columns) */
+    size_t scratch_floats;
+    size_t n_acts;
+} ae__workspace;
+
+ae_status ae__workspace_create(const ae_model *m, size_t batch, int training,
+                               ae__workspace **out);
+void ae__workspace_free(ae__workspace *ws);
+/* Forward pass of n <= ws->batch samples; returns the output (n, out_size),
+ * a view into the workspace. */
+const float *ae__model_forward_ws(const ae_model *m, ae__workspace *ws, const float *x, size_t n);
+/* Backward pass after a forward on the same ws and x. dout: dL/dy of the last
+ * layer (overwritten); grads: buffer of n_params floats, same layout as
+ * params, overwritten. */
+void ae__model_backward_ws(const ae_model *m, ae__workspace *ws, const float *x, float *dout,
+                           int dout_is_preact, float *grads, size_t n);
+
+
+/* ---- losses (loss.c) ----------------------------------------------------------
+ * Returns the SUM of per-element losses over count elements. If grad is not
+ * NULL it receives dL/dpred of the MEAN loss over norm elements; with
+ * sigmoid_logits (BCE after a sigmoid layer) it receives instead the exact
+ * gradient with respect to the sigmoid's input, (pred - target) / norm. */
+double ae__loss_sum(int loss, const float *pred, const float *target, size_t count, float *grad,
+                    size_t norm, int sigmoid_logits);
+
+/* ---- optimisers (optim.c): one step over the whole contiguous parameter
+ * buffer, with Keras' update rules. */
+typedef struct ae__optimizer {
+    int kind;                 /* AE_OPT_* */
+    double lr, beta1, beta2, eps, momentum, momentum_decay;
+    size_t n;                 /* parameters */
+    float *m, *v;             /* first/second moments (SGD uses m as velocity) */
+    uint64_t t;               /* steps taken */
+    double mu_product;        /* Nadam: product of momentum schedule so far */
+} ae__optimizer;
+ae_status ae__optim_init(ae__optimizer *o, int kind, double lr, double beta1, double beta2,
+                         double eps, double momentum, double momentum_decay, size_t n);
+void ae__optim_step(ae__optimizer *o, float *params, const float *grads);
+void ae__optim_free(ae__optimizer *o);
+
+#endif /* AUTOENC_NN_H */

@@ -1,0 +1,419 @@
+/* Training: configuration, history, the fit loop and evaluation. */
+#include <math.h>
+#include <string.h>
+#include <time.h>
+
+#include "nn.h"
+
+/* ---- configuration ------------------------------------------------------------- */
+
+#define AE__N_KEYS 18 /* keys 1..17 */
+
+typedef struct param_spec {
+    double lo, hi, def;
+    int integer;
+} param_spec;
+
+static const param_spec specs[AE__N_KEYS] = {
+    [AE_TRAIN_OPTIMIZER] = {AE_OPT_NADAM, AE_OPT_SGD, AE_OPT_NADAM, 1},
+    [AE_TRAIN_LOSS] = {AE_LOSS_BCE, AE_LOSS_MSE, AE_LOSS_BCE, 1},
+    [AE_TRAIN_EPOCHS] = {1, 1e6, 10, 1},
+    [AE_TRAIN_BATCH_SIZE] = {1, 65536, 32, 1},
+    [AE_TRAIN_SHUFFLE] = {0, 1, 1, 1},
+    [AE_TRAIN_SEED] = {0, 9007199254740992.0, 0, 1},
+    [AE_TRAIN_LEARNING_RATE] = {1e-12, 10, 1e-3, 0},
+    [AE_TRAIN_BETA1] = {0, 0.999999, 0.9, 0},
+    [AE_TRAIN_BETA2] = {0, 0.999999999, 0.999, 0},
+    [AE_TRAIN_EPSILON] = {1e-30, 1, 1e-7, 0},
+    [AE_TRAIN_MOMENTUM] = {0, 0.999999, 0, 0},
+    [AE_TRAIN_MOMENTUM_DECAY] = {0, 1, 0.004, 0},
+    [AE_TRAIN_VALIDATION_SPLIT] = {0, 0.99, 0, 0},
+    [AE_TRAIN_PATIENCE] = {0, 1e6, 0, 1},
+    [AE_TRAIN_MIN_DELTA] = {0, 1e6, 0, 0},
+    [AE_TRAIN_RESTORE_BEST] = {0, 1, 1, 1},
+    [AE_TRAIN_THREADS] = {0, 1024, 0, 1},
+};
+
+struct ae_train_config {
+    double v[AE__N_KEYS];
+    ae_progress_fn callback;
+    void *user;
+};
+
+static int valid_key(int key) { return key >= 1 && key < AE__N_KEYS; }
+
+ae_status ae_train_config_create(ae_train_config **out)
+{
+    ae_train_config *c;
+    if (!out) return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_train_config_create: out is NULL");
+    c = ae__calloc(1, sizeof *c);
+    *out = c;
+    if (!c) return ae__fail(NULL, AE_ERR_NOMEM, "ae_train_config_create: out of memory");
+    for (int k = 1; k < AE__N_KEYS; k++) c->v[k] = specs[k].def;
+    return AE_OK;
+}
+
+void ae_train_config_free(ae_train_config *cfg)
+{
+    if (cfg) ae__free(cfg, sizeof *cfg);
+}
+
+ae_status ae_train_param_bounds(int key, double *lo, double *hi, int *is_integer)
+{
+    if (!valid_key(key)) return ae__fail(NULL, AE_ERR_INVALID_ARG, "unknown training key %d", key);
+    if (lo) *lo = specs[key].lo;
+    if (hi) *hi = specs[key].hi;
+    if (is_integer) *is_integer = specs[key].integer;
+    return AE_OK;
+}
+
+ae_status ae_train_config_set_double(ae_train_config *cfg, int key, double value)
+{
+    if (!cfg) return ae__fail(NULL, AE_ERR_INVALID_ARG, "training config is NULL");
+    if (!valid_key(key)) return ae__fail(NULL, AE_ERR_INVALID_ARG, "unknown training key %d", key);
+    if (!(value >= specs[key].lo && value <= specs[key].hi))
+        return ae__fail(NULL, AE_ERR_RANGE, "training key %d: %g is outside [%g, %g]", key, value,
+                        specs[key].lo, specs[key].hi);
+    if (specs[key].integer && value != floor(value))
+        return ae__fail(NULL, AE_ERR_RANGE, "training key %d takes whole numbers, not %g", key,
+                        value);
+    cfg->v[key] = value;
+    return AE_OK;
+}
+
+ae_status ae_train_config_set_int(ae_train_config *cfg, int key, int64_t value)
+{
+    return ae_train_config_set_double(cfg, key, (double)value);
+}
+
+ae_status ae_train_config_get(const ae_train_config *cfg, int key, double *value)
+{
+    if (!cfg || !value) return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_train_config_get: NULL argument");
+    if (!valid_key(key)) return ae__fail(NULL, AE_ERR_INVALID_ARG, "unknown training key %d", key);
+    *value = cfg->v[key];
+    return AE_OK;
+}
+
+ae_status ae_train_config_set_callback(ae_train_config *cfg, ae_progress_fn fn, void *user)
+{
+    if (!cfg) return ae__fail(NULL, AE_ERR_INVALID_ARG, "training config is NULL");
+    cfg->callback = fn;
+    cfg->user = fn ? user : NULL;
+    return AE_OK;
+}
+
+/* ---- history --------------------------------------------------------------------- */
+
+typedef struct epoch_rec {
+    double train_loss, val_loss, seconds, images_per_second;
+} epoch_rec;
+
+struct ae_history {
+    epoch_rec *e;
+    size_t n, cap;
+    int has_best, stopped_early;
+    size_t best;
+};
+
+ae_status ae_history_create(ae_history **out)
+{
+    if (!out) return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_history_create: out is NULL");
+    *out = ae__calloc(1, sizeof **out);
+    return *out ? AE_OK : ae__fail(NULL, AE_ERR_NOMEM, "ae_history_create: out of memory");
+}
+
+void ae_history_free(ae_history *h)
+{
+    if (!h) return;
+    ae__free(h->e, h->cap * sizeof *h->e);
+    ae__free(h, sizeof *h);
+}
+
+size_t ae_history_epochs(const ae_history *h) { return h ? h->n : 0; }
+int ae_history_stopped_early(const ae_history *h) { return h ? h->stopped_early : 0; }
+
+ae_status ae_history_get(const ae_history *h, size_t epoch, int field, double *value)
+{
+    const epoch_rec *r;
+    if (!h || !value) return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_history_get: NULL argument");
+    if (epoch >= h->n) return ae__fail(NULL, AE_ERR_RANGE, "ae_history_get: epoch %zu of %zu", epoch, h->n);
+    r = &h->e[epoch];
+    switch (field) {
+    case AE_HIST_TRAIN_LOSS: *value = r->train_loss; break;
+    case AE_HIST_VAL_LOSS: *value = r->val_loss; break;
+    case AE_HIST_SECONDS: *value = r->seconds; break;
+    case AE_HIST_IMAGES_PER_SECOND: *value = r->images_per_second; break;
+    default: return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_history_get: unknown field %d", field);
+    }
+    return AE_OK;
+}
+
+ae_status ae_history_best_epoch(const ae_history *h, size_t *epoch)
+{
+    if (!h || !epoch) return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_history_best_epoch: NULL argument");
+    if (!h->has_best) return ae__fail(NULL, AE_ERR_STATE, "the history has no epochs");
+    *epoch = h->best;
+    return AE_OK;
+}
+
+/* Reserves room for every epoch up front so fit never fails mid-way on it. */
+static ae_status history_reserve(ae_history *h, size_t epochs)
+{
+    h->n = 0;
+    h->has_best = h->stopped_early = 0;
+    if (epochs <= h->cap) return AE_OK;
+    ae__free(h->e, h->cap * sizeof *h->e);
+    h->cap = 0;
+    h->e = ae__calloc(epochs, sizeof *h->e);
+    if (!h->e) return ae__fail(NULL, AE_ERR_NOMEM, "out of memory for the training history");
+    h->cap = epochs;
+    return AE_OK;
+}
+
+/* ---- evaluation ----------------------------------------------------------------------- */
+
+static int sigmoid_output(const ae_model *m)
+{
+    return m->layers[m->n_layers - 1].activation == AE_ACT_SIGMOID;
+}
+
+/* Mean loss over n rows using ws (forward only), in batches of ws->batch. */
+static double mean_loss(const ae_model *m, ae__workspace *ws, int loss, const float *x,
+                        const float *y, size_t n)
+{
+    const size_t in = ae_model_input_size(m), out = ae_model_output_size(m);
+    double sum = 0;
+    for (size_t done = 0; done < n; done += ws->batch) {
+        size_t rows = n - done < ws->batch ? n - done : ws->batch;
+        const float *p = ae__model_forward_ws(m, ws, x + done * in, rows);
+        sum += ae__loss_sum(loss, p, y + done * out, rows * out, NULL, 1, 0);
+    }
+    return sum / ((double)n * (double)out);
+}
+
+static ae_status check_rows(char *msg, const ae_model *m, const float *x, const float *y,
+                            size_t n, const char *fn)
+{
+    if (!m || !x) return ae__fail(msg, AE_ERR_INVALID_ARG, "%s: NULL argument", fn);
+    if (n == 0) return ae__fail(msg, AE_ERR_INVALID_ARG, "%s: no rows (n = 0)", fn);
+    if (!y && ae_model_input_size(m) != ae_model_output_size(m))
+        return ae__fail(msg, AE_ERR_SHAPE,
+                        "%s: targets omitted but the model maps %zu inputs to %zu outputs", fn,
+                        ae_model_input_size(m), ae_model_output_size(m));
+    if (!ae__all_finite(x, n * ae_model_input_size(m)))
+        return ae__fail(msg, AE_ERR_NUMERIC, "%s: inputs contain NaN or infinity", fn);
+    if (y && !ae__all_finite(y, n * ae_model_output_size(m)))
+        return ae__fail(msg, AE_ERR_NUMERIC, "%s: targets contain NaN or infinity", fn);
+    return AE_OK;
+}
+
+ae_status ae_model_evaluate(const ae_model *m, int loss, const float *x, const float *y, size_t n,
+                            double *value)
+{
+    ae__workspace *ws;
+    ae_status st;
+    if (!value) return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_model_evaluate: value is NULL");
+    if (loss != AE_LOSS_BCE && loss != AE_LOSS_MSE)
+        return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_model_evaluate: unknown loss %d", loss);
+    if ((st = check_rows(NULL, m, x, y, n, "ae_model_evaluate")) != AE_OK) return st;
+    if ((st = ae__workspace_create(m, n < 256 ? n : 256, 0, &ws)) != AE_OK) return st;
+    *value = mean_loss(m, ws, loss, x, y ? y : x, n);
+    ae__workspace_free(ws);
+    if (!isfinite(*value)) return ae__fail(NULL, AE_ERR_NUMERIC, "ae_model_evaluate: loss is not finite");
+    return AE_OK;
+}
+
+/* ---- fit ---------------------------------------------------------------------------------- */
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    timespec_get(&ts, TIME_UTC);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Everything a fit needs, reserved before the first step. */
+typedef struct fit_state {
+    ae__workspace *ws;       /* training workspace, batch rows */
+    ae__optimizer opt;
+    float *grads;            /* n_params */
+    float *best, *epoch_start; /* weight snapshots, n_params each */
+    float *xb, *yb, *dout;   /* gathered batch inputs/targets, output gradient */
+    size_t *order;           /* training row order */
+    size_t n_train, batch, n_params, in, out;
+} fit_state;
+
+static void fit_state_free(fit_state *s)
+{
+    size_t pbytes = (s->n_params ? s->n_params : 1) * sizeof(float);
+    ae__workspace_free(s->ws);
+    ae__optim_free(&s->opt);
+    ae__free_aligned(s->grads, pbytes);
+    ae__free_aligned(s->best, pbytes);
+    ae__free_aligned(s->epoch_start, pbytes);
+    ae__free_aligned(s->xb, s->batch * s->in * sizeof(float));
+    ae__free_aligned(s->yb, s->batch * s->out * sizeof(float));
+    ae__free_aligned(s->dout, s->batch * s->out * sizeof(float));
+    ae__free(s->order, s->n_train * sizeof *s->order);
+}
+
+static ae_status fit_state_init(fit_state *s, const ae_model *m, const ae_train_config *c,
+                                size_t n_train)
+{
+    size_t pbytes;
+    ae_status st;
+    memset(s, 0, sizeof *s);
+    s->n_train = n_train;
+    s->batch = (size_t)c->v[AE_TRAIN_BATCH_SIZE] < n_train ? (size_t)c->v[AE_TRAIN_BATCH_SIZE] : n_train;
+    s->n_params = m->n_params;
+    s->in = ae_model_input_size(m);
+    s->out = ae_model_output_size(m);
+    pbytes = (s->n_params ? s->n_params : 1) * sizeof(float);
+    if ((st = ae__workspace_create(m, s->batch, 1, &s->ws)) != AE_OK) return st;
+    st = ae__optim_init(&s->opt, (int)c->v[AE_TRAIN_OPTIMIZER], c->v[AE_TRAIN_LEARNING_RATE],
+                        c->v[AE_TRAIN_BETA1], c->v[AE_TRAIN_BETA2], c->v[AE_TRAIN_EPSILON],
+                        c->v[AE_TRAIN_MOMENTUM], c->v[AE_TRAIN_MOMENTUM_DECAY], m->n_params);
+    if (st != AE_OK) return st;
+    s->grads = ae__malloc_aligned(pbytes);
+    s->best = ae__malloc_aligned(pbytes);
+    s->epoch_start = ae__malloc_aligned(pbytes);
+    s->xb = ae__malloc_aligned(s->batch * s->in * sizeof(float));
+    s->yb = ae__malloc_aligned(s->batch * s->out * sizeof(float));
+    s->dout = ae__malloc_aligned(s->batch * s->out * sizeof(float));
+    s->order = ae__malloc(n_train * sizeof *s->order);
+    if (!s->grads || !s->best || !s->epoch_start || !s->xb || !s->yb || !s->dout || !s->order)
+        return ae__fail(NULL, AE_ERR_NOMEM, "out of memory reserving training buffers");
+    for (size_t i = 0; i < n_train; i++) s->order[i] = i;
+    return AE_OK;
+}
+
+/* One optimiser step on rows order[first .. first+rows). Returns the batch's
+ * summed loss, or NaN when the loss or a gradient is not finite (then the
+ * weights are left untouched). */
+static double train_step(ae_model *m, fit_state *s, int loss, const float *x, const float *y,
+                         size_t first, size_t rows)
+{
+    const int logits = loss == AE_LOSS_BCE && sigmoid_output(m);
+    const float *pred;
+    double sum;
+    for (size_t r = 0; r < rows; r++) {
+        size_t row = s->order[first + r];
+        memcpy(s->xb + r * s->in, x + row * s->in, s->in * sizeof(float));
+        memcpy(s->yb + r * s->out, y + row * s->out, s->out * sizeof(float));
+    }
+    pred = ae__model_forward_ws(m, s->ws, s->xb, rows);
+    sum = ae__loss_sum(loss, pred, s->yb, rows * s->out, s->dout, rows * s->out, logits);
+    if (!isfinite(sum)) return NAN;
+    ae__model_backward_ws(m, s->ws, s->xb, s->dout, logits, s->grads, rows);
+    if (!ae__all_finite(s->grads, s->n_params)) return NAN;
+    ae__optim_step(&s->opt, m->params, s->grads);
+    return sum;
+}
+
+ae_status ae_fit(ae_model *m, const ae_train_config *c, const float *x, const float *y, size_t n,
+                 ae_history *hist)
+{
+    fit_state s;
+    ae__rng rng;
+    ae_status st = AE_OK;
+    size_t n_train, n_val, epochs, patience, wait = 0, pbytes;
+    int loss, old_threads = 0, threads, has_best = 0;
+    double best_loss = INFINITY, min_delta;
+    if (!m) return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_fit: model is NULL");
+    if (!c) return ae__fail(m->msg, AE_ERR_INVALID_ARG, "ae_fit: config is NULL");
+    if ((st = check_rows(m->msg, m, x, y, n, "ae_fit")) != AE_OK) return st;
+    if (!y) y = x;
+    /* Keras: validation = the last rows, split before any shuffling */
+    n_train = (size_t)floor((double)n * (1.0 - c->v[AE_TRAIN_VALIDATION_SPLIT]));
+    n_val = n - n_train;
+    if (n_train == 0)
+        return ae__fail(m->msg, AE_ERR_RANGE, "ae_fit: the validation split leaves no training rows");
+    if (c->v[AE_TRAIN_VALIDATION_SPLIT] > 0 && n_val == 0)
+        return ae__fail(m->msg, AE_ERR_RANGE, "ae_fit: %zu rows are too few for a validation split", n);
+    loss = (int)c->v[AE_TRAIN_LOSS];
+    epochs = (size_t)c->v[AE_TRAIN_EPOCHS];
+    patience = (size_t)c->v[AE_TRAIN_PATIENCE];
+    min_delta = c->v[AE_TRAIN_MIN_DELTA];
+    if (hist && (st = history_reserve(hist, epochs)) != AE_OK) {
+        ae__keep_msg(m->msg);
+        return st;
+    }
+    if ((st = fit_state_init(&s, m, c, n_train)) != AE_OK) {
+        fit_state_free(&s);
+        ae__keep_msg(m->msg);
+        return st;
+    }
+    pbytes = m->n_params * sizeof(float);
+    threads = (int)c->v[AE_TRAIN_THREADS];
+    if (threads > 0) old_threads = ae__blas_set_threads(threads);
+    ae__rng_seed(&rng, (uint64_t)c->v[AE_TRAIN_SEED]);
+
+    for (size_t epoch = 0; epoch < epochs; epoch++) {
+        const size_t steps = (n_train + s.batch - 1) / s.batch;
+        double t0 = now_seconds(), sum = 0, train_loss, val_loss = NAN, monitored, seconds;
+        int stop = 0;
+        memcpy(s.epoch_start, m->params, pbytes);
+        if (c->v[AE_TRAIN_SHUFFLE] != 0) ae__shuffle(&rng, s.order, n_train);
+        for (size_t step = 0; step < steps; step++) {
+            size_t first = step * s.batch, rows = n_train - first < s.batch ? n_train - first : s.batch;
+            double batch_sum = train_step(m, &s, loss, x, y, first, rows);
+            if (isnan(batch_sum)) {
+                memcpy(m->params, has_best && c->v[AE_TRAIN_RESTORE_BEST] != 0 ? s.best : s.epoch_start, pbytes);
+                st = ae__fail(m->msg, AE_ERR_NUMERIC,
+                              "ae_fit: loss or gradient became NaN/inf at epoch %zu, step %zu; "
+                              "weights restored to the last good state", epoch, step);
+                goto done;
+            }
+            sum += batch_sum;
+            if (c->callback &&
+                c->callback(AE_EVENT_BATCH_END, epoch, step, steps,
+                            batch_sum / ((double)rows * (double)s.out), hist, c->user)) {
+                st = AE_STOPPED;
+                goto done;
+            }
+        }
+        seconds = now_seconds() - t0;
+        train_loss = sum / ((double)n_train * (double)s.out);
+        if (n_val) val_loss = mean_loss(m, s.ws, loss, x + n_train * s.in, y + n_train * s.out, n_val);
+        monitored = n_val ? val_loss : train_loss;
+        if (!isfinite(monitored)) {
+            memcpy(m->params, has_best && c->v[AE_TRAIN_RESTORE_BEST] != 0 ? s.best : s.epoch_start, pbytes);
+            st = ae__fail(m->msg, AE_ERR_NUMERIC, "ae_fit: validation loss is not finite at epoch %zu", epoch);
+            goto done;
+        }
+        /* Keras EarlyStopping: an improvement must beat the best by min_delta */
+        if (!has_best || monitored < best_loss - min_delta) {
+            best_loss = monitored;
+            has_best = 1;
+            wait = 0;
+            memcpy(s.best, m->params, pbytes);
+            if (hist) { hist->best = epoch; hist->has_best = 1; }
+        } else {
+            wait++;
+        }
+        if (hist) {
+            epoch_rec *r = &hist->e[hist->n++];
+            r->train_loss = train_loss;
+            r->val_loss = val_loss;
+            r->seconds = seconds;
+            r->images_per_second = seconds > 0 ? (double)n_train / seconds : 0;
+        }
+        if (patience && wait >= patience) {
+            if (hist) hist->stopped_early = 1;
+            stop = 1;
+        }
+        if (c->callback &&
+            c->callback(AE_EVENT_EPOCH_END, epoch, steps, steps, train_loss, hist, c->user)) {
+            st = AE_STOPPED;
+            stop = 1;
+        }
+        if (stop) break;
+    }
+done:
+    /* keep the best epoch's weights when monitoring, as EarlyStopping(restore_best_weights) */
+    if ((st == AE_OK || st == AE_STOPPED) && has_best && patience && c->v[AE_TRAIN_RESTORE_BEST] != 0)
+        memcpy(m->params, s.best, pbytes);
+    if (threads > 0) ae__blas_set_threads(old_threads);
+    fit_state_free(&s);
+    return st;
+}

@@ -1,0 +1,272 @@
+/* Layer kernels: finite-difference checks of every backward pass (input and
+ * parameter gradients), and forward results worked out by hand. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "nn.h"
+
+/* A one-layer model on the given input shape, built through the public builder. */
+typedef ae_status (*add_fn)(ae_builder *b);
+
+static ae_model *one_layer(int rank, const size_t *dims, add_fn add)
+{
+    ae_builder *b;
+    ae_model *m = NULL;
+    assert_int_equal(ae_builder_create(&b, rank, dims), AE_OK);
+    assert_int_equal(add(b), AE_OK);
+    assert_int_equal(ae_builder_build(b, 7, &m), AE_OK);
+    ae_builder_free(b);
+    return m;
+}
+
+static void fill_random(float *v, size_t n, unsigned seed, float lo, float hi)
+{
+    ae__rng r;
+    ae__rng_seed(&r, seed);
+    for (size_t i = 0; i < n; i++) v[i] = lo + (hi - lo) * (float)ae__rng_uniform(&r);
+}
+
+/* L = sum(y * r): dL/dy = r. Forward in double-checked float, central differences. */
+static double probe_loss(const ae_layer *L, const float *x, const float *r, size_t n, float *y,
+                         float *ws)
+{
+    double s = 0;
+    size_t out = ae__shape_size(&L->out);
+    ae__layer_forward(L, x, y, n, ws);
+    for (size_t i = 0; i < n * out; i++) s += (double)y[i] * r[i];
+    return s;
+}
+
+static void check_close(double analytic, double numeric, const char *what, size_t i)
+{
+    double tol = 2e-3 + 2e-2 * fabs(numeric);
+    if (fabs(analytic - numeric) > tol)
+        fail_msg("%s[%zu]: analytic %.6g vs numeric %.6g", what, i, analytic, numeric);
+}
+
+/* Compares one analytic derivative with central differences of *v. Where the
+ * left and right one-sided differences disagree, the function is not smooth
+ * there (relu kink, max switch): the point is counted and skipped. */
+static void check_one(const ae_layer *L, const float *x, const float *r, size_t n, float *y,
+                      float *ws, float *v, double analytic, float eps, const char *what, size_t i,
+                      size_t *kinks)
+{
+    float keep = *v;
+    double up, down, mid, left, right;
+    mid = probe_loss(L, x, r, n, y, ws);
+    *v = keep + eps; up = probe_loss(L, x, r, n, y, ws);
+    *v = keep - eps; down = probe_loss(L, x, r, n, y, ws);
+    *v = keep;
+    left = (mid - down) / eps;
+    right = (up - mid) / eps;
+    if (fabs(left - right) > 5e-3 + 5e-2 * fabs(left)) {
+        (*kinks)++;
+        return;
+    }
+    check_close(analytic, (up - down) / (2 * eps), what, i);
+}
+
+static void gradient_check(const ae_model *m, size_t n)
+{
+    const ae_layer *L = &m->layers[0];
+    size_t in = ae__shape_size(&L->in), out = ae__shape_size(&L->out);
+    size_t wsn = ae__layer_ws_floats(L, n) + 1;
+    float *x = malloc(n * in * sizeof *x), *y = malloc(n * out * sizeof *y);
+    float *r = malloc(n * out * sizeof *r), *dy = malloc(n * out * sizeof *dy);
+    float *dx = malloc(n * in * sizeof *dx), *ws = malloc(wsn * sizeof *ws);
+    float *g = calloc(m->n_params + 1, sizeof *g);
+    const float eps = 1e-3f;
+    size_t kinks = 0;
+    fill_random(x, n * in, 11, -1.0f, 1.0f);
+    fill_random(r, n * out, 12, -1.0f, 1.0f);
+    ae__layer_forward(L, x, y, n, ws);
+    memcpy(dy, r, n * out * sizeof *dy);
+    ae__layer_backward(L, x, y, dy, 0, dx, g, g + L->n_kernel, n, ws);
+    for (size_t i = 0; i < n * in; i++) { /* input gradient */
+        check_one(L, x, r, n, y, ws, &x[i], dx[i], eps, "dx", i, &kinks);
+    }
+    for (size_t i = 0; i < L->n_kernel + L->n_bias; i++) { /* parameter gradients */
+        check_one(L, x, r, n, y, ws, m->params + L->param_offset + i, g[L->param_offset + i],
+                  eps, "dparam", i, &kinks);
+    }
+    /* a relu kink or pooling switch inside +-eps is rare; many means a bug */
+    assert_true(kinks * 20 <= n * in + L->n_kernel + L->n_bias);
+    free(x); free(y); free(r); free(dy); free(dx); free(ws); free(g);
+}
+
+/* Random non-zero biases so relu kinks and bias gradients are exercised. */
+static void randomise_bias(ae_model *m)
+{
+    for (size_t i = 0; i < m->n_layers; i++)
+        if (m->layers[i].n_bias) fill_random(m->layers[i].bias, m->layers[i].n_bias, 5, -0.3f, 0.3f);
+}
+
+static ae_status add_dense_relu(ae_builder *b) { return ae_builder_dense(b, 5, AE_ACT_RELU); }
+static ae_status add_dense_sigmoid(ae_builder *b) { return ae_builder_dense(b, 4, AE_ACT_SIGMOID); }
+static ae_status add_dense_linear(ae_builder *b) { return ae_builder_dense(b, 3, AE_ACT_LINEAR); }
+static ae_status add_conv_same(ae_builder *b) { return ae_builder_conv2d(b, 4, 3, AE_PAD_SAME, AE_ACT_RELU); }
+static ae_status add_conv_valid(ae_builder *b) { return ae_builder_conv2d(b, 3, 3, AE_PAD_VALID, AE_ACT_SIGMOID); }
+static ae_status add_conv_even(ae_builder *b) { return ae_builder_conv2d(b, 2, 2, AE_PAD_SAME, AE_ACT_LINEAR); }
+static ae_status add_pool_same(ae_builder *b) { return ae_builder_maxpool2d(b, AE_PAD_SAME); }
+static ae_status add_pool_valid(ae_builder *b) { return ae_builder_maxpool2d(b, AE_PAD_VALID); }
+static ae_status add_up(ae_builder *b) { return ae_builder_upsample2d(b); }
+static ae_status add_relu(ae_builder *b) { return ae_builder_activation(b, AE_ACT_RELU); }
+static ae_status add_sigmoid(ae_builder *b) { return ae_builder_activation(b, AE_ACT_SIGMOID); }
+static ae_status add_flatten(ae_builder *b) { return ae_builder_flatten(b); }
+static ae_status add_reshape(ae_builder *b)
+{
+    size_t d[3] = {3, 5, 2};
+    return ae_builder_reshape(b, 3, d);
+}
+
+typedef struct case_def {
+    const char *name;
+    int rank;
+    size_t dims[3];
+    add_fn add;
+} case_def;
+
+static const case_def cases[] = {
+    {"dense relu", 1, {7}, add_dense_relu},
+    {"dense sigmoid", 1, {6}, add_dense_sigmoid},
+    {"dense linear", 1, {4}, add_dense_linear},
+    {"conv same 5x4x2", 3, {5, 4, 2}, add_conv_same},
+    {"conv valid 6x5x3", 3, {6, 5, 3}, add_conv_valid},
+    {"conv even kernel 4x3x1", 3, {4, 3, 1}, add_conv_even},
+    {"maxpool same 7x5x2", 3, {7, 5, 2}, add_pool_same},
+    {"maxpool valid 7x5x2", 3, {7, 5, 2}, add_pool_valid},
+    {"upsample 3x2x2", 3, {3, 2, 2}, add_up},
+    {"relu", 1, {9}, add_relu},
+    {"sigmoid", 3, {2, 3, 2}, add_sigmoid},
+    {"flatten", 3, {2, 3, 2}, add_flatten},
+    {"reshape", 1, {30}, add_reshape},
+};
+
+static void test_every_layer_gradient(void **state)
+{
+    (void)state;
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        ae_model *m = one_layer(cases[c].rank, cases[c].dims, cases[c].add);
+        randomise_bias(m);
+        print_message("gradient check: %s\n", cases[c].name);
+        gradient_check(m, 3);
+        ae_model_free(m);
+    }
+}
+
+/* 3x3 input, one 2x2 valid filter: worked by hand. */
+static void test_conv_by_hand(void **state)
+{
+    size_t dims[3] = {3, 3, 1};
+    ae_builder *b;
+    ae_model *m;
+    /* kernel (kh, kw, cin, cout) = (2, 2, 1, 1) */
+    const float kernel[4] = {1, 2, 3, 4}, bias[1] = {0.5f};
+    const float x[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
+    float y[4];
+    (void)state;
+    assert_int_equal(ae_builder_create(&b, 3, dims), AE_OK);
+    assert_int_equal(ae_builder_conv2d(b, 1, 2, AE_PAD_VALID, AE_ACT_LINEAR), AE_OK);
+    assert_int_equal(ae_builder_build(b, 1, &m), AE_OK);
+    assert_int_equal(ae_model_set_param(m, 0, AE_PARAM_KERNEL, kernel, 4), AE_OK);
+    assert_int_equal(ae_model_set_param(m, 0, AE_PARAM_BIAS, bias, 1), AE_OK);
+    assert_int_equal(ae_model_predict(m, x, 1, y, 4), AE_OK);
+    /* top-left: 1*1 + 2*2 + 4*3 + 5*4 = 37, + 0.5 */
+    assert_float_equal(y[0], 37.5f, 1e-5);
+    assert_float_equal(y[1], 2 * 1 + 3 * 2 + 5 * 3 + 6 * 4 + 0.5f, 1e-5);
+    assert_float_equal(y[2], 4 * 1 + 5 * 2 + 7 * 3 + 8 * 4 + 0.5f, 1e-5);
+    assert_float_equal(y[3], 5 * 1 + 6 * 2 + 8 * 3 + 9 * 4 + 0.5f, 1e-5);
+    ae_model_free(m);
+    ae_builder_free(b);
+}
+
+/* same padding, 3x3 kernel of ones on a 2x2 image of ones: every output sees
+ * all four pixels (zero padding elsewhere). Two channels in, sums them. */
+static void test_conv_same_padding_by_hand(void **state)
+{
+    size_t dims[3] = {2, 2, 2};
+    ae_builder *b;
+    ae_model *m;
+    float kernel[18], x[8] = {1, 10, 1, 10, 1, 10, 1, 10}, y[4];
+    (void)state;
+    for (int i = 0; i < 18; i++) kernel[i] = 1.0f;
+    assert_int_equal(ae_builder_create(&b, 3, dims), AE_OK);
+    assert_int_equal(ae_builder_conv2d(b, 1, 3, AE_PAD_SAME, AE_ACT_LINEAR), AE_OK);
+    assert_int_equal(ae_builder_build(b, 1, &m), AE_OK);
+    assert_int_equal(ae_model_set_param(m, 0, AE_PARAM_KERNEL, kernel, 18), AE_OK);
+    assert_int_equal(ae_model_predict(m, x, 1, y, 4), AE_OK);
+    for (int i = 0; i < 4; i++) assert_float_equal(y[i], 44.0f, 1e-5);
+    ae_model_free(m);
+    ae_builder_free(b);
+}
+
+/* Dense: y = x W + b with W (in, units) row-major, then relu. */
+static void test_dense_by_hand(void **state)
+{
+    size_t dims[1] = {2};
+    ae_builder *b;
+    ae_model *m;
+    const float w[6] = {1, -1, 2, 3, 0.5f, -4}, bias[3] = {0.1f, 0.2f, 0.3f};
+    const float x[2] = {2, 1};
+    float y[3];
+    (void)state;
+    assert_int_equal(ae_builder_create(&b, 1, dims), AE_OK);
+    assert_int_equal(ae_builder_dense(b, 3, AE_ACT_RELU), AE_OK);
+    assert_int_equal(ae_builder_build(b, 1, &m), AE_OK);
+    assert_int_equal(ae_model_set_param(m, 0, AE_PARAM_KERNEL, w, 6), AE_OK);
+    assert_int_equal(ae_model_set_param(m, 0, AE_PARAM_BIAS, bias, 3), AE_OK);
+    assert_int_equal(ae_model_predict(m, x, 1, y, 3), AE_OK);
+    assert_float_equal(y[0], 2 * 1 + 1 * 3 + 0.1f, 1e-5);
+    assert_float_equal(y[1], 0.0f, 1e-6); /* 2*-1 + 0.5 + 0.2 < 0 */
+    assert_float_equal(y[2], 0.3f, 1e-6); /* 2*2 + 1*-4 + 0.3 */
+    ae_model_free(m);
+    ae_builder_free(b);
+}
+
+/* 2x2 pooling: same rounds 3 up to 2 (last window clipped), valid down to 1. */
+static void test_pool_and_upsample_by_hand(void **state)
+{
+    size_t dims[3] = {3, 3, 1};
+    const float x[9] = {1, 5, 2, 3, 4, 9, 8, 0, 7};
+    float y[4];
+    ae_model *m;
+    (void)state;
+    m = one_layer(3, dims, add_pool_same);
+    assert_int_equal(ae_layer_output_dim(ae_model_layer(m, 0), 0), 2);
+    assert_int_equal(ae_model_predict(m, x, 1, y, 4), AE_OK);
+    assert_float_equal(y[0], 5, 0); assert_float_equal(y[1], 9, 0);
+    assert_float_equal(y[2], 8, 0); assert_float_equal(y[3], 7, 0);
+    ae_model_free(m);
+    m = one_layer(3, dims, add_pool_valid);
+    assert_int_equal(ae_layer_output_dim(ae_model_layer(m, 0), 0), 1);
+    assert_int_equal(ae_model_predict(m, x, 1, y, 1), AE_OK);
+    assert_float_equal(y[0], 5, 0);
+    ae_model_free(m);
+    {
+        size_t d2[3] = {1, 2, 1};
+        const float u[2] = {3, 4};
+        float v[8];
+        const float want[8] = {3, 3, 4, 4, 3, 3, 4, 4};
+        m = one_layer(3, d2, add_up);
+        assert_int_equal(ae_model_predict(m, u, 1, v, 8), AE_OK);
+        assert_memory_equal(v, want, sizeof want);
+        ae_model_free(m);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_every_layer_gradient),
+        cmocka_unit_test(test_conv_by_hand),
+        cmocka_unit_test(test_conv_same_padding_by_hand),
+        cmocka_unit_test(test_dense_by_hand),
+        cmocka_unit_test(test_pool_and_upsample_by_hand),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

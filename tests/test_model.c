@@ -1,0 +1,327 @@
+/* Models: the reference architectures' shapes and parameter counts, the
+ * summary, whole-model gradient checks, and every error path of the builder
+ * and model calls. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "nn.h"
+
+typedef ae_status (*preset_fn)(ae_model **, uint64_t);
+
+static void expect_shape(const ae_layer *L, int rank, size_t a, size_t b, size_t c)
+{
+    assert_int_equal(ae_layer_output_rank(L), rank);
+    assert_int_equal(ae_layer_output_dim(L, 0), a);
+    if (rank == 3) {
+        assert_int_equal(ae_layer_output_dim(L, 1), b);
+        assert_int_equal(ae_layer_output_dim(L, 2), c);
+    }
+}
+
+static void test_simple_model(void **state)
+{
+    ae_model *m;
+    size_t code;
+    (void)state;
+    assert_int_equal(ae_model_create_simple(&m, 1), AE_OK);
+    assert_int_equal(ae_model_param_count(m), 50992);
+    assert_int_equal(ae_model_layer_count(m), 2);
+    expect_shape(ae_model_layer(m, 0), 1, 32, 0, 0);
+    expect_shape(ae_model_layer(m, 1), 1, 784, 0, 0);
+    assert_int_equal(ae_layer_param_count(ae_model_layer(m, 0)), 25120);
+    assert_int_equal(ae_layer_param_count(ae_model_layer(m, 1)), 25872);
+    assert_int_equal(ae_model_code_layer(m, &code), AE_OK);
+    assert_int_equal(code, 0);
+    assert_string_equal(ae_layer_name(ae_model_layer(m, 1)), "dense_1");
+    ae_model_free(m);
+}
+
+static void test_deep_model(void **state)
+{
+    static const size_t widths[6] = {128, 64, 32, 64, 128, 784};
+    ae_model *m;
+    size_t code;
+    (void)state;
+    assert_int_equal(ae_model_create_deep(&m, 1), AE_OK);
+    assert_int_equal(ae_model_param_count(m), 222384);
+    assert_int_equal(ae_model_layer_count(m), 6);
+    for (size_t i = 0; i < 6; i++) expect_shape(ae_model_layer(m, i), 1, widths[i], 0, 0);
+    assert_int_equal(ae_model_code_layer(m, &code), AE_OK);
+    assert_int_equal(code, 2);
+    assert_int_equal(ae_layer_activation(ae_model_layer(m, 5)), AE_ACT_SIGMOID);
+    ae_model_free(m);
+}
+
+static void test_conv_model(void **state)
+{
+    /* Keras' summary of the tutorial's convolutional autoencoder */
+    static const size_t shapes[13][3] = {
+        {28, 28, 16}, {14, 14, 16}, {14, 14, 8}, {7, 7, 8}, {7, 7, 8}, {4, 4, 8}, {4, 4, 8},
+        {8, 8, 8},    {8, 8, 8},    {16, 16, 8}, {14, 14, 16}, {28, 28, 16}, {28, 28, 1}};
+    static const size_t params[13] = {160, 0, 1160, 0, 584, 0, 584, 0, 584, 0, 1168, 0, 145};
+    ae_model *m;
+    size_t code;
+    (void)state;
+    assert_int_equal(ae_model_create_conv(&m, 1), AE_OK);
+    assert_int_equal(ae_model_param_count(m), 4385);
+    assert_int_equal(ae_model_layer_count(m), 13);
+    for (size_t i = 0; i < 13; i++) {
+        expect_shape(ae_model_layer(m, i), 3, shapes[i][0], shapes[i][1], shapes[i][2]);
+        assert_int_equal(ae_layer_param_count(ae_model_layer(m, i)), params[i]);
+    }
+    assert_int_equal(ae_model_code_layer(m, &code), AE_OK);
+    assert_int_equal(code, 5);
+    assert_int_equal(ae_layer_output_size(ae_model_layer(m, code)), 128);
+    assert_int_equal(ae_model_input_size(m), 784);
+    assert_int_equal(ae_model_output_size(m), 784);
+    ae_model_free(m);
+}
+
+/* predict works for any batch size, outputs are in (0, 1), and a batch gives
+ * the same rows as predicting them one at a time. */
+static void test_predict_any_batch(void **state)
+{
+    preset_fn presets[3] = {ae_model_create_simple, ae_model_create_deep, ae_model_create_conv};
+    (void)state;
+    for (int p = 0; p < 3; p++) {
+        ae_model *m;
+        const size_t n = 300;
+        float *x = malloc(n * 784 * sizeof *x), *y = malloc(n * 784 * sizeof *y), one[784];
+        ae__rng r;
+        ae__rng_seed(&r, 3);
+        for (size_t i = 0; i < n * 784; i++) x[i] = (float)ae__rng_uniform(&r);
+        assert_int_equal(presets[p](&m, 9), AE_OK);
+        assert_int_equal(ae_model_predict(m, x, n, y, n * 784), AE_OK);
+        for (size_t i = 0; i < n * 784; i++) assert_true(y[i] > 0.0f && y[i] < 1.0f);
+        for (size_t row = 0; row < n; row += 149) {
+            assert_int_equal(ae_model_predict(m, x + row * 784, 1, one, 784), AE_OK);
+            for (size_t j = 0; j < 784; j++) assert_float_equal(one[j], y[row * 784 + j], 1e-5);
+        }
+        ae_model_free(m);
+        free(x);
+        free(y);
+    }
+}
+
+static void test_same_seed_same_weights(void **state)
+{
+    ae_model *a, *b, *c;
+    (void)state;
+    assert_int_equal(ae_model_create_deep(&a, 5), AE_OK);
+    assert_int_equal(ae_model_create_deep(&b, 5), AE_OK);
+    assert_int_equal(ae_model_create_deep(&c, 6), AE_OK);
+    assert_memory_equal(a->params, b->params, a->n_params * sizeof(float));
+    assert_memory_not_equal(a->params, c->params, a->n_params * sizeof(float));
+    /* Glorot-uniform bound of the first kernel: sqrt(6 / (784 + 128)), biases zero */
+    for (size_t i = 0; i < 784 * 128; i++) assert_true(fabsf(a->params[i]) <= sqrtf(6.0f / 912.0f));
+    for (size_t i = 784 * 128; i < 784 * 128 + 128; i++) assert_true(a->params[i] == 0.0f);
+    ae_model_free(a);
+    ae_model_free(b);
+    ae_model_free(c);
+}
+
+static void test_summary(void **state)
+{
+    ae_model *m;
+    char buf[4096], tiny[16];
+    size_t need;
+    (void)state;
+    assert_int_equal(ae_model_create_conv(&m, 1), AE_OK);
+    assert_int_equal(ae_model_summary(m, buf, sizeof buf, &need), AE_OK);
+    assert_true(strstr(buf, "Total params: 4,385") != NULL);
+    assert_true(strstr(buf, "max_pooling2d_2 (MaxPooling2D)  (None, 4, 4, 8)") != NULL);
+    assert_true(strstr(buf, "<- code") != NULL);
+    assert_int_equal(need, strlen(buf) + 1);
+    assert_int_equal(ae_model_summary(m, tiny, sizeof tiny, &need), AE_ERR_RANGE);
+    assert_int_equal(strlen(tiny), sizeof tiny - 1);
+    ae_model_free(m);
+}
+
+/* Whole-model check: loss gradient with respect to sampled parameters vs
+ * central differences, for MSE (plain chain) and BCE (fused logits path). */
+static double model_loss(const ae_model *m, ae__workspace *ws, int loss, const float *x, size_t n)
+{
+    size_t out = ae_model_output_size(m);
+    const float *p = ae__model_forward_ws(m, ws, x, n);
+    return ae__loss_sum(loss, p, x, n * out, NULL, n * out, 0) / (double)(n * out);
+}
+
+static void check_model_gradient(ae_model *m, int loss, size_t samples)
+{
+    const size_t n = 4, in = ae_model_input_size(m), out = ae_model_output_size(m);
+    ae__workspace *ws;
+    float *x = malloc(n * in * sizeof *x), *dout = malloc(n * out * sizeof *dout);
+    float *g = malloc(m->n_params * sizeof *g);
+    const float eps = 2e-3f;
+    const int logits = loss == AE_LOSS_BCE;
+    ae__rng r;
+    size_t kinks = 0;
+    ae__rng_seed(&r, 17);
+    for (size_t i = 0; i < n * in; i++) x[i] = (float)ae__rng_uniform(&r);
+    for (size_t i = 0; i < m->n_layers; i++) /* non-zero biases: visible bias gradients */
+        for (size_t j = 0; j < m->layers[i].n_bias; j++)
+            m->layers[i].bias[j] = 0.1f * (float)(ae__rng_uniform(&r) - 0.3);
+    assert_int_equal(ae__workspace_create(m, n, 1, &ws), AE_OK);
+    {
+        const float *p = ae__model_forward_ws(m, ws, x, n);
+        ae__loss_sum(loss, p, x, n * out, dout, n * out, logits);
+        ae__model_backward_ws(m, ws, x, dout, logits, g, n);
+    }
+    for (size_t s = 0; s < samples; s++) {
+        size_t i = s < m->n_params ? (s * 7919) % m->n_params : 0;
+        float keep = m->params[i];
+        double mid = model_loss(m, ws, loss, x, n), up, down, left, right, num;
+        m->params[i] = keep + eps; up = model_loss(m, ws, loss, x, n);
+        m->params[i] = keep - eps; down = model_loss(m, ws, loss, x, n);
+        m->params[i] = keep;
+        left = (mid - down) / eps;
+        right = (up - mid) / eps;
+        num = (up - down) / (2 * eps);
+        if (fabs(left - right) > 1e-4 + 5e-2 * fabs(num)) { kinks++; continue; }
+        if (fabs(g[i] - num) > 2e-5 + 3e-2 * fabs(num))
+            fail_msg("param %zu: analytic %.8g vs numeric %.8g", i, (double)g[i], num);
+    }
+    assert_true(kinks * 10 <= samples);
+    ae__workspace_free(ws);
+    free(x);
+    free(dout);
+    free(g);
+}
+
+static void test_model_gradients(void **state)
+{
+    preset_fn presets[3] = {ae_model_create_simple, ae_model_create_deep, ae_model_create_conv};
+    (void)state;
+    for (int p = 0; p < 3; p++) {
+        for (int loss = AE_LOSS_BCE; loss <= AE_LOSS_MSE; loss++) {
+            ae_model *m;
+            assert_int_equal(presets[p](&m, 21), AE_OK);
+            check_model_gradient(m, loss, 200);
+            ae_model_free(m);
+        }
+    }
+}
+
+static void test_builder_errors(void **state)
+{
+    ae_builder *b;
+    ae_model *m = (ae_model *)1;
+    size_t img[3] = {5, 5, 1}, flat[1] = {10}, bad[3] = {0, 5, 1}, r2[2] = {2, 5};
+    (void)state;
+    assert_int_equal(ae_builder_create(NULL, 1, flat), AE_ERR_INVALID_ARG);
+    assert_int_equal(ae_builder_create(&b, 2, r2), AE_ERR_SHAPE);
+    assert_null(b);
+    assert_int_equal(ae_builder_create(&b, 3, bad), AE_ERR_SHAPE);
+    assert_true(strstr(ae_last_error(), "zero") != NULL);
+    assert_int_equal(ae_builder_create(&b, 3, img), AE_OK);
+    assert_int_equal(ae_builder_build(b, 1, &m), AE_ERR_STATE);
+    assert_null(m);
+    assert_int_equal(ae_builder_mark_code(b), AE_ERR_STATE);
+    assert_int_equal(ae_builder_dense(b, 4, AE_ACT_RELU), AE_ERR_SHAPE);
+    assert_true(strstr(ae_builder_errmsg(b), "flatten") != NULL);
+    assert_int_equal(ae_builder_conv2d(b, 0, 3, AE_PAD_SAME, AE_ACT_RELU), AE_ERR_RANGE);
+    assert_int_equal(ae_builder_conv2d(b, 4, 3, 7, AE_ACT_RELU), AE_ERR_INVALID_ARG);
+    assert_int_equal(ae_builder_conv2d(b, 4, 3, AE_PAD_SAME, 9), AE_ERR_INVALID_ARG);
+    assert_int_equal(ae_builder_conv2d(b, 4, 7, AE_PAD_VALID, AE_ACT_RELU), AE_ERR_SHAPE);
+    assert_int_equal(ae_builder_maxpool2d(b, 3), AE_ERR_INVALID_ARG);
+    assert_int_equal(ae_builder_layer_count(b), 0);
+    assert_int_equal(ae_builder_maxpool2d(b, AE_PAD_VALID), AE_OK); /* 2x2 */
+    assert_int_equal(ae_builder_maxpool2d(b, AE_PAD_VALID), AE_OK); /* 1x1 */
+    assert_int_equal(ae_builder_maxpool2d(b, AE_PAD_VALID), AE_ERR_SHAPE);
+    assert_int_equal(ae_builder_maxpool2d(b, AE_PAD_SAME), AE_OK);  /* 1x1 stays */
+    {
+        size_t six[1] = {6};
+        assert_int_equal(ae_builder_reshape(b, 1, six), AE_ERR_SHAPE);
+    }
+    assert_int_equal(ae_builder_flatten(b), AE_OK);
+    assert_int_equal(ae_builder_upsample2d(b), AE_ERR_SHAPE);
+    assert_int_equal(ae_builder_dense(b, 0, AE_ACT_RELU), AE_ERR_RANGE);
+    assert_int_equal(ae_builder_layer_count(b), 4);
+    ae_builder_free(b);
+    ae_builder_free(NULL);
+    assert_int_equal(ae_builder_dense(NULL, 3, 0), AE_ERR_INVALID_ARG);
+    (void)flat;
+}
+
+static void test_model_errors(void **state)
+{
+    ae_model *m;
+    float x[784] = {0}, y[784];
+    const float *data;
+    size_t count;
+    (void)state;
+    assert_int_equal(ae_model_create_simple(NULL, 1), AE_ERR_INVALID_ARG);
+    assert_int_equal(ae_model_create_simple(&m, 1), AE_OK);
+    assert_int_equal(ae_model_predict(m, x, 1, y, 783), AE_ERR_SHAPE);
+    assert_true(strstr(ae_last_error(), "784") != NULL);
+    assert_int_equal(ae_model_predict(m, x, 0, y, 784), AE_ERR_INVALID_ARG);
+    assert_int_equal(ae_model_predict(m, NULL, 1, y, 784), AE_ERR_INVALID_ARG);
+    x[5] = NAN;
+    assert_int_equal(ae_model_predict(m, x, 1, y, 784), AE_ERR_NUMERIC);
+    x[5] = 0;
+    assert_int_equal(ae_model_set_param(m, 7, AE_PARAM_KERNEL, x, 1), AE_ERR_RANGE);
+    assert_int_equal(ae_model_set_param(m, 0, AE_PARAM_BIAS, x, 31), AE_ERR_SHAPE);
+    assert_true(strstr(ae_model_errmsg(m), "32") != NULL);
+    x[0] = INFINITY;
+    assert_int_equal(ae_model_set_param(m, 0, AE_PARAM_BIAS, x, 32), AE_ERR_NUMERIC);
+    assert_int_equal(ae_layer_param(ae_model_layer(m, 0), 5, &data, &count), AE_ERR_INVALID_ARG);
+    assert_int_equal(ae_layer_param(ae_model_layer(m, 0), AE_PARAM_KERNEL, &data, &count), AE_OK);
+    assert_int_equal(count, 784 * 32);
+    assert_null(ae_model_layer(m, 2));
+    ae_model_free(m);
+    ae_model_free(NULL);
+    assert_string_equal(ae_status_string(AE_ERR_NOMEM), "out of memory");
+    assert_true(ae_is_error(AE_ERR_SHAPE));
+    assert_false(ae_is_error(AE_STOPPED));
+}
+
+static void test_tensor(void **state)
+{
+    ae_tensor *t, *w;
+    size_t d[4] = {2, 28, 28, 1}, flat[2] = {2, 784}, bad[2] = {3, 784};
+    float buf[6] = {1, 2, 3, 4, 5, 6};
+    size_t d6[2] = {2, 3};
+    ae_model *m;
+    ae_tensor *y;
+    (void)state;
+    assert_int_equal(ae_tensor_create(&t, 4, d), AE_OK);
+    assert_int_equal(ae_tensor_rank(t), 4);
+    assert_int_equal(ae_tensor_size(t), 2 * 784);
+    assert_int_equal(ae_tensor_reshape(t, 2, flat), AE_OK);
+    assert_int_equal(ae_tensor_dim(t, 1), 784);
+    assert_int_equal(ae_tensor_reshape(t, 2, bad), AE_ERR_SHAPE);
+    assert_int_equal(ae_tensor_create(&w, 5, d), AE_ERR_INVALID_ARG);
+    assert_int_equal(ae_tensor_wrap(&w, buf, 2, d6), AE_OK);
+    assert_ptr_equal(ae_tensor_data(w), buf);
+    ae_tensor_free(w);
+    assert_int_equal(ae_tensor_from_data(&w, buf, 2, d6), AE_OK);
+    assert_ptr_not_equal(ae_tensor_data(w), buf);
+    assert_float_equal(ae_tensor_data_const(w)[5], 6, 0);
+    ae_tensor_free(w);
+    /* forward through tensors: (2, 28, 28, 1) in, (2, 784) out */
+    assert_int_equal(ae_model_create_conv(&m, 2), AE_OK);
+    assert_int_equal(ae_tensor_reshape(t, 4, d), AE_OK);
+    assert_int_equal(ae_tensor_create(&y, 2, flat), AE_OK);
+    assert_int_equal(ae_model_forward(m, t, y), AE_OK);
+    assert_true(ae_tensor_data(y)[100] > 0 && ae_tensor_data(y)[100] < 1);
+    ae_model_free(m);
+    ae_tensor_free(y);
+    ae_tensor_free(t);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_simple_model),     cmocka_unit_test(test_deep_model),
+        cmocka_unit_test(test_conv_model),       cmocka_unit_test(test_predict_any_batch),
+        cmocka_unit_test(test_same_seed_same_weights), cmocka_unit_test(test_summary),
+        cmocka_unit_test(test_model_gradients),  cmocka_unit_test(test_builder_errors),
+        cmocka_unit_test(test_model_errors),     cmocka_unit_test(test_tensor),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
