@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -112,6 +113,13 @@ ae_status ae__read_file(const char *path, size_t max_bytes, unsigned char **data
     if (!path) return ae__fail(msg, AE_ERR_INVALID_ARG, "NULL file path");
     f = fopen(path, "rb");
     if (!f) return ae__fail(msg, AE_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
+    {
+        struct stat info;
+        if (fstat(fileno(f), &info) != 0 || !S_ISREG(info.st_mode)) {
+            fclose(f);
+            return ae__fail(msg, AE_ERR_IO, "'%s' is not a regular file", path);
+        }
+    }
     if (fseek(f, 0, SEEK_END) != 0 || (end = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) {
         fclose(f);
         return ae__fail(msg, AE_ERR_IO, "cannot size '%s' (not a regular file?)", path);

@@ -1,0 +1,259 @@
+/* Model files: round trips give bit-identical predictions; every corruption
+ * is refused with the right status; a failed save leaves the old file. */
+#define _POSIX_C_SOURCE 200809L
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "nn.h"
+
+static char dir[64];
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(dir, sizeof dir, "/tmp/ae_test_io_XXXXXX");
+    return mkdtemp(dir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    char cmd[128];
+    (void)state;
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static void path_in_dir(char *buf, size_t cap, const char *name)
+{
+    snprintf(buf, cap, "%s/%s", dir, name);
+}
+
+static unsigned char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    unsigned char *b;
+    long n;
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    b = malloc((size_t)n);
+    assert_int_equal(fread(b, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    *len = (size_t)n;
+    return b;
+}
+
+static void spill(const char *path, const unsigned char *b, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(b, 1, len, f), len);
+    fclose(f);
+}
+
+typedef ae_status (*preset_fn)(ae_model **, uint64_t);
+
+static void test_round_trip_bit_identical(void **state)
+{
+    preset_fn presets[3] = {ae_model_create_simple, ae_model_create_deep, ae_model_create_conv};
+    char path[128];
+    (void)state;
+    path_in_dir(path, sizeof path, "m.aem");
+    for (int p = 0; p < 3; p++) {
+        ae_model *m, *back;
+        float x[3 * 784], y1[3 * 784], y2[3 * 784];
+        char s1[4096], s2[4096];
+        for (int i = 0; i < 3 * 784; i++) x[i] = (float)((i * 37) % 101) / 100.0f;
+        assert_int_equal(presets[p](&m, 100 + (uint64_t)p), AE_OK);
+        assert_int_equal(ae_model_save(m, path), AE_OK);
+        assert_int_equal(ae_model_load(&back, path), AE_OK);
+        assert_int_equal(ae_model_param_count(back), ae_model_param_count(m));
+        assert_memory_equal(back->params, m->params, m->n_params * sizeof(float));
+        assert_int_equal(ae_model_predict(m, x, 3, y1, sizeof y1 / sizeof *y1), AE_OK);
+        assert_int_equal(ae_model_predict(back, x, 3, y2, sizeof y2 / sizeof *y2), AE_OK);
+        assert_memory_equal(y1, y2, sizeof y1);
+        assert_int_equal(ae_model_summary(m, s1, sizeof s1, NULL), AE_OK);
+        assert_int_equal(ae_model_summary(back, s2, sizeof s2, NULL), AE_OK);
+        assert_string_equal(s1, s2);
+        ae_model_free(m);
+        ae_model_free(back);
+    }
+}
+
+/* A model using every layer kind, so the loader replays them all. */
+static ae_model *every_kind_model(void)
+{
+    ae_builder *b;
+    ae_model *m;
+    size_t in[3] = {6, 6, 2}, r[3] = {2, 2, 4};
+    assert_int_equal(ae_builder_create(&b, 3, in), AE_OK);
+    assert_int_equal(ae_builder_conv2d(b, 4, 3, AE_PAD_VALID, AE_ACT_RELU), AE_OK); /* 4x4x4 */
+    assert_int_equal(ae_builder_maxpool2d(b, AE_PAD_VALID), AE_OK);                /* 2x2x4 */
+    assert_int_equal(ae_builder_flatten(b), AE_OK);                                /* 16 */
+    assert_int_equal(ae_builder_dense(b, 16, AE_ACT_LINEAR), AE_OK);
+    assert_int_equal(ae_builder_activation(b, AE_ACT_SIGMOID), AE_OK);
+    assert_int_equal(ae_builder_mark_code(b), AE_OK);
+    assert_int_equal(ae_builder_reshape(b, 3, r), AE_OK);                          /* 2x2x4 */
+    assert_int_equal(ae_builder_upsample2d(b), AE_OK);                             /* 4x4x4 */
+    assert_int_equal(ae_builder_build(b, 3, &m), AE_OK);
+    ae_builder_free(b);
+    return m;
+}
+
+static void test_every_layer_kind_round_trip(void **state)
+{
+    ae_model *m = every_kind_model(), *back;
+    char path[128];
+    size_t code;
+    (void)state;
+    path_in_dir(path, sizeof path, "kinds.aem");
+    assert_int_equal(ae_model_save(m, path), AE_OK);
+    assert_int_equal(ae_model_load(&back, path), AE_OK);
+    assert_int_equal(ae_model_layer_count(back), 7);
+    assert_int_equal(ae_model_code_layer(back, &code), AE_OK);
+    assert_int_equal(code, 4);
+    for (size_t i = 0; i < 7; i++)
+        assert_int_equal(ae_layer_kind_of(ae_model_layer(back, i)), ae_layer_kind_of(ae_model_layer(m, i)));
+    ae_model_free(m);
+    ae_model_free(back);
+}
+
+static void expect_load_fails(const char *path, ae_status want)
+{
+    ae_model *m = (ae_model *)1;
+    ae_status st = ae_model_load(&m, path);
+    if (st != want) fail_msg("load: got %d (%s), wanted %d", st, ae_last_error(), want);
+    assert_null(m);
+    assert_true(strlen(ae_last_error()) > 0);
+}
+
+static void test_corrupt_files(void **state)
+{
+    ae_model *m;
+    char good[128], bad[128];
+    unsigned char *b, *copy;
+    size_t len;
+    uint32_t v;
+    (void)state;
+    path_in_dir(good, sizeof good, "good.aem");
+    path_in_dir(bad, sizeof bad, "bad.aem");
+    assert_int_equal(ae_model_create_conv(&m, 5), AE_OK);
+    assert_int_equal(ae_model_save(m, good), AE_OK);
+    ae_model_free(m);
+    b = slurp(good, &len);
+    copy = malloc(len);
+    /* truncated anywhere: header, layer records, weights, checksum */
+    for (size_t cut = 0; cut < len; cut += (cut < 600 ? 1 : 997)) {
+        spill(bad, b, cut);
+        expect_load_fails(bad, cut < 16 ? AE_ERR_FORMAT : AE_ERR_CHECKSUM);
+    }
+    /* one flipped bit anywhere after the version */
+    for (size_t at = 12; at < len; at += 13) {
+        memcpy(copy, b, len);
+        copy[at] ^= 0x10;
+        spill(bad, copy, len);
+        expect_load_fails(bad, AE_ERR_CHECKSUM);
+    }
+    memcpy(copy, b, len);
+    copy[0] = 'X';
+    spill(bad, copy, len);
+    expect_load_fails(bad, AE_ERR_FORMAT);
+    memcpy(copy, b, len);
+    v = AE_MODEL_FORMAT_VERSION + 1;
+    memcpy(copy + 8, &v, 4);
+    spill(bad, copy, len);
+    expect_load_fails(bad, AE_ERR_VERSION);
+    /* trailing garbage */
+    spill(bad, b, len);
+    {
+        FILE *f = fopen(bad, "ab");
+        fputs("extra", f);
+        fclose(f);
+    }
+    expect_load_fails(bad, AE_ERR_CHECKSUM);
+    path_in_dir(bad, sizeof bad, "missing.aem");
+    expect_load_fails(bad, AE_ERR_IO);
+    expect_load_fails(dir, AE_ERR_IO); /* a directory */
+    free(b);
+    free(copy);
+}
+
+/* A well-formed file (valid checksum) that describes an impossible model. */
+static void test_checksummed_but_invalid(void **state)
+{
+    ae_model *m;
+    char good[128], bad[128];
+    unsigned char *b;
+    size_t len;
+    uint32_t crc, kind = 99, layers = 100000;
+    (void)state;
+    path_in_dir(good, sizeof good, "good2.aem");
+    path_in_dir(bad, sizeof bad, "bad2.aem");
+    assert_int_equal(ae_model_create_simple(&m, 5), AE_OK);
+    assert_int_equal(ae_model_save(m, good), AE_OK);
+    ae_model_free(m);
+    b = slurp(good, &len);
+    /* first layer's kind sits after magic, version, flags, rank, dims, count, has_code, code */
+    memcpy(b + 8 + 4 + 4 + 4 + 24 + 4 + 4 + 8, &kind, 4);
+    crc = ae__crc32(0, b, len - 4);
+    memcpy(b + len - 4, &crc, 4);
+    spill(bad, b, len);
+    expect_load_fails(bad, AE_ERR_FORMAT);
+    free(b);
+    b = slurp(good, &len);
+    memcpy(b + 8 + 4 + 4 + 4 + 24, &layers, 4);
+    crc = ae__crc32(0, b, len - 4);
+    memcpy(b + len - 4, &crc, 4);
+    spill(bad, b, len);
+    expect_load_fails(bad, AE_ERR_FORMAT);
+    free(b);
+}
+
+static void test_failed_save_keeps_old_file(void **state)
+{
+    ae_model *a, *b, *back;
+    char path[128], nodir[160];
+    (void)state;
+    path_in_dir(path, sizeof path, "keep.aem");
+    assert_int_equal(ae_model_create_simple(&a, 1), AE_OK);
+    assert_int_equal(ae_model_create_simple(&b, 2), AE_OK);
+    assert_int_equal(ae_model_save(a, path), AE_OK);
+    /* NaN weights are refused before anything is written */
+    b->params[3] = NAN;
+    assert_int_equal(ae_model_save(b, path), AE_ERR_NUMERIC);
+    assert_int_equal(ae_model_load(&back, path), AE_OK);
+    assert_memory_equal(back->params, a->params, a->n_params * sizeof(float));
+    ae_model_free(back);
+    snprintf(nodir, sizeof nodir, "%s/no/such/dir/m.aem", dir);
+    assert_int_equal(ae_model_save(a, nodir), AE_ERR_IO);
+    assert_int_equal(ae_model_save(NULL, path), AE_ERR_INVALID_ARG);
+    assert_int_equal(ae_model_load(NULL, path), AE_ERR_INVALID_ARG);
+    /* no temporary files are left behind */
+    {
+        char cmd[160];
+        snprintf(cmd, sizeof cmd, "ls '%s' | grep -q tmp", dir);
+        assert_int_not_equal(system(cmd), 0);
+    }
+    ae_model_free(a);
+    ae_model_free(b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_round_trip_bit_identical),
+        cmocka_unit_test(test_every_layer_kind_round_trip),
+        cmocka_unit_test(test_corrupt_files),
+        cmocka_unit_test(test_checksummed_but_invalid),
+        cmocka_unit_test(test_failed_save_keeps_old_file),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -1,0 +1,355 @@
+/* Training: optimiser steps against PyTorch's numbers, validation split,
+ * shuffling determinism, early stopping with best-weight restore, callbacks,
+ * NaN handling, configuration bounds, and a short real run that learns. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "nn.h"
+
+/* ---- optimisers ------------------------------------------------------------------ */
+
+static const float w0[3] = {0.5f, -0.3f, 2.0f};
+static const float grads[3][3] = {{0.1f, -0.2f, 0.3f}, {-0.05f, 0.4f, 0.01f}, {0.2f, 0.2f, -0.1f}};
+
+/* Three steps from w0 with the gradients above; expected values printed by
+ * torch 1.13 (NAdam momentum_decay 0.004, Adam, SGD momentum 0.9) in float64.
+ * NAdam's numbers come from torch's foreach path (foreach=True), which
+ * follows Dozat's and Keras' formula; 1.13's single-tensor path multiplies
+ * mu into the next product twice, a torch bug fixed in later releases. */
+static void run_optimizer(int kind, double lr, double momentum, const double want[3][3])
+{
+    ae__optimizer o;
+    float w[3];
+    memcpy(w, w0, sizeof w);
+    assert_int_equal(ae__optim_init(&o, kind, lr, 0.9, 0.999, 1e-7, momentum, 0.004, 3), AE_OK);
+    for (int s = 0; s < 3; s++) {
+        ae__optim_step(&o, w, grads[s]);
+        for (int i = 0; i < 3; i++)
+            if (fabs(w[i] - want[s][i]) > 2e-6)
+                fail_msg("kind %d step %d w[%d] = %.9f, want %.9f", kind, s, i, w[i], want[s][i]);
+    }
+    ae__optim_free(&o);
+}
+
+static void test_nadam_matches_torch(void **state)
+{
+    static const double want[3][3] = {
+        {0.49894354926511597, -0.29894354873689083, 1.9989435485608158},
+        {0.49935465847580074, -0.2998501059461345, 1.9988456818889329},
+        {0.4983565571173765, -0.30034395434705535, 1.9991379087282233}};
+    (void)state;
+    run_optimizer(AE_OPT_NADAM, 1e-3, 0, want);
+}
+
+static void test_adam_matches_torch(void **state)
+{
+    static const double want[3][3] = {
+        {0.499000000999999, -0.29900000049999975, 1.9990000003333332},
+        {0.49873366429728144, -0.2993661039112809, 1.9983055115402797},
+        {0.4980755531943701, -0.29988534454391574, 1.9979983326888473}};
+    (void)state;
+    run_optimizer(AE_OPT_ADAM, 1e-3, 0, want);
+}
+
+static void test_sgd_momentum_matches_torch(void **state)
+{
+    static const double want[3][3] = {
+        {0.49, -0.28, 1.97}, {0.486, -0.302, 1.942}, {0.4624, -0.3418, 1.9268}};
+    (void)state;
+    run_optimizer(AE_OPT_SGD, 0.1, 0.9, want);
+}
+
+/* ---- helpers ------------------------------------------------------------------------ */
+
+static ae_model *small_model(uint64_t seed)
+{
+    ae_builder *b;
+    ae_model *m;
+    size_t in[1] = {16};
+    assert_int_equal(ae_builder_create(&b, 1, in), AE_OK);
+    assert_int_equal(ae_builder_dense(b, 4, AE_ACT_RELU), AE_OK);
+    assert_int_equal(ae_builder_mark_code(b), AE_OK);
+    assert_int_equal(ae_builder_dense(b, 16, AE_ACT_SIGMOID), AE_OK);
+    assert_int_equal(ae_builder_build(b, seed, &m), AE_OK);
+    ae_builder_free(b);
+    return m;
+}
+
+static float *random_rows(size_t n, size_t width, uint64_t seed)
+{
+    float *x = malloc(n * width * sizeof *x);
+    ae__rng r;
+    ae__rng_seed(&r, seed);
+    for (size_t i = 0; i < n * width; i++) x[i] = (float)ae__rng_uniform(&r);
+    return x;
+}
+
+static ae_train_config *config(int epochs, int batch, double split)
+{
+    ae_train_config *c;
+    assert_int_equal(ae_train_config_create(&c), AE_OK);
+    assert_int_equal(ae_train_config_set_int(c, AE_TRAIN_EPOCHS, epochs), AE_OK);
+    assert_int_equal(ae_train_config_set_int(c, AE_TRAIN_BATCH_SIZE, batch), AE_OK);
+    assert_int_equal(ae_train_config_set_double(c, AE_TRAIN_VALIDATION_SPLIT, split), AE_OK);
+    return c;
+}
+
+/* ---- fit -------------------------------------------------------------------------------- */
+
+/* The validation rows are the last floor-complement rows, before shuffling:
+ * the recorded val loss equals evaluate() on exactly those rows. */
+static void test_validation_split_rows(void **state)
+{
+    const size_t n = 103;
+    float *x = random_rows(n, 16, 1);
+    ae_model *m = small_model(1);
+    ae_train_config *c = config(2, 8, 0.2);
+    ae_history *h;
+    double recorded, direct;
+    const size_t n_train = 82; /* floor(103 * 0.8) */
+    (void)state;
+    assert_int_equal(ae_history_create(&h), AE_OK);
+    assert_int_equal(ae_fit(m, c, x, NULL, n, h), AE_OK);
+    assert_int_equal(ae_history_epochs(h), 2);
+    assert_int_equal(ae_history_get(h, 1, AE_HIST_VAL_LOSS, &recorded), AE_OK);
+    assert_int_equal(ae_model_evaluate(m, AE_LOSS_BCE, x + n_train * 16, NULL, n - n_train, &direct), AE_OK);
+    assert_float_equal(recorded, direct, 1e-6);
+    assert_int_equal(ae_model_evaluate(m, AE_LOSS_BCE, x + (n_train - 1) * 16, NULL, n - n_train, &direct), AE_OK);
+    assert_true(fabs(recorded - direct) > 1e-7);
+    ae_history_free(h);
+    ae_train_config_free(c);
+    ae_model_free(m);
+    free(x);
+}
+
+static void test_shuffle_determinism(void **state)
+{
+    const size_t n = 200;
+    float *x = random_rows(n, 16, 2);
+    ae_model *a = small_model(3), *b = small_model(3), *d = small_model(3);
+    ae_train_config *c = config(3, 16, 0.1);
+    (void)state;
+    assert_int_equal(ae_train_config_set_int(c, AE_TRAIN_SEED, 42), AE_OK);
+    assert_int_equal(ae_fit(a, c, x, NULL, n, NULL), AE_OK);
+    assert_int_equal(ae_fit(b, c, x, NULL, n, NULL), AE_OK);
+    assert_memory_equal(a->params, b->params, a->n_params * sizeof(float));
+    assert_int_equal(ae_train_config_set_int(c, AE_TRAIN_SEED, 43), AE_OK);
+    assert_int_equal(ae_fit(d, c, x, NULL, n, NULL), AE_OK);
+    assert_memory_not_equal(a->params, d->params, a->n_params * sizeof(float));
+    /* without shuffling the seed does not matter */
+    ae_model_free(a); ae_model_free(b); ae_model_free(d);
+    a = small_model(3); b = small_model(3);
+    assert_int_equal(ae_train_config_set_int(c, AE_TRAIN_SHUFFLE, 0), AE_OK);
+    assert_int_equal(ae_fit(a, c, x, NULL, n, NULL), AE_OK);
+    assert_int_equal(ae_train_config_set_int(c, AE_TRAIN_SEED, 44), AE_OK);
+    assert_int_equal(ae_fit(b, c, x, NULL, n, NULL), AE_OK);
+    assert_memory_equal(a->params, b->params, a->n_params * sizeof(float));
+    ae_model_free(a); ae_model_free(b);
+    ae_train_config_free(c);
+    free(x);
+}
+
+/* Training targets 0 and validation targets 1 (MSE): validation gets worse
+ * every epoch, so early stopping ends after patience + 1 epochs and restores
+ * the first epoch's weights. */
+static void test_early_stopping_restores_best(void **state)
+{
+    const size_t n = 100, n_train = 80;
+    float *x = random_rows(n, 16, 4), *y = calloc(n * 16, sizeof *y);
+    ae_model *m = small_model(5);
+    ae_train_config *c = config(50, 10, 0.2);
+    ae_history *h;
+    size_t best;
+    double first_val, now;
+    (void)state;
+    for (size_t i = n_train * 16; i < n * 16; i++) y[i] = 1.0f;
+    assert_int_equal(ae_train_config_set_int(c, AE_TRAIN_LOSS, AE_LOSS_MSE), AE_OK);
+    assert_int_equal(ae_train_config_set_int(c, AE_TRAIN_PATIENCE, 3), AE_OK);
+    assert_int_equal(ae_train_config_set_double(c, AE_TRAIN_LEARNING_RATE, 0.01), AE_OK);
+    assert_int_equal(ae_history_create(&h), AE_OK);
+    assert_int_equal(ae_fit(m, c, x, y, n, h), AE_OK);
+    assert_true(ae_history_stopped_early(h));
+    assert_int_equal(ae_history_epochs(h), 4);
+    assert_int_equal(ae_history_best_epoch(h, &best), AE_OK);
+    assert_int_equal(best, 0);
+    assert_int_equal(ae_history_get(h, 0, AE_HIST_VAL_LOSS, &first_val), AE_OK);
+    assert_int_equal(ae_model_evaluate(m, AE_LOSS_MSE, x + n_train * 16, y + n_train * 16, n - n_train, &now), AE_OK);
+    assert_float_equal(now, first_val, 1e-7);
+    ae_history_free(h);
+    ae_train_config_free(c);
+    ae_model_free(m);
+    free(x);
+    free(y);
+}
+
+typedef struct stop_after {
+    int epochs_seen, batches_seen, stop_at_epoch;
+} stop_after;
+
+static int stopper(int event, size_t epoch, size_t step, size_t steps, double loss,
+                   const ae_history *h, void *user)
+{
+    stop_after *s = user;
+    (void)step; (void)steps;
+    assert_true(isfinite(loss));
+    if (event == AE_EVENT_BATCH_END) s->batches_seen++;
+    if (event == AE_EVENT_EPOCH_END) {
+        s->epochs_seen++;
+        assert_int_equal(ae_history_epochs(h), epoch + 1);
+        return (int)epoch + 1 == s->stop_at_epoch;
+    }
+    return 0;
+}
+
+static void test_callback_stops(void **state)
+{
+    float *x = random_rows(64, 16, 6);
+    ae_model *m = small_model(6);
+    ae_train_config *c = config(10, 16, 0);
+    ae_history *h;
+    stop_after s = {0, 0, 2};
+    (void)state;
+    assert_int_equal(ae_train_config_set_callback(c, stopper, &s), AE_OK);
+    assert_int_equal(ae_history_create(&h), AE_OK);
+    assert_int_equal(ae_fit(m, c, x, NULL, 64, h), AE_STOPPED);
+    assert_false(ae_is_error(AE_STOPPED));
+    assert_int_equal(s.epochs_seen, 2);
+    assert_int_equal(s.batches_seen, 8);
+    assert_int_equal(ae_history_epochs(h), 2);
+    ae_history_free(h);
+    ae_train_config_free(c);
+    ae_model_free(m);
+    free(x);
+}
+
+static void test_nan_and_divergence(void **state)
+{
+    float *x = random_rows(64, 16, 7);
+    ae_model *m = small_model(7);
+    ae_train_config *c = config(3, 16, 0);
+    float *before = malloc(m->n_params * sizeof *before);
+    (void)state;
+    x[100] = NAN;
+    assert_int_equal(ae_fit(m, c, x, NULL, 64, NULL), AE_ERR_NUMERIC);
+    assert_true(strstr(ae_model_errmsg(m), "NaN") != NULL);
+    /* finite but enormous inputs overflow the forward pass: training stops
+     * and the weights are the ones from before the bad step */
+    for (size_t i = 0; i < 64 * 16; i++) x[i] = 3e38f;
+    memcpy(before, m->params, m->n_params * sizeof *before);
+    assert_int_equal(ae_train_config_set_int(c, AE_TRAIN_LOSS, AE_LOSS_MSE), AE_OK);
+    assert_int_equal(ae_fit(m, c, x, NULL, 64, NULL), AE_ERR_NUMERIC);
+    assert_memory_equal(before, m->params, m->n_params * sizeof *before);
+    free(before);
+    ae_train_config_free(c);
+    ae_model_free(m);
+    free(x);
+}
+
+static void test_config_bounds_and_errors(void **state)
+{
+    ae_train_config *c;
+    double v, lo, hi;
+    int integer;
+    ae_model *m = small_model(8);
+    float x[16 * 4] = {0};
+    (void)state;
+    assert_int_equal(ae_train_config_create(&c), AE_OK);
+    assert_int_equal(ae_train_config_get(c, AE_TRAIN_OPTIMIZER, &v), AE_OK);
+    assert_int_equal((int)v, AE_OPT_NADAM);
+    assert_int_equal(ae_train_config_get(c, AE_TRAIN_EPSILON, &v), AE_OK);
+    assert_float_equal(v, 1e-7, 1e-12);
+    assert_int_equal(ae_train_param_bounds(AE_TRAIN_VALIDATION_SPLIT, &lo, &hi, &integer), AE_OK);
+    assert_true(lo == 0 && hi < 1 && !integer);
+    assert_int_equal(ae_train_config_set_int(c, AE_TRAIN_BATCH_SIZE, 0), AE_ERR_RANGE);
+    assert_int_equal(ae_train_config_set_double(c, AE_TRAIN_BATCH_SIZE, 3.5), AE_ERR_RANGE);
+    assert_int_equal(ae_train_config_set_double(c, AE_TRAIN_VALIDATION_SPLIT, 1.0), AE_ERR_RANGE);
+    assert_int_equal(ae_train_config_set_double(c, AE_TRAIN_LEARNING_RATE, NAN), AE_ERR_RANGE);
+    assert_int_equal(ae_train_config_set_int(c, 999, 1), AE_ERR_INVALID_ARG);
+    assert_int_equal(ae_train_config_set_int(c, AE_TRAIN_OPTIMIZER, 7), AE_ERR_RANGE);
+    assert_int_equal(ae_train_param_bounds(0, NULL, NULL, NULL), AE_ERR_INVALID_ARG);
+    assert_int_equal(ae_fit(m, NULL, x, NULL, 4, NULL), AE_ERR_INVALID_ARG);
+    assert_int_equal(ae_fit(m, c, x, NULL, 0, NULL), AE_ERR_INVALID_ARG);
+    assert_int_equal(ae_train_config_set_double(c, AE_TRAIN_VALIDATION_SPLIT, 0.5), AE_OK);
+    assert_int_equal(ae_fit(m, c, x, NULL, 1, NULL), AE_ERR_RANGE); /* 0 training rows */
+    assert_int_equal(ae_train_config_set_double(c, AE_TRAIN_VALIDATION_SPLIT, 0.1), AE_OK);
+    assert_int_equal(ae_fit(m, c, x, NULL, 4, NULL), AE_OK); /* floor(3.6) = 3 train, 1 validation */
+    assert_int_equal(ae_model_evaluate(m, 5, x, NULL, 4, &v), AE_ERR_INVALID_ARG);
+    assert_int_equal(ae_loss_value(AE_LOSS_BCE, x, x, 0, &v), AE_ERR_INVALID_ARG);
+    ae_train_config_free(c);
+    ae_train_config_free(NULL);
+    ae_history_free(NULL);
+    ae_model_free(m);
+}
+
+static void test_loss_values(void **state)
+{
+    const float p[4] = {0.9f, 0.2f, 0.0f, 1.0f}, t[4] = {1, 0, 0, 1};
+    double v;
+    (void)state;
+    assert_int_equal(ae_loss_value(AE_LOSS_BCE, p, t, 4, &v), AE_OK);
+    /* -(log .9 + log .8 + log(1 - 1e-7) + log(1 - 1e-7)) / 4: the clamp keeps it finite */
+    assert_float_equal(v, -(log(0.9) + log(0.8) + 2 * log(1 - 1e-7)) / 4, 1e-6);
+    assert_int_equal(ae_loss_value(AE_LOSS_MSE, p, t, 4, &v), AE_OK);
+    assert_float_equal(v, (0.01 + 0.04) / 4, 1e-7);
+}
+
+/* A few hundred generated 28x28 "drawings" (rings of random centre and
+ * radius): a short run of the simple autoencoder lowers the loss a lot. */
+static void test_real_training_learns(void **state)
+{
+    const size_t n = 400;
+    float *x = calloc(n * 784, sizeof *x);
+    ae__rng r;
+    ae_model *m;
+    ae_train_config *c = config(8, 32, 0.2);
+    ae_history *h;
+    double first, last, before;
+    (void)state;
+    ae__rng_seed(&r, 9);
+    for (size_t i = 0; i < n; i++) {
+        double cx = 8 + 12 * ae__rng_uniform(&r), cy = 8 + 12 * ae__rng_uniform(&r);
+        double rad = 3 + 5 * ae__rng_uniform(&r);
+        for (int py = 0; py < 28; py++)
+            for (int px = 0; px < 28; px++) {
+                double d = sqrt((px - cx) * (px - cx) + (py - cy) * (py - cy));
+                x[i * 784 + (size_t)py * 28 + (size_t)px] = fabs(d - rad) < 1.0 ? 1.0f : 0.0f;
+            }
+    }
+    assert_int_equal(ae_model_create_simple(&m, 1), AE_OK);
+    assert_int_equal(ae_model_evaluate(m, AE_LOSS_BCE, x, NULL, n, &before), AE_OK);
+    assert_int_equal(ae_history_create(&h), AE_OK);
+    assert_int_equal(ae_fit(m, c, x, NULL, n, h), AE_OK);
+    assert_int_equal(ae_history_get(h, 0, AE_HIST_TRAIN_LOSS, &first), AE_OK);
+    assert_int_equal(ae_history_get(h, 7, AE_HIST_VAL_LOSS, &last), AE_OK);
+    print_message("BCE before %.4f, first epoch %.4f, last val %.4f\n", before, first, last);
+    assert_true(before > 0.6);
+    assert_true(last < 0.5 * before);
+    assert_true(last < first);
+    ae_history_free(h);
+    ae_train_config_free(c);
+    ae_model_free(m);
+    free(x);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_nadam_matches_torch),
+        cmocka_unit_test(test_adam_matches_torch),
+        cmocka_unit_test(test_sgd_momentum_matches_torch),
+        cmocka_unit_test(test_validation_split_rows),
+        cmocka_unit_test(test_shuffle_determinism),
+        cmocka_unit_test(test_early_stopping_restores_best),
+        cmocka_unit_test(test_callback_stops),
+        cmocka_unit_test(test_nan_and_divergence),
+        cmocka_unit_test(test_config_bounds_and_errors),
+        cmocka_unit_test(test_loss_values),
+        cmocka_unit_test(test_real_training_learns),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
