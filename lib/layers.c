@@ -107,54 +107,73 @@ static void col2im_add(const ae_layer *L, const float *cols, float *dx, size_t n
 
 /* ---- max pooling 2x2, stride 2 --------------------------------------------------
  * Windows start at 2*o (TF's same padding puts the extra row/column at the
- * end for a 2x2 pool) and are clipped to the input. The first maximum wins,
- * in both passes, so backward routes to the element forward picked. */
+ * end for a 2x2 pool) and are clipped to the input. Channels are innermost
+ * (NHWC), so each window is up to four contiguous channel vectors. The first
+ * maximum in row-major window order wins, in both passes, so backward routes
+ * each gradient to the element forward picked. */
 
-static size_t pool_argmax(const float *xb, size_t ih, size_t iw, size_t cin, size_t oy,
-                          size_t ox, size_t c)
+/* Pointers to the (up to 4) input pixels of window (oy, ox); returns count. */
+static int pool_window(const ae_layer *L, const float *xb, size_t oy, size_t ox,
+                       const float *win[4], size_t at[4])
 {
-    size_t best = ((2 * oy) * iw + 2 * ox) * cin + c;
+    const size_t ih = L->in.d[0], iw = L->in.d[1], c = L->in.d[2];
+    int n = 0;
     for (size_t dy = 0; dy < 2; dy++) {
         size_t iy = 2 * oy + dy;
         if (iy >= ih) break;
         for (size_t dx = 0; dx < 2; dx++) {
-            size_t ix = 2 * ox + dx, at;
+            size_t ix = 2 * ox + dx;
             if (ix >= iw) break;
-            at = (iy * iw + ix) * cin + c;
-            if (xb[at] > xb[best]) best = at;
+            at[n] = (iy * iw + ix) * c;
+            win[n] = xb + at[n];
+            n++;
         }
     }
-    return best;
+    return n;
 }
 
 static void maxpool_forward(const ae_layer *L, const float *x, float *y, size_t n)
 {
-    const size_t ih = L->in.d[0], iw = L->in.d[1], cin = L->in.d[2];
+    const size_t in_px = L->in.d[0] * L->in.d[1], c = L->in.d[2];
     const size_t oh = L->out.d[0], ow = L->out.d[1];
     for (size_t b = 0; b < n; b++) {
-        const float *xb = x + b * ih * iw * cin;
-        float *yb = y + b * oh * ow * cin;
+        const float *xb = x + b * in_px * c;
+        float *yb = y + b * oh * ow * c;
         for (size_t oy = 0; oy < oh; oy++)
-            for (size_t ox = 0; ox < ow; ox++)
-                for (size_t c = 0; c < cin; c++)
-                    yb[(oy * ow + ox) * cin + c] = xb[pool_argmax(xb, ih, iw, cin, oy, ox, c)];
+            for (size_t ox = 0; ox < ow; ox++) {
+                const float *win[4];
+                size_t at[4];
+                int cnt = pool_window(L, xb, oy, ox, win, at);
+                float *out = yb + (oy * ow + ox) * c;
+                memcpy(out, win[0], c * sizeof *out);
+                for (int p = 1; p < cnt; p++)
+                    for (size_t ch = 0; ch < c; ch++) out[ch] = win[p][ch] > out[ch] ? win[p][ch] : out[ch];
+            }
     }
 }
 
 static void maxpool_backward(const ae_layer *L, const float *x, const float *dy, float *dx,
                              size_t n)
 {
-    const size_t ih = L->in.d[0], iw = L->in.d[1], cin = L->in.d[2];
+    const size_t in_px = L->in.d[0] * L->in.d[1], c = L->in.d[2];
     const size_t oh = L->out.d[0], ow = L->out.d[1];
-    memset(dx, 0, n * ih * iw * cin * sizeof *dx);
+    memset(dx, 0, n * in_px * c * sizeof *dx);
     for (size_t b = 0; b < n; b++) {
-        const float *xb = x + b * ih * iw * cin;
-        const float *dyb = dy + b * oh * ow * cin;
-        float *dxb = dx + b * ih * iw * cin;
+        const float *xb = x + b * in_px * c;
+        const float *dyb = dy + b * oh * ow * c;
+        float *dxb = dx + b * in_px * c;
         for (size_t oy = 0; oy < oh; oy++)
-            for (size_t ox = 0; ox < ow; ox++)
-                for (size_t c = 0; c < cin; c++)
-                    dxb[pool_argmax(xb, ih, iw, cin, oy, ox, c)] += dyb[(oy * ow + ox) * cin + c];
+            for (size_t ox = 0; ox < ow; ox++) {
+                const float *win[4];
+                size_t at[4];
+                int cnt = pool_window(L, xb, oy, ox, win, at);
+                const float *g = dyb + (oy * ow + ox) * c;
+                for (size_t ch = 0; ch < c; ch++) {
+                    int best = 0;
+                    for (int p = 1; p < cnt; p++) best = win[p][ch] > win[best][ch] ? p : best;
+                    dxb[at[best] + ch] += g[ch];
+                }
+            }
     }
 }
 
@@ -199,9 +218,10 @@ static void upsample_backward(const ae_layer *L, const float *dy, float *dx, siz
 
 size_t ae__layer_ws_floats(const ae_layer *L, size_t n)
 {
-    if (L->kind == AE_LAYER_CONV2D)
-        return n * L->out.d[0] * L->out.d[1] * L->ksize * L->ksize * L->in.d[2];
-    return 0;
+    if (L->kind != AE_LAYER_CONV2D) return 0;
+    if (ae__conv_direct_ok(L)) /* the transposed kernel */
+        return L->ksize * L->ksize * L->in.d[2] * L->units;
+    return n * L->out.d[0] * L->out.d[1] * L->ksize * L->ksize * L->in.d[2]; /* im2col */
 }
 
 void ae__layer_forward(const ae_layer *L, const float *x, float *y, size_t n, float *ws)
@@ -215,6 +235,12 @@ void ae__layer_forward(const ae_layer *L, const float *x, float *y, size_t n, fl
     case AE_LAYER_CONV2D: { /* y (n*oh*ow, cout) = cols (n*oh*ow, k*k*cin) . W + b */
         const size_t rows = n * L->out.d[0] * L->out.d[1];
         const size_t kdim = L->ksize * L->ksize * L->in.d[2];
+        if (ae__conv_direct_ok(L)) {
+            const int relu = L->activation == AE_ACT_RELU;
+            ae__conv_forward(L, x, y, 0, n, relu);
+            if (relu) return; /* applied in the kernel */
+            break;
+        }
         im2col(L, x, ws, n);
         ae__sgemm(0, 0, rows, L->units, kdim, 1.0f, ws, kdim, L->kernel, L->units, 0.0f, y,
                   L->units);
@@ -246,6 +272,16 @@ void ae__layer_backward(const ae_layer *L, const float *x, const float *y, float
     case AE_LAYER_CONV2D: {
         const size_t rows = n * L->out.d[0] * L->out.d[1];
         const size_t kdim = L->ksize * L->ksize * L->in.d[2];
+        if (ae__conv_direct_ok(L)) {
+            memset(gk, 0, L->n_kernel * sizeof *gk);
+            memset(gb, 0, L->n_bias * sizeof *gb);
+            ae__conv_grad_params(L, x, dy, gk, gb, 0, n);
+            if (dx) {
+                ae__conv_transpose_kernel(L, ws);
+                ae__conv_grad_input(L, dy, ws, dx, 0, n);
+            }
+            break;
+        }
         /* gW (kdim, cout) = cols^T dz, then the same buffer takes dcols = dz W^T */
         im2col(L, x, ws, n);
         ae__sgemm(1, 0, kdim, L->units, rows, 1.0f, ws, kdim, dy, L->units, 0.0f, gk, L->units);

@@ -237,7 +237,7 @@ ae_status ae__workspace_create(const ae_model *m, size_t batch, int training,
     size_t max_out = 0, max_io = ae__shape_size(&m->input), sum_out = 0, scratch = 0;
     *out = NULL;
     for (size_t i = 0; i < m->n_layers; i++) {
-        size_t o = ae__shape_size(&m->layers[i].out), s = ae__layer_ws_floats(&m->layers[i], 1);
+        size_t o = ae__shape_size(&m->layers[i].out), s = ae__layer_ws_floats(&m->layers[i], batch);
         if (o > max_out) max_out = o;
         if (o > max_io) max_io = o;
         sum_out += o;
@@ -252,7 +252,7 @@ ae_status ae__workspace_create(const ae_model *m, size_t batch, int training,
     /* training keeps every layer's output for backward; inference ping-pongs */
     ws->act_mem_floats = batch * (training ? sum_out : 2 * max_out);
     ws->act_mem = alloc_floats(ws->act_mem_floats);
-    ws->scratch_floats = batch * scratch;
+    ws->scratch_floats = scratch;
     ws->scratch = alloc_floats(ws->scratch_floats);
     if (training) {
         ws->grad_floats = batch * max_io;

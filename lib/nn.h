@@ -65,6 +65,19 @@ void ae__layer_init(ae_layer *L, ae__rng *rng);
 /* Forward n samples in internal batches (no argument checks). */
 ae_status ae__model_run(const ae_model *m, const float *x, size_t n, float *y);
 
+
+/* ---- direct convolution kernels (conv.c), on samples [b0, b1) -----------------
+ * forward applies bias and (if relu) the relu; grad_params ACCUMULATES into
+ * gk (k, k, cin, cout) and gb; grad_input overwrites dx using wt, the kernel
+ * transposed to (k, k, cout, cin) by ae__conv_transpose_kernel. */
+int ae__conv_direct_ok(const ae_layer *L);
+void ae__conv_forward(const ae_layer *L, const float *x, float *y, size_t b0, size_t b1, int relu);
+void ae__conv_grad_params(const ae_layer *L, const float *x, const float *dz, float *gk,
+                          float *gb, size_t b0, size_t b1);
+void ae__conv_grad_input(const ae_layer *L, const float *dz, const float *wt, float *dx,
+                         size_t b0, size_t b1);
+void ae__conv_transpose_kernel(const ae_layer *L, float *wt);
+
 /* ---- workspaces (model.c) ---------------------------------------------------
  * Everything a forward (and, for training, backward) pass needs for batches
  * of up to `batch` samples, allocated once and reused. */

@@ -112,6 +112,10 @@ static ae_status add_dense_linear(ae_builder *b) { return ae_builder_dense(b, 3,
 static ae_status add_conv_same(ae_builder *b) { return ae_builder_conv2d(b, 4, 3, AE_PAD_SAME, AE_ACT_RELU); }
 static ae_status add_conv_valid(ae_builder *b) { return ae_builder_conv2d(b, 3, 3, AE_PAD_VALID, AE_ACT_SIGMOID); }
 static ae_status add_conv_even(ae_builder *b) { return ae_builder_conv2d(b, 2, 2, AE_PAD_SAME, AE_ACT_LINEAR); }
+/* more than 64 filters: the im2col + GEMM path instead of the direct kernels */
+static ae_status add_conv_wide(ae_builder *b) { return ae_builder_conv2d(b, 66, 3, AE_PAD_SAME, AE_ACT_RELU); }
+static ae_status add_conv_16_8(ae_builder *b) { return ae_builder_conv2d(b, 8, 3, AE_PAD_SAME, AE_ACT_RELU); }
+static ae_status add_conv_16_1(ae_builder *b) { return ae_builder_conv2d(b, 1, 3, AE_PAD_SAME, AE_ACT_SIGMOID); }
 static ae_status add_pool_same(ae_builder *b) { return ae_builder_maxpool2d(b, AE_PAD_SAME); }
 static ae_status add_pool_valid(ae_builder *b) { return ae_builder_maxpool2d(b, AE_PAD_VALID); }
 static ae_status add_up(ae_builder *b) { return ae_builder_upsample2d(b); }
@@ -138,6 +142,9 @@ static const case_def cases[] = {
     {"conv same 5x4x2", 3, {5, 4, 2}, add_conv_same},
     {"conv valid 6x5x3", 3, {6, 5, 3}, add_conv_valid},
     {"conv even kernel 4x3x1", 3, {4, 3, 1}, add_conv_even},
+    {"conv wide im2col 3x3x2", 3, {3, 3, 2}, add_conv_wide},
+    {"conv 16->8 instance 4x4x16", 3, {4, 4, 16}, add_conv_16_8},
+    {"conv 16->1 instance 5x3x16", 3, {5, 3, 16}, add_conv_16_1},
     {"maxpool same 7x5x2", 3, {7, 5, 2}, add_pool_same},
     {"maxpool valid 7x5x2", 3, {7, 5, 2}, add_pool_valid},
     {"upsample 3x2x2", 3, {3, 2, 2}, add_up},
