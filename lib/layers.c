@@ -141,8 +141,8 @@ static void maxpool_forward(const ae_layer *L, const float *x, float *y, size_t 
         float *yb = y + b * oh * ow * c;
         for (size_t oy = 0; oy < oh; oy++)
             for (size_t ox = 0; ox < ow; ox++) {
-                const float *win[4];
-                size_t at[4];
+                const float *win[4] = {NULL, NULL, NULL, NULL};
+                size_t at[4] = {0, 0, 0, 0};
                 int cnt = pool_window(L, xb, oy, ox, win, at);
                 float *out = yb + (oy * ow + ox) * c;
                 memcpy(out, win[0], c * sizeof *out);
@@ -164,8 +164,8 @@ static void maxpool_backward(const ae_layer *L, const float *x, const float *dy,
         float *dxb = dx + b * in_px * c;
         for (size_t oy = 0; oy < oh; oy++)
             for (size_t ox = 0; ox < ow; ox++) {
-                const float *win[4];
-                size_t at[4];
+                const float *win[4] = {NULL, NULL, NULL, NULL};
+                size_t at[4] = {0, 0, 0, 0};
                 int cnt = pool_window(L, xb, oy, ox, win, at);
                 const float *g = dyb + (oy * ow + ox) * c;
                 for (size_t ch = 0; ch < c; ch++) {

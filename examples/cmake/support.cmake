@@ -8,7 +8,8 @@ add_library(ae_example_support STATIC
   ${CMAKE_CURRENT_SOURCE_DIR}/support/args.c
   ${CMAKE_CURRENT_SOURCE_DIR}/support/grid.c
   ${CMAKE_CURRENT_SOURCE_DIR}/support/csv.c
-  ${CMAKE_CURRENT_SOURCE_DIR}/support/util.c)
+  ${CMAKE_CURRENT_SOURCE_DIR}/support/util.c
+  ${CMAKE_CURRENT_SOURCE_DIR}/support/train_example.c)
 target_include_directories(ae_example_support PUBLIC ${CMAKE_CURRENT_SOURCE_DIR}/support)
 target_link_libraries(ae_example_support PUBLIC autoenc PNG::PNG m)
 ae_target_warnings(ae_example_support)
