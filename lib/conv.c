@@ -23,11 +23,7 @@
 #pragma GCC diagnostic ignored "-Wpsabi"
 #endif
 
-#if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__) && !defined(AE_NO_MULTIVERSION)
-#define AE_HOT __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define AE_HOT
-#endif
+#define AE_HOT AE__HOT
 #define AE_INLINE static inline __attribute__((always_inline))
 
 /* Geometry of one convolution, resolved once per call. */

@@ -244,9 +244,3 @@ uint32_t ae__crc32(uint32_t crc, const void *data, size_t n)
     return ~crc;
 }
 
-int ae__all_finite(const float *x, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite(x[i])) return 0;
-    return 1;
-}

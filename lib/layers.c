@@ -16,7 +16,7 @@ static void activation_forward(int act, float *y, size_t count)
     if (act == AE_ACT_RELU) {
         for (size_t i = 0; i < count; i++) y[i] = y[i] > 0.0f ? y[i] : 0.0f;
     } else if (act == AE_ACT_SIGMOID) {
-        for (size_t i = 0; i < count; i++) y[i] = 1.0f / (1.0f + expf(-y[i]));
+        ae__sigmoid_inplace(y, count);
     }
 }
 

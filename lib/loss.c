@@ -4,7 +4,6 @@
 
 #include "nn.h"
 
-#define AE__BCE_EPS 1e-7f /* Keras' backend epsilon */
 
 double ae__loss_sum(int loss, const float *pred, const float *target, size_t count, float *grad,
                     size_t norm, int sigmoid_logits)
@@ -12,17 +11,7 @@ double ae__loss_sum(int loss, const float *pred, const float *target, size_t cou
     const float inv = 1.0f / (float)norm;
     double sum = 0.0;
     if (loss == AE_LOSS_BCE) {
-        for (size_t i = 0; i < count; i++) {
-            float p = pred[i], t = target[i];
-            float pc = p < AE__BCE_EPS ? AE__BCE_EPS : (p > 1.0f - AE__BCE_EPS ? 1.0f - AE__BCE_EPS : p);
-            /* float logs (the hot path of every step), summed in double */
-            sum -= (double)(t * logf(pc) + (1.0f - t) * logf(1.0f - pc));
-            if (grad) {
-                if (sigmoid_logits) grad[i] = (p - t) * inv;
-                else if (p != pc) grad[i] = 0.0f; /* the clamp is flat outside [eps, 1-eps] */
-                else grad[i] = (pc - t) / (pc * (1.0f - pc)) * inv;
-            }
-        }
+        sum = ae__bce_sum(pred, target, count, grad, inv, sigmoid_logits);
     } else { /* AE_LOSS_MSE */
         for (size_t i = 0; i < count; i++) {
             float d = pred[i] - target[i];

@@ -211,9 +211,23 @@ ae_status ae_model_set_param(ae_model *m, size_t layer, int which, const float *
 
 /* ---- workspaces ------------------------------------------------------------------ */
 
+static void drop_threads(ae__workspace *ws)
+{
+    ae__pool_free(ws->pool);
+    ae__free_aligned(ws->thread_mem, ws->thread_mem_floats * sizeof(float));
+    if (ws->thread_scratch) ae__free(ws->thread_scratch, (size_t)ws->n_threads * sizeof(float *));
+    if (ws->thread_grads) ae__free(ws->thread_grads, (size_t)ws->n_threads * sizeof(float *));
+    ws->pool = NULL;
+    ws->thread_mem = NULL;
+    ws->thread_scratch = ws->thread_grads = NULL;
+    ws->thread_mem_floats = 0;
+    ws->n_threads = 1;
+}
+
 void ae__workspace_free(ae__workspace *ws)
 {
     if (!ws) return;
+    drop_threads(ws);
     ae__free_aligned(ws->act_mem, ws->act_mem_floats * sizeof(float));
     ae__free_aligned(ws->grad_a, ws->grad_floats * sizeof(float));
     ae__free_aligned(ws->grad_b, ws->grad_floats * sizeof(float));
@@ -247,6 +261,8 @@ ae_status ae__workspace_create(const ae_model *m, size_t batch, int training,
     if (!ws) return ae__fail(NULL, AE_ERR_NOMEM, "out of memory for a workspace");
     ws->batch = batch;
     ws->training = training;
+    ws->n_threads = 1;
+    ws->n_params = m->n_params;
     ws->n_acts = m->n_layers;
     ws->acts = ae__calloc(m->n_layers, sizeof *ws->acts);
     /* training keeps every layer's output for backward; inference ping-pongs */
@@ -275,11 +291,96 @@ ae_status ae__workspace_create(const ae_model *m, size_t batch, int training,
     return AE_OK;
 }
 
+ae_status ae__workspace_set_threads(const ae_model *m, ae__workspace *ws, int n_threads)
+{
+    size_t per_thread = ws->scratch_floats + (ws->training ? m->n_params : 0), total;
+    ae_status st;
+    drop_threads(ws);
+    if (n_threads <= 1) return AE_OK;
+    if (ae__mul_size(per_thread, (size_t)n_threads - 1, &total) != 0)
+        return ae__fail(NULL, AE_ERR_NOMEM, "thread buffers too large");
+    ws->thread_scratch = ae__calloc((size_t)n_threads, sizeof(float *));
+    ws->thread_grads = ae__calloc((size_t)n_threads, sizeof(float *));
+    ws->thread_mem = alloc_floats(total);
+    ws->thread_mem_floats = total ? total : 1;
+    ws->n_threads = n_threads;
+    if (!ws->thread_scratch || !ws->thread_grads || !ws->thread_mem) {
+        drop_threads(ws);
+        return ae__fail(NULL, AE_ERR_NOMEM, "out of memory for %d threads' buffers", n_threads);
+    }
+    ws->thread_scratch[0] = ws->scratch;
+    for (int t = 1; t < n_threads; t++) {
+        float *base = ws->thread_mem + (size_t)(t - 1) * per_thread;
+        ws->thread_scratch[t] = base;
+        ws->thread_grads[t] = ws->training ? base + ws->scratch_floats : NULL;
+    }
+    if ((st = ae__pool_create(&ws->pool, n_threads)) != AE_OK) {
+        drop_threads(ws);
+        return st;
+    }
+    return AE_OK;
+}
+
+/* One layer's pass over a batch, shared out by samples. */
+typedef struct layer_job {
+    const ae_layer *L;
+    const float *x, *y;
+    float *out, *dy, *dx;
+    size_t n;
+    int preact;
+    ae__workspace *ws;
+} layer_job;
+
+static void forward_task(void *ctx, int t, int nt)
+{
+    const layer_job *j = ctx;
+    const size_t in = ae__shape_size(&j->L->in), out = ae__shape_size(&j->L->out);
+    size_t lo, hi;
+    ae__split(j->n, t, nt, &lo, &hi);
+    if (lo < hi)
+        ae__layer_forward(j->L, j->x + lo * in, j->out + lo * out, hi - lo, j->ws->thread_scratch[t]);
+}
+
+static void backward_task(void *ctx, int t, int nt)
+{
+    const layer_job *j = ctx;
+    const ae_layer *L = j->L;
+    const size_t in = ae__shape_size(&L->in), out = ae__shape_size(&L->out);
+    float *g = j->ws->thread_grads[t] + L->param_offset;
+    size_t lo, hi;
+    ae__split(j->n, t, nt, &lo, &hi);
+    if (lo == hi) { /* nothing to do, but this thread's share must read as zero */
+        memset(g, 0, (L->n_kernel + L->n_bias) * sizeof *g);
+        return;
+    }
+    ae__layer_backward(L, j->x + lo * in, j->y + lo * out, j->dy + lo * out, j->preact,
+                       j->dx ? j->dx + lo * in : NULL, g, g + L->n_kernel, hi - lo,
+                       j->ws->thread_scratch[t]);
+}
+
+/* grads[0] += grads[1..] over thread t's share of the parameters */
+static void reduce_task(void *ctx, int t, int nt)
+{
+    ae__workspace *ws = ctx;
+    size_t lo, hi;
+    ae__split(ws->n_params, t, nt, &lo, &hi);
+    for (int k = 1; k < ws->n_threads; k++) {
+        const float *src = ws->thread_grads[k];
+        float *dst = ws->thread_grads[0];
+        for (size_t i = lo; i < hi; i++) dst[i] += src[i];
+    }
+}
+
 const float *ae__model_forward_ws(const ae_model *m, ae__workspace *ws, const float *x, size_t n)
 {
     const float *in = x;
     for (size_t i = 0; i < m->n_layers; i++) {
-        ae__layer_forward(&m->layers[i], in, ws->acts[i], n, ws->scratch);
+        if (ws->n_threads > 1) {
+            layer_job j = {&m->layers[i], in, NULL, ws->acts[i], NULL, NULL, n, 0, ws};
+            ae__pool_run(ws->pool, forward_task, &j);
+        } else {
+            ae__layer_forward(&m->layers[i], in, ws->acts[i], n, ws->scratch);
+        }
         in = ws->acts[i];
     }
     return in;
@@ -289,15 +390,22 @@ void ae__model_backward_ws(const ae_model *m, ae__workspace *ws, const float *x,
                            int dout_is_preact, float *grads, size_t n)
 {
     float *dcur = dout;
+    if (ws->thread_grads) ws->thread_grads[0] = grads;
     for (size_t i = m->n_layers; i-- > 0;) {
         const ae_layer *L = &m->layers[i];
         const float *in = i ? ws->acts[i - 1] : x;
         float *dx = i == 0 ? NULL : (dcur == ws->grad_a ? ws->grad_b : ws->grad_a);
-        ae__layer_backward(L, in, ws->acts[i], dcur, dout_is_preact && i == m->n_layers - 1, dx,
-                           grads + L->param_offset, grads + L->param_offset + L->n_kernel, n,
-                           ws->scratch);
+        const int preact = dout_is_preact && i == m->n_layers - 1;
+        if (ws->n_threads > 1) {
+            layer_job j = {L, in, ws->acts[i], NULL, dcur, dx, n, preact, ws};
+            ae__pool_run(ws->pool, backward_task, &j);
+        } else {
+            ae__layer_backward(L, in, ws->acts[i], dcur, preact, dx, grads + L->param_offset,
+                               grads + L->param_offset + L->n_kernel, n, ws->scratch);
+        }
         dcur = dx;
     }
+    if (ws->n_threads > 1) ae__pool_run(ws->pool, reduce_task, ws);
 }
 
 /* ---- prediction ---------------------------------------------------------------------- */

@@ -7,6 +7,15 @@
 
 #include "internal.h"
 
+/* Hot loops are compiled for AVX-512, AVX2+FMA and baseline x86-64; the
+ * loader picks the best (GCC/Clang target_clones), so the library needs no
+ * -march flag to be fast. */
+#if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__) && !defined(AE_NO_MULTIVERSION)
+#define AE__HOT __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define AE__HOT
+#endif
+
 /* Per-sample shape: rank 1 (features) or rank 3 (height, width, channels). */
 typedef struct ae__shape {
     int rank;
@@ -78,6 +87,17 @@ void ae__conv_grad_input(const ae_layer *L, const float *dz, const float *wt, fl
                          size_t b0, size_t b1);
 void ae__conv_transpose_kernel(const ae_layer *L, float *wt);
 
+
+/* ---- thread pool (parallel.c) --------------------------------------------------- */
+typedef struct ae__pool ae__pool;
+typedef void (*ae__task_fn)(void *ctx, int thread, int n_threads);
+ae_status ae__pool_create(ae__pool **out, int n_threads); /* n_threads includes the caller */
+void ae__pool_free(ae__pool *p);
+int ae__pool_threads(const ae__pool *p);                  /* 1 for NULL */
+void ae__pool_run(ae__pool *p, ae__task_fn fn, void *ctx); /* fn on every thread, then join */
+void ae__split(size_t n, int t, int nt, size_t *lo, size_t *hi); /* thread t's share of n */
+int ae__default_threads(void);                              /* online cores, 1..64 */
+
 /* ---- workspaces (model.c) ---------------------------------------------------
  * Everything a forward (and, for training, backward) pass needs for batches
  * of up to `batch` samples, allocated once and reused. */
@@ -92,11 +112,24 @@ typedef struct ae__workspace {
     float *scratch;   /* per-layer scratch (im2col columns) */
     size_t scratch_floats;
     size_t n_acts;
+    /* batch-parallel execution (ae__workspace_set_threads): thread t > 0 has
+     * its own scratch and, for training, its own parameter-gradient buffer,
+     * summed into thread 0's at the end of backward */
+    ae__pool *pool;
+    int n_threads;
+    float **thread_scratch;  /* n_threads entries; [0] is scratch */
+    float **thread_grads;    /* n_threads entries; [0] is set per backward call */
+    float *thread_mem;       /* owns the extra scratch and gradient buffers */
+    size_t thread_mem_floats, n_params;
 } ae__workspace;
 
 ae_status ae__workspace_create(const ae_model *m, size_t batch, int training,
                                ae__workspace **out);
 void ae__workspace_free(ae__workspace *ws);
+/* Runs the passes of this workspace on n_threads threads (1 = the caller
+ * only), splitting every batch by samples. Results are deterministic for a
+ * given thread count. */
+ae_status ae__workspace_set_threads(const ae_model *m, ae__workspace *ws, int n_threads);
 /* Forward pass of n <= ws->batch samples; returns the output (n, out_size),
  * a view into the workspace. */
 const float *ae__model_forward_ws(const ae_model *m, ae__workspace *ws, const float *x, size_t n);
@@ -114,6 +147,13 @@ void ae__model_backward_ws(const ae_model *m, ae__workspace *ws, const float *x,
  * gradient with respect to the sigmoid's input, (pred - target) / norm. */
 double ae__loss_sum(int loss, const float *pred, const float *target, size_t count, float *grad,
                     size_t norm, int sigmoid_logits);
+
+/* ---- vectorised element-wise math (vecmath.c) */
+void ae__sigmoid_inplace(float *v, size_t n);
+/* BCE with the Keras clamp: returns the sum over n, fills grad (if not NULL)
+ * with dL/dpred * inv_norm, or (pred - target) * inv_norm with sigmoid_logits. */
+double ae__bce_sum(const float *pred, const float *target, size_t n, float *grad,
+                   float inv_norm, int sigmoid_logits);
 
 /* ---- optimisers (optim.c): one step over the whole contiguous parameter
  * buffer, with Keras' update rules. */

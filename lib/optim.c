@@ -37,7 +37,7 @@ void ae__optim_free(ae__optimizer *o)
     o->m = o->v = NULL;
 }
 
-void ae__optim_step(ae__optimizer *o, float *restrict w, const float *restrict g)
+AE__HOT void ae__optim_step(ae__optimizer *o, float *restrict w, const float *restrict g)
 {
     float *restrict m = o->m, *restrict v = o->v;
     const size_t n = o->n;

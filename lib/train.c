@@ -344,8 +344,15 @@ ae_status ae_fit(ae_model *m, const ae_train_config *c, const float *x, const fl
         return st;
     }
     pbytes = m->n_params * sizeof(float);
-    threads = (int)c->v[AE_TRAIN_THREADS];
-    if (threads > 0) old_threads = ae__blas_set_threads(threads);
+    /* batches are split by samples over our own threads; BLAS runs inside
+     * each share single-threaded so the two never compete for cores */
+    threads = c->v[AE_TRAIN_THREADS] > 0 ? (int)c->v[AE_TRAIN_THREADS] : ae__default_threads();
+    if ((st = ae__workspace_set_threads(m, s.ws, threads)) != AE_OK) {
+        fit_state_free(&s);
+        ae__keep_msg(m->msg);
+        return st;
+    }
+    old_threads = ae__blas_set_threads(1);
     ae__rng_seed(&rng, (uint64_t)c->v[AE_TRAIN_SEED]);
 
     for (size_t epoch = 0; epoch < epochs; epoch++) {
@@ -413,7 +420,7 @@ done:
     /* keep the best epoch's weights when monitoring, as EarlyStopping(restore_best_weights) */
     if ((st == AE_OK || st == AE_STOPPED) && has_best && patience && c->v[AE_TRAIN_RESTORE_BEST] != 0)
         memcpy(m->params, s.best, pbytes);
-    if (threads > 0) ae__blas_set_threads(old_threads);
+    ae__blas_set_threads(old_threads);
     fit_state_free(&s);
     return st;
 }

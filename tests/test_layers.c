@@ -266,6 +266,19 @@ static void test_pool_and_upsample_by_hand(void **state)
     }
 }
 
+/* The vectorised sigmoid agrees with libm's to float rounding. */
+static void test_fast_sigmoid(void **state)
+{
+    float v[4001];
+    (void)state;
+    for (int i = 0; i <= 4000; i++) v[i] = -100.0f + 0.05f * (float)i;
+    ae__sigmoid_inplace(v, 4001);
+    for (int i = 0; i <= 4000; i++) {
+        double x = (double)(-100.0f + 0.05f * (float)i), want = 1.0 / (1.0 + exp(-x));
+        if (fabs(v[i] - want) > 2e-7 + 1e-6 * want) fail_msg("sigmoid(%g) = %.9g, want %.9g", x, v[i], want);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -274,6 +287,7 @@ int main(void)
         cmocka_unit_test(test_conv_same_padding_by_hand),
         cmocka_unit_test(test_dense_by_hand),
         cmocka_unit_test(test_pool_and_upsample_by_hand),
+        cmocka_unit_test(test_fast_sigmoid),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

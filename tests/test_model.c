@@ -207,6 +207,45 @@ static void test_model_gradients(void **state)
     }
 }
 
+/* Splitting a batch over threads gives the same outputs and (up to the order
+ * of the gradient sums) the same gradients as one thread. */
+static void test_threaded_passes_match(void **state)
+{
+    preset_fn presets[3] = {ae_model_create_simple, ae_model_create_deep, ae_model_create_conv};
+    (void)state;
+    for (int p = 0; p < 3; p++) {
+        const size_t n = 7; /* does not divide evenly; 3 threads, one share smaller */
+        ae_model *m;
+        ae__workspace *one, *many;
+        float *x = malloc(n * 784 * sizeof *x), *d1 = malloc(n * 784 * sizeof *d1);
+        float *d3 = malloc(n * 784 * sizeof *d3), *g1, *g3;
+        const float *y1, *y3;
+        ae__rng r;
+        ae__rng_seed(&r, 31);
+        for (size_t i = 0; i < n * 784; i++) x[i] = (float)ae__rng_uniform(&r);
+        assert_int_equal(presets[p](&m, 8), AE_OK);
+        g1 = malloc(m->n_params * sizeof *g1);
+        g3 = malloc(m->n_params * sizeof *g3);
+        assert_int_equal(ae__workspace_create(m, n, 1, &one), AE_OK);
+        assert_int_equal(ae__workspace_create(m, n, 1, &many), AE_OK);
+        assert_int_equal(ae__workspace_set_threads(m, many, 3), AE_OK);
+        y1 = ae__model_forward_ws(m, one, x, n);
+        y3 = ae__model_forward_ws(m, many, x, n);
+        assert_memory_equal(y1, y3, n * 784 * sizeof *y1);
+        ae__loss_sum(AE_LOSS_BCE, y1, x, n * 784, d1, n * 784, 1);
+        memcpy(d3, d1, n * 784 * sizeof *d3);
+        ae__model_backward_ws(m, one, x, d1, 1, g1, n);
+        ae__model_backward_ws(m, many, x, d3, 1, g3, n);
+        for (size_t i = 0; i < m->n_params; i++)
+            if (fabsf(g1[i] - g3[i]) > 1e-6f + 1e-4f * fabsf(g1[i]))
+                fail_msg("model %d param %zu: %g vs %g", p, i, (double)g1[i], (double)g3[i]);
+        ae__workspace_free(one);
+        ae__workspace_free(many);
+        ae_model_free(m);
+        free(x); free(d1); free(d3); free(g1); free(g3);
+    }
+}
+
 static void test_builder_errors(void **state)
 {
     ae_builder *b;
@@ -320,7 +359,8 @@ int main(void)
         cmocka_unit_test(test_simple_model),     cmocka_unit_test(test_deep_model),
         cmocka_unit_test(test_conv_model),       cmocka_unit_test(test_predict_any_batch),
         cmocka_unit_test(test_same_seed_same_weights), cmocka_unit_test(test_summary),
-        cmocka_unit_test(test_model_gradients),  cmocka_unit_test(test_builder_errors),
+        cmocka_unit_test(test_model_gradients),  cmocka_unit_test(test_threaded_passes_match),
+        cmocka_unit_test(test_builder_errors),
         cmocka_unit_test(test_model_errors),     cmocka_unit_test(test_tensor),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -60,7 +60,11 @@ enum ae_train_param {
     AE_TRAIN_PATIENCE = 14,        /**< int, early-stopping patience; 0 = off (default) */
     AE_TRAIN_MIN_DELTA = 15,       /**< double, smallest improvement that counts; default 0 */
     AE_TRAIN_RESTORE_BEST = 16,    /**< int 0/1, end with the best epoch's weights; default 1 */
-    AE_TRAIN_THREADS = 17          /**< int, BLAS/compute threads during fit; 0 = leave as is */
+    /** int, threads for fit: every batch is split by samples over this many
+     *  threads; 0 (default) = one per online core. Results are deterministic
+     *  for a given seed and thread count, but differ in the last bits across
+     *  thread counts (gradient sums are added in another order). */
+    AE_TRAIN_THREADS = 17
 };
 
 /** Progress events passed to the callback. */
