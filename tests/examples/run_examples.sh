@@ -1,0 +1,34 @@
+#!/bin/sh
+# End-to-end run of the four example programs on a tiny generated data set:
+# each must succeed, print its tutorial figures and end with a JSON line;
+# the pictures, history and model files must appear.
+# usage: run_examples.sh GENERATOR EXAMPLES_BIN_DIR WORK_DIR
+set -eu
+gen=$1; bin=$2; work=$3
+rm -rf "$work"
+mkdir -p "$work/data" "$work/out"
+"$gen" "$work/data" 120
+common="--data $work/data --out $work/out --epochs 2 --seed 7"
+for ex in simple_autoencoder deep_autoencoder conv_autoencoder; do
+    "$bin/$ex" $common > "$work/$ex.log"
+    grep -q '^predict: (36, 784)$' "$work/$ex.log"
+    grep -q 'Total params' "$work/$ex.log"
+    grep -q '^Epoch 2: ' "$work/$ex.log"
+    tail -n 1 "$work/$ex.log" | grep -q "^{\"example\": \"$ex\", \"epochs\": 2, .*\"test_bce\": "
+    test -s "$work/out/${ex}_reconstructions.png"
+    test -s "$work/out/${ex}_history.csv"
+    test -s "$work/out/$ex.aem"
+done
+test -s "$work/out/conv_autoencoder_code.png"
+for backend in balltree brute hnsw; do
+    "$bin/image_retrieval" $common --backend $backend --show 2 > "$work/retrieval_$backend.log"
+    grep -q '^query .* (clock): the 10 nearest training drawings$' "$work/retrieval_$backend.log"
+    tail -n 1 "$work/retrieval_$backend.log" | grep -q "^{\"example\": \"image_retrieval\", \"backend\": \"$backend\""
+done
+ls "$work/out"/retrieval_clock_*.png > /dev/null
+# without a saved model, image_retrieval trains one first
+rm "$work/out/conv_autoencoder.aem"
+"$bin/image_retrieval" $common --show 1 > "$work/retrieval_train.log"
+grep -q 'training the convolutional autoencoder first' "$work/retrieval_train.log"
+test -s "$work/out/conv_autoencoder.aem"
+echo "examples end to end: ok"
