@@ -296,13 +296,15 @@ static double train_step(ae_model *m, fit_state *s, int loss, const float *x, co
     const int logits = loss == AE_LOSS_BCE && sigmoid_output(m);
     const float *pred;
     double sum;
+    const float *targets = s->xb; /* an autoencoder's targets are its inputs */
     for (size_t r = 0; r < rows; r++) {
         size_t row = s->order[first + r];
         memcpy(s->xb + r * s->in, x + row * s->in, s->in * sizeof(float));
-        memcpy(s->yb + r * s->out, y + row * s->out, s->out * sizeof(float));
+        if (y != x) memcpy(s->yb + r * s->out, y + row * s->out, s->out * sizeof(float));
     }
+    if (y != x) targets = s->yb;
     pred = ae__model_forward_ws(m, s->ws, s->xb, rows);
-    sum = ae__loss_sum(loss, pred, s->yb, rows * s->out, s->dout, rows * s->out, logits);
+    sum = ae__loss_sum(loss, pred, targets, rows * s->out, s->dout, rows * s->out, logits);
     if (!isfinite(sum)) return NAN;
     ae__model_backward_ws(m, s->ws, s->xb, s->dout, logits, s->grads, rows);
     if (!ae__all_finite(s->grads, s->n_params)) return NAN;

@@ -52,9 +52,11 @@ static inline float log_poly(float x)
     const uint32_t u = float_to_bits(x);
     int32_t e = (int32_t)((u >> 23) & 0xFF) - 126;   /* x = m * 2^e, m in [0.5, 1) */
     float m = bits_to_float((u & 0x807FFFFFu) | 0x3F000000u), z, y;
-    const int small = m < 0.707106781186547524f;
+    /* m < sqrt(1/2): use 2m - 1 and e - 1 (arithmetic, not a branch, so the
+     * loops around it vectorise) */
+    const int32_t small = m < 0.707106781186547524f;
     e -= small;
-    m = small ? m + m - 1.0f : m - 1.0f;
+    m = m - 1.0f + (float)small * m;
     z = m * m;
     y = 7.0376836292e-2f;
     y = y * m - 1.1514610310e-1f;
@@ -87,23 +89,34 @@ AE_HOT double ae__bce_sum(const float *pred, const float *target, size_t n, floa
                           float inv_norm, int sigmoid_logits)
 {
     const float eps = 1e-7f, hi = 1.0f - 1e-7f;
-    float terms[256];
+    float terms[256], clamped[256];
     double total = 0.0;
     for (size_t start = 0; start < n; start += 256) {
         const size_t len = n - start < 256 ? n - start : 256;
         const float *p = pred + start, *t = target + start;
-        for (size_t i = 0; i < len; i++) {
-            const float pc = p[i] < eps ? eps : (p[i] > hi ? hi : p[i]);
-            terms[i] = t[i] * log_poly(pc) + (1.0f - t[i]) * log_poly(1.0f - pc);
+        for (size_t i = 0; i < len; i++) clamped[i] = p[i] < eps ? eps : (p[i] > hi ? hi : p[i]);
+        for (size_t i = 0; i < len; i++)
+            terms[i] = t[i] * log_poly(clamped[i]) + (1.0f - t[i]) * log_poly(1.0f - clamped[i]);
+        {
+            /* 16 float lanes (a vector loop), then the lanes in double */
+            float lanes[16] = {0};
+            size_t i = 0;
+            for (; i + 16 <= len; i += 16)
+                for (size_t j = 0; j < 16; j++) lanes[j] += terms[i + j];
+            for (; i < len; i++) lanes[0] += terms[i];
+            for (size_t j = 0; j < 16; j++) total -= (double)lanes[j];
         }
-        for (size_t i = 0; i < len; i++) total -= (double)terms[i];
         if (grad) {
             float *g = grad + start;
-            for (size_t i = 0; i < len; i++) {
-                const float pc = p[i] < eps ? eps : (p[i] > hi ? hi : p[i]);
-                /* the clamp is flat outside [eps, 1-eps]: no gradient there */
-                const float d = (pc - t[i]) / (pc * (1.0f - pc)) * inv_norm;
-                g[i] = sigmoid_logits ? (p[i] - t[i]) * inv_norm : (p[i] == pc ? d : 0.0f);
+            if (sigmoid_logits) {
+                for (size_t i = 0; i < len; i++) g[i] = (p[i] - t[i]) * inv_norm;
+            } else {
+                for (size_t i = 0; i < len; i++) {
+                    const float pc = clamped[i];
+                    /* the clamp is flat outside [eps, 1-eps]: no gradient there */
+                    const float d = (pc - t[i]) / (pc * (1.0f - pc)) * inv_norm;
+                    g[i] = p[i] == pc ? d : 0.0f;
+                }
             }
         }
     }
