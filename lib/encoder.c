@@ -26,6 +26,7 @@ ae_status ae_encoder_create(ae_encoder **out, const ae_model *m)
     }
     /* layers keep their offsets, so the encoder's parameters are a prefix */
     if (e->net->n_params) memcpy(e->net->params, m->params, e->net->n_params * sizeof(float));
+    e->net->threads = m->threads;
     *out = e;
     return AE_OK;
 }
@@ -49,6 +50,12 @@ int ae_encoder_code_rank(const ae_encoder *e)
 size_t ae_encoder_code_dim(const ae_encoder *e, int axis)
 {
     return e ? ae_layer_output_dim(&e->net->layers[e->net->n_layers - 1], axis) : 0;
+}
+
+ae_status ae_encoder_set_threads(ae_encoder *e, int n_threads)
+{
+    if (!e) return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_encoder_set_threads: encoder is NULL");
+    return ae_model_set_threads(e->net, n_threads);
 }
 
 ae_status ae_encoder_encode(const ae_encoder *e, const float *x, size_t n, float *codes,

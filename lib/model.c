@@ -155,6 +155,7 @@ ae_status ae_model_clone(const ae_model *m, ae_model **out)
     st = ae__model_alloc(&m->input, m->layers, m->n_layers, m->has_code, m->code_layer, out);
     if (st == AE_OK && m->n_params)
         memcpy((*out)->params, m->params, m->n_params * sizeof(float));
+    if (st == AE_OK) (*out)->threads = m->threads;
     return st;
 }
 
@@ -426,7 +427,8 @@ static size_t predict_chunk(const ae_model *m, size_t n)
     return chunk < n ? chunk : n;
 }
 
-ae_status ae__model_run(const ae_model *m, const float *x, size_t n, float *y)
+/* One thread's rows, in chunks through one inference workspace. */
+static ae_status run_rows(const ae_model *m, const float *x, size_t n, float *y)
 {
     const size_t in_size = ae__shape_size(&m->input), out_size = ae_model_output_size(m);
     size_t chunk = predict_chunk(m, n);
@@ -441,6 +443,64 @@ ae_status ae__model_run(const ae_model *m, const float *x, size_t n, float *y)
     ae__workspace_free(ws);
     return AE_OK;
 }
+
+#define AE__MAX_THREADS 64
+#define AE__ROWS_PER_THREAD 64 /* fewer rows are not worth a thread's start-up */
+
+typedef struct run_job {
+    const ae_model *m;
+    const float *x;
+    float *y;
+    size_t n;
+    ae_status st[AE__MAX_THREADS];
+} run_job;
+
+static void run_task(void *ctx, int t, int nt)
+{
+    run_job *j = ctx;
+    const size_t in_size = ae__shape_size(&j->m->input), out_size = ae_model_output_size(j->m);
+    size_t lo, hi;
+    ae__split(j->n, t, nt, &lo, &hi);
+    j->st[t] = lo < hi ? run_rows(j->m, j->x + lo * in_size, hi - lo, j->y + lo * out_size) : AE_OK;
+}
+
+ae_status ae__model_run(const ae_model *m, const float *x, size_t n, float *y)
+{
+    /* inference splits the rows, not each layer: every thread runs whole
+     * chunks through its own workspace, with no synchronisation in between */
+    int threads = m->threads > 0 ? m->threads : ae__default_threads();
+    size_t useful = (n + AE__ROWS_PER_THREAD - 1) / AE__ROWS_PER_THREAD;
+    ae__pool *pool;
+    run_job job;
+    ae_status st;
+    if (threads > AE__MAX_THREADS) threads = AE__MAX_THREADS;
+    if ((size_t)threads > useful) threads = (int)useful;
+    if (threads <= 1) return run_rows(m, x, n, y);
+    if ((st = ae__pool_create(&pool, threads)) != AE_OK) return run_rows(m, x, n, y);
+    job.m = m;
+    job.x = x;
+    job.y = y;
+    job.n = n;
+    ae__pool_run(pool, run_task, &job);
+    ae__pool_free(pool);
+    for (int t = 0; t < threads; t++)
+        if (job.st[t] != AE_OK)
+            return ae__fail(NULL, job.st[t], "prediction thread %d failed: %s", t,
+                            ae_status_string(job.st[t]));
+    return AE_OK;
+}
+
+ae_status ae_model_set_threads(ae_model *m, int n_threads)
+{
+    if (!m) return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_model_set_threads: model is NULL");
+    if (n_threads < 0 || n_threads > AE__MAX_THREADS)
+        return ae__fail(m->msg, AE_ERR_RANGE, "ae_model_set_threads: %d is outside 0..%d", n_threads,
+                        AE__MAX_THREADS);
+    m->threads = n_threads;
+    return AE_OK;
+}
+
+int ae_model_get_threads(const ae_model *m) { return m ? m->threads : 0; }
 
 ae_status ae_model_predict(const ae_model *m, const float *x, size_t n, float *y, size_t y_len)
 {

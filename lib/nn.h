@@ -49,6 +49,7 @@ struct ae_model {
     size_t code_layer;
     size_t n_params;
     float *params;  /* one contiguous buffer: every layer's kernel then bias */
+    int threads;    /* predict/encode threads; 0 = one per core */
     char msg[AE__MSG_CAP];
 };
 

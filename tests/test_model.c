@@ -98,6 +98,17 @@ static void test_predict_any_batch(void **state)
         assert_int_equal(presets[p](&m, 9), AE_OK);
         assert_int_equal(ae_model_predict(m, x, n, y, n * 784), AE_OK);
         for (size_t i = 0; i < n * 784; i++) assert_true(y[i] > 0.0f && y[i] < 1.0f);
+        {   /* the rows split over threads give bit-identical outputs */
+            float *y1 = malloc(n * 784 * sizeof *y1);
+            assert_int_equal(ae_model_set_threads(m, 1), AE_OK);
+            assert_int_equal(ae_model_predict(m, x, n, y1, n * 784), AE_OK);
+            assert_int_equal(ae_model_set_threads(m, 3), AE_OK);
+            assert_int_equal(ae_model_get_threads(m), 3);
+            assert_int_equal(ae_model_predict(m, x, n, y, n * 784), AE_OK);
+            assert_memory_equal(y, y1, n * 784 * sizeof *y);
+            assert_int_equal(ae_model_set_threads(m, 65), AE_ERR_RANGE);
+            free(y1);
+        }
         for (size_t row = 0; row < n; row += 149) {
             assert_int_equal(ae_model_predict(m, x + row * 784, 1, one, 784), AE_OK);
             for (size_t j = 0; j < 784; j++) assert_float_equal(one[j], y[row * 784 + j], 1e-5);

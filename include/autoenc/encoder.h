@@ -44,6 +44,9 @@ AE_API size_t ae_encoder_code_dim(const ae_encoder *enc, int axis);
 /** The encoder's layers as a read-only model (borrowed; lives as long as @p enc). */
 AE_API const ae_model *ae_encoder_model(const ae_encoder *enc);
 
+/** Threads for ae_encoder_encode, as ae_model_set_threads (copied from the model at creation). */
+AE_API ae_status ae_encoder_set_threads(ae_encoder *enc, int n_threads);
+
 /**
  * Encodes @p n samples @p x (n * input_size floats) into @p codes, whose
  * capacity in floats is @p codes_len (at least n * code_size).

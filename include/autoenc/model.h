@@ -62,6 +62,17 @@ AE_API ae_status ae_model_predict(const ae_model *m, const float *x, size_t n, f
 AE_API ae_status ae_model_forward(const ae_model *m, const ae_tensor *x, ae_tensor *y);
 
 /**
+ * Threads used by ae_model_predict, ae_model_forward and encoders later
+ * created from this model: large batches are split by rows over this many
+ * threads. 0 (the default) means one per online core; 1 keeps all work on
+ * the calling thread (what an embedder running its own thread pool wants).
+ * Outputs do not depend on the thread count. Range 0..64.
+ */
+AE_API ae_status ae_model_set_threads(ae_model *m, int n_threads);
+/** The thread setting of ae_model_set_threads (0 = one per core). */
+AE_API int ae_model_get_threads(const ae_model *m);
+
+/**
  * Replaces a parameter array of layer @p layer (layouts in layer.h) with
  * @p count floats, which must all be finite.
  */
