@@ -42,11 +42,15 @@ const char *ae_last_error(void) { return tl_msg; }
 
 ae_status ae__fail(char *handle_msg, ae_status status, const char *fmt, ...)
 {
+    /* format into a local buffer first: an argument may be ae_last_error()
+     * itself (a caller wrapping a callee's message) */
+    char msg[AE__MSG_CAP];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(tl_msg, sizeof tl_msg, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    if (handle_msg) memcpy(handle_msg, tl_msg, AE__MSG_CAP);
+    memcpy(tl_msg, msg, sizeof msg);
+    if (handle_msg) memcpy(handle_msg, msg, sizeof msg);
     return status;
 }
 

@@ -98,14 +98,14 @@ static void test_predict_any_batch(void **state)
         assert_int_equal(presets[p](&m, 9), AE_OK);
         assert_int_equal(ae_model_predict(m, x, n, y, n * 784), AE_OK);
         for (size_t i = 0; i < n * 784; i++) assert_true(y[i] > 0.0f && y[i] < 1.0f);
-        {   /* the rows split over threads give bit-identical outputs */
+        {   /* the rows split over threads give the same outputs (to BLAS rounding) */
             float *y1 = malloc(n * 784 * sizeof *y1);
             assert_int_equal(ae_model_set_threads(m, 1), AE_OK);
             assert_int_equal(ae_model_predict(m, x, n, y1, n * 784), AE_OK);
             assert_int_equal(ae_model_set_threads(m, 3), AE_OK);
             assert_int_equal(ae_model_get_threads(m), 3);
             assert_int_equal(ae_model_predict(m, x, n, y, n * 784), AE_OK);
-            assert_memory_equal(y, y1, n * 784 * sizeof *y);
+            for (size_t i = 0; i < n * 784; i++) assert_float_equal(y[i], y1[i], 1e-6);
             assert_int_equal(ae_model_set_threads(m, 65), AE_ERR_RANGE);
             free(y1);
         }
@@ -256,7 +256,8 @@ static void test_threaded_passes_match(void **state)
         assert_int_equal(ae__workspace_set_threads(m, many, 3), AE_OK);
         y1 = ae__model_forward_ws(m, one, x, n);
         y3 = ae__model_forward_ws(m, many, x, n);
-        assert_memory_equal(y1, y3, n * 784 * sizeof *y1);
+        /* BLAS may pick other kernels for the smaller row blocks: equal to rounding */
+        for (size_t i = 0; i < n * 784; i++) assert_float_equal(y1[i], y3[i], 1e-6);
         ae__loss_sum(AE_LOSS_BCE, y1, x, n * 784, d1, n * 784, 1);
         memcpy(d3, d1, n * 784 * sizeof *d3);
         ae__model_backward_ws(m, one, x, d1, 1, g1, n);

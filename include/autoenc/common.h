@@ -23,7 +23,11 @@
 #include <stdint.h>
 
 /** @cond AE_INTERNAL */
-#if defined(_WIN32) && !defined(AE_STATIC)
+#if defined(AE_STATIC)
+/* static library: nothing is exported, so a program that links libautoenc.a
+ * into its own shared library does not re-export ae_* */
+#  define AE_API
+#elif defined(_WIN32)
 #  if defined(AE_BUILDING_LIBRARY)
 #    define AE_API __declspec(dllexport)
 #  else

@@ -66,7 +66,9 @@ AE_API ae_status ae_model_forward(const ae_model *m, const ae_tensor *x, ae_tens
  * created from this model: large batches are split by rows over this many
  * threads. 0 (the default) means one per online core; 1 keeps all work on
  * the calling thread (what an embedder running its own thread pool wants).
- * Outputs do not depend on the thread count. Range 0..64.
+ * Each row's output is computed the same way whatever the thread count (up
+ * to BLAS kernels that may round the last bit differently for other block
+ * sizes). Range 0..64.
  */
 AE_API ae_status ae_model_set_threads(ae_model *m, int n_threads);
 /** The thread setting of ae_model_set_threads (0 = one per core). */

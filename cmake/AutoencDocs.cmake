@@ -1,0 +1,25 @@
+# `docs` target: the API reference from include/autoenc/ (and docs/*.md),
+# built with doxygen into <build>/docs/html. Only defined where doxygen is
+# found; never part of `all`. AE_DOCS_STRICT=ON turns every warning,
+# undocumented members included, into an error.
+find_package(Doxygen QUIET)
+if(DOXYGEN_FOUND)
+  if(AE_DOCS_STRICT)
+    set(AE_DOXY_WARN_AS_ERROR FAIL_ON_WARNINGS)
+  else()
+    set(AE_DOXY_WARN_AS_ERROR NO)
+  endif()
+  set(AE_DOXY_OUTPUT_DIR ${PROJECT_BINARY_DIR}/docs)
+  configure_file(${PROJECT_SOURCE_DIR}/docs/Doxyfile.in ${AE_DOXY_OUTPUT_DIR}/Doxyfile @ONLY)
+  file(GLOB _ae_doc_inputs CONFIGURE_DEPENDS
+    ${PROJECT_SOURCE_DIR}/include/autoenc/*.h ${PROJECT_SOURCE_DIR}/docs/*.md)
+  add_custom_command(OUTPUT ${AE_DOXY_OUTPUT_DIR}/html/index.html
+    COMMAND ${DOXYGEN_EXECUTABLE} ${AE_DOXY_OUTPUT_DIR}/Doxyfile
+    DEPENDS ${_ae_doc_inputs} ${AE_DOXY_OUTPUT_DIR}/Doxyfile
+    WORKING_DIRECTORY ${AE_DOXY_OUTPUT_DIR}
+    COMMENT "API reference (doxygen) -> ${AE_DOXY_OUTPUT_DIR}/html/index.html"
+    VERBATIM)
+  add_custom_target(docs DEPENDS ${AE_DOXY_OUTPUT_DIR}/html/index.html)
+else()
+  message(STATUS "doxygen not found: no `docs` target")
+endif()

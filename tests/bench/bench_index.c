@@ -1,0 +1,310 @@
+/* Index benchmark: build time, memory, single-query latency, batch throughput
+ * and recall@k of each backend on a file of codes and a file of queries.
+ *
+ *   bench_index CODES QUERIES [options]
+ *     CODES, QUERIES   float32 .npy files of shape (n, d) (C order), or raw
+ *                      float32 files when --dim D is given
+ *     --k K            neighbours per query (10)
+ *     --backends LIST  comma list of brute,balltree,hnsw (all)
+ *     --leaf N         ball tree leaf size (40)
+ *     --M N --efc N    HNSW build parameters (16, 200)
+ *     --ef LIST        HNSW ef_search values to sweep (16,32,48,64,96,128,192,256)
+ *     --single N       queries timed one by one for exact backends (1000;
+ *                      HNSW always times every query)
+ *     --threads N      OpenBLAS threads for the batch GEMM (default: its own)
+ *     --json           one JSON object per measurement on stdout, no table
+ *
+ * Recall is measured against the brute-force backend, which is exact (it
+ * equals a double-precision scan, ties broken by id). */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "autoenc/index.h"
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static long rss_kb(void)
+{
+    long pages = 0, rss = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f) return 0;
+    if (fscanf(f, "%ld %ld", &pages, &rss) != 2) rss = 0;
+    fclose(f);
+    return rss * 4; /* 4 KiB pages */
+}
+
+/* Minimal .npy reader: little-endian float32, C order, 1-D or 2-D. */
+static float *read_npy(const char *path, size_t *n, size_t *d)
+{
+    FILE *f = fopen(path, "rb");
+    unsigned char pre[10];
+    char *hdr = NULL, *p;
+    size_t hlen, count;
+    float *x = NULL;
+    if (!f) goto fail;
+    if (fread(pre, 1, 10, f) != 10 || memcmp(pre, "\x93NUMPY", 6) != 0) goto fail;
+    if (pre[6] == 1) hlen = (size_t)pre[8] | ((size_t)pre[9] << 8);
+    else {
+        unsigned char b[2];
+        if (fread(b, 1, 2, f) != 2) goto fail;
+        hlen = (size_t)pre[8] | ((size_t)pre[9] << 8) | ((size_t)b[0] << 16) | ((size_t)b[1] << 24);
+    }
+    hdr = calloc(1, hlen + 1);
+    if (!hdr || fread(hdr, 1, hlen, f) != hlen) goto fail;
+    if (!strstr(hdr, "'<f4'") || strstr(hdr, "'fortran_order': True")) {
+        fprintf(stderr, "%s: need little-endian float32 in C order\n", path);
+        goto fail;
+    }
+    p = strstr(hdr, "'shape': (");
+    if (!p) goto fail;
+    p += 10;
+    *n = strtoull(p, &p, 10);
+    *d = 1;
+    if (*p == ',') {
+        while (*p == ',' || *p == ' ') p++;
+        if (*p != ')') *d = strtoull(p, &p, 10);
+    }
+    count = *n * *d;
+    x = malloc(count * sizeof(float) + 1);
+    if (!x || fread(x, sizeof(float), count, f) != count) goto fail;
+    fclose(f);
+    free(hdr);
+    return x;
+fail:
+    fprintf(stderr, "cannot read %s as a float32 .npy file\n", path);
+    if (f) fclose(f);
+    free(hdr);
+    free(x);
+    return NULL;
+}
+
+static float *read_raw(const char *path, size_t dim, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    long end;
+    float *x;
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    end = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    *n = (size_t)end / (dim * sizeof(float));
+    x = malloc(*n * dim * sizeof(float) + 1);
+    if (!x || fread(x, sizeof(float) * dim, *n, f) != *n) {
+        fclose(f);
+        free(x);
+        return NULL;
+    }
+    fclose(f);
+    return x;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double recall(const int64_t *got, const int64_t *truth, size_t nq, size_t k)
+{
+    size_t hits = 0;
+    for (size_t i = 0; i < nq; i++)
+        for (size_t j = 0; j < k; j++)
+            for (size_t l = 0; l < k; l++)
+                if (got[i * k + j] == truth[i * k + l]) {
+                    hits++;
+                    break;
+                }
+    return (double)hits / (double)(nq * k);
+}
+
+typedef struct single_stats {
+    double p50_ms, p99_ms, mean_ms, qps;
+    size_t count;
+} single_stats;
+
+/* Times queries one call each; results go to ids (nq x k). */
+static int time_single(const ae_index *idx, const float *q, size_t nq, size_t d, size_t k,
+                       size_t ef, float *dist, int64_t *ids, single_stats *s)
+{
+    double *lat = malloc(nq * sizeof(double)), total = 0;
+    for (size_t i = 0; i < nq; i++) {
+        double t0 = now();
+        ae_status st = ae_index_search(idx, q + i * d, 1, k, ef, dist + i * k, ids + i * k);
+        lat[i] = now() - t0;
+        if (st != AE_OK) {
+            fprintf(stderr, "search failed: %s\n", ae_last_error());
+            free(lat);
+            return -1;
+        }
+        total += lat[i];
+    }
+    qsort(lat, nq, sizeof *lat, cmp_double);
+    s->count = nq;
+    s->p50_ms = 1e3 * lat[nq / 2];
+    s->p99_ms = 1e3 * lat[(size_t)((double)(nq - 1) * 0.99)];
+    s->mean_ms = 1e3 * total / (double)nq;
+    s->qps = (double)nq / total;
+    free(lat);
+    return 0;
+}
+
+static int g_json;
+
+static void report(const char *backend, const char *param, double build_s, long rss_delta_kb,
+                   size_t index_bytes, const single_stats *s, double batch_qps, double rec)
+{
+    if (g_json) {
+        printf("{\"lib\": \"libautoenc\", \"backend\": \"%s\", \"param\": \"%s\", "
+               "\"build_s\": %.4f, \"rss_delta_mb\": %.2f, \"index_mb\": %.2f, "
+               "\"single_n\": %zu, \"p50_ms\": %.4f, \"p99_ms\": %.4f, \"mean_ms\": %.4f, "
+               "\"single_qps\": %.2f, \"batch_qps\": %.2f, \"recall\": %.5f}\n",
+               backend, param, build_s, (double)rss_delta_kb / 1024.0,
+               (double)index_bytes / 1048576.0, s->count, s->p50_ms, s->p99_ms, s->mean_ms,
+               s->qps, batch_qps, rec);
+    } else {
+        printf("%-9s %-10s %8.3f %9.1f %9.1f %9.4f %9.4f %10.1f %10.1f %8.4f\n", backend, param,
+               build_s, (double)rss_delta_kb / 1024.0, (double)index_bytes / 1048576.0,
+               s->p50_ms, s->p99_ms, s->qps, batch_qps, rec);
+    }
+    fflush(stdout);
+}
+
+int ae__blas_set_threads(int n); /* internal (lib/internal.h); the bench links the static lib */
+
+int main(int argc, char **argv)
+{
+    const char *codes_path = NULL, *queries_path = NULL, *backends = "brute,balltree,hnsw";
+    const char *ef_list = "16,32,48,64,96,128,192,256";
+    size_t k = 10, dim = 0, n = 0, d = 0, nq = 0, dq = 0, single = 1000;
+    long leaf = 40, m = 16, efc = 200;
+    int threads = 0;
+    float *x, *q, *dist;
+    int64_t *truth, *ids;
+
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--json")) g_json = 1;
+        else if (!strcmp(a, "--k") && v) k = strtoull(v, NULL, 10), i++;
+        else if (!strcmp(a, "--dim") && v) dim = strtoull(v, NULL, 10), i++;
+        else if (!strcmp(a, "--backends") && v) backends = v, i++;
+        else if (!strcmp(a, "--leaf") && v) leaf = strtol(v, NULL, 10), i++;
+        else if (!strcmp(a, "--M") && v) m = strtol(v, NULL, 10), i++;
+        else if (!strcmp(a, "--efc") && v) efc = strtol(v, NULL, 10), i++;
+        else if (!strcmp(a, "--ef") && v) ef_list = v, i++;
+        else if (!strcmp(a, "--single") && v) single = strtoull(v, NULL, 10), i++;
+        else if (!strcmp(a, "--threads") && v) threads = atoi(v), i++;
+        else if (a[0] != '-' && !codes_path) codes_path = a;
+        else if (a[0] != '-' && !queries_path) queries_path = a;
+        else {
+            fprintf(stderr, "usage: %s CODES QUERIES [--k K] [--dim D] [--backends LIST] "
+                            "[--leaf N] [--M N] [--efc N] [--ef LIST] [--single N] "
+                            "[--threads N] [--json]\n", argv[0]);
+            return 2;
+        }
+    }
+    if (!codes_path || !queries_path) {
+        fprintf(stderr, "need CODES and QUERIES files (see the comment in bench_index.c)\n");
+        return 2;
+    }
+    if (dim) {
+        x = read_raw(codes_path, dim, &n);
+        q = read_raw(queries_path, dim, &nq);
+        d = dq = dim;
+    } else {
+        x = read_npy(codes_path, &n, &d);
+        q = read_npy(queries_path, &nq, &dq);
+    }
+    if (!x || !q || d != dq || n == 0 || nq == 0 || k > n) {
+        fprintf(stderr, "bad inputs (codes %zu x %zu, queries %zu x %zu, k %zu)\n", n, d, nq, dq,
+                k);
+        return 1;
+    }
+    if (threads > 0) ae__blas_set_threads(threads);
+    if (single > nq) single = nq;
+    dist = malloc(nq * k * sizeof(float));
+    truth = malloc(nq * k * sizeof(int64_t));
+    ids = malloc(nq * k * sizeof(int64_t));
+    if (!g_json) {
+        printf("# %zu codes x %zu dims, %zu queries, k = %zu\n", n, d, nq, k);
+        printf("%-9s %-10s %8s %9s %9s %9s %9s %10s %10s %8s\n", "backend", "param", "build_s",
+               "rss_MB", "index_MB", "p50_ms", "p99_ms", "single/s", "batch/s", "recall");
+    }
+
+    /* brute force first: it is the ground truth */
+    for (int pass = 0; pass < 3; pass++) {
+        static const char *names[] = {"brute", "balltree", "hnsw"};
+        static const ae_index_backend kinds[] = {AE_INDEX_BRUTE, AE_INDEX_BALLTREE, AE_INDEX_HNSW};
+        ae_index *idx;
+        long rss0;
+        double t0, build_s, batch_qps;
+        single_stats s;
+        if (pass > 0 && !strstr(backends, names[pass])) continue;
+        if (ae_index_create(&idx, kinds[pass], AE_INDEX_L2, d) != AE_OK) return 1;
+        if (kinds[pass] == AE_INDEX_BALLTREE) ae_index_set_param(idx, AE_INDEX_LEAF_SIZE, leaf);
+        if (kinds[pass] == AE_INDEX_HNSW) {
+            ae_index_set_param(idx, AE_INDEX_HNSW_M, m);
+            ae_index_set_param(idx, AE_INDEX_HNSW_EF_CONSTRUCTION, efc);
+        }
+        rss0 = rss_kb();
+        t0 = now();
+        if (ae_index_build(idx, x, n, NULL, NULL) != AE_OK) {
+            fprintf(stderr, "build failed: %s\n", ae_index_errmsg(idx));
+            return 1;
+        }
+        build_s = now() - t0;
+        rss0 = rss_kb() - rss0;
+
+        if (kinds[pass] != AE_INDEX_HNSW) {
+            t0 = now();
+            if (ae_index_search(idx, q, nq, k, 0, dist, kinds[pass] == AE_INDEX_BRUTE ? truth : ids)
+                != AE_OK) {
+                fprintf(stderr, "batch search failed: %s\n", ae_last_error());
+                return 1;
+            }
+            batch_qps = (double)nq / (now() - t0);
+            if (kinds[pass] == AE_INDEX_BRUTE) memcpy(ids, truth, nq * k * sizeof(int64_t));
+            if (pass == 0 && !strstr(backends, "brute")) { ae_index_free(idx); continue; }
+            {
+                int64_t *sids = malloc(single * k * sizeof(int64_t));
+                if (time_single(idx, q, single, d, k, 0, dist, sids, &s) != 0) return 1;
+                if (memcmp(sids, ids, single * k * sizeof(int64_t)) != 0)
+                    fprintf(stderr, "warning: %s single and batch results differ\n", names[pass]);
+                free(sids);
+            }
+            char param[32];
+            snprintf(param, sizeof param, kinds[pass] == AE_INDEX_BALLTREE ? "leaf=%ld" : "-",
+                     leaf);
+            report(names[pass], param, build_s, rss0,
+                   ae_index_memory_bytes(idx), &s, batch_qps, recall(ids, truth, nq, k));
+        } else {
+            char list[256], *tok, *save = NULL;
+            snprintf(list, sizeof list, "%s", ef_list);
+            for (tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+                size_t ef = strtoull(tok, NULL, 10);
+                char param[32];
+                t0 = now();
+                if (ae_index_search(idx, q, nq, k, ef, dist, ids) != AE_OK) return 1;
+                batch_qps = (double)nq / (now() - t0);
+                if (time_single(idx, q, nq, d, k, ef, dist, ids, &s) != 0) return 1;
+                snprintf(param, sizeof param, "ef=%zu", ef);
+                report(names[pass], param, build_s, rss0, ae_index_memory_bytes(idx), &s,
+                       batch_qps, recall(ids, truth, nq, k));
+            }
+        }
+        ae_index_free(idx);
+    }
+    free(x);
+    free(q);
+    free(dist);
+    free(truth);
+    free(ids);
+    return 0;
+}

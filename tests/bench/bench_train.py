@@ -1,0 +1,429 @@
+#!/usr/bin/python3
+"""Training / encoding benchmark, PyTorch side, and the report.
+
+Run by tests/bench/run_bench_train.sh; use /usr/bin/python3 (Debian's
+python3-torch). Three sub-commands:
+
+  bench_train.py train  --work DIR --model M --threads T --epochs E [--seed S]
+      The reference model M (simple, deep, conv) in PyTorch, trained with the
+      tutorial's recipe on DIR/train.npy (the rows libautoenc trains on,
+      written by `bench_train export`): Keras' protocol, the last 20% of the
+      rows are validation and never trained; Nadam (lr 1e-3, betas 0.9/0.999,
+      eps 1e-7, momentum decay 0.004), binary cross-entropy, batch 64 (simple,
+      deep) or 32 (conv), a fresh shuffle every epoch. The inputs are one
+      pre-loaded tensor; a batch is an index_select of it. Seconds per epoch
+      cover the training steps only (as libautoenc's history does); the
+      validation BCE (predictions clamped to [1e-7, 1-1e-7], as Keras and
+      libautoenc) is computed after each epoch, outside the timing.
+
+  bench_train.py encode --work DIR --model M [--threads 1,2] [--chunks 64,128,256] [--reps R]
+      Every drawing (DIR/train.npy + DIR/test.npy) through the encoder
+      sub-network under torch.inference_mode(), in chunks; one line per
+      (threads, chunk), best of R passes after a warm-up.
+
+  bench_train.py report RESULTS.jsonl [--quick]
+      Reads every JSON line of the run (C and PyTorch) and prints the table,
+      then, as the last line, one JSON object with every ratio. Needs no torch.
+
+Every measurement is one JSON line on stdout; progress goes to stderr. Peak
+memory is resource.getrusage(RUSAGE_SELF).ru_maxrss of the process, so the
+driver runs each training configuration in its own process.
+"""
+import argparse
+import json
+import math
+import os
+import resource
+import statistics
+import sys
+import time
+
+VALIDATION_SPLIT = 0.2
+BATCH = {"simple": 64, "deep": 64, "conv": 32}
+MODELS = ("simple", "deep", "conv")
+
+
+def maxrss_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def log(*a):
+    print(*a, file=sys.stderr, flush=True)
+
+
+# ---- models --------------------------------------------------------------------------------
+
+def build(name, logits):
+    """(full model, encoder sub-network, input shape). With logits=True the
+    final sigmoid is left out (the loss applies it: BCEWithLogits)."""
+    import torch.nn as nn
+    if name == "simple":
+        enc = nn.Sequential(nn.Linear(784, 32), nn.ReLU())
+        dec = [nn.Linear(32, 784)]
+        shape = (784,)
+    elif name == "deep":
+        enc = nn.Sequential(nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU(),
+                            nn.Linear(64, 32), nn.ReLU())
+        dec = [nn.Linear(32, 64), nn.ReLU(), nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 784)]
+        shape = (784,)
+    elif name == "conv":
+        # Keras' 'same' 2x2 pooling of 7 rounds up to 4: ceil_mode=True.
+        enc = nn.Sequential(
+            nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True),   # 14x14x16
+            nn.Conv2d(16, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True),   # 7x7x8
+            nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True))    # 4x4x8
+        dec = [nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(), nn.Upsample(scale_factor=2),    # 8x8x8
+               nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(), nn.Upsample(scale_factor=2),    # 16x16x8
+               nn.Conv2d(8, 16, 3, padding=0), nn.ReLU(), nn.Upsample(scale_factor=2),   # 28x28x16
+               nn.Conv2d(16, 1, 3, padding=1)]                                           # 28x28x1
+        shape = (1, 28, 28)
+    else:
+        raise SystemExit("unknown model %r" % name)
+    if not logits:
+        dec.append(nn.Sigmoid())
+    full = nn.Sequential(*enc, *dec)
+    # Keras' defaults, as libautoenc: Glorot-uniform kernels, zero biases
+    for mod in full.modules():
+        if isinstance(mod, (nn.Linear, nn.Conv2d)):
+            nn.init.xavier_uniform_(mod.weight)
+            nn.init.zeros_(mod.bias)
+    return full, enc, shape
+
+
+def load_rows(work, names):
+    import numpy as np
+    import torch
+    arrays = [np.load(os.path.join(work, n), mmap_mode="r") for n in names]
+    n = sum(a.shape[0] for a in arrays)
+    x = torch.empty((n, arrays[0].shape[1]), dtype=torch.float32)
+    view = x.numpy()  # shares x's memory: one copy of the rows, no temporaries
+    at = 0
+    for a in arrays:
+        view[at:at + a.shape[0]] = a
+        at += a.shape[0]
+    del arrays
+    return x
+
+
+def val_bce(model, xval, logits, chunk=1024):
+    """Mean BCE with predictions clamped to [1e-7, 1 - 1e-7] (Keras, libautoenc)."""
+    import torch
+    total = 0.0
+    eps = 1e-7
+    with torch.inference_mode():
+        for i in range(0, xval.shape[0], chunk):
+            x = xval[i:i + chunk]
+            p = model(x)
+            if logits:
+                p = torch.sigmoid(p)
+            p = p.double().clamp(eps, 1 - eps)
+            t = x.double()
+            total += float(-(t * torch.log(p) + (1 - t) * torch.log1p(-p)).sum())
+    return total / xval.numel()
+
+
+# ---- train ------------------------------------------------------------------------------------
+
+def cmd_train(a):
+    import torch
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(a.seed)
+    logits = a.loss == "logits"
+    t0 = time.perf_counter()
+    x = load_rows(a.work, ["train.npy"])
+    n = x.shape[0]
+    n_fit = int(math.floor(n * (1 - VALIDATION_SPLIT)))
+    model, _, shape = build(a.model, logits)
+    x = x.view((n,) + shape)
+    if a.channels_last and a.model == "conv":
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    xfit, xval = x[:n_fit], x[n_fit:]
+    bs = BATCH[a.model]
+    opt = torch.optim.NAdam(model.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-7,
+                            momentum_decay=0.004, foreach=bool(a.foreach))
+    lossfn = torch.nn.BCEWithLogitsLoss() if logits else torch.nn.BCELoss()
+    gen = torch.Generator().manual_seed(a.seed)
+    log("  pytorch %s T=%d: %d rows (%d trained, %d validation) loaded in %.2f s"
+        % (a.model, a.threads, n, n_fit, n - n_fit, time.perf_counter() - t0))
+    seconds, losses, vals = [], [], []
+    steps = (n_fit + bs - 1) // bs
+    for epoch in range(a.epochs):
+        model.train()
+        t0 = time.perf_counter()
+        perm = torch.randperm(n_fit, generator=gen)
+        total = torch.zeros((), dtype=torch.float64)
+        for s in range(steps):
+            idx = perm[s * bs:(s + 1) * bs]
+            xb = xfit.index_select(0, idx)
+            opt.zero_grad(set_to_none=True)
+            out = model(xb)
+            loss = lossfn(out, xb)
+            loss.backward()
+            opt.step()
+            total += loss.detach() * idx.shape[0]
+        dt = time.perf_counter() - t0
+        model.eval()
+        v = val_bce(model, xval, logits)
+        seconds.append(dt)
+        losses.append(float(total) / n_fit)
+        vals.append(v)
+        log("  pytorch %s T=%d epoch %d: %d steps %.2f s %.0f img/s loss %.5f val %.5f"
+            % (a.model, a.threads, epoch + 1, steps, dt, n_fit / dt, losses[-1], v))
+    print(json.dumps({"kind": "train", "side": "pytorch", "model": a.model, "threads": a.threads,
+                      "batch": bs, "fit_rows": n_fit, "loss_fn": a.loss,
+                      "seconds": [round(s, 4) for s in seconds],
+                      "train_loss": [round(v, 6) for v in losses],
+                      "val_bce": [round(v, 6) for v in vals],
+                      "maxrss_mb": round(maxrss_mb(), 1),
+                      "torch": torch.__version__}), flush=True)
+
+
+# ---- encode -------------------------------------------------------------------------------------
+
+def cmd_encode(a):
+    import torch
+    x = load_rows(a.work, ["train.npy", "test.npy"])
+    n = x.shape[0]
+    torch.manual_seed(a.seed)
+    _, enc, shape = build(a.model, True)
+    enc.eval()
+    x = x.view((n,) + shape)
+    if a.channels_last and a.model == "conv":
+        enc = enc.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        code = enc(x[:2]).reshape(2, -1).shape[1]
+    codes = torch.empty((n, code), dtype=torch.float32)
+    for t in [int(v) for v in a.threads.split(",")]:
+        torch.set_num_threads(t)
+        for chunk in [int(v) for v in a.chunks.split(",")]:
+            def one_pass(rows):
+                with torch.inference_mode():
+                    for i in range(0, rows, chunk):
+                        c = enc(x[i:i + chunk])
+                        codes[i:i + c.shape[0]].copy_(c.reshape(c.shape[0], -1))
+            one_pass(min(n, 4096))  # warm-up
+            times = []
+            for _ in range(a.reps):
+                t0 = time.perf_counter()
+                one_pass(n)
+                times.append(time.perf_counter() - t0)
+            best = min(times)
+            log("  pytorch encode %s T=%d chunk %d: best %.3f s (%.0f img/s)"
+                % (a.model, t, chunk, best, n / best))
+            print(json.dumps({"kind": "encode", "side": "pytorch", "model": a.model,
+                              "threads": t, "chunk": chunk, "rows": n, "code": code,
+                              "best_seconds": round(best, 4),
+                              "median_seconds": round(statistics.median(times), 4),
+                              "images_per_second": round(n / best, 1),
+                              "maxrss_mb": round(maxrss_mb(), 1)}), flush=True)
+
+
+# ---- report -----------------------------------------------------------------------------------------
+
+TARGET_TRAIN = {"simple": 6.0, "deep": 3.0, "conv": 2.0}
+TARGET_ENCODE = 1.5
+TARGET_PEAK = 0.50
+TARGET_BCE = 0.03
+
+
+def timed_median(r):
+    """Median seconds of the epochs after the first (warm-up) one; the only
+    epoch if there is just one."""
+    s = r["seconds"]
+    return statistics.median(s[1:] if len(s) > 1 else s)
+
+
+def cmd_report(a):
+    recs = []
+    with open(a.results) as f:
+        for line in f:
+            line = line.strip()
+            if line.startswith("{"):
+                recs.append(json.loads(line))
+    flops = {r["model"]: r for r in recs if r["kind"] == "flops"}
+    gemm = {}
+    for r in recs:
+        if r["kind"] == "gemm":
+            gemm[r["threads"]] = max(gemm.get(r["threads"], 0.0), r["gflops"])
+    meta = next((r for r in recs if r["kind"] == "meta"), {})
+    export = next((r for r in recs if r["kind"] == "export"), {})
+    train = [r for r in recs if r["kind"] == "train"]
+    encode = [r for r in recs if r["kind"] == "encode"]
+    models = [m for m in MODELS if any(r["model"] == m for r in train + encode)]
+    out = {}
+    misses = 0
+
+    def verdict(ok):
+        nonlocal misses
+        if not ok:
+            misses += 1
+        return "PASS" if ok else "MISS"
+
+    p = print
+    p("")
+    p("== libautoenc vs PyTorch: training and encoding (QuickDraw-10) ==")
+    p("machine: %s cores, load average at start %s / end %s; OPENBLAS_CORETYPE=%s, "
+      "OPENBLAS_L2_SIZE=%s; torch %s"
+      % (meta.get("cores", "?"), meta.get("load_start", "?"), meta.get("load_end", "?"),
+         meta.get("openblas_coretype", "unset"), meta.get("openblas_l2_size", "unset"),
+         next((r["torch"] for r in train if "torch" in r), "?")))
+    if export:
+        p("data: %d training rows of ae_dataset_load(10000/category, test 0.10, seed %d); "
+          "an epoch trains the first %d, the last %d are validation; encoding: all %d drawings"
+          % (export["train_rows"], export["seed"], export["fit_rows"], export["val_rows"],
+             export["train_rows"] + export["test_rows"]))
+    p("GEMM peak (cblas_sgemm 2048^3, best in the run): "
+      + ", ".join("%d thread%s %.1f GFLOP/s" % (t, "" if t == 1 else "s", g)
+                  for t, g in sorted(gemm.items())))
+    if a.quick:
+        p("QUICK RUN: few epochs/passes; numbers are a smoke test, not a measurement")
+    peak2 = gemm.get(2, max(gemm.values()) if gemm else float("nan"))
+
+    p("")
+    p("Training (seconds per epoch = median of the epochs after the warm-up one)")
+    hdr = "%-7s %-10s %3s %5s %10s %10s %8s %9s %9s" % (
+        "model", "side", "thr", "epochs", "s/epoch", "img/s", "GFLOP/s", "val_bce", "maxrss_MB")
+    p(hdr)
+    p("-" * len(hdr))
+    best_train = {}
+    for m in models:
+        for side in ("libautoenc", "pytorch"):
+            for r in sorted((r for r in train if r["model"] == m and r["side"] == side),
+                            key=lambda r: r["threads"]):
+                sec = timed_median(r)
+                ips = r["fit_rows"] / sec
+                gf = ips * flops[m]["train_flops_per_image"] * 1e-9 if m in flops else float("nan")
+                p("%-7s %-10s %3d %5d %10.3f %10.0f %8.2f %9.5f %9.1f" % (
+                    m, side, r["threads"], len(r["seconds"]), sec, ips, gf, r["val_bce"][-1],
+                    r["maxrss_mb"]))
+                b = best_train.get((m, side))
+                if b is None or sec < b[0]:
+                    best_train[(m, side)] = (sec, ips, r)
+    p("")
+    p("Encoding all drawings (best pass; PyTorch: best of threads x chunk sizes)")
+    hdr = "%-7s %-10s %3s %5s %10s %10s %9s" % (
+        "model", "side", "thr", "chunk", "seconds", "img/s", "maxrss_MB")
+    p(hdr)
+    p("-" * len(hdr))
+    best_enc = {}
+    for m in models:
+        for side in ("libautoenc", "pytorch"):
+            for r in sorted((r for r in encode if r["model"] == m and r["side"] == side),
+                            key=lambda r: (r["threads"], r["chunk"])):
+                p("%-7s %-10s %3d %5s %10.3f %10.0f %9.1f" % (
+                    m, side, r["threads"], r["chunk"] or "all", r["best_seconds"],
+                    r["images_per_second"], r["maxrss_mb"]))
+                b = best_enc.get((m, side))
+                if b is None or r["images_per_second"] > b["images_per_second"]:
+                    best_enc[(m, side)] = r
+
+    p("")
+    p("Targets (ratios over PyTorch's best configuration in this run)")
+    for m in models:
+        c, t = best_train.get((m, "libautoenc")), best_train.get((m, "pytorch"))
+        if c and t:
+            ratio = t[0] / c[0]
+            out["train_speedup_" + m] = round(ratio, 3)
+            p("  train %-6s libautoenc %.3f s/epoch (T=%d) vs PyTorch %.3f s/epoch (T=%d): "
+              "%.2fx, target >= %.0fx  %s" % (m, c[0], c[2]["threads"], t[0], t[2]["threads"],
+                                              ratio, TARGET_TRAIN[m],
+                                              verdict(ratio >= TARGET_TRAIN[m])))
+        ce, te = best_enc.get((m, "libautoenc")), best_enc.get((m, "pytorch"))
+        if ce and te:
+            ratio = ce["images_per_second"] / te["images_per_second"]
+            out["encode_speedup_" + m] = round(ratio, 3)
+            p("  encode %-5s libautoenc %.0f img/s (T=%d) vs PyTorch %.0f img/s (T=%d, chunk %d): "
+              "%.2fx, target >= %.1fx  %s" % (m, ce["images_per_second"], ce["threads"],
+                                               te["images_per_second"], te["threads"],
+                                               te["chunk"], ratio, TARGET_ENCODE,
+                                               verdict(ratio >= TARGET_ENCODE)))
+        if c and m in flops:
+            share = c[1] * flops[m]["train_flops_per_image"] * 1e-9 / peak2
+            out["peak_share_" + m] = round(share, 4)
+            if t:
+                out["peak_share_pytorch_" + m] = round(
+                    t[1] * flops[m]["train_flops_per_image"] * 1e-9 / peak2, 4)
+            if m in ("simple", "deep"):
+                p("  peak   %-5s libautoenc %.1f GFLOP/s = %.1f%% of the 2-thread GEMM peak "
+                  "(%.1f GFLOP/s), target >= 50%%  %s"
+                  % (m, c[1] * flops[m]["train_flops_per_image"] * 1e-9, 100 * share, peak2,
+                     verdict(share >= TARGET_PEAK)))
+            else:
+                p("  peak   %-5s libautoenc %.1f%% of the 2-thread GEMM peak (no target)"
+                  % (m, 100 * share))
+        # equal work: the same thread count on both sides (1 if run), same epochs
+        pairs = [(rc, rt) for rc in train if rc["model"] == m and rc["side"] == "libautoenc"
+                 for rt in train if rt["model"] == m and rt["side"] == "pytorch"
+                 and rt["threads"] == rc["threads"] and len(rt["val_bce"]) == len(rc["val_bce"])]
+        if pairs:
+            rc, rt = min(pairs, key=lambda p_: p_[0]["threads"])
+            vc, vt = rc["val_bce"][-1], rt["val_bce"][-1]
+            rel = abs(vc - vt) / vt
+            out["val_bce_rel_diff_" + m] = round(rel, 4)
+            enough = len(rc["val_bce"]) >= 3
+            p("  equal  %-5s val BCE after %d epochs (T=%d): libautoenc %.5f, PyTorch %.5f: "
+              "%.2f%% apart, target <= 3%%  %s%s"
+              % (m, len(rc["val_bce"]), rc["threads"], vc, vt, 100 * rel,
+                 verdict(rel <= TARGET_BCE),
+                 "" if enough else " (fewer than the 3 epochs the check asks for)"))
+    for m in models:
+        for side in ("libautoenc", "pytorch"):
+            b = best_train.get((m, side))
+            if b:
+                key = "c" if side == "libautoenc" else "torch"
+                out["%s_%s_s_per_epoch" % (key, m)] = round(b[0], 4)
+                out["%s_%s_train_img_s" % (key, m)] = round(b[1], 1)
+                out["%s_%s_train_maxrss_mb" % (key, m)] = b[2]["maxrss_mb"]
+            e = best_enc.get((m, side))
+            if e:
+                key = "c" if side == "libautoenc" else "torch"
+                out["%s_%s_encode_img_s" % (key, m)] = e["images_per_second"]
+    for t_, g in sorted(gemm.items()):
+        out["gemm_gflops_%dt" % t_] = g
+    out["misses"] = misses
+    out["quick"] = bool(a.quick)
+    out["load_start"] = meta.get("load_start")
+    out["load_end"] = meta.get("load_end")
+    out["openblas_coretype"] = meta.get("openblas_coretype", "unset")
+    out["openblas_l2_size"] = meta.get("openblas_l2_size", "unset")
+    out["elapsed_s"] = meta.get("elapsed_s")
+    p("")
+    print(json.dumps(out, separators=(",", ":")), flush=True)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    t = sub.add_parser("train")
+    t.add_argument("--work", required=True)
+    t.add_argument("--model", required=True, choices=MODELS)
+    t.add_argument("--threads", type=int, default=1)
+    t.add_argument("--epochs", type=int, default=3)
+    t.add_argument("--seed", type=int, default=42)
+    t.add_argument("--loss", choices=("logits", "sigmoid"), default="logits",
+                   help="logits: no final sigmoid + BCEWithLogitsLoss (same maths); "
+                        "sigmoid: nn.Sigmoid + nn.BCELoss")
+    t.add_argument("--foreach", type=int, default=0,
+                   help="NAdam foreach implementation (1/0; 0, the default of torch 1.13 on CPU, "
+                        "measured as fast or faster here)")
+    t.add_argument("--channels-last", type=int, default=1,
+                   help="conv: channels_last model and inputs (1, default: ~1.7x faster here)")
+    e = sub.add_parser("encode")
+    e.add_argument("--work", required=True)
+    e.add_argument("--model", required=True, choices=MODELS)
+    e.add_argument("--threads", default="1,2")
+    e.add_argument("--chunks", default="64,128,256")
+    e.add_argument("--reps", type=int, default=2)
+    e.add_argument("--seed", type=int, default=42)
+    e.add_argument("--channels-last", type=int, default=1, help="conv: channels_last (1/0)")
+    r = sub.add_parser("report")
+    r.add_argument("results")
+    r.add_argument("--quick", action="store_true")
+    a = ap.parse_args()
+    {"train": cmd_train, "encode": cmd_encode, "report": cmd_report}[a.cmd](a)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# Training / encoding benchmark: libautoenc against PyTorch, side by side in one
+# run, on the QuickDraw-10 training split. Prints a table and, as its LAST
+# line, one JSON object with every ratio (and the raw numbers behind them).
+#
+#   tests/bench/run_bench_train.sh [options]
+#     --data DIR        QuickDraw-10 folder of <category>.npy files (default:
+#                       $AUTOENC_DATA, else the archive below is unpacked into
+#                       the work folder)
+#     --archive FILE    archive to unpack (/work/shared/quickdraw10.tar.xz)
+#     --models LIST     comma list of simple,deep,conv (all three)
+#     --threads LIST    thread counts of every configuration (1,2)
+#     --epochs N        epochs per training configuration (3: a warm-up epoch,
+#                       then 2 timed epochs, whose median counts; the
+#                       equal-work check compares the validation BCE after N)
+#     --quick           smoke run: 2 epochs (1 timed), 1 encoding pass,
+#                       PyTorch chunks 64,256, 1 GEMM repetition
+#     --build-dir DIR   CMake build folder (/tmp/build-bench); bench_train is
+#                       (re)built there with -DCMAKE_BUILD_TYPE=Release
+#     --bin FILE        use this bench_train binary, build nothing
+#     --work DIR        work folder (default: a new temporary folder, removed
+#                       at the end unless --keep)
+#     --results FILE    also keep every raw JSON line of the run in FILE
+#     --keep            keep the work folder
+#
+# Environment: the PyTorch processes run /usr/bin/python3 (Debian's
+# python3-torch) with MALLOC_MMAP_THRESHOLD_=33554432 and
+# MALLOC_TRIM_THRESHOLD_=1073741824 (freeing and re-faulting large blocks is
+# very expensive on this machine). OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE are
+# left as they are and reported. Every configuration runs in its own process,
+# so each max RSS is that configuration's own.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+SRC=$(cd "$HERE/../.." && pwd)
+PY=/usr/bin/python3
+BENCH_PY=$HERE/bench_train.py
+DATA=${AUTOENC_DATA:-}
+ARCHIVE=/work/shared/quickdraw10.tar.xz
+MODELS=simple,deep,conv
+THREADS=1,2
+EPOCHS=
+QUICK=0
+BUILD=/tmp/build-bench
+BIN=
+WORK=
+RESULTS_COPY=
+KEEP=0
+
+die() { echo "run_bench_train.sh: $*" >&2; exit 2; }
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --data) DATA=${2:?}; shift 2 ;;
+    --archive) ARCHIVE=${2:?}; shift 2 ;;
+    --models) MODELS=${2:?}; shift 2 ;;
+    --threads) THREADS=${2:?}; shift 2 ;;
+    --epochs) EPOCHS=${2:?}; shift 2 ;;
+    --quick) QUICK=1; shift ;;
+    --build-dir) BUILD=${2:?}; shift 2 ;;
+    --bin) BIN=${2:?}; shift 2 ;;
+    --work) WORK=${2:?}; shift 2 ;;
+    --results) RESULTS_COPY=${2:?}; shift 2 ;;
+    --keep) KEEP=1; shift ;;
+    -h|--help) sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) die "unknown option $1 (see --help)" ;;
+  esac
+done
+for m in ${MODELS//,/ }; do
+  case "$m" in simple|deep|conv) ;; *) die "unknown model '$m' (simple, deep, conv)" ;; esac
+done
+for t in ${THREADS//,/ }; do
+  case "$t" in ''|*[!0-9]*) die "bad thread count '$t'" ;; esac
+done
+if [ "$QUICK" = 1 ]; then
+  : "${EPOCHS:=2}"; ENC_REPS=1; GEMM_REPS=1; CHUNKS=64,256
+else
+  : "${EPOCHS:=3}"; ENC_REPS=2; GEMM_REPS=3; CHUNKS=64,128,256
+fi
+[ -x "$PY" ] || die "$PY not found (Debian's python3-torch is needed)"
+
+T_START=$(date +%s)
+LOAD_START=$(cut -d' ' -f1 /proc/loadavg)
+
+# ---- the C program -----------------------------------------------------------------
+if [ -z "$BIN" ]; then
+  BIN=$BUILD/tests/bench_train
+  echo "== building bench_train in $BUILD" >&2
+  if ! { [ -f "$BUILD/CMakeCache.txt" ] || cmake -S "$SRC" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >&2; } ||
+     ! cmake --build "$BUILD" --target bench_train -j2 >&2; then
+    [ -x "$BIN" ] || die "building bench_train failed"
+    echo "run_bench_train.sh: WARNING: the build failed; using the existing $BIN" >&2
+  fi
+fi
+[ -x "$BIN" ] || die "no bench_train binary at $BIN"
+
+# ---- work folder and data -------------------------------------------------------------
+if [ -z "$WORK" ]; then
+  WORK=$(mktemp -d "${TMPDIR:-/tmp}/bench-train.XXXXXX")
+  [ "$KEEP" = 1 ] || trap 'rm -rf "$WORK"' EXIT
+else
+  mkdir -p "$WORK"
+fi
+if [ -z "$DATA" ]; then
+  [ -f "$ARCHIVE" ] || die "no --data/AUTOENC_DATA and no archive $ARCHIVE"
+  if [ ! -d "$WORK/quickdraw10" ]; then
+    echo "== unpacking $ARCHIVE into $WORK" >&2
+    tar -xJf "$ARCHIVE" -C "$WORK"
+  fi
+  DATA=$WORK/quickdraw10
+fi
+[ -d "$DATA" ] || die "data folder $DATA does not exist"
+RES=$WORK/results.jsonl
+: > "$RES"
+
+# Runs one step: its JSON lines go to the results, anything else on its
+# stdout and all of its stderr (progress) to our stderr.
+collect() {
+  local rc=0
+  "$@" > "$WORK/step.out" || rc=$?
+  grep '^{' "$WORK/step.out" >> "$RES" || true
+  grep -v '^{' "$WORK/step.out" >&2 || true
+  return $rc
+}
+run_c() { collect "$BIN" "$@"; }
+run_py() {
+  collect env MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=1073741824 \
+    "$PY" "$BENCH_PY" "$@"
+}
+
+echo "== data: $DATA; models $MODELS; threads $THREADS; $EPOCHS epochs per configuration" >&2
+run_c flops || die "bench_train flops failed"
+echo "== GEMM peak (start)" >&2
+run_c gemm --threads "$THREADS" --reps "$GEMM_REPS" || die "bench_train gemm failed"
+echo "== writing the training rows for PyTorch" >&2
+run_c export --data "$DATA" --out "$WORK" || die "bench_train export failed"
+
+for m in ${MODELS//,/ }; do
+  echo "== $m: training" >&2
+  for t in ${THREADS//,/ }; do
+    run_c train --data "$DATA" --model "$m" --threads "$t" --epochs "$EPOCHS" ||
+      die "bench_train train $m T=$t failed"
+    run_py train --work "$WORK" --model "$m" --threads "$t" --epochs "$EPOCHS" ||
+      die "bench_train.py train $m T=$t failed"
+  done
+  echo "== $m: encoding" >&2
+  run_c encode --out "$WORK" --model "$m" --threads "$THREADS" --reps "$ENC_REPS" ||
+    die "bench_train encode $m failed"
+  run_py encode --work "$WORK" --model "$m" --threads "$THREADS" --chunks "$CHUNKS" \
+    --reps "$ENC_REPS" || die "bench_train.py encode $m failed"
+done
+echo "== GEMM peak (end)" >&2
+run_c gemm --threads "$THREADS" --reps "$GEMM_REPS" || die "bench_train gemm failed"
+
+printf '{"kind": "meta", "cores": %s, "load_start": %s, "load_end": %s, "openblas_coretype": "%s", "openblas_l2_size": "%s", "elapsed_s": %s}\n' \
+  "$(nproc)" "$LOAD_START" "$(cut -d' ' -f1 /proc/loadavg)" \
+  "${OPENBLAS_CORETYPE:-unset}" "${OPENBLAS_L2_SIZE:-unset}" "$(( $(date +%s) - T_START ))" >> "$RES"
+[ -z "$RESULTS_COPY" ] || cp "$RES" "$RESULTS_COPY"
+if [ "$KEEP" = 1 ]; then echo "== work folder kept: $WORK" >&2; fi
+QFLAG=()
+if [ "$QUICK" = 1 ]; then QFLAG=(--quick); fi
+"$PY" "$BENCH_PY" report "$RES" "${QFLAG[@]}"

@@ -1,0 +1,933 @@
+/* Tests of the nearest-neighbour index (include/autoenc/index.h).
+ *
+ * Every library allocation goes through a counting allocator hook installed
+ * before the first test, so each test can check that nothing leaks (also on
+ * error paths) and that every block is freed with the size it was allocated
+ * with; the hook can also fail the N-th allocation. */
+#define _POSIX_C_SOURCE 200809L
+#include <math.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "autoenc/index.h"
+#include "internal.h"
+
+/* ---- counting allocator ------------------------------------------------------ */
+static atomic_long g_live_blocks, g_live_bytes, g_bad_sizes, g_fail_at, g_alloc_count;
+
+typedef struct hdr {
+    size_t size;
+    size_t pad; /* keeps the user block 16-byte aligned */
+} hdr;
+
+static void *count_alloc(void *ud, void *ptr, size_t old_size, size_t new_size)
+{
+    (void)ud;
+    if (ptr) {
+        hdr *h = (hdr *)ptr - 1;
+        if (h->size != old_size) atomic_fetch_add(&g_bad_sizes, 1);
+        if (new_size == 0) {
+            atomic_fetch_sub(&g_live_blocks, 1);
+            atomic_fetch_sub(&g_live_bytes, (long)h->size);
+            free(h);
+            return NULL;
+        }
+        if (atomic_load(&g_fail_at) > 0 && atomic_fetch_add(&g_alloc_count, 1) + 1 ==
+                                               atomic_load(&g_fail_at))
+            return NULL;
+        {
+            hdr *nh = realloc(h, sizeof(hdr) + new_size);
+            if (!nh) return NULL;
+            atomic_fetch_add(&g_live_bytes, (long)new_size - (long)nh->size);
+            nh->size = new_size;
+            return nh + 1;
+        }
+    }
+    if (atomic_load(&g_fail_at) > 0 &&
+        atomic_fetch_add(&g_alloc_count, 1) + 1 == atomic_load(&g_fail_at))
+        return NULL;
+    {
+        hdr *h = malloc(sizeof(hdr) + new_size);
+        if (!h) return NULL;
+        h->size = new_size;
+        atomic_fetch_add(&g_live_blocks, 1);
+        atomic_fetch_add(&g_live_bytes, (long)new_size);
+        return h + 1;
+    }
+}
+
+static void fail_alloc_at(long n)
+{
+    atomic_store(&g_alloc_count, 0);
+    atomic_store(&g_fail_at, n);
+}
+
+static int teardown_check(void **state)
+{
+    (void)state;
+    fail_alloc_at(0);
+    assert_int_equal(atomic_load(&g_live_blocks), 0);
+    assert_int_equal(atomic_load(&g_live_bytes), 0);
+    assert_int_equal(atomic_load(&g_bad_sizes), 0);
+    return 0;
+}
+
+/* ---- data and the reference --------------------------------------------------- */
+static uint64_t g_seed = 12345;
+static double urand(void)
+{
+    g_seed = g_seed * 6364136223846793005ull + 1442695040888963407ull;
+    return (double)(g_seed >> 11) * 0x1.0p-53;
+}
+
+static float *rand_matrix(size_t n, size_t d, double lo, double hi)
+{
+    float *x = malloc(n * d * sizeof(float) + 1);
+    for (size_t i = 0; i < n * d; i++) x[i] = (float)(lo + (hi - lo) * urand());
+    return x;
+}
+
+/* integer coordinates in [0, levels): many exact ties and duplicates */
+static float *grid_matrix(size_t n, size_t d, int levels)
+{
+    float *x = malloc(n * d * sizeof(float) + 1);
+    for (size_t i = 0; i < n * d; i++) x[i] = (float)(int)(urand() * levels);
+    return x;
+}
+
+/* Distinct shuffled ids with negatives and gaps, so ties by id differ from ties by row. */
+static int64_t *rand_ids(size_t n)
+{
+    int64_t *ids = malloc(n * sizeof(int64_t) + 1);
+    for (size_t i = 0; i < n; i++) ids[i] = (int64_t)i * 7 - 1000;
+    for (size_t i = n; i > 1; i--) {
+        size_t j = (size_t)(urand() * (double)i);
+        int64_t t = ids[i - 1];
+        ids[i - 1] = ids[j];
+        ids[j] = t;
+    }
+    return ids;
+}
+
+typedef struct ref_pair {
+    double d;
+    int64_t id;
+} ref_pair;
+
+static int cmp_ref(const void *a, const void *b)
+{
+    const ref_pair *x = a, *y = b;
+    if (x->d != y->d) return x->d < y->d ? -1 : 1;
+    return (x->id > y->id) - (x->id < y->id);
+}
+
+/* Naive double-precision k nearest (L2 or cosine), ties by smaller id. */
+static void reference(const float *x, size_t n, size_t d, const int64_t *ids, const float *q,
+                      size_t k, int cosine, double *rd, int64_t *rid)
+{
+    ref_pair *p = malloc(n * sizeof *p);
+    for (size_t i = 0; i < n; i++) {
+        double s = 0, qq = 0, xx = 0, dot = 0;
+        for (size_t j = 0; j < d; j++) {
+            double t = (double)q[j] - (double)x[i * d + j];
+            s += t * t;
+            qq += (double)q[j] * q[j];
+            xx += (double)x[i * d + j] * x[i * d + j];
+            dot += (double)q[j] * x[i * d + j];
+        }
+        p[i].d = cosine ? 1.0 - dot / (sqrt(qq) * sqrt(xx)) : sqrt(s);
+        p[i].id = ids ? ids[i] : (int64_t)i;
+    }
+    qsort(p, n, sizeof *p, cmp_ref);
+    for (size_t i = 0; i < k; i++) {
+        rd[i] = p[i].d;
+        rid[i] = p[i].id;
+    }
+    free(p);
+}
+
+static ae_index *make_index(ae_index_backend b, ae_index_metric m, size_t d, const float *x,
+                            size_t n, const int64_t *ids, const int32_t *labels, int64_t leaf)
+{
+    ae_index *idx = NULL;
+    assert_int_equal(ae_index_create(&idx, b, m, d), AE_OK);
+    if (b == AE_INDEX_BALLTREE && leaf > 0)
+        assert_int_equal(ae_index_set_param(idx, AE_INDEX_LEAF_SIZE, leaf), AE_OK);
+    if (b == AE_INDEX_HNSW) {
+        assert_int_equal(ae_index_set_param(idx, AE_INDEX_HNSW_M, 12), AE_OK);
+        assert_int_equal(ae_index_set_param(idx, AE_INDEX_HNSW_EF_CONSTRUCTION, 100), AE_OK);
+    }
+    assert_int_equal(ae_index_build(idx, x, n, ids, labels), AE_OK);
+    return idx;
+}
+
+/* Checks an exact backend against the reference for every k in ks. */
+static void check_exact(ae_index_backend b, size_t n, size_t d, size_t nq, int grid,
+                        int64_t leaf, int use_ids)
+{
+    float *x = grid ? grid_matrix(n, d, grid) : rand_matrix(n, d, -1.0, 1.0);
+    float *q = grid ? grid_matrix(nq, d, grid) : rand_matrix(nq, d, -1.2, 1.2);
+    int64_t *ids = use_ids ? rand_ids(n) : NULL;
+    size_t ks[] = {1, 2, 3, 10, n / 2, n - 1, n};
+    ae_index *idx;
+    if (grid && nq > 2) memcpy(q, x, d * sizeof(float)); /* a query equal to a point */
+    idx = make_index(b, AE_INDEX_L2, d, x, n, ids, NULL, leaf);
+    assert_int_equal(ae_index_count(idx), n);
+    for (size_t ki = 0; ki < sizeof ks / sizeof ks[0]; ki++) {
+        size_t k = ks[ki];
+        float *dist;
+        int64_t *got, *rid;
+        double *rd;
+        if (k == 0 || k > n) continue;
+        dist = malloc(nq * k * sizeof(float));
+        got = malloc(nq * k * sizeof(int64_t));
+        rid = malloc(k * sizeof(int64_t));
+        rd = malloc(k * sizeof(double));
+        assert_int_equal(ae_index_search(idx, q, nq, k, 0, dist, got), AE_OK);
+        for (size_t i = 0; i < nq; i++) {
+            reference(x, n, d, ids, q + i * d, k, 0, rd, rid);
+            for (size_t j = 0; j < k; j++) {
+                if (got[i * k + j] != rid[j])
+                    fail_msg("backend %d n=%zu d=%zu k=%zu query %zu rank %zu: id %lld, "
+                             "expected %lld (dist %.9g vs %.9g)",
+                             (int)b, n, d, k, i, j, (long long)got[i * k + j],
+                             (long long)rid[j], (double)dist[i * k + j], rd[j]);
+                assert_true(fabs(dist[i * k + j] - rd[j]) <= 1e-6 * (1.0 + rd[j]));
+            }
+        }
+        free(dist);
+        free(got);
+        free(rid);
+        free(rd);
+    }
+    ae_index_free(idx);
+    free(x);
+    free(q);
+    free(ids);
+}
+
+static void test_exact_random(void **state)
+{
+    static const size_t dims[] = {1, 2, 3, 7, 16, 17, 33, 64, 130};
+    static const size_t sizes[] = {1, 2, 5, 39, 41, 200};
+    (void)state;
+    for (int b = AE_INDEX_BRUTE; b <= AE_INDEX_BALLTREE; b++)
+        for (size_t di = 0; di < sizeof dims / sizeof dims[0]; di++)
+            for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++)
+                check_exact((ae_index_backend)b, sizes[si], dims[di], 4, 0, 0, (si + di) % 2);
+}
+
+static void test_exact_leaf_sizes(void **state)
+{
+    static const int64_t leaves[] = {1, 2, 3, 40, 100};
+    (void)state;
+    for (size_t i = 0; i < sizeof leaves / sizeof leaves[0]; i++) {
+        check_exact(AE_INDEX_BALLTREE, 300, 5, 6, 0, leaves[i], 1);
+        check_exact(AE_INDEX_BALLTREE, 97, 12, 3, 0, leaves[i], 0);
+    }
+}
+
+/* several query and data blocks of the brute-force GEMM path */
+static void test_exact_blocks(void **state)
+{
+    (void)state;
+    check_exact(AE_INDEX_BRUTE, 2100, 9, 300, 0, 0, 1);
+    check_exact(AE_INDEX_BALLTREE, 2100, 9, 40, 0, 0, 1);
+}
+
+/* Integer grids: exact ties and duplicate points everywhere. */
+static void test_exact_ties(void **state)
+{
+    (void)state;
+    for (int b = AE_INDEX_BRUTE; b <= AE_INDEX_BALLTREE; b++) {
+        check_exact((ae_index_backend)b, 300, 2, 20, 3, 4, 1);
+        check_exact((ae_index_backend)b, 250, 3, 20, 2, 0, 1);
+        check_exact((ae_index_backend)b, 64, 1, 10, 4, 2, 0);
+        check_exact((ae_index_backend)b, 120, 20, 8, 2, 3, 1);
+    }
+}
+
+/* All points identical: the k smallest ids win. */
+static void test_all_duplicates(void **state)
+{
+    float x[50 * 3];
+    int64_t ids[50], got[10];
+    float dist[10], q[3] = {0.5f, 0.5f, 0.5f};
+    (void)state;
+    for (size_t i = 0; i < 50; i++) {
+        ids[i] = 100 - (int64_t)i;
+        for (int j = 0; j < 3; j++) x[i * 3 + j] = 1.0f;
+    }
+    for (int b = AE_INDEX_BRUTE; b <= AE_INDEX_HNSW; b++) {
+        ae_index *idx = make_index((ae_index_backend)b, AE_INDEX_L2, 3, x, 50, ids, NULL, 4);
+        assert_int_equal(ae_index_search(idx, q, 1, 10, 0, dist, got), AE_OK);
+        for (int j = 0; j < 10; j++) {
+            if (b != AE_INDEX_HNSW) assert_int_equal(got[j], 51 + j);
+            assert_float_equal(dist[j], sqrtf(0.75f), 1e-6);
+        }
+        ae_index_free(idx);
+    }
+}
+
+/* Clustered data: HNSW recall@10 above a floor; small n is exact. */
+static void test_hnsw_recall(void **state)
+{
+    const size_t n = 3000, d = 24, nq = 150, k = 10, nc = 30;
+    float *centres = rand_matrix(nc, d, -1.0, 1.0), *x = malloc(n * d * sizeof(float));
+    float *q = malloc(nq * d * sizeof(float)), dist[10];
+    int64_t got[10], rid[10];
+    double rd[10];
+    size_t hits = 0, hits_ef = 0, hits_k = 0;
+    ae_index *idx;
+    (void)state;
+    for (size_t i = 0; i < n + nq; i++) {
+        size_t c = (size_t)(urand() * nc);
+        float *r = i < n ? x + i * d : q + (i - n) * d;
+        for (size_t j = 0; j < d; j++) r[j] = centres[c * d + j] + (float)(2.0 * urand() - 1.0);
+    }
+    idx = make_index(AE_INDEX_HNSW, AE_INDEX_L2, d, x, n, NULL, NULL, 0);
+    for (size_t i = 0; i < nq; i++) {
+        reference(x, n, d, NULL, q + i * d, k, 0, rd, rid);
+        assert_int_equal(ae_index_search(idx, q + i * d, 1, k, 0, dist, got), AE_OK);
+        for (size_t j = 0; j < k; j++) {
+            for (size_t l = 0; l < k; l++) hits += got[j] == rid[l];
+            if (j > 0) assert_true(dist[j - 1] <= dist[j]);
+        }
+        assert_int_equal(ae_index_search(idx, q + i * d, 1, k, k, dist, got), AE_OK);
+        for (size_t j = 0; j < k; j++)
+            for (size_t l = 0; l < k; l++) hits_k += got[j] == rid[l];
+        assert_int_equal(ae_index_search(idx, q + i * d, 1, k, 200, dist, got), AE_OK);
+        for (size_t j = 0; j < k; j++)
+            for (size_t l = 0; l < k; l++) hits_ef += got[j] == rid[l];
+    }
+    print_message("hnsw recall@10: %.4f (ef 10), %.4f (ef 64), %.4f (ef 200)\n",
+                  (double)hits_k / (nq * k), (double)hits / (nq * k), (double)hits_ef / (nq * k));
+    assert_true((double)hits_k / (double)(nq * k) >= 0.80);
+    assert_true((double)hits / (double)(nq * k) >= 0.95);
+    assert_true(hits_ef >= hits);
+    ae_index_free(idx);
+    free(centres);
+    free(x);
+    free(q);
+}
+
+static void test_hnsw_small_exact(void **state)
+{
+    static const size_t sizes[] = {1, 2, 3, 10, 40};
+    (void)state;
+    for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+        size_t n = sizes[si], d = 6, k = n;
+        float *x = rand_matrix(n, d, 0, 1), *q = rand_matrix(3, d, 0, 1);
+        float *dist = malloc(3 * k * sizeof(float));
+        int64_t *got = malloc(3 * k * sizeof(int64_t)), *rid = malloc(k * sizeof(int64_t));
+        double *rd = malloc(k * sizeof(double));
+        ae_index *idx = make_index(AE_INDEX_HNSW, AE_INDEX_L2, d, x, n, NULL, NULL, 0);
+        assert_int_equal(ae_index_search(idx, q, 3, k, 64, dist, got), AE_OK);
+        for (size_t i = 0; i < 3; i++) {
+            reference(x, n, d, NULL, q + i * d, k, 0, rd, rid);
+            for (size_t j = 0; j < k; j++) assert_int_equal(got[i * k + j], rid[j]);
+        }
+        ae_index_free(idx);
+        free(x);
+        free(q);
+        free(dist);
+        free(got);
+        free(rid);
+        free(rd);
+    }
+}
+
+static void test_cosine(void **state)
+{
+    const size_t n = 400, d = 10, nq = 12, k = 8;
+    float *x = rand_matrix(n, d, -1, 1), *q = rand_matrix(nq, d, -1, 1), dist[12 * 8];
+    int64_t got[12 * 8], rid[8];
+    double rd[8];
+    float zero[10] = {0};
+    (void)state;
+    for (size_t i = 0; i < n; i++) x[i * d] *= (float)(1 + i % 5); /* varied norms */
+    for (int b = AE_INDEX_BRUTE; b <= AE_INDEX_HNSW; b++) {
+        ae_index *idx = make_index((ae_index_backend)b, AE_INDEX_COSINE, d, x, n, NULL, NULL, 0);
+        assert_int_equal(ae_index_get_metric(idx), AE_INDEX_COSINE);
+        assert_int_equal(ae_index_search(idx, q, nq, k, 200, dist, got), AE_OK);
+        for (size_t i = 0; i < nq; i++) {
+            reference(x, n, d, NULL, q + i * d, k, 1, rd, rid);
+            for (size_t j = 0; j < k; j++) {
+                /* the neighbour's true cosine distance matches the reference at this rank */
+                double qq = 0, xx = 0, dot = 0;
+                const float *xr = x + (size_t)got[i * k + j] * d, *qr = q + i * d;
+                for (size_t l = 0; l < d; l++) {
+                    qq += (double)qr[l] * qr[l];
+                    xx += (double)xr[l] * xr[l];
+                    dot += (double)qr[l] * xr[l];
+                }
+                assert_true(fabs(1.0 - dot / sqrt(qq * xx) - rd[j]) < 1e-5);
+                assert_true(fabs(dist[i * k + j] - rd[j]) < 1e-5);
+                if (b != AE_INDEX_HNSW && j + 1 < k && rd[j + 1] - rd[j] > 1e-5 &&
+                    (j == 0 || rd[j] - rd[j - 1] > 1e-5))
+                    assert_int_equal(got[i * k + j], rid[j]);
+            }
+        }
+        /* zero vectors have no direction */
+        assert_int_equal(ae_index_search(idx, zero, 1, 1, 0, dist, got), AE_ERR_NUMERIC);
+        ae_index_free(idx);
+        {
+            ae_index *z;
+            float xz[3 * 10];
+            memcpy(xz, x, sizeof xz);
+            memset(xz + 10, 0, 10 * sizeof(float));
+            assert_int_equal(ae_index_create(&z, (ae_index_backend)b, AE_INDEX_COSINE, d), AE_OK);
+            assert_int_equal(ae_index_build(z, xz, 3, NULL, NULL), AE_ERR_NUMERIC);
+            assert_non_null(strstr(ae_index_errmsg(z), "zero"));
+            assert_int_equal(ae_index_count(z), 0);
+            ae_index_free(z);
+        }
+    }
+    free(x);
+    free(q);
+}
+
+/* ---- save / load --------------------------------------------------------------------- */
+static char g_dir[256];
+static char *tmp_path(const char *name)
+{
+    static _Thread_local char p[512];
+    snprintf(p, sizeof p, "%s/%s", g_dir, name);
+    return p;
+}
+
+static void test_save_load(void **state)
+{
+    const size_t n = 500, d = 13, nq = 20, k = 7;
+    float *x = rand_matrix(n, d, -1, 1), *q = rand_matrix(nq, d, -1, 1);
+    int64_t *ids = rand_ids(n);
+    int32_t *labels = malloc(n * sizeof(int32_t));
+    (void)state;
+    for (size_t i = 0; i < n; i++) labels[i] = (int32_t)(i % 7) - 3;
+    for (int b = AE_INDEX_BRUTE; b <= AE_INDEX_HNSW; b++)
+        for (int m = AE_INDEX_L2; m <= AE_INDEX_COSINE; m++)
+            for (int with = 0; with < 2; with++) {
+                float d1[20 * 7], d2[20 * 7];
+                int64_t i1[20 * 7], i2[20 * 7], v1, v2;
+                ae_index *a = make_index((ae_index_backend)b, (ae_index_metric)m, d, x, n,
+                                         with ? ids : NULL, with ? labels : NULL, 9),
+                         *l = NULL;
+                char *path = tmp_path("roundtrip.aeidx");
+                assert_int_equal(ae_index_save(a, path), AE_OK);
+                assert_int_equal(ae_index_load(&l, path), AE_OK);
+                assert_int_equal(ae_index_count(l), n);
+                assert_int_equal(ae_index_dim(l), d);
+                assert_int_equal(ae_index_check_dim(l, d), AE_OK);
+                assert_int_equal(ae_index_get_backend(l), b);
+                assert_int_equal(ae_index_get_metric(l), m);
+                assert_int_equal(ae_index_has_labels(l), with);
+                assert_int_equal(ae_index_memory_bytes(l), ae_index_memory_bytes(a));
+                for (int key = AE_INDEX_LEAF_SIZE; key <= AE_INDEX_SEED; key++) {
+                    ae_status s1 = ae_index_get_param(a, (ae_index_param)key, &v1);
+                    assert_int_equal(s1, ae_index_get_param(l, (ae_index_param)key, &v2));
+                    if (s1 == AE_OK) assert_int_equal(v1, v2);
+                }
+                assert_int_equal(ae_index_search(a, q, nq, k, 0, d1, i1), AE_OK);
+                assert_int_equal(ae_index_search(l, q, nq, k, 0, d2, i2), AE_OK);
+                assert_memory_equal(i1, i2, sizeof i1);
+                assert_memory_equal(d1, d2, sizeof d1);
+                for (size_t r = 0; r < n; r += 37) {
+                    int64_t id;
+                    int32_t lab;
+                    assert_int_equal(ae_index_id_at(l, r, &id), AE_OK);
+                    assert_int_equal(id, with ? ids[r] : (int64_t)r);
+                    if (with) {
+                        assert_int_equal(ae_index_label(l, id, &lab), AE_OK);
+                        assert_int_equal(lab, labels[r]);
+                        assert_int_equal(ae_index_label_at(l, r, &lab), AE_OK);
+                        assert_int_equal(lab, labels[r]);
+                    }
+                }
+                /* the file stands alone; saving the loaded index gives the same bytes */
+                ae_index_free(a);
+                assert_int_equal(ae_index_save(l, tmp_path("again.aeidx")), AE_OK);
+                {
+                    FILE *f1 = fopen(path, "rb"), *f2 = fopen(tmp_path("again.aeidx"), "rb");
+                    int c1, c2;
+                    do {
+                        c1 = fgetc(f1);
+                        c2 = fgetc(f2);
+                        assert_int_equal(c1, c2);
+                    } while (c1 != EOF);
+                    fclose(f1);
+                    fclose(f2);
+                }
+                ae_index_free(l);
+            }
+    unlink(tmp_path("roundtrip.aeidx"));
+    unlink(tmp_path("again.aeidx"));
+    free(x);
+    free(q);
+    free(ids);
+    free(labels);
+}
+
+static unsigned char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    unsigned char *b;
+    long e;
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    e = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    b = malloc((size_t)e + 1);
+    assert_int_equal(fread(b, 1, (size_t)e, f), (size_t)e);
+    fclose(f);
+    *len = (size_t)e;
+    return b;
+}
+
+static void spit(const char *path, const unsigned char *b, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(b, 1, len, f), len);
+    fclose(f);
+}
+
+static ae_status load_bytes(const unsigned char *b, size_t len)
+{
+    ae_index *l = (ae_index *)1;
+    ae_status st;
+    spit(tmp_path("bad.aeidx"), b, len);
+    st = ae_index_load(&l, tmp_path("bad.aeidx"));
+    if (st == AE_OK) ae_index_free(l);
+    else {
+        assert_null(l);
+        assert_true(strlen(ae_last_error()) > 0);
+    }
+    assert_int_equal(atomic_load(&g_live_blocks), 0);
+    return st;
+}
+
+static void fix_crc(unsigned char *b, size_t len)
+{
+    uint32_t c = ae__crc32(0, b, len - 4);
+    memcpy(b + len - 4, &c, 4);
+}
+
+static void test_corrupt_files(void **state)
+{
+    const size_t n = 60, d = 5;
+    float *x = rand_matrix(n, d, -1, 1);
+    int32_t labels[60];
+    (void)state;
+    for (size_t i = 0; i < n; i++) labels[i] = (int32_t)i;
+    for (int b = AE_INDEX_BRUTE; b <= AE_INDEX_HNSW; b++) {
+        ae_index *a = make_index((ae_index_backend)b, AE_INDEX_L2, d, x, n, NULL, labels, 4);
+        size_t len;
+        unsigned char *f, *g;
+        assert_int_equal(ae_index_save(a, tmp_path("good.aeidx")), AE_OK);
+        ae_index_free(a);
+        f = slurp(tmp_path("good.aeidx"), &len);
+        g = malloc(len);
+        assert_int_equal(load_bytes(f, len), AE_OK);
+        /* truncated anywhere (every offset): AE_ERR_FORMAT */
+        for (size_t cut = 0; cut < len; cut += cut < 120 ? 1 : 7)
+            assert_int_equal(load_bytes(f, cut), AE_ERR_FORMAT);
+        /* a trailing byte */
+        memcpy(g, f, len);
+        {
+            unsigned char *h = malloc(len + 1);
+            memcpy(h, f, len);
+            h[len] = 0;
+            assert_int_equal(load_bytes(h, len + 1), AE_ERR_FORMAT);
+            free(h);
+        }
+        /* a flipped byte: magic -> FORMAT, version -> VERSION/FORMAT, payload
+         * size -> FORMAT, anything else -> CHECKSUM */
+        for (size_t off = 0; off < len; off += off < 100 ? 1 : 5) {
+            ae_status st;
+            memcpy(g, f, len);
+            g[off] ^= 0x5A;
+            st = load_bytes(g, len);
+            if (off < 8) assert_int_equal(st, AE_ERR_FORMAT);
+            else if (off < 12) assert_true(st == AE_ERR_VERSION || st == AE_ERR_FORMAT);
+            else if (off >= 80 && off < 88) assert_int_equal(st, AE_ERR_FORMAT);
+            else assert_int_equal(st, AE_ERR_CHECKSUM);
+        }
+        /* wrong magic */
+        memcpy(g, f, len);
+        memcpy(g, "NOTANIDX", 8);
+        assert_int_equal(load_bytes(g, len), AE_ERR_FORMAT);
+        /* future version, even with a good checksum */
+        memcpy(g, f, len);
+        g[8] = 2;
+        fix_crc(g, len);
+        assert_int_equal(load_bytes(g, len), AE_ERR_VERSION);
+        /* consistent checksum but nonsense fields: AE_ERR_FORMAT */
+        memcpy(g, f, len);
+        g[12] = 9; /* backend */
+        fix_crc(g, len);
+        assert_int_equal(load_bytes(g, len), AE_ERR_FORMAT);
+        memcpy(g, f, len);
+        g[32] = 61; /* n: sections no longer add up */
+        fix_crc(g, len);
+        assert_int_equal(load_bytes(g, len), AE_ERR_FORMAT);
+        memcpy(g, f, len);
+        memset(g + 32, 0xFF, 8); /* huge n */
+        fix_crc(g, len);
+        assert_int_equal(load_bytes(g, len), AE_ERR_FORMAT);
+        memcpy(g, f, len);
+        memset(g + 24, 0xFF, 8); /* huge dim */
+        fix_crc(g, len);
+        assert_int_equal(load_bytes(g, len), AE_ERR_FORMAT);
+        memcpy(g, f, len);
+        {
+            float nan = NAN; /* a NaN code */
+            memcpy(g + 88, &nan, 4);
+        }
+        fix_crc(g, len);
+        assert_int_equal(load_bytes(g, len), AE_ERR_FORMAT);
+        memcpy(g, f, len);
+        memcpy(g + 88 + n * d * 4 + 8, g + 88 + n * d * 4, 8); /* duplicate id */
+        fix_crc(g, len);
+        assert_int_equal(load_bytes(g, len), AE_ERR_FORMAT);
+        if (b == AE_INDEX_HNSW) {
+            /* a link past the end of the graph */
+            size_t links0 = 88 + n * d * 4 + n * 8 + n * 4 + 8 + n;
+            uint32_t bad = 1000;
+            memcpy(g, f, len);
+            memcpy(g + links0 + 4, &bad, 4);
+            fix_crc(g, len);
+            assert_int_equal(load_bytes(g, len), AE_ERR_FORMAT);
+        }
+        if (b == AE_INDEX_BALLTREE) {
+            /* perm not a permutation */
+            size_t perm = 88 + n * d * 4 + n * 8 + n * 4 + 8;
+            memcpy(g, f, len);
+            memcpy(g + perm, g + perm + 4, 4);
+            fix_crc(g, len);
+            assert_int_equal(load_bytes(g, len), AE_ERR_FORMAT);
+        }
+        free(f);
+        free(g);
+    }
+    unlink(tmp_path("good.aeidx"));
+    unlink(tmp_path("bad.aeidx"));
+    free(x);
+}
+
+/* ---- argument checks -------------------------------------------------------------------- */
+static void test_invalid_args(void **state)
+{
+    float x[4 * 3] = {0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1}, q[3] = {0}, dist[8];
+    int64_t got[8], dup[4] = {1, 2, 3, 2}, v;
+    int32_t lab;
+    ae_index *idx = NULL;
+    (void)state;
+    assert_int_equal(ae_index_create(NULL, AE_INDEX_BRUTE, AE_INDEX_L2, 3), AE_ERR_INVALID_ARG);
+    assert_int_equal(ae_index_create(&idx, (ae_index_backend)0, AE_INDEX_L2, 3), AE_ERR_INVALID_ARG);
+    assert_null(idx);
+    assert_non_null(strstr(ae_last_error(), "backend"));
+    assert_int_equal(ae_index_create(&idx, AE_INDEX_BRUTE, (ae_index_metric)7, 3), AE_ERR_INVALID_ARG);
+    assert_int_equal(ae_index_create(&idx, AE_INDEX_BRUTE, AE_INDEX_L2, 0), AE_ERR_INVALID_ARG);
+    assert_int_equal(ae_index_create(&idx, AE_INDEX_BRUTE, AE_INDEX_L2, (size_t)1 << 30), AE_ERR_RANGE);
+    ae_index_free(NULL);
+    assert_int_equal(ae_index_count(NULL), 0);
+    assert_int_equal(ae_index_dim(NULL), 0);
+    assert_string_equal(ae_index_errmsg(NULL), "");
+
+    for (int b = AE_INDEX_BRUTE; b <= AE_INDEX_HNSW; b++) {
+        assert_int_equal(ae_index_create(&idx, (ae_index_backend)b, AE_INDEX_L2, 3), AE_OK);
+        assert_string_equal(ae_index_errmsg(idx), "");
+        assert_int_equal(ae_index_count(idx), 0);
+        assert_int_equal(ae_index_search(idx, q, 1, 1, 0, dist, got), AE_ERR_STATE);
+        assert_int_equal(ae_index_save(idx, tmp_path("x.aeidx")), AE_ERR_STATE);
+        assert_int_equal(ae_index_label(idx, 0, &lab), AE_ERR_STATE);
+        assert_int_equal(ae_index_id_at(idx, 0, &v), AE_ERR_STATE);
+        /* parameters */
+        assert_int_equal(ae_index_set_param(NULL, AE_INDEX_LEAF_SIZE, 3), AE_ERR_INVALID_ARG);
+        assert_int_equal(ae_index_set_param(idx, (ae_index_param)99, 3), AE_ERR_INVALID_ARG);
+        assert_int_equal(ae_index_set_param(idx, b == AE_INDEX_BALLTREE ? AE_INDEX_HNSW_M
+                                                                        : AE_INDEX_LEAF_SIZE, 8),
+                         AE_ERR_INVALID_ARG);
+        assert_non_null(strstr(ae_index_errmsg(idx), "not used by"));
+        if (b == AE_INDEX_BALLTREE) {
+            assert_int_equal(ae_index_set_param(idx, AE_INDEX_LEAF_SIZE, 0), AE_ERR_RANGE);
+            assert_non_null(strstr(ae_index_errmsg(idx), "AE_INDEX_LEAF_SIZE"));
+        }
+        if (b == AE_INDEX_HNSW) {
+            assert_int_equal(ae_index_set_param(idx, AE_INDEX_HNSW_M, 1), AE_ERR_RANGE);
+            assert_int_equal(ae_index_set_param(idx, AE_INDEX_HNSW_EF_SEARCH, 70000), AE_ERR_RANGE);
+            assert_int_equal(ae_index_set_param(idx, AE_INDEX_SEED, -1), AE_ERR_RANGE);
+        }
+        /* build */
+        assert_int_equal(ae_index_build(NULL, x, 4, NULL, NULL), AE_ERR_INVALID_ARG);
+        assert_int_equal(ae_index_build(idx, NULL, 4, NULL, NULL), AE_ERR_INVALID_ARG);
+        assert_int_equal(ae_index_build(idx, x, 0, NULL, NULL), AE_ERR_INVALID_ARG);
+        assert_int_equal(ae_index_build(idx, x, 4, dup, NULL), AE_ERR_INVALID_ARG);
+        assert_non_null(strstr(ae_index_errmsg(idx), "id 2"));
+        x[5] = NAN;
+        assert_int_equal(ae_index_build(idx, x, 4, NULL, NULL), AE_ERR_NUMERIC);
+        assert_non_null(strstr(ae_index_errmsg(idx), "NaN"));
+        x[5] = INFINITY;
+        assert_int_equal(ae_index_build(idx, x, 4, NULL, NULL), AE_ERR_NUMERIC);
+        x[5] = 3e19f; /* finite, but its square overflows float */
+        assert_int_equal(ae_index_build(idx, x, 4, NULL, NULL), AE_ERR_NUMERIC);
+        x[5] = 0;
+        assert_int_equal(ae_index_count(idx), 0);
+        assert_int_equal(ae_index_build(idx, x, 4, NULL, NULL), AE_OK);
+        assert_int_equal(ae_index_build(idx, x, 4, NULL, NULL), AE_ERR_STATE);
+        assert_int_equal(ae_index_set_param(idx, AE_INDEX_SEED, 1),
+                         b == AE_INDEX_HNSW ? AE_ERR_STATE : AE_ERR_INVALID_ARG);
+        /* search */
+        assert_int_equal(ae_index_search(NULL, q, 1, 1, 0, dist, got), AE_ERR_INVALID_ARG);
+        assert_int_equal(ae_index_search(idx, NULL, 1, 1, 0, dist, got), AE_ERR_INVALID_ARG);
+        assert_int_equal(ae_index_search(idx, q, 1, 1, 0, dist, NULL), AE_ERR_INVALID_ARG);
+        assert_int_equal(ae_index_search(idx, q, 1, 0, 0, dist, got), AE_ERR_INVALID_ARG);
+        assert_int_equal(ae_index_search(idx, q, 1, 5, 0, dist, got), AE_ERR_RANGE);
+        assert_non_null(strstr(ae_last_error(), "k = 5"));
+        assert_int_equal(ae_index_search(idx, q, 1, 1, 100000, dist, got), AE_ERR_RANGE);
+        assert_int_equal(ae_index_search(idx, q, 0, 1, 0, dist, got), AE_OK);
+        q[1] = NAN;
+        assert_int_equal(ae_index_search(idx, q, 1, 1, 0, dist, got), AE_ERR_NUMERIC);
+        assert_non_null(strstr(ae_last_error(), "NaN"));
+        q[1] = 0;
+        assert_int_equal(ae_index_search(idx, q, 1, 4, 0, NULL, got), AE_OK); /* no distances */
+        assert_int_equal(got[0], 0);
+        /* dimension checks, labels, rows */
+        assert_int_equal(ae_index_check_dim(idx, 3), AE_OK);
+        assert_int_equal(ae_index_check_dim(idx, 4), AE_ERR_SHAPE);
+        assert_non_null(strstr(ae_last_error(), "3 dimensions but 4"));
+        assert_int_equal(ae_index_check_dim(NULL, 4), AE_ERR_INVALID_ARG);
+        assert_int_equal(ae_index_label(idx, 0, &lab), AE_ERR_STATE);
+        assert_int_equal(ae_index_label_at(idx, 0, &lab), AE_ERR_STATE);
+        assert_int_equal(ae_index_id_at(idx, 4, &v), AE_ERR_RANGE);
+        assert_int_equal(ae_index_id_at(idx, 3, &v), AE_OK);
+        assert_int_equal(v, 3);
+        assert_int_equal(ae_index_save(idx, NULL), AE_ERR_INVALID_ARG);
+        assert_int_equal(ae_index_save(idx, "/nonexistent-dir/x.aeidx"), AE_ERR_IO);
+        assert_true(ae_index_memory_bytes(idx) > 12 * sizeof(float));
+        ae_index_free(idx);
+        idx = NULL;
+    }
+    assert_int_equal(ae_index_load(NULL, "x"), AE_ERR_INVALID_ARG);
+    assert_int_equal(ae_index_load(&idx, NULL), AE_ERR_INVALID_ARG);
+    assert_int_equal(ae_index_load(&idx, tmp_path("does-not-exist")), AE_ERR_IO);
+    assert_null(idx);
+}
+
+static void test_params_and_labels(void **state)
+{
+    int64_t lo, hi, v;
+    float x[6 * 2] = {0, 0, 1, 0, 2, 0, 3, 0, 4, 0, 5, 0};
+    int64_t ids[6] = {50, 40, 30, 20, 10, 0};
+    int32_t labels[6] = {5, 4, 3, 2, 1, 0}, lab;
+    ae_index *idx;
+    (void)state;
+    assert_int_equal(ae_index_param_bounds(AE_INDEX_LEAF_SIZE, &lo, &hi), AE_OK);
+    assert_int_equal(lo, 1);
+    assert_true(hi >= 1000);
+    assert_int_equal(ae_index_param_bounds(AE_INDEX_HNSW_M, &lo, NULL), AE_OK);
+    assert_int_equal(lo, 2);
+    assert_int_equal(ae_index_param_bounds((ae_index_param)0, &lo, &hi), AE_ERR_INVALID_ARG);
+    assert_int_equal(ae_index_create(&idx, AE_INDEX_HNSW, AE_INDEX_L2, 2), AE_OK);
+    assert_int_equal(ae_index_get_param(idx, AE_INDEX_HNSW_M, &v), AE_OK);
+    assert_int_equal(v, 16);
+    assert_int_equal(ae_index_get_param(idx, AE_INDEX_HNSW_EF_SEARCH, &v), AE_OK);
+    assert_int_equal(v, 64);
+    assert_int_equal(ae_index_get_param(idx, AE_INDEX_LEAF_SIZE, &v), AE_ERR_INVALID_ARG);
+    assert_int_equal(ae_index_set_param(idx, AE_INDEX_HNSW_M, 4), AE_OK);
+    assert_int_equal(ae_index_get_param(idx, AE_INDEX_HNSW_M, &v), AE_OK);
+    assert_int_equal(v, 4);
+    assert_int_equal(ae_index_build(idx, x, 6, ids, labels), AE_OK);
+    assert_int_equal(ae_index_has_labels(idx), 1);
+    assert_int_equal(ae_index_label(idx, 30, &lab), AE_OK);
+    assert_int_equal(lab, 3);
+    assert_int_equal(ae_index_label(idx, 0, &lab), AE_OK);
+    assert_int_equal(lab, 0);
+    assert_int_equal(ae_index_label(idx, 31, &lab), AE_ERR_RANGE);
+    assert_int_equal(ae_index_label(idx, -5, &lab), AE_ERR_RANGE);
+    assert_int_equal(ae_index_label_at(idx, 1, &lab), AE_OK);
+    assert_int_equal(lab, 4);
+    assert_int_equal(ae_index_get_backend(idx), AE_INDEX_HNSW);
+    ae_index_free(idx);
+}
+
+/* Allocation failures anywhere in build, search, save and load: a clean
+ * AE_ERR_NOMEM (or AE_ERR_IO for the file layer), never a leak or crash. */
+static void test_alloc_failures(void **state)
+{
+    const size_t n = 120, d = 6;
+    float *x = rand_matrix(n, d, -1, 1), q[2 * 6], dist[2 * 5];
+    int64_t got[2 * 5];
+    int32_t labels[120];
+    (void)state;
+    memcpy(q, x, sizeof q);
+    for (size_t i = 0; i < n; i++) labels[i] = (int32_t)i;
+    for (int b = AE_INDEX_BRUTE; b <= AE_INDEX_HNSW; b++)
+        for (int m = AE_INDEX_L2; m <= AE_INDEX_COSINE; m++) {
+            ae_index *idx = make_index((ae_index_backend)b, (ae_index_metric)m, d, x, n, NULL,
+                                       labels, 4);
+            long base = atomic_load(&g_live_blocks);
+            assert_int_equal(ae_index_save(idx, tmp_path("nomem.aeidx")), AE_OK);
+            for (long k = 1;; k++) { /* build */
+                ae_index *t;
+                ae_status st;
+                fail_alloc_at(0);
+                assert_int_equal(ae_index_create(&t, (ae_index_backend)b, (ae_index_metric)m, d),
+                                 AE_OK);
+                fail_alloc_at(k);
+                st = ae_index_build(t, x, n, NULL, labels);
+                fail_alloc_at(0);
+                ae_index_free(t);
+                assert_int_equal(atomic_load(&g_live_blocks), base);
+                if (st == AE_OK) break;
+                assert_int_equal(st, AE_ERR_NOMEM);
+            }
+            for (long k = 1;; k++) { /* search */
+                ae_status st;
+                fail_alloc_at(k);
+                st = ae_index_search(idx, q, 2, 5, 0, dist, got);
+                fail_alloc_at(0);
+                assert_int_equal(atomic_load(&g_live_blocks), base);
+                if (st == AE_OK) break;
+                assert_int_equal(st, AE_ERR_NOMEM);
+            }
+            for (long k = 1;; k++) { /* load */
+                ae_index *t = NULL;
+                ae_status st;
+                fail_alloc_at(k);
+                st = ae_index_load(&t, tmp_path("nomem.aeidx"));
+                fail_alloc_at(0);
+                if (st == AE_OK) {
+                    ae_index_free(t);
+                    break;
+                }
+                assert_int_equal(st, AE_ERR_NOMEM);
+                assert_null(t);
+            }
+            for (long k = 1;; k++) { /* save */
+                ae_status st;
+                fail_alloc_at(k);
+                st = ae_index_save(idx, tmp_path("nomem2.aeidx"));
+                fail_alloc_at(0);
+                if (st == AE_OK) break;
+                assert_true(st == AE_ERR_NOMEM || st == AE_ERR_IO);
+            }
+            ae_index_free(idx);
+        }
+    unlink(tmp_path("nomem.aeidx"));
+    unlink(tmp_path("nomem2.aeidx"));
+    free(x);
+}
+
+/* ---- concurrency -------------------------------------------------------------------------- */
+typedef struct thread_job {
+    const ae_index *idx;
+    const float *q;
+    size_t nq, k, per_call;
+    float *dist;
+    int64_t *ids;
+    ae_status st;
+} thread_job;
+
+static void *search_thread(void *arg)
+{
+    thread_job *j = arg;
+    j->st = AE_OK;
+    for (int rep = 0; rep < 3 && j->st == AE_OK; rep++)
+        for (size_t i = 0; i < j->nq && j->st == AE_OK; i += j->per_call) {
+            size_t m = j->nq - i < j->per_call ? j->nq - i : j->per_call;
+            j->st = ae_index_search(j->idx, j->q + i * ae_index_dim(j->idx), m, j->k,
+                                    (i % 3) * 40, /* ef varies per call */
+                                    j->dist + i * j->k, j->ids + i * j->k);
+        }
+    return NULL;
+}
+
+static void test_threads(void **state)
+{
+    const size_t n = 1500, d = 16, nq = 200, k = 5;
+    float *x = rand_matrix(n, d, -1, 1), *q = rand_matrix(nq, d, -1, 1);
+    (void)state;
+    for (int b = AE_INDEX_BRUTE; b <= AE_INDEX_HNSW; b++) {
+        ae_index *idx = make_index((ae_index_backend)b, AE_INDEX_L2, d, x, n, NULL, NULL, 0);
+        float *sd = malloc(nq * k * sizeof(float));
+        int64_t *si = malloc(nq * k * sizeof(int64_t));
+        thread_job jobs[4];
+        pthread_t th[4];
+        /* serial answers, with the same per-call ef as the threads */
+        for (size_t i = 0; i < nq; i += 7) {
+            size_t m = nq - i < 7 ? nq - i : 7;
+            assert_int_equal(ae_index_search(idx, q + i * d, m, k, (i % 3) * 40, sd + i * k,
+                                             si + i * k),
+                             AE_OK);
+        }
+        for (int t = 0; t < 4; t++) {
+            jobs[t] = (thread_job){idx, q, nq, k, 7, malloc(nq * k * sizeof(float)),
+                                   malloc(nq * k * sizeof(int64_t)), AE_OK};
+            assert_int_equal(pthread_create(&th[t], NULL, search_thread, &jobs[t]), 0);
+        }
+        for (int t = 0; t < 4; t++) {
+            pthread_join(th[t], NULL);
+            assert_int_equal(jobs[t].st, AE_OK);
+            assert_memory_equal(jobs[t].ids, si, nq * k * sizeof(int64_t));
+            assert_memory_equal(jobs[t].dist, sd, nq * k * sizeof(float));
+            free(jobs[t].dist);
+            free(jobs[t].ids);
+        }
+        ae_index_free(idx);
+        free(sd);
+        free(si);
+    }
+    free(x);
+    free(q);
+}
+
+int main(int argc, char **argv)
+{
+    const struct CMUnitTest all[] = {
+        cmocka_unit_test_teardown(test_exact_random, teardown_check),
+        cmocka_unit_test_teardown(test_exact_leaf_sizes, teardown_check),
+        cmocka_unit_test_teardown(test_exact_blocks, teardown_check),
+        cmocka_unit_test_teardown(test_exact_ties, teardown_check),
+        cmocka_unit_test_teardown(test_all_duplicates, teardown_check),
+        cmocka_unit_test_teardown(test_hnsw_recall, teardown_check),
+        cmocka_unit_test_teardown(test_hnsw_small_exact, teardown_check),
+        cmocka_unit_test_teardown(test_cosine, teardown_check),
+        cmocka_unit_test_teardown(test_save_load, teardown_check),
+        cmocka_unit_test_teardown(test_corrupt_files, teardown_check),
+        cmocka_unit_test_teardown(test_invalid_args, teardown_check),
+        cmocka_unit_test_teardown(test_params_and_labels, teardown_check),
+        cmocka_unit_test_teardown(test_alloc_failures, teardown_check),
+        cmocka_unit_test_teardown(test_threads, teardown_check),
+    };
+    const struct CMUnitTest threads_only[] = {
+        cmocka_unit_test_teardown(test_threads, teardown_check),
+    };
+    /* tmpfs when there is one: the atomic writer fsyncs every save */
+    char tmpl[64] = "/dev/shm/ae-test-index-XXXXXX";
+    int rc;
+    if (!mkdtemp(tmpl)) {
+        snprintf(tmpl, sizeof tmpl, "/tmp/ae-test-index-XXXXXX");
+        if (!mkdtemp(tmpl)) return 1;
+    }
+    snprintf(g_dir, sizeof g_dir, "%s", tmpl);
+    if (ae_set_allocator(count_alloc, NULL) != AE_OK) return 1;
+    /* "threads" runs only the concurrency test (the TSan target) */
+    if (argc > 1 && strcmp(argv[1], "threads") == 0)
+        rc = cmocka_run_group_tests_name("index_threads", threads_only, NULL, NULL);
+    else
+        rc = cmocka_run_group_tests_name("index", all, NULL, NULL);
+    ae_set_allocator(NULL, NULL);
+    rmdir(g_dir);
+    return rc;
+}
