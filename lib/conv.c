@@ -198,8 +198,6 @@ typedef void (*conv_fwd_fn)(const conv_geom *, const float *, const float *, con
                             float *, size_t, size_t, int);
 typedef void (*conv_gw_fn)(const conv_geom *, const float *, const float *, float *, float *,
                            size_t, size_t);
-typedef void (*conv_gx_fn)(const conv_geom *, const float *, const float *, float *, size_t,
-                           size_t);
 
 static conv_fwd_fn pick_fwd(size_t cin, size_t cout)
 {
@@ -217,13 +215,6 @@ static conv_gw_fn pick_gw(size_t cin, size_t cout)
     if (cout == 1 && cin == 16) return gw_ci16;
     if (cout == 1 && cin == 8) return gw_ci8;
     return gw_any;
-}
-
-static conv_gx_fn pick_gx(size_t cin)
-{
-    if (cin == 16) return gx_ci16;
-    if (cin == 8) return gx_ci8;
-    return gx_any;
 }
 
 /* The direct kernels keep up to 64 accumulators per pixel; wider layers use
@@ -247,18 +238,32 @@ void ae__conv_grad_params(const ae_layer *L, const float *x, const float *dz, fl
 }
 
 /* wt: (k, k, cout, cin) transpose of the kernel, from ae__conv_transpose_kernel */
+/* The input gradient is itself a convolution: of dz, padded by k-1-pad, with
+ * the kernel flipped in both axes and its channel axes swapped. Written that
+ * way it reuses the blocked forward kernels (four pixels per pass). */
 void ae__conv_grad_input(const ae_layer *L, const float *dz, const float *wt, float *dx,
                          size_t b0, size_t b1)
 {
-    conv_geom g = geom_of(L);
-    pick_gx(g.cin)(&g, dz, wt, dx, b0, b1);
+    const conv_geom f = geom_of(L);
+    const conv_geom g = {f.oh, f.ow, f.cout, f.ih, f.iw, f.cin, f.k, f.k - 1 - f.pt, f.k - 1 - f.pl};
+    float zero_bias[64] = {0};
+    if (g.cout == 8 || g.cout == 16)
+        pick_fwd(g.cin, g.cout)(&g, dz, wt, zero_bias, dx, b0, b1, 0);
+    else
+        gx_any(&f, dz, wt, dx, b0, b1);
 }
 
+/* wt for ae__conv_grad_input. For 8 or 16 input channels: the flipped
+ * kernel as a forward kernel (k, k, cout, cin); otherwise the plain
+ * transpose (k, k, cout, cin) the scalar kernel reads. */
 void ae__conv_transpose_kernel(const ae_layer *L, float *wt)
 {
-    const size_t kk = L->ksize * L->ksize, cin = L->in.d[2], cout = L->units;
-    for (size_t p = 0; p < kk; p++)
+    const size_t k = L->ksize, kk = k * k, cin = L->in.d[2], cout = L->units;
+    const int flip = cin == 8 || cin == 16;
+    for (size_t p = 0; p < kk; p++) {
+        const size_t q = flip ? kk - 1 - p : p; /* (ky, kx) -> (k-1-ky, k-1-kx) */
         for (size_t ci = 0; ci < cin; ci++)
             for (size_t co = 0; co < cout; co++)
-                wt[(p * cout + co) * cin + ci] = L->kernel[(p * cin + ci) * cout + co];
+                wt[(q * cout + co) * cin + ci] = L->kernel[(p * cin + ci) * cout + co];
+    }
 }

@@ -168,6 +168,25 @@ static void maxpool_backward(const ae_layer *L, const float *x, const float *dy,
                 size_t at[4] = {0, 0, 0, 0};
                 int cnt = pool_window(L, xb, oy, ox, win, at);
                 const float *g = dyb + (oy * ow + ox) * c;
+                if (cnt == 4) {
+                    /* full window (all but the clipped edge): a vector loop;
+                     * each window pixel is written by this window only */
+                    const float *w0 = win[0], *w1 = win[1], *w2 = win[2], *w3 = win[3];
+                    float *d0 = dxb + at[0], *d1 = dxb + at[1], *d2 = dxb + at[2], *d3 = dxb + at[3];
+                    for (size_t ch = 0; ch < c; ch++) {
+                        const float m01 = w1[ch] > w0[ch] ? w1[ch] : w0[ch];
+                        const float m23 = w3[ch] > w2[ch] ? w3[ch] : w2[ch];
+                        const float m = m23 > m01 ? m23 : m01;
+                        /* the first maximum in window order wins, as in forward */
+                        const int p0 = w0[ch] == m, p1 = !p0 && w1[ch] == m;
+                        const int p2 = !p0 && !p1 && w2[ch] == m, p3 = !p0 && !p1 && !p2;
+                        d0[ch] = p0 ? g[ch] : 0.0f;
+                        d1[ch] = p1 ? g[ch] : 0.0f;
+                        d2[ch] = p2 ? g[ch] : 0.0f;
+                        d3[ch] = p3 ? g[ch] : 0.0f;
+                    }
+                    continue;
+                }
                 for (size_t ch = 0; ch < c; ch++) {
                     int best = 0;
                     for (int p = 1; p < cnt; p++) best = win[p][ch] > win[best][ch] ? p : best;

@@ -51,7 +51,8 @@ static void check_close(double analytic, double numeric, const char *what, size_
 
 /* Compares one analytic derivative with central differences of *v. Where the
  * left and right one-sided differences disagree, the function is not smooth
- * there (relu kink, max switch): the point is counted and skipped. */
+ * there (relu kink, max switch): the analytic value must then equal one of
+ * the one-sided derivatives, and the point is counted. */
 static void check_one(const ae_layer *L, const float *x, const float *r, size_t n, float *y,
                       float *ws, float *v, double analytic, float eps, const char *what, size_t i,
                       size_t *kinks)
@@ -65,6 +66,11 @@ static void check_one(const ae_layer *L, const float *x, const float *r, size_t 
     left = (mid - down) / eps;
     right = (up - mid) / eps;
     if (fabs(left - right) > 5e-3 + 5e-2 * fabs(left)) {
+        /* at a kink the analytic derivative is one of the one-sided ones */
+        double tl = 5e-3 + 2e-2 * fabs(left), tr = 5e-3 + 2e-2 * fabs(right);
+        if (fabs(analytic - left) > tl && fabs(analytic - right) > tr)
+            fail_msg("%s[%zu] at a kink: analytic %.6g matches neither side (%.6g, %.6g)", what, i,
+                     analytic, left, right);
         (*kinks)++;
         return;
     }
@@ -95,7 +101,9 @@ static void gradient_check(const ae_model *m, size_t n)
                   eps, "dparam", i, &kinks);
     }
     /* a relu kink or pooling switch inside +-eps is rare; many means a bug */
-    assert_true(kinks * 20 <= n * in + L->n_kernel + L->n_bias);
+    /* kinks are checked one-sidedly above; this cap only catches a
+     * non-smooth forward pass (a bug) masquerading as many kinks */
+    if (kinks * 4 > n * in + L->n_kernel + L->n_bias) fail_msg("%zu kinks of %zu", kinks, n * in + L->n_kernel + L->n_bias);
     free(x); free(y); free(r); free(dy); free(dx); free(ws); free(g);
 }
 
@@ -116,6 +124,7 @@ static ae_status add_conv_even(ae_builder *b) { return ae_builder_conv2d(b, 2, 2
 static ae_status add_conv_wide(ae_builder *b) { return ae_builder_conv2d(b, 66, 3, AE_PAD_SAME, AE_ACT_RELU); }
 static ae_status add_conv_16_8(ae_builder *b) { return ae_builder_conv2d(b, 8, 3, AE_PAD_SAME, AE_ACT_RELU); }
 static ae_status add_conv_16_1(ae_builder *b) { return ae_builder_conv2d(b, 1, 3, AE_PAD_SAME, AE_ACT_SIGMOID); }
+static ae_status add_conv_1_8(ae_builder *b) { return ae_builder_conv2d(b, 8, 3, AE_PAD_VALID, AE_ACT_RELU); }
 static ae_status add_pool_same(ae_builder *b) { return ae_builder_maxpool2d(b, AE_PAD_SAME); }
 static ae_status add_pool_valid(ae_builder *b) { return ae_builder_maxpool2d(b, AE_PAD_VALID); }
 static ae_status add_up(ae_builder *b) { return ae_builder_upsample2d(b); }
@@ -145,6 +154,7 @@ static const case_def cases[] = {
     {"conv wide im2col 3x3x2", 3, {3, 3, 2}, add_conv_wide},
     {"conv 16->8 instance 4x4x16", 3, {4, 4, 16}, add_conv_16_8},
     {"conv 16->1 instance 5x3x16", 3, {5, 3, 16}, add_conv_16_1},
+    {"conv 1->8 instance 7x6x1", 3, {7, 6, 1}, add_conv_1_8},
     {"maxpool same 7x5x2", 3, {7, 5, 2}, add_pool_same},
     {"maxpool valid 7x5x2", 3, {7, 5, 2}, add_pool_valid},
     {"upsample 3x2x2", 3, {3, 2, 2}, add_up},
