@@ -152,6 +152,30 @@ static void maxpool_forward(const ae_layer *L, const float *x, float *y, size_t 
     }
 }
 
+/* Gradient routing of one full 2x2 window over c channels: each channel's
+ * gradient goes to the first window element holding the maximum (as forward
+ * picked it). r is the gradient not yet routed: selects, no branches, so the
+ * loop vectorises. */
+static void route_window4(const float *restrict w0, const float *restrict w1,
+                          const float *restrict w2, const float *restrict w3, float *restrict d0,
+                          float *restrict d1, float *restrict d2, float *restrict d3,
+                          const float *restrict g, size_t c)
+{
+    for (size_t ch = 0; ch < c; ch++) {
+        const float m01 = w1[ch] > w0[ch] ? w1[ch] : w0[ch];
+        const float m23 = w3[ch] > w2[ch] ? w3[ch] : w2[ch];
+        const float m = m23 > m01 ? m23 : m01;
+        float r = g[ch];
+        d0[ch] = w0[ch] == m ? r : 0.0f;
+        r = w0[ch] == m ? 0.0f : r;
+        d1[ch] = w1[ch] == m ? r : 0.0f;
+        r = w1[ch] == m ? 0.0f : r;
+        d2[ch] = w2[ch] == m ? r : 0.0f;
+        r = w2[ch] == m ? 0.0f : r;
+        d3[ch] = r;
+    }
+}
+
 static void maxpool_backward(const ae_layer *L, const float *x, const float *dy, float *dx,
                              size_t n)
 {
@@ -171,20 +195,8 @@ static void maxpool_backward(const ae_layer *L, const float *x, const float *dy,
                 if (cnt == 4) {
                     /* full window (all but the clipped edge): a vector loop;
                      * each window pixel is written by this window only */
-                    const float *w0 = win[0], *w1 = win[1], *w2 = win[2], *w3 = win[3];
-                    float *d0 = dxb + at[0], *d1 = dxb + at[1], *d2 = dxb + at[2], *d3 = dxb + at[3];
-                    for (size_t ch = 0; ch < c; ch++) {
-                        const float m01 = w1[ch] > w0[ch] ? w1[ch] : w0[ch];
-                        const float m23 = w3[ch] > w2[ch] ? w3[ch] : w2[ch];
-                        const float m = m23 > m01 ? m23 : m01;
-                        /* the first maximum in window order wins, as in forward */
-                        const int p0 = w0[ch] == m, p1 = !p0 && w1[ch] == m;
-                        const int p2 = !p0 && !p1 && w2[ch] == m, p3 = !p0 && !p1 && !p2;
-                        d0[ch] = p0 ? g[ch] : 0.0f;
-                        d1[ch] = p1 ? g[ch] : 0.0f;
-                        d2[ch] = p2 ? g[ch] : 0.0f;
-                        d3[ch] = p3 ? g[ch] : 0.0f;
-                    }
+                    route_window4(win[0], win[1], win[2], win[3], dxb + at[0], dxb + at[1],
+                                  dxb + at[2], dxb + at[3], g, c);
                     continue;
                 }
                 for (size_t ch = 0; ch < c; ch++) {
