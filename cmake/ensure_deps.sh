@@ -11,9 +11,10 @@
 # never touch apt (the build then fails later if a tool is really missing).
 
 # Every package tests/run.sh needs; examples/run.sh needs a subset.
+# abigail-tools: abidw/abidiff for the ABI test; doxygen: the docs pass.
 # shellcheck disable=SC2034  # used by the scripts that source this file
 AE_TEST_PACKAGES=(build-essential cmake pkg-config libopenblas-dev libcmocka-dev libpng-dev
-                  valgrind g++)
+                  valgrind g++ abigail-tools doxygen)
 AE_EXAMPLE_PACKAGES=(build-essential cmake pkg-config libopenblas-dev libpng-dev xz-utils)
 
 ae_ensure_packages() {

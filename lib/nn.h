@@ -7,6 +7,9 @@
 
 #include "internal.h"
 
+/* Vector helpers are always inlined (AE_INLINE): at -O0 an out-of-line
+ * helper would be compiled for baseline x86-64 and pass vectors with another
+ * ABI than its AVX-512 caller expects. */
 /* Hot loops are compiled for AVX-512, AVX2+FMA and baseline x86-64; the
  * loader picks the best (GCC/Clang target_clones), so the library needs no
  * -march flag to be fast. */

@@ -1,19 +1,23 @@
 #!/usr/bin/env bash
 # The test command: bash tests/run.sh [PASS...]
 #
-# Passes (default: all three, in this order):
+# Passes (default: all, in this order):
 #   normal    Release build (library, tests, examples), the whole ctest suite:
-#             cmocka unit tests, header tests, symbol test, installed-consumer
-#             tests (pkg-config and find_package).
+#             cmocka unit tests, header tests, symbol and ABI tests (abidiff
+#             against docs/abi/libautoenc.abi, the 0.1.0 old consumer),
+#             installed-consumer tests (pkg-config and find_package).
 #   asan      the cmocka unit tests (label `unit`) built with
 #             -DAE_SANITIZE=address,undefined (ASan + UBSan, no recovery).
 #   valgrind  the cmocka unit tests under valgrind memcheck
 #             (--leak-check=full --errors-for-leak-kinds=definite,indirect),
 #             with AE_TEST_VALGRIND=1 in the environment so that heavy tests
 #             can choose a smaller workload.
+#   docs      the API reference (`docs` target, doxygen) with
+#             -DAE_DOCS_STRICT=ON: any doxygen warning, an undocumented public
+#             function, type, macro or enumerator (status code) fails.
 #
 # Installs missing Debian packages first (cmake/ensure_deps.sh), works from
-# any directory, keeps build trees in <repo>/build/{test,asan,valgrind}
+# any directory, keeps build trees in <repo>/build/{test,asan,valgrind,docs}
 # (AE_BUILD_ROOT moves them), runs every pass even after a failure and exits
 # non-zero if any pass failed. Environment: AE_JOBS (default 2),
 # AE_TEST_TIMEOUT (seconds per test, default 600; valgrind pass 3x),
@@ -32,12 +36,12 @@ VALGRIND_OPTS="--error-exitcode=1;--leak-check=full;--errors-for-leak-kinds=defi
 
 passes=("$@")
 if [ "${#passes[@]}" -eq 0 ] || [ "${passes[0]}" = all ]; then
-    passes=(normal asan valgrind)
+    passes=(normal asan valgrind docs)
 fi
 for p in "${passes[@]}"; do
     case "$p" in
-        normal|asan|valgrind) ;;
-        *) echo "usage: bash tests/run.sh [all | normal asan valgrind]" >&2; exit 2 ;;
+        normal|asan|valgrind|docs) ;;
+        *) echo "usage: bash tests/run.sh [all | normal asan valgrind docs]" >&2; exit 2 ;;
     esac
 done
 
@@ -66,7 +70,9 @@ pass_normal() {
 
 pass_asan() {
     local dir=$BUILD_ROOT/asan
-    configure_and_build "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DAE_BUILD_TESTS=ON \
+    # Debug (-O0): sanitizers see the most there, and it is the build that
+    # catches vector-ABI mistakes between target clones and their helpers
+    configure_and_build "$dir" -DCMAKE_BUILD_TYPE=Debug -DAE_BUILD_TESTS=ON \
         -DAE_BUILD_EXAMPLES=OFF -DAE_SANITIZE=address,undefined -DAE_TEST_LAUNCHER=
     (cd "$dir" &&
      ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:detect_stack_use_after_return=1:check_initialization_order=1} \
@@ -82,6 +88,20 @@ pass_valgrind() {
     # AE_TEST_VALGRIND=1 lets a heavy unit test pick a smaller workload.
     (cd "$dir" && export AE_TEST_VALGRIND=1 &&
      ctest -L unit --output-on-failure --no-tests=error -j "$JOBS" --timeout $((TIMEOUT * 3)))
+}
+
+pass_docs() {
+    local dir=$BUILD_ROOT/docs
+    command -v doxygen >/dev/null 2>&1 || { echo "doxygen not found" >&2; return 1; }
+    # Only the docs target: no library, tests or examples are compiled.
+    if [ -f "$dir/CMakeCache.txt" ] &&
+       ! grep -qx "CMAKE_HOME_DIRECTORY:INTERNAL=$ROOT" "$dir/CMakeCache.txt"; then
+        rm -rf "$dir"
+    fi
+    cmake -S "$ROOT" -B "$dir" -DAE_DOCS_STRICT=ON -DAE_BUILD_TESTS=OFF \
+        -DAE_BUILD_EXAMPLES=OFF -DAE_SANITIZE=
+    cmake --build "$dir" --target docs
+    echo "API reference: $dir/docs/html/index.html"
 }
 
 failed=()

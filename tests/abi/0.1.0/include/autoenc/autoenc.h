@@ -1,0 +1,20 @@
+/*
+ * libautoenc: umbrella header. Includes every public module.
+ * See docs/guide.md for an introduction.
+ */
+#ifndef AUTOENC_AUTOENC_H
+#define AUTOENC_AUTOENC_H
+
+#include "common.h"
+#include "version.h"
+#include "tensor.h"
+#include "layer.h"
+#include "model.h"
+#include "builder.h"
+#include "train.h"
+#include "encoder.h"
+#include "io.h"
+#include "dataset.h"
+#include "index.h"
+
+#endif /* AUTOENC_AUTOENC_H */

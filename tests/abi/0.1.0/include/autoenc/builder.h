@@ -1,0 +1,87 @@
+/*
+ * libautoenc: building models.
+ *
+ * A builder collects layers in order from an input shape, infers every
+ * layer's output shape as it goes (an impossible layer is refused with
+ * AE_ERR_SHAPE and not added), and builds a model with freshly initialised
+ * weights (Keras' defaults: Glorot-uniform kernels, zero biases) drawn from an
+ * explicit seed, so builds are reproducible.
+ *
+ *     ae_builder *b; ae_model *m;
+ *     size_t in[] = {784};
+ *     ae_builder_create(&b, 1, in);
+ *     ae_builder_dense(b, 32, AE_ACT_RELU);
+ *     ae_builder_mark_code(b);               // the bottleneck
+ *     ae_builder_dense(b, 784, AE_ACT_SIGMOID);
+ *     ae_builder_build(b, 42, &m);
+ *     ae_builder_free(b);
+ *
+ * Threading: a builder is used by one thread at a time.
+ */
+#ifndef AUTOENC_BUILDER_H
+#define AUTOENC_BUILDER_H
+
+#include "common.h"
+#include "model.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Opaque builder handle. */
+typedef struct ae_builder ae_builder;
+
+/**
+ * New builder for inputs of the given per-sample shape: rank 1 (features) or
+ * rank 3 (height, width, channels).
+ */
+AE_API ae_status ae_builder_create(ae_builder **out, int rank, const size_t *input_dims);
+/** Frees the builder (models already built are independent). NULL is accepted. */
+AE_API void ae_builder_free(ae_builder *b);
+/** Message of the builder's last failure ("" if none). */
+AE_API const char *ae_builder_errmsg(const ae_builder *b);
+
+/** Dense layer on a rank-1 input (flatten images first). */
+AE_API ae_status ae_builder_dense(ae_builder *b, size_t units, int activation);
+/** Convolution on a rank-3 input: @p filters outputs, odd or even k x k kernel, stride 1. */
+AE_API ae_status ae_builder_conv2d(ae_builder *b, size_t filters, size_t kernel, int padding,
+                                   int activation);
+/** 2x2 max pooling with stride 2; AE_PAD_SAME rounds up (7 -> 4), VALID down (7 -> 3). */
+AE_API ae_status ae_builder_maxpool2d(ae_builder *b, int padding);
+/** Nearest-neighbour upsampling by 2 in height and width. */
+AE_API ae_status ae_builder_upsample2d(ae_builder *b);
+/** Stand-alone element-wise activation. */
+AE_API ae_status ae_builder_activation(ae_builder *b, int activation);
+/** (h, w, c) -> (h*w*c), in NHWC order. */
+AE_API ae_status ae_builder_flatten(ae_builder *b);
+/** Reshape to rank 1 or 3 with the same number of floats per sample. */
+AE_API ae_status ae_builder_reshape(ae_builder *b, int rank, const size_t *dims);
+/**
+ * Marks the most recently added layer as the code (bottleneck): encoders
+ * extracted from the model stop after it. At most one layer is marked; a
+ * later call moves the mark.
+ */
+AE_API ae_status ae_builder_mark_code(ae_builder *b);
+/** Number of layers added so far. */
+AE_API size_t ae_builder_layer_count(const ae_builder *b);
+
+/** Builds a model with initial weights from @p seed. The builder stays usable. */
+AE_API ae_status ae_builder_build(ae_builder *b, uint64_t seed, ae_model **out);
+
+/* ---- the reference tutorial's three models --------------------------------- */
+
+/** 784 -> Dense(32, relu) [code] -> Dense(784, sigmoid): 50,992 parameters. */
+AE_API ae_status ae_model_create_simple(ae_model **out, uint64_t seed);
+/** 784-128-64-32[code]-64-128-784 (relu, sigmoid out): 222,384 parameters. */
+AE_API ae_status ae_model_create_deep(ae_model **out, uint64_t seed);
+/**
+ * 28x28x1 -> Conv16 -> Pool -> Conv8 -> Pool -> Conv8 -> Pool [code 4x4x8]
+ * -> Conv8 -> Up -> Conv8 -> Up -> Conv16(valid) -> Up -> Conv1(sigmoid):
+ * 4,385 parameters. All convolutions 3x3, relu, same padding unless noted.
+ */
+AE_API ae_status ae_model_create_conv(ae_model **out, uint64_t seed);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* AUTOENC_BUILDER_H */

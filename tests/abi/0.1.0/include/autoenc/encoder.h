@@ -1,0 +1,60 @@
+/*
+ * libautoenc: encoders extracted from trained models.
+ *
+ * An encoder is the layers of a model up to and including its code
+ * (bottleneck) layer, with a COPY of their trained weights: it is independent
+ * of the model, which may be trained further or freed.
+ *
+ * Codes are written flattened, one row of ae_encoder_code_size() floats per
+ * sample. Image codes keep NHWC order: for the convolutional reference model's
+ * (4, 4, 8) code, element (y, x, c) is at index (y * 4 + x) * 8 + c, exactly
+ * what Keras' Flatten gives for channels-last data.
+ *
+ * Threading: ae_encoder_encode takes a const encoder and is safe to call
+ * concurrently from several threads.
+ */
+#ifndef AUTOENC_ENCODER_H
+#define AUTOENC_ENCODER_H
+
+#include "common.h"
+#include "model.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Opaque encoder handle. */
+typedef struct ae_encoder ae_encoder;
+
+/**
+ * New encoder from @p model's layers up to its code layer (weights copied).
+ * AE_ERR_STATE if the model has no code layer marked (ae_builder_mark_code).
+ */
+AE_API ae_status ae_encoder_create(ae_encoder **out, const ae_model *model);
+/** Frees the encoder. NULL is accepted. */
+AE_API void ae_encoder_free(ae_encoder *enc);
+/** Floats per input sample (784 for the reference models). */
+AE_API size_t ae_encoder_input_size(const ae_encoder *enc);
+/** Floats per code (32 for simple and deep, 128 for conv). */
+AE_API size_t ae_encoder_code_size(const ae_encoder *enc);
+/** Rank of the code's own shape before flattening (1 or 3). */
+AE_API int ae_encoder_code_rank(const ae_encoder *enc);
+/** Dimension @p axis of the code's shape before flattening ((4, 4, 8) for conv). */
+AE_API size_t ae_encoder_code_dim(const ae_encoder *enc, int axis);
+/** The encoder's layers as a read-only model (borrowed; lives as long as @p enc). */
+AE_API const ae_model *ae_encoder_model(const ae_encoder *enc);
+
+/** Threads for ae_encoder_encode, as ae_model_set_threads (copied from the model at creation). */
+AE_API ae_status ae_encoder_set_threads(ae_encoder *enc, int n_threads);
+
+/**
+ * Encodes @p n samples @p x (n * input_size floats) into @p codes, whose
+ * capacity in floats is @p codes_len (at least n * code_size).
+ */
+AE_API ae_status ae_encoder_encode(const ae_encoder *enc, const float *x, size_t n, float *codes,
+                                   size_t codes_len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* AUTOENC_ENCODER_H */

@@ -1,0 +1,83 @@
+/*
+ * libautoenc: layers, as seen from outside a model.
+ *
+ * Layers are added with the builder (builder.h) and owned by the model; a
+ * const ae_layer pointer from ae_model_layer() is borrowed and valid as long
+ * as the model. Shapes are per sample (no batch axis): dense layers have rank
+ * 1 (units), image layers rank 3 (height, width, channels) in NHWC order.
+ *
+ * Weight layouts (for ae_layer_param):
+ *  - dense:  kernel (in, units) row-major, bias (units) (as Keras);
+ *  - conv2d: kernel (kh, kw, in_channels, filters) row-major, bias (filters)
+ *            (as Keras' HWIO layout).
+ */
+#ifndef AUTOENC_LAYER_H
+#define AUTOENC_LAYER_H
+
+#include "common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Opaque layer handle (owned by its model). */
+typedef struct ae_layer ae_layer;
+
+/** Kinds of layer. Values are pinned. */
+enum ae_layer_kind {
+    AE_LAYER_DENSE = 1,      /**< fully connected, optional fused activation */
+    AE_LAYER_CONV2D = 2,     /**< k x k convolution, stride 1, same or valid padding */
+    AE_LAYER_MAXPOOL2D = 3,  /**< 2x2 max pooling, stride 2, same or valid rounding */
+    AE_LAYER_UPSAMPLE2D = 4, /**< nearest-neighbour upsampling by 2 */
+    AE_LAYER_ACTIVATION = 5, /**< element-wise activation */
+    AE_LAYER_FLATTEN = 6,    /**< (h, w, c) -> (h*w*c) */
+    AE_LAYER_RESHAPE = 7     /**< any shape -> any shape of the same size */
+};
+
+/** Activation functions. Values are pinned. */
+enum ae_activation {
+    AE_ACT_LINEAR = 0,  /**< identity */
+    AE_ACT_RELU = 1,    /**< max(0, x) */
+    AE_ACT_SIGMOID = 2  /**< 1 / (1 + exp(-x)) */
+};
+
+/** Padding of convolutions and rounding of pooling. Values are pinned. */
+enum ae_padding {
+    AE_PAD_SAME = 0,  /**< output size ceil(in / stride); zero padding */
+    AE_PAD_VALID = 1  /**< only full windows: conv in - k + 1, pool floor(in / 2) */
+};
+
+/** Which parameter array of a layer (ae_layer_param). */
+enum ae_param_kind {
+    AE_PARAM_KERNEL = 0, /**< weights */
+    AE_PARAM_BIAS = 1    /**< biases */
+};
+
+/** Kind of the layer (an ae_layer_kind value). */
+AE_API int ae_layer_kind_of(const ae_layer *layer);
+/** Static lower-case name of a kind ("dense", "conv2d", ...), "unknown" otherwise. */
+AE_API const char *ae_layer_kind_name(int kind);
+/** Name unique within its model, as Keras names them ("dense", "dense_1", ...). */
+AE_API const char *ae_layer_name(const ae_layer *layer);
+/** Activation applied by the layer (AE_ACT_LINEAR for none). */
+AE_API int ae_layer_activation(const ae_layer *layer);
+/** Rank of the per-sample output shape (1 or 3). */
+AE_API int ae_layer_output_rank(const ae_layer *layer);
+/** Per-sample output dimension @p axis (0 if out of range). */
+AE_API size_t ae_layer_output_dim(const ae_layer *layer, int axis);
+/** Floats per sample in the output. */
+AE_API size_t ae_layer_output_size(const ae_layer *layer);
+/** Trainable parameters of the layer (0 for parameterless layers). */
+AE_API size_t ae_layer_param_count(const ae_layer *layer);
+/**
+ * Borrowed read-only view of a parameter array (layouts above). Returns
+ * AE_ERR_INVALID_ARG for a layer without that parameter. Valid until the
+ * model is trained, loaded into, or freed.
+ */
+AE_API ae_status ae_layer_param(const ae_layer *layer, int which, const float **data,
+                                size_t *count);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* AUTOENC_LAYER_H */

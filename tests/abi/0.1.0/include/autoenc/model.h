@@ -1,0 +1,95 @@
+/*
+ * libautoenc: models.
+ *
+ * A model is a sequence of layers with their weights (build one with
+ * builder.h or load one with io.h). Inputs and outputs are float rows: a batch
+ * of n samples is n * ae_model_input_size() floats, row-major, images in NHWC
+ * order (for 28x28x1 drawings that is simply n rows of 784 pixels).
+ *
+ * Threading: calls on a const ae_model (predict, evaluate, introspection) are
+ * safe concurrently from several threads; training or loading into a model
+ * needs exclusive use.
+ */
+#ifndef AUTOENC_MODEL_H
+#define AUTOENC_MODEL_H
+
+#include "common.h"
+#include "layer.h"
+#include "tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Opaque model handle. */
+typedef struct ae_model ae_model;
+
+/** Frees the model and its layers. NULL is accepted. */
+AE_API void ae_model_free(ae_model *m);
+/** Independent deep copy (weights included). */
+AE_API ae_status ae_model_clone(const ae_model *m, ae_model **out);
+/** Message of the last failure of a call that modified this model ("" if none). */
+AE_API const char *ae_model_errmsg(const ae_model *m);
+
+/** Number of layers. */
+AE_API size_t ae_model_layer_count(const ae_model *m);
+/** Borrowed layer @p i (NULL if out of range), valid as long as the model. */
+AE_API const ae_layer *ae_model_layer(const ae_model *m, size_t i);
+/** Total trainable parameters. */
+AE_API size_t ae_model_param_count(const ae_model *m);
+/** Rank of the per-sample input shape (1 or 3). */
+AE_API int ae_model_input_rank(const ae_model *m);
+/** Per-sample input dimension @p axis. */
+AE_API size_t ae_model_input_dim(const ae_model *m, int axis);
+/** Floats per input sample. */
+AE_API size_t ae_model_input_size(const ae_model *m);
+/** Floats per output sample. */
+AE_API size_t ae_model_output_size(const ae_model *m);
+/** Index of the code (bottleneck) layer; AE_ERR_STATE if none was marked. */
+AE_API ae_status ae_model_code_layer(const ae_model *m, size_t *index);
+
+/**
+ * Runs the model on @p n samples @p x (n * input_size floats) and writes
+ * n * output_size floats to @p y, whose capacity in floats is @p y_len.
+ * Any n works; the work is done in internal batches.
+ */
+AE_API ae_status ae_model_predict(const ae_model *m, const float *x, size_t n, float *y,
+                                  size_t y_len);
+/**
+ * Tensor form of predict: @p x is (N, input dims...) or (N, input_size);
+ * @p y must hold N * output_size floats and keeps its own shape.
+ */
+AE_API ae_status ae_model_forward(const ae_model *m, const ae_tensor *x, ae_tensor *y);
+
+/**
+ * Threads used by ae_model_predict, ae_model_forward and encoders later
+ * created from this model: large batches are split by rows over this many
+ * threads. 0 (the default) means one per online core; 1 keeps all work on
+ * the calling thread (what an embedder running its own thread pool wants).
+ * Each row's output is computed the same way whatever the thread count (up
+ * to BLAS kernels that may round the last bit differently for other block
+ * sizes). Range 0..64.
+ */
+AE_API ae_status ae_model_set_threads(ae_model *m, int n_threads);
+/** The thread setting of ae_model_set_threads (0 = one per core). */
+AE_API int ae_model_get_threads(const ae_model *m);
+
+/**
+ * Replaces a parameter array of layer @p layer (layouts in layer.h) with
+ * @p count floats, which must all be finite.
+ */
+AE_API ae_status ae_model_set_param(ae_model *m, size_t layer, int which, const float *data,
+                                    size_t count);
+
+/**
+ * Writes a Keras-style summary table (layer, output shape, parameters, code
+ * mark, totals) into @p buf of @p cap bytes, always NUL-terminated when cap >
+ * 0. @p needed (may be NULL) receives the full length plus one; a short
+ * buffer gets a truncated table and AE_ERR_RANGE.
+ */
+AE_API ae_status ae_model_summary(const ae_model *m, char *buf, size_t cap, size_t *needed);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* AUTOENC_MODEL_H */
