@@ -13,7 +13,18 @@
 /* Hot loops are compiled for AVX-512, AVX2+FMA and baseline x86-64; the
  * loader picks the best (GCC/Clang target_clones), so the library needs no
  * -march flag to be fast. */
-#if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__) && !defined(AE_NO_MULTIVERSION)
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define AE__TSAN 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define AE__TSAN 1
+#endif
+/* (not under ThreadSanitizer: its runtime is not ready when the clones'
+ * ifunc resolvers run at load time) */
+#if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__) && \
+    !defined(AE_NO_MULTIVERSION) && !defined(AE__TSAN)
 #define AE__HOT __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define AE__HOT

@@ -263,13 +263,19 @@ int main(int argc, char **argv)
         rss0 = rss_kb() - rss0;
 
         if (kinds[pass] != AE_INDEX_HNSW) {
-            t0 = now();
-            if (ae_index_search(idx, q, nq, k, 0, dist, kinds[pass] == AE_INDEX_BRUTE ? truth : ids)
-                != AE_OK) {
-                fprintf(stderr, "batch search failed: %s\n", ae_last_error());
-                return 1;
+            batch_qps = 0;
+            for (int rep = 0; rep < 3; rep++) { /* best of 3: the machine may be shared */
+                double dt;
+                t0 = now();
+                if (ae_index_search(idx, q, nq, k, 0, dist,
+                                    kinds[pass] == AE_INDEX_BRUTE ? truth : ids) != AE_OK) {
+                    fprintf(stderr, "batch search failed: %s\n", ae_last_error());
+                    return 1;
+                }
+                dt = now() - t0;
+                if ((double)nq / dt > batch_qps) batch_qps = (double)nq / dt;
+                if (kinds[pass] == AE_INDEX_BALLTREE) break; /* slow; once is enough */
             }
-            batch_qps = (double)nq / (now() - t0);
             if (kinds[pass] == AE_INDEX_BRUTE) memcpy(ids, truth, nq * k * sizeof(int64_t));
             if (pass == 0 && !strstr(backends, "brute")) { ae_index_free(idx); continue; }
             {
@@ -290,9 +296,14 @@ int main(int argc, char **argv)
             for (tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
                 size_t ef = strtoull(tok, NULL, 10);
                 char param[32];
-                t0 = now();
-                if (ae_index_search(idx, q, nq, k, ef, dist, ids) != AE_OK) return 1;
-                batch_qps = (double)nq / (now() - t0);
+                batch_qps = 0;
+                for (int rep = 0; rep < 3; rep++) {
+                    double dt;
+                    t0 = now();
+                    if (ae_index_search(idx, q, nq, k, ef, dist, ids) != AE_OK) return 1;
+                    dt = now() - t0;
+                    if ((double)nq / dt > batch_qps) batch_qps = (double)nq / dt;
+                }
                 if (time_single(idx, q, nq, d, k, ef, dist, ids, &s) != 0) return 1;
                 snprintf(param, sizeof param, "ef=%zu", ef);
                 report(names[pass], param, build_s, rss0, ae_index_memory_bytes(idx), &s,
