@@ -271,6 +271,8 @@ ae_status ae__workspace_create(const ae_model *m, size_t batch, int training,
     ws->act_mem = alloc_floats(ws->act_mem_floats);
     ws->scratch_floats = scratch;
     ws->scratch = alloc_floats(ws->scratch_floats);
+    ws->act_stride = max_out;
+    ws->grad_stride = max_io;
     if (training) {
         ws->grad_floats = batch * max_io;
         ws->grad_a = alloc_floats(ws->grad_floats);
@@ -322,91 +324,108 @@ ae_status ae__workspace_set_threads(const ae_model *m, ae__workspace *ws, int n_
     return AE_OK;
 }
 
-/* One layer's pass over a batch, shared out by samples. */
-typedef struct layer_job {
-    const ae_layer *L;
-    const float *x, *y;
-    float *out, *dy, *dx;
+/* Row stride of layer L's outputs: training keeps one buffer per layer
+ * (rows packed); inference ping-pongs two buffers shared by all layers, so
+ * rows sit at a fixed stride that keeps threads' rows apart. */
+static size_t act_stride(const ae__workspace *ws, const ae_layer *L)
+{
+    return ws->training ? ae__shape_size(&L->out) : ws->act_stride;
+}
+
+static float *scratch_of(const ae__workspace *ws, int t)
+{
+    return t == 0 ? ws->scratch : ws->thread_scratch[t];
+}
+
+void ae__forward_rows(const ae_model *m, ae__workspace *ws, const float *x, size_t lo, size_t hi,
+                      int t)
+{
+    const float *in = x + lo * ae__shape_size(&m->input);
+    for (size_t i = 0; i < m->n_layers; i++) {
+        float *out = ws->acts[i] + lo * act_stride(ws, &m->layers[i]);
+        ae__layer_forward(&m->layers[i], in, out, hi - lo, scratch_of(ws, t));
+        in = out;
+    }
+}
+
+void ae__backward_rows(const ae_model *m, ae__workspace *ws, const float *x, float *dout,
+                       int dout_is_preact, float *grads, size_t lo, size_t hi, int t)
+{
+    float *dcur = dout + lo * ae__shape_size(&m->layers[m->n_layers - 1].out);
+    int parity = 0; /* layer gradients alternate between grad_a and grad_b */
+    for (size_t i = m->n_layers; i-- > 0;) {
+        const ae_layer *L = &m->layers[i];
+        const size_t in_size = ae__shape_size(&L->in), out_size = ae__shape_size(&L->out);
+        const float *in = i ? ws->acts[i - 1] + lo * act_stride(ws, &m->layers[i - 1])
+                            : x + lo * in_size;
+        /* the gradient buffers are shared by all layers: a fixed row stride
+         * keeps each thread's rows apart whatever layer it has reached */
+        float *dx = i == 0 ? NULL : (parity ? ws->grad_b : ws->grad_a) + lo * ws->grad_stride;
+        ae__layer_backward(L, in, ws->acts[i] + lo * out_size, dcur,
+                           dout_is_preact && i == m->n_layers - 1, dx, grads + L->param_offset,
+                           grads + L->param_offset + L->n_kernel, hi - lo, scratch_of(ws, t));
+        dcur = dx;
+        parity ^= 1;
+    }
+}
+
+/* Rows are independent through every layer, so each thread runs its share
+ * of the batch through the whole model without meeting the others. */
+typedef struct pass_job {
+    const ae_model *m;
+    ae__workspace *ws;
+    const float *x;
+    float *dout;
+    float *grads;
     size_t n;
     int preact;
-    ae__workspace *ws;
-} layer_job;
+} pass_job;
 
 static void forward_task(void *ctx, int t, int nt)
 {
-    const layer_job *j = ctx;
-    const size_t in = ae__shape_size(&j->L->in), out = ae__shape_size(&j->L->out);
+    const pass_job *j = ctx;
     size_t lo, hi;
     ae__split(j->n, t, nt, &lo, &hi);
-    if (lo < hi)
-        ae__layer_forward(j->L, j->x + lo * in, j->out + lo * out, hi - lo, j->ws->thread_scratch[t]);
+    if (lo < hi) ae__forward_rows(j->m, j->ws, j->x, lo, hi, t);
 }
 
+/* Backward of each thread's rows into its own gradient buffer, then the
+ * buffers are summed into thread 0's, each thread taking a parameter range. */
 static void backward_task(void *ctx, int t, int nt)
 {
-    const layer_job *j = ctx;
-    const ae_layer *L = j->L;
-    const size_t in = ae__shape_size(&L->in), out = ae__shape_size(&L->out);
-    float *g = j->ws->thread_grads[t] + L->param_offset;
+    const pass_job *j = ctx;
+    ae__workspace *ws = j->ws;
+    float *g = t == 0 ? j->grads : ws->thread_grads[t];
     size_t lo, hi;
     ae__split(j->n, t, nt, &lo, &hi);
-    if (lo == hi) { /* nothing to do, but this thread's share must read as zero */
-        memset(g, 0, (L->n_kernel + L->n_bias) * sizeof *g);
-        return;
-    }
-    ae__layer_backward(L, j->x + lo * in, j->y + lo * out, j->dy + lo * out, j->preact,
-                       j->dx ? j->dx + lo * in : NULL, g, g + L->n_kernel, hi - lo,
-                       j->ws->thread_scratch[t]);
+    if (lo < hi) ae__backward_rows(j->m, ws, j->x, j->dout, j->preact, g, lo, hi, t);
+    else memset(g, 0, ws->n_params * sizeof *g);
+    ae__pool_barrier(ws->pool);
+    ae__reduce_grads(ws, j->grads, t, nt);
 }
 
-/* grads[0] += grads[1..] over thread t's share of the parameters */
-static void reduce_task(void *ctx, int t, int nt)
+void ae__reduce_grads(ae__workspace *ws, float *grads, int t, int nt)
 {
-    ae__workspace *ws = ctx;
     size_t lo, hi;
     ae__split(ws->n_params, t, nt, &lo, &hi);
-    for (int k = 1; k < ws->n_threads; k++) {
+    for (int k = 1; k < nt; k++) {
         const float *src = ws->thread_grads[k];
-        float *dst = ws->thread_grads[0];
-        for (size_t i = lo; i < hi; i++) dst[i] += src[i];
+        for (size_t i = lo; i < hi; i++) grads[i] += src[i];
     }
 }
 
 const float *ae__model_forward_ws(const ae_model *m, ae__workspace *ws, const float *x, size_t n)
 {
-    const float *in = x;
-    for (size_t i = 0; i < m->n_layers; i++) {
-        if (ws->n_threads > 1) {
-            layer_job j = {&m->layers[i], in, NULL, ws->acts[i], NULL, NULL, n, 0, ws};
-            ae__pool_run(ws->pool, forward_task, &j);
-        } else {
-            ae__layer_forward(&m->layers[i], in, ws->acts[i], n, ws->scratch);
-        }
-        in = ws->acts[i];
-    }
-    return in;
+    pass_job j = {m, ws, x, NULL, NULL, n, 0};
+    ae__pool_run(ws->pool, forward_task, &j);
+    return ws->acts[m->n_layers - 1];
 }
 
 void ae__model_backward_ws(const ae_model *m, ae__workspace *ws, const float *x, float *dout,
                            int dout_is_preact, float *grads, size_t n)
 {
-    float *dcur = dout;
-    if (ws->thread_grads) ws->thread_grads[0] = grads;
-    for (size_t i = m->n_layers; i-- > 0;) {
-        const ae_layer *L = &m->layers[i];
-        const float *in = i ? ws->acts[i - 1] : x;
-        float *dx = i == 0 ? NULL : (dcur == ws->grad_a ? ws->grad_b : ws->grad_a);
-        const int preact = dout_is_preact && i == m->n_layers - 1;
-        if (ws->n_threads > 1) {
-            layer_job j = {L, in, ws->acts[i], NULL, dcur, dx, n, preact, ws};
-            ae__pool_run(ws->pool, backward_task, &j);
-        } else {
-            ae__layer_backward(L, in, ws->acts[i], dcur, preact, dx, grads + L->param_offset,
-                               grads + L->param_offset + L->n_kernel, n, ws->scratch);
-        }
-        dcur = dx;
-    }
-    if (ws->n_threads > 1) ae__pool_run(ws->pool, reduce_task, ws);
+    pass_job j = {m, ws, x, dout, grads, n, dout_is_preact};
+    ae__pool_run(ws->pool, backward_task, &j);
 }
 
 /* ---- prediction ---------------------------------------------------------------------- */

@@ -110,6 +110,7 @@ ae_status ae__pool_create(ae__pool **out, int n_threads); /* n_threads includes 
 void ae__pool_free(ae__pool *p);
 int ae__pool_threads(const ae__pool *p);                  /* 1 for NULL */
 void ae__pool_run(ae__pool *p, ae__task_fn fn, void *ctx); /* fn on every thread, then join */
+void ae__pool_barrier(ae__pool *p); /* inside a run: all threads meet here */
 void ae__split(size_t n, int t, int nt, size_t *lo, size_t *hi); /* thread t's share of n */
 int ae__default_threads(void);                              /* online cores, 1..64 */
 
@@ -124,6 +125,8 @@ typedef struct ae__workspace {
     size_t act_mem_floats;
     float *grad_a, *grad_b; /* gradient ping-pong buffers (training) */
     size_t grad_floats;
+    size_t act_stride;  /* inference: row stride in the ping-pong buffers */
+    size_t grad_stride; /* row stride in grad_a/grad_b */
     float *scratch;   /* per-layer scratch (im2col columns) */
     size_t scratch_floats;
     size_t n_acts;
@@ -133,7 +136,7 @@ typedef struct ae__workspace {
     ae__pool *pool;
     int n_threads;
     float **thread_scratch;  /* n_threads entries; [0] is scratch */
-    float **thread_grads;    /* n_threads entries; [0] is set per backward call */
+    float **thread_grads;    /* n_threads entries; [0] unused (thread 0 writes the caller's) */
     float *thread_mem;       /* owns the extra scratch and gradient buffers */
     size_t thread_mem_floats, n_params;
 } ae__workspace;
@@ -145,6 +148,19 @@ void ae__workspace_free(ae__workspace *ws);
  * only), splitting every batch by samples. Results are deterministic for a
  * given thread count. */
 ae_status ae__workspace_set_threads(const ae_model *m, ae__workspace *ws, int n_threads);
+/* Forward of batch rows [lo, hi) of x through every layer, on thread t's
+ * scratch; outputs land at the same rows of ws->acts. Rows never interact,
+ * so threads may run disjoint ranges at once. */
+void ae__forward_rows(const ae_model *m, ae__workspace *ws, const float *x, size_t lo, size_t hi,
+                      int t);
+/* Backward of rows [lo, hi) after ae__forward_rows: dout (batch rows) is
+ * dL/dy of the last layer (overwritten); grads (n_params) is overwritten with
+ * these rows' parameter gradients. */
+void ae__backward_rows(const ae_model *m, ae__workspace *ws, const float *x, float *dout,
+                       int dout_is_preact, float *grads, size_t lo, size_t hi, int t);
+/* grads += every other thread's buffer, over thread t's share of the
+ * parameters (call after a barrier, from every thread). */
+void ae__reduce_grads(ae__workspace *ws, float *grads, int t, int nt);
 /* Forward pass of n <= ws->batch samples; returns the output (n, out_size),
  * a view into the workspace. */
 const float *ae__model_forward_ws(const ae_model *m, ae__workspace *ws, const float *x, size_t n);
@@ -179,10 +195,14 @@ typedef struct ae__optimizer {
     float *m, *v;             /* first/second moments (SGD uses m as velocity) */
     uint64_t t;               /* steps taken */
     double mu_product;        /* Nadam: product of momentum schedule so far */
+    double c_m, c_g, c_v;     /* this step's coefficients (ae__optim_begin_step) */
 } ae__optimizer;
 ae_status ae__optim_init(ae__optimizer *o, int kind, double lr, double beta1, double beta2,
                          double eps, double momentum, double momentum_decay, size_t n);
-void ae__optim_step(ae__optimizer *o, float *params, const float *grads);
+void ae__optim_step(ae__optimizer *o, float *params, const float *grads); /* begin + apply all */
+void ae__optim_begin_step(ae__optimizer *o);
+void ae__optim_apply(const ae__optimizer *o, float *params, const float *grads, size_t lo,
+                     size_t hi);
 void ae__optim_free(ae__optimizer *o);
 
 #endif /* AUTOENC_NN_H */

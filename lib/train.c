@@ -31,7 +31,7 @@ static const param_spec specs[AE__N_KEYS] = {
     [AE_TRAIN_PATIENCE] = {0, 1e6, 0, 1},
     [AE_TRAIN_MIN_DELTA] = {0, 1e6, 0, 0},
     [AE_TRAIN_RESTORE_BEST] = {0, 1, 1, 1},
-    [AE_TRAIN_THREADS] = {0, 1024, 0, 1},
+    [AE_TRAIN_THREADS] = {0, 64, 0, 1},
 };
 
 struct ae_train_config {
@@ -287,29 +287,85 @@ static ae_status fit_state_init(fit_state *s, const ae_model *m, const ae_train_
     return AE_OK;
 }
 
+/* One training step, run by every thread of the workspace's pool: each
+ * thread gathers, forwards, scores and backpropagates its share of the
+ * batch's rows with no synchronisation; after one barrier the threads sum the
+ * gradient buffers over disjoint parameter ranges and check them; after a
+ * second, each applies the optimiser to its range. */
+typedef struct step_job {
+    ae_model *m;
+    fit_state *s;
+    const float *x, *y;
+    size_t first, rows;
+    int loss, logits;
+    double partial[64]; /* each thread's loss sum */
+    int bad[64];        /* a thread's gradient range held NaN/inf */
+} step_job;
+
+static void step_task(void *ctx, int t, int nt)
+{
+    step_job *j = ctx;
+    fit_state *s = j->s;
+    ae__workspace *ws = s->ws;
+    const ae_model *m = j->m;
+    float *g = t == 0 ? s->grads : ws->thread_grads[t];
+    const float *targets = j->y == j->x ? s->xb : s->yb; /* an autoencoder's targets are its inputs */
+    size_t lo, hi, plo, phi;
+    double total = 0;
+    int any_bad = 0;
+    ae__split(j->rows, t, nt, &lo, &hi);
+    for (size_t r = lo; r < hi; r++) {
+        size_t row = s->order[j->first + r];
+        memcpy(s->xb + r * s->in, j->x + row * s->in, s->in * sizeof(float));
+        if (j->y != j->x) memcpy(s->yb + r * s->out, j->y + row * s->out, s->out * sizeof(float));
+    }
+    j->partial[t] = 0;
+    if (lo < hi) {
+        const float *pred;
+        ae__forward_rows(m, ws, s->xb, lo, hi, t);
+        pred = ws->acts[m->n_layers - 1] + lo * s->out;
+        j->partial[t] = ae__loss_sum(j->loss, pred, targets + lo * s->out, (hi - lo) * s->out,
+                                     s->dout + lo * s->out, j->rows * s->out, j->logits);
+        if (isfinite(j->partial[t]))
+            ae__backward_rows(m, ws, s->xb, s->dout, j->logits, g, lo, hi, t);
+    } else {
+        memset(g, 0, s->n_params * sizeof *g);
+    }
+    ae__pool_barrier(ws->pool);
+    for (int k = 0; k < nt; k++) total += j->partial[k];
+    if (!isfinite(total)) return; /* every thread sees the same total */
+    ae__reduce_grads(ws, s->grads, t, nt);
+    ae__split(s->n_params, t, nt, &plo, &phi);
+    j->bad[t] = !ae__all_finite(s->grads + plo, phi - plo);
+    ae__pool_barrier(ws->pool);
+    for (int k = 0; k < nt; k++) any_bad |= j->bad[k];
+    if (!any_bad) ae__optim_apply(&s->opt, j->m->params, s->grads, plo, phi);
+}
+
 /* One optimiser step on rows order[first .. first+rows). Returns the batch's
  * summed loss, or NaN when the loss or a gradient is not finite (then the
  * weights are left untouched). */
 static double train_step(ae_model *m, fit_state *s, int loss, const float *x, const float *y,
                          size_t first, size_t rows)
 {
-    const int logits = loss == AE_LOSS_BCE && sigmoid_output(m);
-    const float *pred;
-    double sum;
-    const float *targets = s->xb; /* an autoencoder's targets are its inputs */
-    for (size_t r = 0; r < rows; r++) {
-        size_t row = s->order[first + r];
-        memcpy(s->xb + r * s->in, x + row * s->in, s->in * sizeof(float));
-        if (y != x) memcpy(s->yb + r * s->out, y + row * s->out, s->out * sizeof(float));
+    step_job j;
+    double total = 0;
+    j.m = m;
+    j.s = s;
+    j.x = x;
+    j.y = y;
+    j.first = first;
+    j.rows = rows;
+    j.loss = loss;
+    j.logits = loss == AE_LOSS_BCE && sigmoid_output(m);
+    memset(j.bad, 0, sizeof j.bad);
+    ae__optim_begin_step(&s->opt);
+    ae__pool_run(s->ws->pool, step_task, &j);
+    for (int k = 0; k < s->ws->n_threads; k++) {
+        total += j.partial[k];
+        if (j.bad[k]) return NAN;
     }
-    if (y != x) targets = s->yb;
-    pred = ae__model_forward_ws(m, s->ws, s->xb, rows);
-    sum = ae__loss_sum(loss, pred, targets, rows * s->out, s->dout, rows * s->out, logits);
-    if (!isfinite(sum)) return NAN;
-    ae__model_backward_ws(m, s->ws, s->xb, s->dout, logits, s->grads, rows);
-    if (!ae__all_finite(s->grads, s->n_params)) return NAN;
-    ae__optim_step(&s->opt, m->params, s->grads);
-    return sum;
+    return isfinite(total) ? total : NAN;
 }
 
 ae_status ae_fit(ae_model *m, const ae_train_config *c, const float *x, const float *y, size_t n,
@@ -349,6 +405,8 @@ ae_status ae_fit(ae_model *m, const ae_train_config *c, const float *x, const fl
     /* batches are split by samples over our own threads; BLAS runs inside
      * each share single-threaded so the two never compete for cores */
     threads = c->v[AE_TRAIN_THREADS] > 0 ? (int)c->v[AE_TRAIN_THREADS] : ae__default_threads();
+    if (threads > 64) threads = 64;
+    if ((size_t)threads > s.batch) threads = (int)s.batch; /* a thread needs a row */
     if ((st = ae__workspace_set_threads(m, s.ws, threads)) != AE_OK) {
         fit_state_free(&s);
         ae__keep_msg(m->msg);

@@ -250,6 +250,40 @@ static void test_nan_and_divergence(void **state)
     free(x);
 }
 
+/* Threads split each batch: the same seed and thread count give identical
+ * weights; other thread counts agree to float rounding. NaN detection works
+ * on every thread. */
+static void test_threaded_fit(void **state)
+{
+    const size_t n = 203;
+    float *x = random_rows(n, 16, 12);
+    ae_model *one = small_model(13), *three = small_model(13), *again = small_model(13);
+    ae_train_config *c = config(3, 20, 0.1);
+    (void)state;
+    assert_int_equal(ae_train_config_set_int(c, AE_TRAIN_SEED, 5), AE_OK);
+    assert_int_equal(ae_train_config_set_int(c, AE_TRAIN_THREADS, 1), AE_OK);
+    assert_int_equal(ae_fit(one, c, x, NULL, n, NULL), AE_OK);
+    assert_int_equal(ae_train_config_set_int(c, AE_TRAIN_THREADS, 3), AE_OK);
+    assert_int_equal(ae_fit(three, c, x, NULL, n, NULL), AE_OK);
+    assert_int_equal(ae_fit(again, c, x, NULL, n, NULL), AE_OK);
+    assert_memory_equal(three->params, again->params, three->n_params * sizeof(float));
+    for (size_t i = 0; i < one->n_params; i++)
+        assert_float_equal(one->params[i], three->params[i], 1e-4);
+    assert_int_equal(ae_train_config_set_int(c, AE_TRAIN_THREADS, 65), AE_ERR_RANGE);
+    x[5 * 16 + 3] = INFINITY;
+    assert_int_equal(ae_fit(one, c, x, NULL, n, NULL), AE_ERR_NUMERIC);
+    for (size_t i = 0; i < n * 16; i++) x[i] = 3e38f; /* overflow inside the threads */
+    memcpy(again->params, three->params, three->n_params * sizeof(float));
+    assert_int_equal(ae_train_config_set_int(c, AE_TRAIN_LOSS, AE_LOSS_MSE), AE_OK);
+    assert_int_equal(ae_fit(three, c, x, NULL, n, NULL), AE_ERR_NUMERIC);
+    assert_memory_equal(three->params, again->params, three->n_params * sizeof(float));
+    ae_train_config_free(c);
+    ae_model_free(one);
+    ae_model_free(three);
+    ae_model_free(again);
+    free(x);
+}
+
 static void test_config_bounds_and_errors(void **state)
 {
     ae_train_config *c;
@@ -371,6 +405,7 @@ int main(void)
         cmocka_unit_test(test_early_stopping_restores_best),
         cmocka_unit_test(test_callback_stops),
         cmocka_unit_test(test_nan_and_divergence),
+        cmocka_unit_test(test_threaded_fit),
         cmocka_unit_test(test_config_bounds_and_errors),
         cmocka_unit_test(test_loss_values),
         cmocka_unit_test(test_bce_matches_reference),
