@@ -237,11 +237,13 @@ void ae__workspace_free(ae__workspace *ws)
     ae__free(ws, sizeof *ws);
 }
 
-static float *alloc_floats(size_t n)
+/* Allocates *n floats (at least one: *n is raised to 1, so the size later
+ * given to ae__free_aligned matches the allocation). */
+static float *alloc_floats(size_t *n)
 {
     size_t bytes;
-    if (n == 0) n = 1;
-    if (ae__mul_size(n, sizeof(float), &bytes) != 0) return NULL;
+    if (*n == 0) *n = 1;
+    if (ae__mul_size(*n, sizeof(float), &bytes) != 0) return NULL;
     return ae__malloc_aligned(bytes);
 }
 
@@ -268,15 +270,15 @@ ae_status ae__workspace_create(const ae_model *m, size_t batch, int training,
     ws->acts = ae__calloc(m->n_layers, sizeof *ws->acts);
     /* training keeps every layer's output for backward; inference ping-pongs */
     ws->act_mem_floats = batch * (training ? sum_out : 2 * max_out);
-    ws->act_mem = alloc_floats(ws->act_mem_floats);
+    ws->act_mem = alloc_floats(&ws->act_mem_floats);
     ws->scratch_floats = scratch;
-    ws->scratch = alloc_floats(ws->scratch_floats);
+    ws->scratch = alloc_floats(&ws->scratch_floats);
     ws->act_stride = max_out;
     ws->grad_stride = max_io;
     if (training) {
         ws->grad_floats = batch * max_io;
-        ws->grad_a = alloc_floats(ws->grad_floats);
-        ws->grad_b = alloc_floats(ws->grad_floats);
+        ws->grad_a = alloc_floats(&ws->grad_floats);
+        ws->grad_b = alloc_floats(&ws->grad_floats);
     }
     if (!ws->acts || !ws->act_mem || !ws->scratch || (training && (!ws->grad_a || !ws->grad_b))) {
         ae__workspace_free(ws);
@@ -304,8 +306,8 @@ ae_status ae__workspace_set_threads(const ae_model *m, ae__workspace *ws, int n_
         return ae__fail(NULL, AE_ERR_NOMEM, "thread buffers too large");
     ws->thread_scratch = ae__calloc((size_t)n_threads, sizeof(float *));
     ws->thread_grads = ae__calloc((size_t)n_threads, sizeof(float *));
-    ws->thread_mem = alloc_floats(total);
-    ws->thread_mem_floats = total ? total : 1;
+    ws->thread_mem_floats = total;
+    ws->thread_mem = alloc_floats(&ws->thread_mem_floats);
     ws->n_threads = n_threads;
     if (!ws->thread_scratch || !ws->thread_grads || !ws->thread_mem) {
         drop_threads(ws);

@@ -50,6 +50,75 @@ ae_status ae_model_save(const ae_model *m, const char *path)
     return ae__writer_commit(&w, path, NULL);
 }
 
+/* Largest per-sample layer output a model file may describe: the builder's
+ * own limit on input shapes (2^31 floats). Without it a few hundred bytes
+ * could describe a model whose first predict allocates terabytes. */
+#define MAX_LAYER_FLOATS ((uint64_t)1 << 31)
+
+/* Reliability fix: the parameter count of a stored architecture, derived from
+ * the layer records themselves (the builder's rules: dense in*units+units,
+ * conv k*k*cin*filters+filters), so that it can be checked against the
+ * file's length BEFORE ae_builder_build allocates and initialises that many
+ * weights. `prev` is the previous layer's output shape; the function also
+ * infers this layer's output shape into *next (as the builder does). Returns
+ * -1 on overflow or an unknown kind. Only a pre-check: the builder still
+ * validates every layer and the shapes are compared again after the build. */
+static int infer_layer(const ae__shape *prev, uint32_t kind, uint32_t pad, uint64_t units,
+                       uint64_t ksize, const ae__shape *stored, ae__shape *next,
+                       uint64_t *params)
+{
+    uint64_t in = prev->rank == 1 ? prev->d[0] : (uint64_t)prev->d[0] * prev->d[1] * prev->d[2];
+    *next = *prev;
+    *params = 0;
+    switch (kind) {
+    case AE_LAYER_DENSE:
+        if (prev->rank != 1 || units == 0 || units > ((uint64_t)1 << 24) ||
+            in > (UINT64_MAX / 4) / units)
+            return -1;
+        next->rank = 1;
+        next->d[0] = (size_t)units;
+        next->d[1] = next->d[2] = 1;
+        *params = in * units + units;
+        return 0;
+    case AE_LAYER_CONV2D:
+        if (prev->rank != 3 || units == 0 || units > 65536 || ksize == 0 || ksize > 64) return -1;
+        next->d[2] = (size_t)units;
+        if (pad == AE_PAD_VALID) {
+            if (prev->d[0] < ksize || prev->d[1] < ksize) return -1;
+            next->d[0] = prev->d[0] - (size_t)ksize + 1;
+            next->d[1] = prev->d[1] - (size_t)ksize + 1;
+        }
+        *params = ksize * ksize * (uint64_t)prev->d[2] * units + units;
+        return 0;
+    case AE_LAYER_MAXPOOL2D:
+        if (prev->rank != 3) return -1;
+        next->d[0] = pad == AE_PAD_VALID ? prev->d[0] / 2 : (prev->d[0] + 1) / 2;
+        next->d[1] = pad == AE_PAD_VALID ? prev->d[1] / 2 : (prev->d[1] + 1) / 2;
+        return 0;
+    case AE_LAYER_UPSAMPLE2D:
+        if (prev->rank != 3) return -1;
+        next->d[0] = prev->d[0] * 2;
+        next->d[1] = prev->d[1] * 2;
+        return 0;
+    case AE_LAYER_ACTIVATION: return 0;
+    case AE_LAYER_FLATTEN:
+        next->rank = 1;
+        next->d[0] = (size_t)in;
+        next->d[1] = next->d[2] = 1;
+        return 0;
+    case AE_LAYER_RESHAPE: *next = *stored; return 0;
+    default: return -1;
+    }
+}
+
+/* Builder failures while replaying a file are format errors, except running
+ * out of memory, which must stay AE_ERR_NOMEM (reliability fix: it used to
+ * be reported as a malformed file). */
+static ae_status replay_status(ae_status st)
+{
+    return st == AE_ERR_NOMEM ? AE_ERR_NOMEM : AE_ERR_FORMAT;
+}
+
 /* Replays one stored layer record through the builder. */
 static ae_status replay_layer(ae_builder *b, uint32_t kind, uint32_t act, uint32_t pad,
                               uint64_t units, uint64_t ksize, const ae__shape *out)
@@ -73,7 +142,8 @@ static ae_status parse_model(const unsigned char *data, size_t len, const char *
     ae__reader r = {data, len - 4, 0, 0}; /* the CRC is checked separately */
     uint32_t version, flags, rank, n_layers, has_code, lk, la, lp, lrank;
     uint64_t dims[3], code_layer, units, ksize, n_params;
-    ae__shape out_shape, stored[256];
+    ae__shape out_shape, stored[256], prev, next;
+    uint64_t want_params = 0, layer_params;
     ae_builder *b = NULL;
     ae_model *m = NULL;
     size_t in_dims[3];
@@ -100,7 +170,10 @@ static ae_status parse_model(const unsigned char *data, size_t len, const char *
         in_dims[i] = (size_t)dims[i];
     }
     if ((st = ae_builder_create(&b, (int)rank, in_dims)) != AE_OK)
-        return ae__fail(NULL, AE_ERR_FORMAT, "'%s': bad input shape: %s", path, ae_last_error());
+        return ae__fail(NULL, replay_status(st), "'%s': bad input shape: %s", path,
+                        ae_last_error());
+    prev.rank = (int)rank;
+    for (int k = 0; k < 3; k++) prev.d[k] = rank == 1 && k > 0 ? 1 : in_dims[k];
     for (uint32_t i = 0; i < n_layers; i++) {
         ae__reader_u32(&r, &lk);
         ae__reader_u32(&r, &la);
@@ -113,18 +186,42 @@ static ae_status parse_model(const unsigned char *data, size_t len, const char *
         out_shape.rank = (int)lrank;
         for (int k = 0; k < 3; k++) out_shape.d[k] = dims[k] > SIZE_MAX ? 0 : (size_t)dims[k];
         if (units > SIZE_MAX || ksize > SIZE_MAX ||
-            replay_layer(b, lk, la, lp, units, ksize, &out_shape) != AE_OK) {
-            st = ae__fail(NULL, AE_ERR_FORMAT, "'%s': layer %u is invalid: %s", path, i, ae_last_error());
+            (st = replay_layer(b, lk, la, lp, units, ksize, &out_shape)) != AE_OK) {
+            st = ae__fail(NULL, replay_status(st), "'%s': layer %u is invalid: %s", path, i,
+                          ae_last_error());
             goto fail;
         }
         if (lrank != 1 && lrank != 3) {
             st = ae__fail(NULL, AE_ERR_FORMAT, "'%s': layer %u has output rank %u", path, i, lrank);
             goto fail;
         }
+        /* reliability fix: check the stored shape and count the parameters
+         * before anything is allocated for them (see infer_layer) */
+        if (infer_layer(&prev, lk, lp, units, ksize, &out_shape, &next, &layer_params) != 0 ||
+            !ae__shape_equal(&next, &out_shape) || ae__shape_size(&next) == 0 ||
+            ae__shape_size(&next) > MAX_LAYER_FLOATS ||
+            layer_params > UINT64_MAX / 8 - want_params) {
+            st = ae__fail(NULL, AE_ERR_FORMAT, "'%s': layer %u's stored shape disagrees with its "
+                          "architecture or is too large", path, i);
+            goto fail;
+        }
+        want_params += layer_params;
+        prev = next;
         stored[i] = out_shape;
         if (has_code && code_layer == i) ae_builder_mark_code(b);
     }
-    if ((st = ae_builder_build(b, 0, &m)) != AE_OK) goto fail;
+    /* the weights must be exactly what is left of the file (u64 count, then
+     * the floats): checked before ae_builder_build allocates them */
+    if (r.failed || r.len - r.pos < 8 || (r.len - r.pos - 8) / 4 != want_params ||
+        (r.len - r.pos - 8) % 4 != 0) {
+        st = ae__fail(NULL, AE_ERR_FORMAT, "'%s': its architecture needs %llu parameters, which "
+                      "do not match the file's length", path, (unsigned long long)want_params);
+        goto fail;
+    }
+    if ((st = ae_builder_build(b, 0, &m)) != AE_OK) {
+        if (st != AE_ERR_NOMEM) st = AE_ERR_FORMAT;
+        goto fail;
+    }
     /* the stored output shapes must be the ones the builder inferred */
     for (uint32_t i = 0; i < n_layers; i++) {
         if (!ae__shape_equal(&m->layers[i].out, &stored[i])) {

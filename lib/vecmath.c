@@ -76,9 +76,13 @@ static inline float log_poly(float x)
 AE_HOT void ae__sigmoid_inplace(float *v, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        float x = -v[i];
+        const float in = v[i];
+        /* NaN must not reach exp_poly's float-to-int conversion (undefined
+         * behaviour): it is replaced by 0 there and put back in the result,
+         * so NaN still propagates to the caller's checks */
+        float x = in == in ? -in : 0.0f;
         x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
-        v[i] = 1.0f / (1.0f + exp_poly(x));
+        v[i] = in == in ? 1.0f / (1.0f + exp_poly(x)) : in;
     }
 }
 

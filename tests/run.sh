@@ -15,14 +15,23 @@
 #   docs      the API reference (`docs` target, doxygen) with
 #             -DAE_DOCS_STRICT=ON: any doxygen warning, an undocumented public
 #             function, type, macro or enumerator (status code) fails.
+#   tsan      the tests labelled `threads` (concurrent index queries, the
+#             training thread pool, threaded predict/encode) built with
+#             -DAE_SANITIZE=thread; TSAN_OPTIONS uses tests/tsan.supp (only
+#             OpenBLAS, which is not instrumented) and halt_on_error=1.
+#
+# The unit label includes the reliability tests (docs/reliability.md):
+# allocation-failure injection, kill-during-save, fuzz regression replays;
+# the normal pass also runs short libFuzzer smoke runs (label fuzz) when
+# clang is installed.
 #
 # Installs missing Debian packages first (cmake/ensure_deps.sh), works from
-# any directory, keeps build trees in <repo>/build/{test,asan,valgrind,docs}
+# any directory, keeps build trees in <repo>/build/{test,asan,valgrind,tsan,docs}
 # (AE_BUILD_ROOT moves them), runs every pass even after a failure and exits
 # non-zero if any pass failed. Environment: AE_JOBS (default 2),
 # AE_TEST_TIMEOUT (seconds per test, default 600; valgrind pass 3x),
 # AE_SKIP_APT=1 (never call apt-get), ASAN_OPTIONS / UBSAN_OPTIONS (replace
-# the asan pass's defaults).
+# the asan pass's defaults), TSAN_OPTIONS (replaces the tsan pass's).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -36,12 +45,12 @@ VALGRIND_OPTS="--error-exitcode=1;--leak-check=full;--errors-for-leak-kinds=defi
 
 passes=("$@")
 if [ "${#passes[@]}" -eq 0 ] || [ "${passes[0]}" = all ]; then
-    passes=(normal asan valgrind docs)
+    passes=(normal asan valgrind docs tsan)
 fi
 for p in "${passes[@]}"; do
     case "$p" in
-        normal|asan|valgrind|docs) ;;
-        *) echo "usage: bash tests/run.sh [all | normal asan valgrind docs]" >&2; exit 2 ;;
+        normal|asan|valgrind|docs|tsan) ;;
+        *) echo "usage: bash tests/run.sh [all | normal asan valgrind docs tsan]" >&2; exit 2 ;;
     esac
 done
 
@@ -102,6 +111,16 @@ pass_docs() {
         -DAE_BUILD_EXAMPLES=OFF -DAE_SANITIZE=
     cmake --build "$dir" --target docs
     echo "API reference: $dir/docs/html/index.html"
+}
+
+pass_tsan() {
+    local dir=$BUILD_ROOT/tsan
+    configure_and_build "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DAE_BUILD_TESTS=ON \
+        -DAE_BUILD_EXAMPLES=OFF -DAE_SANITIZE=thread -DAE_TEST_LAUNCHER=
+    # TSan exits non-zero (66) after any report; halt_on_error stops at the first
+    (cd "$dir" &&
+     TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1:suppressions=$ROOT/tests/tsan.supp} \
+     ctest -L threads --output-on-failure --no-tests=error -j "$JOBS" --timeout "$TIMEOUT")
 }
 
 failed=()

@@ -41,23 +41,13 @@ typedef struct hdr {
 #define HDR_MAGIC ((size_t)0xA110CA7EDu)
 
 static atomic_long g_live_blocks, g_live_bytes, g_bad_sizes, g_count, g_fail_at, g_failed;
-static atomic_long g_known_bad_frees;
 
 static void *fail_alloc(void *ud, void *ptr, size_t old_size, size_t new_size)
 {
     (void)ud;
     if (ptr) {
         hdr *h = (hdr *)ptr - 1;
-        if (h->magic == HDR_MAGIC && h->size == 68 && old_size == 64 && new_size == 0 &&
-            !getenv("AE_ALLOC_FAIL_STRICT")) {
-            /* KNOWN BUG (lib/model.c, not ours to edit; reported): alloc_floats()
-             * turns a request for 0 floats into 1 float (4 + 64 alignment
-             * bytes), but ae__workspace_free() frees the scratch block with
-             * scratch_floats * 4 = 0 + 64 bytes. Happens for every workspace
-             * of a model without a convolution. Counted, reported, tolerated
-             * until fixed; AE_ALLOC_FAIL_STRICT=1 makes it fail. */
-            atomic_fetch_add(&g_known_bad_frees, 1);
-        } else if (h->magic != HDR_MAGIC || h->size != old_size) {
+        if (h->magic != HDR_MAGIC || h->size != old_size) {
             atomic_fetch_add(&g_bad_sizes, 1);
             fprintf(stderr, "alloc-fail hook: block of %zu bytes %s as %zu bytes\n", h->size,
                     new_size ? "resized" : "freed", old_size);
@@ -274,9 +264,6 @@ static int teardown(void **state)
     for (int i = 0; i < g_n_tally; i++)
         printf("[ alloc-fail ]   %-34s %6ld\n", g_tally[i].name, g_tally[i].points);
     printf("[ alloc-fail ]   %-34s %6ld\n", "TOTAL", g_total_points);
-    if (atomic_load(&g_known_bad_frees))
-        printf("[ alloc-fail ] known bug (lib/model.c workspace scratch of 0 floats freed with "
-               "the wrong size): %ld times\n", atomic_load(&g_known_bad_frees));
     return 0;
 }
 

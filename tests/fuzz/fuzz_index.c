@@ -1,0 +1,58 @@
+/* libFuzzer harness: the index-file loader (ae_index_load). An accepted
+ * index answers a query (k = 1 and k = min(count, 5)), its accessors work,
+ * and it survives a save/load round trip with the same answers. */
+#include "fuzz_common.h"
+
+#define MAX_SCAN ((size_t)1 << 22) /* count * dim above which queries are skipped */
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    uint8_t *fixed = fuzz_fix_crc(data, size);
+    const char *path = fuzz_write_input("index", fixed, size);
+    ae_index *idx = NULL, *idx2 = NULL;
+    size_t n, d, k;
+    ae_status st;
+    free(fixed);
+    st = ae_index_load(&idx, path);
+    fuzz_check_load_status(st);
+    if (st != AE_OK) {
+        if (idx) abort();
+        return 0;
+    }
+    n = ae_index_count(idx);
+    d = ae_index_dim(idx);
+    if (n == 0 || d == 0) abort();
+    if (n * d <= MAX_SCAN) {
+        float *q = malloc(d * sizeof(float)), dist[5], dist2[5];
+        int64_t ids[5], ids2[5], id;
+        int32_t label;
+        if (!q) abort();
+        for (size_t i = 0; i < d; i++) q[i] = 0.25f + (float)(i % 5) * 0.5f;
+        k = n < 5 ? n : 5;
+        st = ae_index_search(idx, q, 1, k, 0, dist, ids);
+        if (st != AE_OK && st != AE_ERR_NOMEM) abort();
+        if (st == AE_OK) {
+            for (size_t i = 1; i < k; i++)
+                if (dist[i] < dist[i - 1]) abort(); /* ascending */
+            st = ae_index_search(idx, q, 1, 1, 7, dist, ids);
+            if (st != AE_OK && st != AE_ERR_NOMEM) abort();
+        }
+        if (ae_index_id_at(idx, n - 1, &id) != AE_OK) abort();
+        if (ae_index_has_labels(idx)) {
+            if (ae_index_label(idx, id, &label) != AE_OK) abort();
+            if (ae_index_label_at(idx, 0, &label) != AE_OK) abort();
+        }
+        /* round trip */
+        if (ae_index_save(idx, g_fuzz_out) != AE_OK) abort();
+        if (ae_index_load(&idx2, g_fuzz_out) != AE_OK) abort();
+        if (ae_index_count(idx2) != n) abort();
+        if (ae_index_search(idx, q, 1, k, 0, dist, ids) == AE_OK &&
+            ae_index_search(idx2, q, 1, k, 0, dist2, ids2) == AE_OK &&
+            memcmp(ids, ids2, k * sizeof ids[0]) != 0)
+            abort();
+        ae_index_free(idx2);
+        free(q);
+    }
+    ae_index_free(idx);
+    return 0;
+}

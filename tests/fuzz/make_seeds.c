@@ -1,0 +1,181 @@
+/* Writes the fuzzers' seed corpora, made by the library itself:
+ *   make_seeds OUTDIR  ->  OUTDIR/npy/<name>.npy, OUTDIR/model/<name>.aemodel,
+ *                          OUTDIR/index/<name>.aeidx
+ * Small files (a few KB at most) so that mutations reach every field. */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "autoenc/autoenc.h"
+
+static char g_out[4096];
+
+static void check(ae_status st, const char *what)
+{
+    if (st != AE_OK) {
+        fprintf(stderr, "make_seeds: %s: %s (%s)\n", what, ae_status_string(st), ae_last_error());
+        exit(1);
+    }
+}
+
+static const char *out(const char *sub, const char *name)
+{
+    static char p[4200];
+    snprintf(p, sizeof p, "%s/%s/%s", g_out, sub, name);
+    return p;
+}
+
+static void mkdir_p(const char *p)
+{
+    if (mkdir(p, 0755) != 0 && errno != EEXIST) {
+        perror(p);
+        exit(1);
+    }
+}
+
+static void fill(float *x, size_t n, unsigned seed)
+{
+    unsigned s = seed * 2654435761u + 7;
+    for (size_t i = 0; i < n; i++) {
+        s = s * 1664525u + 1013904223u;
+        x[i] = (float)(s >> 8) / 16777216.0f - 0.25f;
+    }
+}
+
+/* A raw .npy file with an arbitrary header (uint8 data, or format 2.0). */
+static void raw_npy(const char *name, int major, const char *dict, const void *body, size_t n)
+{
+    FILE *f = fopen(out("npy", name), "wb");
+    size_t len = strlen(dict), prefix = major == 1 ? 10 : 12;
+    size_t pad = (64 - (prefix + len + 1) % 64) % 64, hl = len + pad + 1;
+    unsigned char pre[12] = {0x93, 'N', 'U', 'M', 'P', 'Y', (unsigned char)major, 0,
+                             (unsigned char)(hl & 0xFF), (unsigned char)(hl >> 8), 0, 0};
+    if (!f) exit(1);
+    fwrite(pre, 1, prefix, f);
+    fwrite(dict, 1, len, f);
+    for (size_t i = 0; i < pad; i++) fputc(' ', f);
+    fputc('\n', f);
+    fwrite(body, 1, n, f);
+    fclose(f);
+}
+
+static void seeds_npy(void)
+{
+    float x[6 * 5];
+    unsigned char u[4 * 3 * 2];
+    size_t d1[1] = {7}, d2[2] = {6, 5}, d3[3] = {2, 3, 5}, d4[4] = {1, 2, 3, 5};
+    fill(x, 30, 1);
+    for (size_t i = 0; i < sizeof u; i++) u[i] = (unsigned char)(i * 11);
+    check(ae_npy_save_f32(out("npy", "f32_1d.npy"), x, 1, d1), "npy 1d");
+    check(ae_npy_save_f32(out("npy", "f32_2d.npy"), x, 2, d2), "npy 2d");
+    check(ae_npy_save_f32(out("npy", "f32_3d.npy"), x, 3, d3), "npy 3d");
+    check(ae_npy_save_f32(out("npy", "f32_4d.npy"), x, 4, d4), "npy 4d");
+    raw_npy("u8_2d.npy", 1, "{'descr': '|u1', 'fortran_order': False, 'shape': (4, 6), }", u, 24);
+    raw_npy("u8_3d_v2.npy", 2, "{'descr': '<u1', 'fortran_order': False, 'shape': (4, 3, 2), }",
+            u, 24);
+    raw_npy("f32_v3_py2.npy", 3, "{\"descr\": \"<f4\", \"shape\": (3L, 2L), \"fortran_order\": False}",
+            x, 24);
+}
+
+static ae_model *dense_model(int with_code)
+{
+    ae_builder *b;
+    ae_model *m;
+    size_t in[1] = {6};
+    check(ae_builder_create(&b, 1, in), "builder");
+    check(ae_builder_dense(b, 4, AE_ACT_RELU), "dense");
+    check(ae_builder_dense(b, 2, AE_ACT_LINEAR), "dense");
+    if (with_code) check(ae_builder_mark_code(b), "mark");
+    check(ae_builder_dense(b, 6, AE_ACT_SIGMOID), "dense");
+    check(ae_builder_build(b, 1, &m), "build");
+    ae_builder_free(b);
+    return m;
+}
+
+static ae_model *conv_model(void)
+{
+    ae_builder *b;
+    ae_model *m;
+    size_t in[3] = {6, 6, 1}, img[3] = {2, 2, 2};
+    check(ae_builder_create(&b, 3, in), "builder");
+    check(ae_builder_conv2d(b, 2, 3, AE_PAD_SAME, AE_ACT_RELU), "conv");
+    check(ae_builder_maxpool2d(b, AE_PAD_VALID), "pool");
+    check(ae_builder_conv2d(b, 2, 2, AE_PAD_VALID, AE_ACT_LINEAR), "conv");
+    check(ae_builder_maxpool2d(b, AE_PAD_SAME), "pool");
+    check(ae_builder_flatten(b), "flatten");
+    check(ae_builder_dense(b, 3, AE_ACT_RELU), "dense");
+    check(ae_builder_mark_code(b), "mark");
+    check(ae_builder_dense(b, 8, AE_ACT_RELU), "dense");
+    check(ae_builder_reshape(b, 3, img), "reshape");
+    check(ae_builder_upsample2d(b), "up");
+    check(ae_builder_upsample2d(b), "up");
+    check(ae_builder_conv2d(b, 1, 3, AE_PAD_VALID, AE_ACT_SIGMOID), "conv");
+    check(ae_builder_activation(b, AE_ACT_RELU), "act");
+    check(ae_builder_build(b, 2, &m), "build");
+    ae_builder_free(b);
+    return m;
+}
+
+static void seeds_model(void)
+{
+    ae_model *m = dense_model(1);
+    check(ae_model_save(m, out("model", "dense_code.aemodel")), "save");
+    ae_model_free(m);
+    m = dense_model(0);
+    check(ae_model_save(m, out("model", "dense_nocode.aemodel")), "save");
+    ae_model_free(m);
+    m = conv_model();
+    check(ae_model_save(m, out("model", "conv.aemodel")), "save");
+    ae_model_free(m);
+}
+
+static void seeds_index(void)
+{
+    static const char *bn[] = {"", "brute", "balltree", "hnsw"}, *mn[] = {"", "l2", "cos"};
+    const size_t n = 24, d = 3;
+    float x[24 * 3];
+    int64_t ids[24];
+    int32_t labels[24];
+    fill(x, n * d, 3);
+    for (size_t i = 0; i < n; i++) {
+        ids[i] = (int64_t)(1000 - 3 * i);
+        labels[i] = (int32_t)(i % 4);
+    }
+    for (int b = AE_INDEX_BRUTE; b <= AE_INDEX_HNSW; b++)
+        for (int m = AE_INDEX_L2; m <= AE_INDEX_COSINE; m++)
+            for (int lab = 0; lab < 2; lab++) {
+                ae_index *idx;
+                char name[64];
+                check(ae_index_create(&idx, b, m, d), "index");
+                if (b == AE_INDEX_BALLTREE) check(ae_index_set_param(idx, AE_INDEX_LEAF_SIZE, 3), "leaf");
+                if (b == AE_INDEX_HNSW) {
+                    check(ae_index_set_param(idx, AE_INDEX_HNSW_M, 2), "m");
+                    check(ae_index_set_param(idx, AE_INDEX_SEED, 5), "seed");
+                }
+                check(ae_index_build(idx, x, n, lab ? ids : NULL, lab ? labels : NULL), "build");
+                snprintf(name, sizeof name, "%s_%s%s.aeidx", bn[b], mn[m], lab ? "_labels" : "");
+                check(ae_index_save(idx, out("index", name)), "save");
+                ae_index_free(idx);
+            }
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: make_seeds OUTDIR\n");
+        return 2;
+    }
+    snprintf(g_out, sizeof g_out, "%s", argv[1]);
+    mkdir_p(g_out);
+    mkdir_p(out("npy", ""));
+    mkdir_p(out("model", ""));
+    mkdir_p(out("index", ""));
+    seeds_npy();
+    seeds_model();
+    seeds_index();
+    printf("make_seeds: corpora written to %s/{npy,model,index}\n", g_out);
+    return 0;
+}

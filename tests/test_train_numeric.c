@@ -1,0 +1,105 @@
+/*
+ * Training that meets NaN/inf in a LATER epoch stops with AE_ERR_NUMERIC and
+ * keeps the last good weights (tests/test_train.c covers a NaN present from
+ * the start and an overflow in the first epoch). The progress callback
+ * poisons the caller's training rows after epoch 0 (ae_fit reads them again
+ * every epoch), so epoch 1 meets infinity:
+ *   - restore-best off: the weights are the ones at the end of epoch 0;
+ *   - restore-best on with validation: the weights of the best epoch (0).
+ */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "autoenc/autoenc.h"
+#include "nn.h"
+
+typedef struct poison {
+    ae_model *m;
+    float *x;
+    size_t n_x;
+    float *snapshot; /* weights at the end of epoch 0 */
+    int epochs;
+} poison;
+
+static int poison_after_epoch0(int event, size_t epoch, size_t step, size_t steps, double loss,
+                               const ae_history *h, void *user)
+{
+    poison *p = user;
+    (void)step, (void)steps, (void)loss, (void)h;
+    if (event == AE_EVENT_EPOCH_END) {
+        p->epochs++;
+        if (epoch == 0) {
+            memcpy(p->snapshot, p->m->params, p->m->n_params * sizeof(float));
+            for (size_t i = 0; i < p->n_x; i += 3) p->x[i] = INFINITY;
+        }
+    }
+    return 0;
+}
+
+static void run(int restore_best, double split)
+{
+    const size_t n = 40, d = 12;
+    ae_builder *b;
+    ae_train_config *c;
+    ae_history *h;
+    size_t in[1] = {d};
+    poison p = {0};
+    float *x = malloc(n * d * sizeof *x);
+    for (size_t i = 0; i < n * d; i++) x[i] = (float)((i * 7919) % 101) / 101.0f;
+    assert_int_equal(ae_builder_create(&b, 1, in), AE_OK);
+    assert_int_equal(ae_builder_dense(b, 4, AE_ACT_RELU), AE_OK);
+    assert_int_equal(ae_builder_dense(b, d, AE_ACT_SIGMOID), AE_OK);
+    assert_int_equal(ae_builder_build(b, 3, &p.m), AE_OK);
+    ae_builder_free(b);
+    p.x = x;
+    p.n_x = (size_t)((double)n * (1.0 - split)) * d; /* training rows only */
+    p.snapshot = malloc(p.m->n_params * sizeof(float));
+    assert_int_equal(ae_train_config_create(&c), AE_OK);
+    assert_int_equal(ae_train_config_set_int(c, AE_TRAIN_EPOCHS, 4), AE_OK);
+    assert_int_equal(ae_train_config_set_int(c, AE_TRAIN_BATCH_SIZE, 8), AE_OK);
+    assert_int_equal(ae_train_config_set_int(c, AE_TRAIN_THREADS, 1), AE_OK);
+    assert_int_equal(ae_train_config_set_int(c, AE_TRAIN_RESTORE_BEST, restore_best), AE_OK);
+    assert_int_equal(ae_train_config_set_double(c, AE_TRAIN_VALIDATION_SPLIT, split), AE_OK);
+    assert_int_equal(ae_train_config_set_callback(c, poison_after_epoch0, &p), AE_OK);
+    assert_int_equal(ae_history_create(&h), AE_OK);
+    assert_int_equal(ae_fit(p.m, c, x, NULL, n, h), AE_ERR_NUMERIC);
+    assert_true(ae_model_errmsg(p.m)[0] != '\0');
+    assert_int_equal(p.epochs, 1); /* epoch 1 never completed */
+    assert_int_equal(ae_history_epochs(h), 1);
+    /* the last good weights, all finite */
+    assert_memory_equal(p.snapshot, p.m->params, p.m->n_params * sizeof(float));
+    for (size_t i = 0; i < p.m->n_params; i++) assert_true(isfinite(p.m->params[i]));
+    ae_history_free(h);
+    ae_train_config_free(c);
+    ae_model_free(p.m);
+    free(p.snapshot);
+    free(x);
+}
+
+static void test_inf_in_epoch1_no_restore(void **state)
+{
+    (void)state;
+    run(0, 0.0);
+}
+
+static void test_inf_in_epoch1_restore_best(void **state)
+{
+    (void)state;
+    run(1, 0.25);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_inf_in_epoch1_no_restore),
+        cmocka_unit_test(test_inf_in_epoch1_restore_best),
+    };
+    return cmocka_run_group_tests_name("train_numeric", tests, NULL, NULL);
+}
