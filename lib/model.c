@@ -458,11 +458,18 @@ static ae_status run_rows(const ae_model *m, const float *x, size_t n, float *y)
     if (st != AE_OK) return st;
     for (size_t done = 0; done < n; done += chunk) {
         size_t rows = n - done < chunk ? n - done : chunk;
-        const float *res = ae__model_forward_ws(m, ws, x + done * in_size, rows);
+        const float *res;
+        /* checked chunk by chunk, while the rows are about to be read anyway:
+         * a separate pass over a large input costs a memory sweep */
+        if (!ae__all_finite(x + done * in_size, rows * in_size)) {
+            st = AE_ERR_NUMERIC;
+            break;
+        }
+        res = ae__model_forward_ws(m, ws, x + done * in_size, rows);
         memcpy(y + done * out_size, res, rows * out_size * sizeof *y);
     }
     ae__workspace_free(ws);
-    return AE_OK;
+    return st;
 }
 
 #define AE__MAX_THREADS 64
@@ -493,21 +500,24 @@ ae_status ae__model_run(const ae_model *m, const float *x, size_t n, float *y)
     size_t useful = (n + AE__ROWS_PER_THREAD - 1) / AE__ROWS_PER_THREAD;
     ae__pool *pool;
     run_job job;
-    ae_status st;
+    ae_status st = AE_OK;
     if (threads > AE__MAX_THREADS) threads = AE__MAX_THREADS;
     if ((size_t)threads > useful) threads = (int)useful;
-    if (threads <= 1) return run_rows(m, x, n, y);
-    if ((st = ae__pool_create(&pool, threads)) != AE_OK) return run_rows(m, x, n, y);
-    job.m = m;
-    job.x = x;
-    job.y = y;
-    job.n = n;
-    ae__pool_run(pool, run_task, &job);
-    ae__pool_free(pool);
-    for (int t = 0; t < threads; t++)
-        if (job.st[t] != AE_OK)
-            return ae__fail(NULL, job.st[t], "prediction thread %d failed: %s", t,
-                            ae_status_string(job.st[t]));
+    if (threads <= 1 || ae__pool_create(&pool, threads) != AE_OK) {
+        st = run_rows(m, x, n, y);
+    } else {
+        job.m = m;
+        job.x = x;
+        job.y = y;
+        job.n = n;
+        ae__pool_run(pool, run_task, &job);
+        ae__pool_free(pool);
+        for (int t = 0; t < threads && st == AE_OK; t++) st = job.st[t];
+    }
+    if (st == AE_ERR_NUMERIC)
+        return ae__fail(NULL, st, "inputs contain NaN or infinity (the output is incomplete)");
+    if (st != AE_OK)
+        return ae__fail(NULL, st, "prediction failed: %s", ae_status_string(st));
     return AE_OK;
 }
 
@@ -532,9 +542,7 @@ ae_status ae_model_predict(const ae_model *m, const float *x, size_t n, float *y
         return ae__fail(NULL, AE_ERR_SHAPE,
                         "ae_model_predict: output buffer holds %zu floats, %zu samples need %zu",
                         y_len, n, n * ae_model_output_size(m));
-    if (!ae__all_finite(x, n * ae_model_input_size(m)))
-        return ae__fail(NULL, AE_ERR_NUMERIC, "ae_model_predict: inputs contain NaN or infinity");
-    return ae__model_run(m, x, n, y);
+    return ae__model_run(m, x, n, y); /* checks the inputs for NaN/inf as it goes */
 }
 
 ae_status ae_model_forward(const ae_model *m, const ae_tensor *x, ae_tensor *y)

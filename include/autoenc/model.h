@@ -51,7 +51,8 @@ AE_API ae_status ae_model_code_layer(const ae_model *m, size_t *index);
 /**
  * Runs the model on @p n samples @p x (n * input_size floats) and writes
  * n * output_size floats to @p y, whose capacity in floats is @p y_len.
- * Any n works; the work is done in internal batches.
+ * Any n works; the work is done in internal batches. NaN or infinity in
+ * @p x gives AE_ERR_NUMERIC (with @p y partly written).
  */
 AE_API ae_status ae_model_predict(const ae_model *m, const float *x, size_t n, float *y,
                                   size_t y_len);

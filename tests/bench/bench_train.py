@@ -127,6 +127,9 @@ def val_bce(model, xval, logits, chunk=1024):
 def cmd_train(a):
     import torch
     torch.set_num_threads(a.threads)
+    # flush denormals, as libautoenc's fit does: without it PyTorch's later
+    # epochs slow down as small gradients and moments turn denormal
+    torch.set_flush_denormal(True)
     torch.manual_seed(a.seed)
     logits = a.loss == "logits"
     t0 = time.perf_counter()
