@@ -69,7 +69,10 @@ AE_API ae_status ae_model_forward(const ae_model *m, const ae_tensor *x, ae_tens
  * the calling thread (what an embedder running its own thread pool wants).
  * Each row's output is computed the same way whatever the thread count (up
  * to BLAS kernels that may round the last bit differently for other block
- * sizes). Range 0..64.
+ * sizes). While it splits work over its own threads, the library sets
+ * OpenBLAS' thread count to 1 and restores it afterwards (nested threads
+ * only contend); a program that runs OpenBLAS itself on other threads at the
+ * same time may prefer 1 here. Range 0..64.
  */
 AE_API ae_status ae_model_set_threads(ae_model *m, int n_threads);
 /** The thread setting of ae_model_set_threads (0 = one per core). */
