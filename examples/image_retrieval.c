@@ -153,7 +153,7 @@ static int train_conv_model(const ex_args *a)
 int main(int argc, char **argv)
 {
     ex_args a;
-    const char *backend_name = "balltree", *model_path = NULL;
+    const char *backend_name = "balltree", *model_path = NULL, *export_dir = NULL;
     long k = 10, leaf_size = 40, shown = 3;
     const ex_option extra[] = {
         {"backend", EX_OPT_STRING, &backend_name, 0, 0, "NAME", "balltree, brute or hnsw"},
@@ -162,6 +162,8 @@ int main(int argc, char **argv)
         {"model", EX_OPT_STRING, &model_path, 0, 0, "FILE",
          "conv model (default OUT/conv_autoencoder.aem, trained if absent)"},
         {"show", EX_OPT_INT, &shown, 0, 10, "N", "queries to print and draw (a clock first)"},
+        {"export-codes", EX_OPT_STRING, &export_dir, 0, 0, "DIR",
+         "also write the codes as DIR/train_codes.npy and DIR/test_codes.npy (float32)"},
         {NULL, EX_OPT_INT, NULL, 0, 0, NULL, NULL},
     };
     ae_index_backend backend;
@@ -232,6 +234,18 @@ int main(int argc, char **argv)
     printf("encoded %zu + %zu drawings into %zu-float codes (%zux%zux%zu flattened) in %.2f s\n",
            n_train, n_test, code, ae_encoder_code_dim(enc, 0), ae_encoder_code_dim(enc, 1),
            ae_encoder_code_dim(enc, 2), encode_s);
+
+    if (export_dir) {
+        char p1[1024], p2[1024];
+        size_t d1[2] = {n_train, code}, d2[2] = {n_test, code};
+        if (ex_mkdir_p(export_dir) != EX_OK || ex_path(p1, sizeof p1, export_dir, "train_codes.npy") != EX_OK ||
+            ex_path(p2, sizeof p2, export_dir, "test_codes.npy") != EX_OK ||
+            ae_npy_save_f32(p1, train_codes, 2, d1) != AE_OK || ae_npy_save_f32(p2, test_codes, 2, d2) != AE_OK) {
+            fprintf(stderr, "error: exporting codes: %s\n", ae_last_error());
+            goto done;
+        }
+        printf("wrote %s and %s\n", p1, p2);
+    }
 
     /* the codes: the chosen backend, every held-out drawing as a query */
     if (index_and_query(backend, code, train_codes, n_train, train_labels, test_codes, n_test,
