@@ -312,6 +312,23 @@ static inline int64_t row_id(const ae_index *idx, uint32_t r)
     return idx->ids[idx->perm ? idx->perm[r] : r];
 }
 
+/* The approximate backend's results as they are (float distances), ordered
+ * by (distance, id) with an insertion sort: nc is ef-sized and small, and a
+ * double-precision re-rank would buy exactness an approximate search does not
+ * promise, at a measurable share of its query time. */
+void ae__idx_order(const ae_index *idx, const ae__nb *cand, size_t nc, ae__res *res)
+{
+    for (size_t i = 0; i < nc; i++) {
+        ae__res v = {cand[i].d, row_id(idx, cand[i].r), cand[i].r};
+        size_t j = i;
+        while (j > 0 && (res[j - 1].d > v.d || (res[j - 1].d == v.d && res[j - 1].id > v.id))) {
+            res[j] = res[j - 1];
+            j--;
+        }
+        res[j] = v;
+    }
+}
+
 void ae__idx_rank(const ae_index *idx, const float *q, const ae__nb *cand, size_t nc,
                   ae__res *res)
 {

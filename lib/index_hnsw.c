@@ -282,18 +282,14 @@ ae_status ae__hnsw_search(const ae_index *idx, const float *q, size_t nq, size_t
 {
     size_t n = idx->n, d = idx->dim;
     hscratch s;
-    ae__nb *sorted = NULL;
     ae__res *res = NULL;
-    size_t rank_cap, sorted_cap;
+    size_t res_cap;
     ae_status st = AE_OK;
 
     if (ef < k) ef = k;
-    sorted_cap = ef + 1;
-    rank_cap = 2 * k < ef ? 2 * k : ef;
-    if (rank_cap < k) rank_cap = k;
-    sorted = ae__malloc(sorted_cap * sizeof *sorted);
-    res = ae__malloc(rank_cap * sizeof *res);
-    if (scratch_init(&s, n, ef) != AE_OK || !sorted || !res) {
+    res_cap = ef + 1; /* the whole candidate list (>= k) */
+    res = ae__malloc(res_cap * sizeof *res);
+    if (scratch_init(&s, n, ef) != AE_OK || !res) {
         st = ae__fail(NULL, AE_ERR_NOMEM, "ae_index_search: out of memory");
         goto done;
     }
@@ -301,27 +297,21 @@ ae_status ae__hnsw_search(const ae_index *idx, const float *q, size_t nq, size_t
         const float *qi = q + i * d;
         uint32_t ep = idx->h_entry;
         float epd = ae__l2sq(qi, hvec(idx, ep), d);
-        size_t nt, nr;
+        size_t nt;
         for (uint32_t l = idx->h_max_level; l > 0; l--) ep = greedy(idx, qi, ep, &epd, l);
         nt = search_layer(idx, qi, ep, epd, ef, 0, &s);
         if (nt == 0) {
             st = ae__fail(NULL, AE_ERR_NOMEM, "ae_index_search: out of memory");
             goto done;
         }
-        if (nt < k) {
-            /* disconnected graph: fall back to an exact answer */
+        if (nt < k) /* disconnected graph: fall back to an exact answer */
             ae__idx_exact_scan(idx, qi, k, res);
-        } else {
-            memcpy(sorted, s.top, nt * sizeof *sorted);
-            qsort(sorted, nt, sizeof *sorted, cmp_nb);
-            nr = nt < rank_cap ? nt : rank_cap;
-            ae__idx_rank(idx, qi, sorted, nr, res);
-        }
+        else
+            ae__idx_order(idx, s.top, nt, res);
         ae__idx_emit(idx, res, k, dist ? dist + i * k : NULL, ids + i * k);
     }
 done:
     scratch_free(&s);
-    ae__free(sorted, sorted_cap * sizeof *sorted);
-    ae__free(res, rank_cap * sizeof *res);
+    ae__free(res, res_cap * sizeof *res);
     return st;
 }

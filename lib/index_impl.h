@@ -241,6 +241,8 @@ void ae__idx_rank(const ae_index *idx, const float *q, const ae__nb *cand, size_
 void ae__idx_exact_scan(const ae_index *idx, const float *q, size_t k, ae__res *res);
 /* Writes k results (distances converted to the metric) to the outputs. */
 void ae__idx_emit(const ae_index *idx, const ae__res *res, size_t k, float *dist, int64_t *ids);
+/* res[0..nc) = cand sorted by (float distance, id), no re-ranking (HNSW). */
+void ae__idx_order(const ae_index *idx, const ae__nb *cand, size_t nc, ae__res *res);
 
 /* ---- backends ----------------------------------------------------------------
  * build: idx->data/n/ids are set (data in input order, normalised under
