@@ -14,26 +14,7 @@
 
 #include "internal.h"
 
-/* ---- counting allocator (leak checks, injected failures) --------------------- */
-static long g_live, g_fail_at = -1, g_count;
-
-static void *count_alloc(void *ud, void *ptr, size_t old_size, size_t new_size)
-{
-    (void)ud;
-    (void)old_size;
-    if (new_size == 0) {
-        if (ptr) g_live--;
-        free(ptr);
-        return NULL;
-    }
-    if (g_fail_at >= 0 && g_count++ == g_fail_at) return NULL;
-    if (!ptr) {
-        void *p = malloc(new_size);
-        if (p) g_live++;
-        return p;
-    }
-    return realloc(ptr, new_size);
-}
+#include "counting_alloc.h"
 
 static char g_root[256];
 
@@ -86,10 +67,7 @@ static const size_t SIZES[3] = {37, 12, 2}; /* a.npy, b_c.npy, c_d_e.npy */
 static int group_setup(void **state)
 {
     (void)state;
-    if (ae_set_allocator(count_alloc, NULL) != AE_OK) return -1;
-    snprintf(g_root, sizeof g_root, "%s/ae_test_dataset_XXXXXX",
-             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    if (!mkdtemp(g_root)) return -1;
+    if (counting_group_setup(g_root, sizeof g_root, "ae_test_dataset_") != 0) return -1;
     /* "three": three categories of unequal sizes, plus things to skip */
     if (mkdir(path2("three", NULL), 0700) != 0) return -1;
     write_u8(path2("three", "b_c.npy"), 1, SIZES[1], 0);
@@ -146,27 +124,8 @@ static int group_setup(void **state)
 
 static int group_teardown(void **state)
 {
-    char cmd[300];
     (void)state;
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_root);
-    ae_set_allocator(NULL, NULL);
-    return system(cmd) == 0 ? 0 : -1;
-}
-
-static int test_setup(void **state)
-{
-    (void)state;
-    g_live = 0;
-    g_fail_at = -1;
-    g_count = 0;
-    return 0;
-}
-
-static int test_teardown(void **state)
-{
-    (void)state;
-    assert_int_equal(g_live, 0);
-    return 0;
+    return counting_group_teardown(g_root);
 }
 
 /* ---- helpers ------------------------------------------------------------------ */

@@ -14,63 +14,20 @@
 
 #include "internal.h"
 
-/* ---- counting allocator ---------------------------------------------------- */
-static long g_live;
-static long g_fail_at = -1; /* fail the allocation with this number (0-based) */
-static long g_count;
-
-static void *count_alloc(void *ud, void *ptr, size_t old_size, size_t new_size)
-{
-    (void)ud;
-    (void)old_size;
-    if (new_size == 0) {
-        if (ptr) g_live--;
-        free(ptr);
-        return NULL;
-    }
-    if (g_fail_at >= 0 && g_count++ == g_fail_at) return NULL;
-    if (!ptr) {
-        void *p = malloc(new_size);
-        if (p) g_live++;
-        return p;
-    }
-    return realloc(ptr, new_size);
-}
+#include "counting_alloc.h"
 
 static char g_dir[256];
 
 static int group_setup(void **state)
 {
     (void)state;
-    if (ae_set_allocator(count_alloc, NULL) != AE_OK) return -1;
-    snprintf(g_dir, sizeof g_dir, "%s/ae_test_npy_XXXXXX",
-             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    return mkdtemp(g_dir) ? 0 : -1;
+    return counting_group_setup(g_dir, sizeof g_dir, "ae_test_npy_");
 }
 
 static int group_teardown(void **state)
 {
-    char cmd[300];
     (void)state;
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-    ae_set_allocator(NULL, NULL);
-    return system(cmd) == 0 ? 0 : -1;
-}
-
-static int test_setup(void **state)
-{
-    (void)state;
-    g_live = 0;
-    g_fail_at = -1;
-    g_count = 0;
-    return 0;
-}
-
-static int test_teardown(void **state)
-{
-    (void)state;
-    assert_int_equal(g_live, 0); /* nothing leaked */
-    return 0;
+    return counting_group_teardown(g_dir);
 }
 
 /* ---- file builders ---------------------------------------------------------- */
