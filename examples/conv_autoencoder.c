@@ -8,7 +8,7 @@ int main(int argc, char **argv)
     static const ex_train_spec spec = {
         "conv_autoencoder",
         "Tutorial section 3: the convolutional autoencoder, 28x28x1 -> code 4x4x8 -> 28x28x1",
-        ae_model_create_conv,
+        AE_PRESET_CONV,
         32,
         1,
     };

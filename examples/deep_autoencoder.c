@@ -8,7 +8,7 @@ int main(int argc, char **argv)
     static const ex_train_spec spec = {
         "deep_autoencoder",
         "Tutorial section 2: the deep autoencoder, 784-128-64-32-64-128-784",
-        ae_model_create_deep,
+        AE_PRESET_DEEP,
         64,
         0,
     };

@@ -81,7 +81,7 @@ static int index_and_query(ae_index_backend backend, size_t dim, const float *ro
     double t0;
     ae_status st = ae_index_create(&idx, backend, AE_INDEX_L2, dim);
     if (st == AE_OK && backend == AE_INDEX_BALLTREE)
-        st = ae_index_set_param(idx, AE_INDEX_LEAF_SIZE, leaf_size);
+        st = ae_index_set_int(idx, AE_INDEX_LEAF_SIZE, leaf_size);
     t0 = ex_now();
     if (st == AE_OK) st = ae_index_build(idx, rows, n, NULL, labels);
     *build_s = ex_now() - t0;
@@ -134,7 +134,7 @@ static void print_scores(const char *what, const retrieval_scores *s, const ae_d
 /* Trains the conv model with the conv_autoencoder example's own code. */
 static int train_conv_model(const ex_args *a)
 {
-    static const ex_train_spec conv = {"conv_autoencoder", "", ae_model_create_conv, 32, 1};
+    static const ex_train_spec conv = {"conv_autoencoder", "", AE_PRESET_CONV, 32, 1};
     char epochs[32], seed[32], per[32];
     char *argv[12];
     snprintf(epochs, sizeof epochs, "%ld", a->epochs);
@@ -204,8 +204,8 @@ int main(int argc, char **argv)
     printf("model: %s (%zu parameters)\n", model_path, ae_model_param_count(m));
     rc = 1;
     if (ex_load_dataset(&ds, &a, 1) != EX_OK) goto done;
-    ae_dataset_train(ds, &train, &train_labels, &n_train);
-    ae_dataset_test(ds, &test, &test_labels, &n_test);
+    ae_dataset_train(&train, &train_labels, &n_train, ds);
+    ae_dataset_test(&test, &test_labels, &n_test, ds);
     n_cat = ae_dataset_num_categories(ds);
     if (n_cat > 64 || n_train < METRIC_K) {
         fprintf(stderr, "error: need at most 64 categories and at least %d training drawings\n", METRIC_K);

@@ -8,7 +8,7 @@ int main(int argc, char **argv)
     static const ex_train_spec spec = {
         "simple_autoencoder",
         "Tutorial section 1: the simple autoencoder, 784 -> Dense(32, relu) -> Dense(784, sigmoid)",
-        ae_model_create_simple,
+        AE_PRESET_SIMPLE,
         64,
         0,
     };

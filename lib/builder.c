@@ -23,15 +23,14 @@ static ae_status check_dims(char *msg, const char *fn, int rank, const size_t *d
 {
     size_t total = 1;
     if (rank != 1 && rank != 3)
-        return ae__fail(msg, AE_ERR_SHAPE, "%s: rank must be 1 (features) or 3 (h, w, c), not %d",
-                        fn, rank);
-    if (!dims) return ae__fail(msg, AE_ERR_INVALID_ARG, "%s: dims is NULL", fn);
+        return ae__fail(msg, AE_ERR_SHAPE, "rank must be 1 (features) or 3 (h, w, c), not %d", rank);
+    if (!dims) return ae__fail(msg, AE_ERR_INVALID_ARG, "dims is NULL");
     out->rank = rank;
     out->d[0] = out->d[1] = out->d[2] = 1;
     for (int i = 0; i < rank; i++) {
-        if (dims[i] == 0) return ae__fail(msg, AE_ERR_SHAPE, "%s: dimension %d is zero", fn, i);
+        if (dims[i] == 0) return ae__fail(msg, AE_ERR_SHAPE, "dimension %d is zero", i);
         if (ae__mul_size(total, dims[i], &total) != 0 || total > ((size_t)1 << 31))
-            return ae__fail(msg, AE_ERR_RANGE, "%s: shape too large", fn);
+            return ae__fail(msg, AE_ERR_RANGE, "shape too large");
         out->d[i] = dims[i];
     }
     return AE_OK;
@@ -39,14 +38,15 @@ static ae_status check_dims(char *msg, const char *fn, int rank, const size_t *d
 
 ae_status ae_builder_create(ae_builder **out, int rank, const size_t *input_dims)
 {
+    AE__ENTER();
     ae_builder *b;
     ae__shape s;
     ae_status st;
-    if (!out) return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_builder_create: out is NULL");
+    if (!out) return ae__fail(NULL, AE_ERR_INVALID_ARG, "out is NULL");
     *out = NULL;
     if ((st = check_dims(NULL, "ae_builder_create", rank, input_dims, &s)) != AE_OK) return st;
     b = ae__calloc(1, sizeof *b);
-    if (!b) return ae__fail(NULL, AE_ERR_NOMEM, "ae_builder_create: out of memory");
+    if (!b) return ae__fail(NULL, AE_ERR_NOMEM, "out of memory");
     b->input = b->cur = s;
     *out = b;
     return AE_OK;
@@ -82,31 +82,32 @@ static ae_status push(ae_builder *b, ae_layer *L)
 
 static ae_status need_image(ae_builder *b, const char *fn)
 {
-    if (!b) return ae__fail(NULL, AE_ERR_INVALID_ARG, "%s: builder is NULL", fn);
+    if (!b) return ae__fail(NULL, AE_ERR_INVALID_ARG, "builder is NULL");
     if (b->cur.rank != 3)
         return ae__fail(b->msg, AE_ERR_SHAPE,
                         "%s needs an image input (h, w, c); the previous output has rank 1", fn);
     return AE_OK;
 }
 
-ae_status ae_builder_dense(ae_builder *b, size_t units, int activation)
+ae_status ae_builder_dense(ae_builder *b, size_t units, ae_activation activation)
 {
+    AE__ENTER();
     ae_layer L = {0};
     size_t in;
-    if (!b) return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_builder_dense: builder is NULL");
+    if (!b) return ae__fail(NULL, AE_ERR_INVALID_ARG, "builder is NULL");
     if (b->cur.rank != 1)
         return ae__fail(b->msg, AE_ERR_SHAPE,
                         "ae_builder_dense needs a rank-1 input; flatten the (%zu, %zu, %zu) "
                         "image first", b->cur.d[0], b->cur.d[1], b->cur.d[2]);
     if (units == 0 || units > ((size_t)1 << 24))
-        return ae__fail(b->msg, AE_ERR_RANGE, "ae_builder_dense: units must be 1..2^24, not %zu",
+        return ae__fail(b->msg, AE_ERR_RANGE, "units must be 1..2^24, not %zu",
                         units);
     if (!valid_activation(activation))
-        return ae__fail(b->msg, AE_ERR_INVALID_ARG, "ae_builder_dense: unknown activation %d",
+        return ae__fail(b->msg, AE_ERR_INVALID_ARG, "unknown activation %d",
                         activation);
     in = b->cur.d[0];
     if (in > ((size_t)1 << 40) / units)
-        return ae__fail(b->msg, AE_ERR_RANGE, "ae_builder_dense: %zu x %zu weights is too many",
+        return ae__fail(b->msg, AE_ERR_RANGE, "%zu x %zu weights is too many",
                         in, units);
     L.kind = AE_LAYER_DENSE;
     L.activation = activation;
@@ -119,21 +120,22 @@ ae_status ae_builder_dense(ae_builder *b, size_t units, int activation)
     return push(b, &L);
 }
 
-ae_status ae_builder_conv2d(ae_builder *b, size_t filters, size_t kernel, int padding,
-                            int activation)
+ae_status ae_builder_conv2d(ae_builder *b, size_t filters, size_t kernel, ae_padding padding,
+                            ae_activation activation)
 {
+    AE__ENTER();
     ae_layer L = {0};
     ae_status st;
     if ((st = need_image(b, "ae_builder_conv2d")) != AE_OK) return st;
     if (filters == 0 || filters > 65536 || kernel == 0 || kernel > 64)
         return ae__fail(b->msg, AE_ERR_RANGE,
-                        "ae_builder_conv2d: filters must be 1..65536 and kernel 1..64 (got %zu, %zu)",
+                        "filters must be 1..65536 and kernel 1..64 (got %zu, %zu)",
                         filters, kernel);
     if (padding != AE_PAD_SAME && padding != AE_PAD_VALID)
-        return ae__fail(b->msg, AE_ERR_INVALID_ARG, "ae_builder_conv2d: unknown padding %d",
+        return ae__fail(b->msg, AE_ERR_INVALID_ARG, "unknown padding %d",
                         padding);
     if (!valid_activation(activation))
-        return ae__fail(b->msg, AE_ERR_INVALID_ARG, "ae_builder_conv2d: unknown activation %d",
+        return ae__fail(b->msg, AE_ERR_INVALID_ARG, "unknown activation %d",
                         activation);
     L.kind = AE_LAYER_CONV2D;
     L.activation = activation;
@@ -150,7 +152,7 @@ ae_status ae_builder_conv2d(ae_builder *b, size_t filters, size_t kernel, int pa
     } else {
         if (b->cur.d[0] < kernel || b->cur.d[1] < kernel)
             return ae__fail(b->msg, AE_ERR_SHAPE,
-                            "ae_builder_conv2d: a valid %zux%zu convolution does not fit a "
+                            "a valid %zux%zu convolution does not fit a "
                             "%zux%zu input", kernel, kernel, b->cur.d[0], b->cur.d[1]);
         L.out.d[0] = b->cur.d[0] - kernel + 1;
         L.out.d[1] = b->cur.d[1] - kernel + 1;
@@ -160,17 +162,18 @@ ae_status ae_builder_conv2d(ae_builder *b, size_t filters, size_t kernel, int pa
     return push(b, &L);
 }
 
-ae_status ae_builder_maxpool2d(ae_builder *b, int padding)
+ae_status ae_builder_maxpool2d(ae_builder *b, ae_padding padding)
 {
+    AE__ENTER();
     ae_layer L = {0};
     ae_status st;
     if ((st = need_image(b, "ae_builder_maxpool2d")) != AE_OK) return st;
     if (padding != AE_PAD_SAME && padding != AE_PAD_VALID)
-        return ae__fail(b->msg, AE_ERR_INVALID_ARG, "ae_builder_maxpool2d: unknown padding %d",
+        return ae__fail(b->msg, AE_ERR_INVALID_ARG, "unknown padding %d",
                         padding);
     if (padding == AE_PAD_VALID && (b->cur.d[0] < 2 || b->cur.d[1] < 2))
         return ae__fail(b->msg, AE_ERR_SHAPE,
-                        "ae_builder_maxpool2d: a valid 2x2 pool does not fit a %zux%zu input",
+                        "a valid 2x2 pool does not fit a %zux%zu input",
                         b->cur.d[0], b->cur.d[1]);
     L.kind = AE_LAYER_MAXPOOL2D;
     L.padding = padding;
@@ -183,11 +186,12 @@ ae_status ae_builder_maxpool2d(ae_builder *b, int padding)
 
 ae_status ae_builder_upsample2d(ae_builder *b)
 {
+    AE__ENTER();
     ae_layer L = {0};
     ae_status st;
     if ((st = need_image(b, "ae_builder_upsample2d")) != AE_OK) return st;
     if (b->cur.d[0] > (1u << 15) || b->cur.d[1] > (1u << 15))
-        return ae__fail(b->msg, AE_ERR_RANGE, "ae_builder_upsample2d: input too large");
+        return ae__fail(b->msg, AE_ERR_RANGE, "input too large");
     L.kind = AE_LAYER_UPSAMPLE2D;
     L.out = b->cur;
     L.out.d[0] *= 2;
@@ -195,12 +199,13 @@ ae_status ae_builder_upsample2d(ae_builder *b)
     return push(b, &L);
 }
 
-ae_status ae_builder_activation(ae_builder *b, int activation)
+ae_status ae_builder_activation(ae_builder *b, ae_activation activation)
 {
+    AE__ENTER();
     ae_layer L = {0};
-    if (!b) return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_builder_activation: builder is NULL");
+    if (!b) return ae__fail(NULL, AE_ERR_INVALID_ARG, "builder is NULL");
     if (!valid_activation(activation))
-        return ae__fail(b->msg, AE_ERR_INVALID_ARG, "ae_builder_activation: unknown activation %d",
+        return ae__fail(b->msg, AE_ERR_INVALID_ARG, "unknown activation %d",
                         activation);
     L.kind = AE_LAYER_ACTIVATION;
     L.activation = activation;
@@ -210,8 +215,9 @@ ae_status ae_builder_activation(ae_builder *b, int activation)
 
 ae_status ae_builder_flatten(ae_builder *b)
 {
+    AE__ENTER();
     ae_layer L = {0};
-    if (!b) return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_builder_flatten: builder is NULL");
+    if (!b) return ae__fail(NULL, AE_ERR_INVALID_ARG, "builder is NULL");
     L.kind = AE_LAYER_FLATTEN;
     L.out.rank = 1;
     L.out.d[0] = ae__shape_size(&b->cur);
@@ -221,13 +227,14 @@ ae_status ae_builder_flatten(ae_builder *b)
 
 ae_status ae_builder_reshape(ae_builder *b, int rank, const size_t *dims)
 {
+    AE__ENTER();
     ae_layer L = {0};
     ae_status st;
-    if (!b) return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_builder_reshape: builder is NULL");
+    if (!b) return ae__fail(NULL, AE_ERR_INVALID_ARG, "builder is NULL");
     if ((st = check_dims(b->msg, "ae_builder_reshape", rank, dims, &L.out)) != AE_OK) return st;
     if (ae__shape_size(&L.out) != ae__shape_size(&b->cur))
         return ae__fail(b->msg, AE_ERR_SHAPE,
-                        "ae_builder_reshape: %zu floats per sample cannot become %zu",
+                        "%zu floats per sample cannot become %zu",
                         ae__shape_size(&b->cur), ae__shape_size(&L.out));
     L.kind = AE_LAYER_RESHAPE;
     return push(b, &L);
@@ -235,24 +242,26 @@ ae_status ae_builder_reshape(ae_builder *b, int rank, const size_t *dims)
 
 ae_status ae_builder_mark_code(ae_builder *b)
 {
-    if (!b) return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_builder_mark_code: builder is NULL");
+    AE__ENTER();
+    if (!b) return ae__fail(NULL, AE_ERR_INVALID_ARG, "builder is NULL");
     if (b->n_layers == 0)
-        return ae__fail(b->msg, AE_ERR_STATE, "ae_builder_mark_code: no layer added yet");
+        return ae__fail(b->msg, AE_ERR_STATE, "no layer added yet");
     b->has_code = 1;
     b->code_layer = b->n_layers - 1;
     return AE_OK;
 }
 
-ae_status ae_builder_build(ae_builder *b, uint64_t seed, ae_model **out)
+ae_status ae_builder_build(ae_model **out, ae_builder *b, uint64_t seed)
 {
+    AE__ENTER();
     ae_model *m;
     ae__rng rng;
     ae_status st;
-    if (!out) return ae__fail(b ? b->msg : NULL, AE_ERR_INVALID_ARG, "ae_builder_build: out is NULL");
+    if (!out) return ae__fail(b ? b->msg : NULL, AE_ERR_INVALID_ARG, "out is NULL");
     *out = NULL;
-    if (!b) return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_builder_build: builder is NULL");
+    if (!b) return ae__fail(NULL, AE_ERR_INVALID_ARG, "builder is NULL");
     if (b->n_layers == 0)
-        return ae__fail(b->msg, AE_ERR_STATE, "ae_builder_build: the builder has no layers");
+        return ae__fail(b->msg, AE_ERR_STATE, "the builder has no layers");
     st = ae__model_alloc(&b->input, b->layers, b->n_layers, b->has_code, b->code_layer, &m);
     if (st != AE_OK) {
         ae__keep_msg(b->msg);
@@ -262,83 +271,4 @@ ae_status ae_builder_build(ae_builder *b, uint64_t seed, ae_model **out)
     for (size_t i = 0; i < m->n_layers; i++) ae__layer_init(&m->layers[i], &rng);
     *out = m;
     return AE_OK;
-}
-
-/* ---- reference models ---------------------------------------------------------
- * Each is a list of steps run through the builder, so the presets exercise
- * exactly the public path a user takes. */
-
-typedef struct preset_step {
-    int kind;        /* AE_LAYER_* */
-    size_t units;    /* dense units / conv filters */
-    int padding;
-    int activation;
-    int is_code;
-} preset_step;
-
-static ae_status build_preset(ae_model **out, uint64_t seed, int rank, const size_t *dims,
-                              const preset_step *steps, size_t n_steps)
-{
-    ae_builder *b;
-    ae_status st;
-    if (!out) return ae__fail(NULL, AE_ERR_INVALID_ARG, "model out-pointer is NULL");
-    *out = NULL;
-    if ((st = ae_builder_create(&b, rank, dims)) != AE_OK) return st;
-    for (size_t i = 0; i < n_steps && st == AE_OK; i++) {
-        const preset_step *s = &steps[i];
-        switch (s->kind) {
-        case AE_LAYER_DENSE: st = ae_builder_dense(b, s->units, s->activation); break;
-        case AE_LAYER_CONV2D: st = ae_builder_conv2d(b, s->units, 3, s->padding, s->activation); break;
-        case AE_LAYER_MAXPOOL2D: st = ae_builder_maxpool2d(b, s->padding); break;
-        case AE_LAYER_UPSAMPLE2D: st = ae_builder_upsample2d(b); break;
-        default: st = ae__fail(NULL, AE_ERR_INTERNAL, "bad preset step"); break;
-        }
-        if (st == AE_OK && s->is_code) st = ae_builder_mark_code(b);
-    }
-    if (st == AE_OK) st = ae_builder_build(b, seed, out);
-    ae_builder_free(b);
-    return st;
-}
-
-#define N_STEPS(a) (sizeof(a) / sizeof((a)[0]))
-static const size_t flat_input[1] = {784};
-static const size_t image_input[3] = {28, 28, 1};
-
-ae_status ae_model_create_simple(ae_model **out, uint64_t seed)
-{
-    static const preset_step steps[] = {
-        {AE_LAYER_DENSE, 32, 0, AE_ACT_RELU, 1},
-        {AE_LAYER_DENSE, 784, 0, AE_ACT_SIGMOID, 0},
-    };
-    return build_preset(out, seed, 1, flat_input, steps, N_STEPS(steps));
-}
-
-ae_status ae_model_create_deep(ae_model **out, uint64_t seed)
-{
-    static const preset_step steps[] = {
-        {AE_LAYER_DENSE, 128, 0, AE_ACT_RELU, 0},  {AE_LAYER_DENSE, 64, 0, AE_ACT_RELU, 0},
-        {AE_LAYER_DENSE, 32, 0, AE_ACT_RELU, 1},   {AE_LAYER_DENSE, 64, 0, AE_ACT_RELU, 0},
-        {AE_LAYER_DENSE, 128, 0, AE_ACT_RELU, 0},  {AE_LAYER_DENSE, 784, 0, AE_ACT_SIGMOID, 0},
-    };
-    return build_preset(out, seed, 1, flat_input, steps, N_STEPS(steps));
-}
-
-ae_status ae_model_create_conv(ae_model **out, uint64_t seed)
-{
-    static const preset_step steps[] = {
-        {AE_LAYER_CONV2D, 16, AE_PAD_SAME, AE_ACT_RELU, 0},   /* 28x28x16 */
-        {AE_LAYER_MAXPOOL2D, 0, AE_PAD_SAME, 0, 0},           /* 14x14x16 */
-        {AE_LAYER_CONV2D, 8, AE_PAD_SAME, AE_ACT_RELU, 0},    /* 14x14x8 */
-        {AE_LAYER_MAXPOOL2D, 0, AE_PAD_SAME, 0, 0},           /* 7x7x8 */
-        {AE_LAYER_CONV2D, 8, AE_PAD_SAME, AE_ACT_RELU, 0},    /* 7x7x8 */
-        {AE_LAYER_MAXPOOL2D, 0, AE_PAD_SAME, 0, 1},           /* 4x4x8: the code */
-        {AE_LAYER_CONV2D, 8, AE_PAD_SAME, AE_ACT_RELU, 0},    /* 4x4x8 */
-        {AE_LAYER_UPSAMPLE2D, 0, 0, 0, 0},                    /* 8x8x8 */
-        {AE_LAYER_CONV2D, 8, AE_PAD_SAME, AE_ACT_RELU, 0},    /* 8x8x8 */
-        {AE_LAYER_UPSAMPLE2D, 0, 0, 0, 0},                    /* 16x16x8 */
-        {AE_LAYER_CONV2D, 16, AE_PAD_VALID, AE_ACT_RELU, 0},  /* 14x14x16 */
-        {AE_LAYER_UPSAMPLE2D, 0, 0, 0, 0},                    /* 28x28x16 */
-        {AE_LAYER_CONV2D, 1, AE_PAD_SAME, AE_ACT_SIGMOID, 0}, /* 28x28x1 */
-    };
-    return build_preset(out, seed, 3, image_input, steps, N_STEPS(steps));
 }

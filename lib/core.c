@@ -37,19 +37,40 @@ int ae_is_error(ae_status s) { return s < 0; }
 
 /* ---- error messages ------------------------------------------------------ */
 static _Thread_local char tl_msg[AE__MSG_CAP];
+static _Thread_local const char *tl_api; /* public function running on this thread */
+static _Thread_local unsigned tl_nest;   /* > 0 inside AE__NESTED */
+static _Thread_local size_t tl_head;     /* length of the "<function>: " prefix */
 
 const char *ae_last_error(void) { return tl_msg; }
+
+const char *ae__last_error_text(void) { return tl_msg + tl_head; }
+
+void ae__api_enter(const char *name)
+{
+    if (tl_nest == 0) tl_api = name;
+}
+
+void ae__nest_push(void) { tl_nest++; }
+
+ae_status ae__nest_pop(ae_status status)
+{
+    tl_nest--;
+    return status;
+}
 
 ae_status ae__fail(char *handle_msg, ae_status status, const char *fmt, ...)
 {
     /* format into a local buffer first: an argument may be ae_last_error()
      * itself (a caller wrapping a callee's message) */
     char msg[AE__MSG_CAP];
+    int head = snprintf(msg, sizeof msg, "%s: ", tl_api ? tl_api : "libautoenc");
     va_list ap;
+    if (head < 0 || (size_t)head >= sizeof msg) head = 0;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    vsnprintf(msg + head, sizeof msg - (size_t)head, fmt, ap);
     va_end(ap);
     memcpy(tl_msg, msg, sizeof msg);
+    tl_head = (size_t)head;
     if (handle_msg) memcpy(handle_msg, msg, sizeof msg);
     return status;
 }
@@ -68,9 +89,10 @@ static atomic_size_t g_live_blocks;
 
 ae_status ae_set_allocator(ae_alloc_fn fn, void *ud)
 {
+    AE__ENTER();
     if (atomic_load(&g_live_blocks) != 0)
         return ae__fail(NULL, AE_ERR_STATE,
-                        "ae_set_allocator: %zu library allocations are still alive",
+                        "%zu library allocations are still alive",
                         (size_t)atomic_load(&g_live_blocks));
     g_alloc_fn = fn;
     g_alloc_ud = fn ? ud : NULL;

@@ -25,7 +25,7 @@ typedef struct ds_cat {
     char *name;         /* display name, allocated (strlen + 1) */
     size_t rows;        /* rows used (after the cap) */
     size_t n_train, n_test;
-    int dtype;
+    ae_npy_dtype dtype;
 } ds_cat;
 
 struct ae_dataset {
@@ -167,7 +167,7 @@ static ae_status read_headers(ae_dataset *ds, const char *dir, size_t per_catego
         ae_status st;
         char *path = join_path(dir, k->file, &pcap);
         if (!path) return ae__fail(NULL, AE_ERR_NOMEM, "out of memory");
-        st = ae_npy_info(path, &k->dtype, &rank, dims);
+        st = AE__NESTED(ae_npy_info(&k->dtype, &rank, dims, path));
         ae__free(path, pcap);
         if (st != AE_OK) return st;
         for (int i = 1; i < rank; i++) width *= dims[i]; /* no overflow: validated */
@@ -223,7 +223,7 @@ static ae_status load_category(ae_dataset *ds, const char *dir, size_t c, const 
     if (!path) return ae__fail(NULL, AE_ERR_NOMEM, "out of memory");
     for (size_t r0 = 0; r0 < k->rows && st == AE_OK; r0 += chunk_rows) {
         size_t n = k->rows - r0 < chunk_rows ? k->rows - r0 : chunk_rows;
-        st = ae_npy_read_rows(path, r0, n, AE_NPY_U8_UNIT, chunk, chunk_rows * ds->width);
+        st = AE__NESTED(ae_npy_read_rows(path, r0, n, AE_NPY_U8_UNIT, chunk, chunk_rows * ds->width));
         if (st != AE_OK) break;
         if (k->dtype == AE_NPY_F32 && !ae__all_finite(chunk, n * ds->width)) {
             st = ae__fail(NULL, AE_ERR_NUMERIC, "%s: NaN or infinity in rows %zu..%zu", path,
@@ -244,6 +244,7 @@ static ae_status load_category(ae_dataset *ds, const char *dir, size_t c, const 
 ae_status ae_dataset_load(ae_dataset **out, const char *dir, size_t per_category,
                           double test_fraction, uint64_t seed)
 {
+    AE__ENTER();
     ae_dataset *ds;
     ae_status st;
     size_t total = 0, max_rows = 0, bytes, chunk_rows, *offset = NULL, *perm = NULL,
@@ -252,11 +253,11 @@ ae_status ae_dataset_load(ae_dataset **out, const char *dir, size_t per_category
     float *chunk = NULL;
     ae__rng rng;
 
-    if (!out) return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_dataset_load: out is NULL");
+    if (!out) return ae__fail(NULL, AE_ERR_INVALID_ARG, "out is NULL");
     *out = NULL;
-    if (!dir) return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_dataset_load: dir is NULL");
+    if (!dir) return ae__fail(NULL, AE_ERR_INVALID_ARG, "dir is NULL");
     if (!(test_fraction >= 0.0 && test_fraction < 1.0))
-        return ae__fail(NULL, AE_ERR_RANGE, "ae_dataset_load: test_fraction %g is not in [0, 1)",
+        return ae__fail(NULL, AE_ERR_RANGE, "test_fraction %g is not in [0, 1)",
                         test_fraction);
     ds = ae__calloc(1, sizeof *ds);
     if (!ds) return ae__fail(NULL, AE_ERR_NOMEM, "out of memory");
@@ -373,12 +374,13 @@ const char *ae_dataset_category_name(const ae_dataset *ds, size_t label)
     return (ds && label < ds->n_cat) ? ds->cats[label].name : NULL;
 }
 
-ae_status ae_dataset_category_counts(const ae_dataset *ds, size_t label, size_t *train,
-                                     size_t *test)
+ae_status ae_dataset_category_counts(size_t *train, size_t *test, const ae_dataset *ds,
+                                     size_t label)
 {
-    if (!ds) return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_dataset_category_counts: ds is NULL");
+    AE__ENTER();
+    if (!ds) return ae__fail(NULL, AE_ERR_INVALID_ARG, "ds is NULL");
     if (label >= ds->n_cat)
-        return ae__fail(NULL, AE_ERR_RANGE, "ae_dataset_category_counts: label %zu, there are "
+        return ae__fail(NULL, AE_ERR_RANGE, "label %zu, there are "
                         "%zu categories", label, ds->n_cat);
     if (train) *train = ds->cats[label].n_train;
     if (test) *test = ds->cats[label].n_test;
@@ -387,38 +389,42 @@ ae_status ae_dataset_category_counts(const ae_dataset *ds, size_t label, size_t 
 
 size_t ae_dataset_row_width(const ae_dataset *ds) { return ds ? ds->width : 0; }
 
-ae_status ae_dataset_row_shape(const ae_dataset *ds, int *rank, size_t *dims)
+ae_status ae_dataset_row_shape(int *rank, size_t *dims, const ae_dataset *ds)
 {
-    if (!ds) return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_dataset_row_shape: ds is NULL");
+    AE__ENTER();
+    if (!ds) return ae__fail(NULL, AE_ERR_INVALID_ARG, "ds is NULL");
     if (rank) *rank = ds->row_rank;
     if (dims) memcpy(dims, ds->row_dims, sizeof ds->row_dims);
     return AE_OK;
 }
 
-ae_status ae_dataset_train(const ae_dataset *ds, const float **rows, const int32_t **labels,
-                           size_t *count)
+ae_status ae_dataset_train(const float **rows, const int32_t **labels, size_t *count,
+                           const ae_dataset *ds)
 {
-    if (!ds) return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_dataset_train: ds is NULL");
+    AE__ENTER();
+    if (!ds) return ae__fail(NULL, AE_ERR_INVALID_ARG, "ds is NULL");
     if (rows) *rows = ds->train_x;
     if (labels) *labels = ds->train_y;
     if (count) *count = ds->n_train;
     return AE_OK;
 }
 
-ae_status ae_dataset_test(const ae_dataset *ds, const float **rows, const int32_t **labels,
-                          size_t *count)
+ae_status ae_dataset_test(const float **rows, const int32_t **labels, size_t *count,
+                          const ae_dataset *ds)
 {
-    if (!ds) return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_dataset_test: ds is NULL");
+    AE__ENTER();
+    if (!ds) return ae__fail(NULL, AE_ERR_INVALID_ARG, "ds is NULL");
     if (rows) *rows = ds->test_x;
     if (labels) *labels = ds->test_y;
     if (count) *count = ds->n_test;
     return AE_OK;
 }
 
-ae_status ae_dataset_sources(const ae_dataset *ds, const size_t **train_src,
-                             const size_t **test_src)
+ae_status ae_dataset_sources(const size_t **train_src, const size_t **test_src,
+                             const ae_dataset *ds)
 {
-    if (!ds) return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_dataset_sources: ds is NULL");
+    AE__ENTER();
+    if (!ds) return ae__fail(NULL, AE_ERR_INVALID_ARG, "ds is NULL");
     if (train_src) *train_src = ds->train_src;
     if (test_src) *test_src = ds->test_src;
     return AE_OK;

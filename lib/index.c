@@ -36,14 +36,28 @@ static const char *backend_name(int b)
 
 static int valid_key(int key) { return key >= 1 && key < AE__INDEX_NPARAMS; }
 
-ae_status ae_index_param_bounds(ae_index_param key, int64_t *lo, int64_t *hi)
+ae_status ae_index_param_int_bounds(int64_t *lo, int64_t *hi, ae_index_param key)
 {
     if (!valid_key((int)key))
-        return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_index_param_bounds: unknown key %d",
+        return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_index_param_int_bounds: unknown key %d",
                         (int)key);
     if (lo) *lo = g_params[key].lo;
     if (hi) *hi = g_params[key].hi;
     return AE_OK;
+}
+
+ae_status ae_index_param_type(ae_value_type *type, ae_index_param key)
+{
+    if (!type) return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_index_param_type: type is NULL");
+    if (!valid_key((int)key))
+        return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_index_param_type: unknown key %d", (int)key);
+    *type = AE_VALUE_INT;
+    return AE_OK;
+}
+
+const char *ae_index_param_name(ae_index_param key)
+{
+    return valid_key((int)key) ? g_params[key].name : NULL;
 }
 
 static ae_status check_key(const ae_index *idx, int key, char *msg, const char *fn)
@@ -55,29 +69,29 @@ static ae_status check_key(const ae_index *idx, int key, char *msg, const char *
     return AE_OK;
 }
 
-ae_status ae_index_set_param(ae_index *idx, ae_index_param key, int64_t value)
+ae_status ae_index_set_int(ae_index *idx, ae_index_param key, int64_t value)
 {
     ae_status st;
-    if (!idx) return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_index_set_param: NULL index");
-    if ((st = check_key(idx, (int)key, idx->msg, "ae_index_set_param")) != AE_OK) return st;
+    if (!idx) return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_index_set_int: NULL index");
+    if ((st = check_key(idx, (int)key, idx->msg, "ae_index_set_int")) != AE_OK) return st;
     if (idx->built)
         return ae__fail(idx->msg, AE_ERR_STATE,
-                        "ae_index_set_param: the index is built; parameters are fixed");
+                        "ae_index_set_int: the index is built; parameters are fixed");
     if (value < g_params[key].lo || value > g_params[key].hi)
         return ae__fail(idx->msg, AE_ERR_RANGE,
-                        "ae_index_set_param: %s = %lld is outside [%lld, %lld]",
+                        "ae_index_set_int: %s = %lld is outside [%lld, %lld]",
                         g_params[key].name, (long long)value, (long long)g_params[key].lo,
                         (long long)g_params[key].hi);
     idx->params[key] = value;
     return AE_OK;
 }
 
-ae_status ae_index_get_param(const ae_index *idx, ae_index_param key, int64_t *value)
+ae_status ae_index_get_int(int64_t *value, const ae_index *idx, ae_index_param key)
 {
     ae_status st;
     if (!idx || !value)
-        return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_index_get_param: NULL argument");
-    if ((st = check_key(idx, (int)key, NULL, "ae_index_get_param")) != AE_OK) return st;
+        return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_index_get_int: NULL argument");
+    if ((st = check_key(idx, (int)key, NULL, "ae_index_get_int")) != AE_OK) return st;
     *value = idx->params[key];
     return AE_OK;
 }
@@ -451,11 +465,11 @@ ae_status ae_index_search(const ae_index *idx, const float *queries, size_t nq, 
 /* ---- accessors ------------------------------------------------------------------ */
 size_t ae_index_count(const ae_index *idx) { return idx && idx->built ? idx->n : 0; }
 size_t ae_index_dim(const ae_index *idx) { return idx ? idx->dim : 0; }
-ae_index_backend ae_index_get_backend(const ae_index *idx)
+ae_index_backend ae_index_backend_of(const ae_index *idx)
 {
     return idx ? idx->backend : (ae_index_backend)0;
 }
-ae_index_metric ae_index_get_metric(const ae_index *idx)
+ae_index_metric ae_index_metric_of(const ae_index *idx)
 {
     return idx ? idx->metric : (ae_index_metric)0;
 }
@@ -472,7 +486,7 @@ ae_status ae_index_check_dim(const ae_index *idx, size_t expected_dim)
     return AE_OK;
 }
 
-ae_status ae_index_id_at(const ae_index *idx, size_t row, int64_t *id)
+ae_status ae_index_id_at(int64_t *id, const ae_index *idx, size_t row)
 {
     if (!idx || !id) return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_index_id_at: NULL argument");
     if (!idx->built) return ae__fail(NULL, AE_ERR_STATE, "ae_index_id_at: the index is not built");
@@ -483,7 +497,7 @@ ae_status ae_index_id_at(const ae_index *idx, size_t row, int64_t *id)
     return AE_OK;
 }
 
-ae_status ae_index_label_at(const ae_index *idx, size_t row, int32_t *label)
+ae_status ae_index_label_at(int32_t *label, const ae_index *idx, size_t row)
 {
     if (!idx || !label)
         return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_index_label_at: NULL argument");
@@ -497,7 +511,7 @@ ae_status ae_index_label_at(const ae_index *idx, size_t row, int32_t *label)
     return AE_OK;
 }
 
-ae_status ae_index_label(const ae_index *idx, int64_t id, int32_t *label)
+ae_status ae_index_label(int32_t *label, const ae_index *idx, int64_t id)
 {
     size_t lo = 0, hi;
     if (!idx || !label) return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_index_label: NULL argument");

@@ -12,6 +12,9 @@
 
 #include "autoenc/autoenc.h"
 
+/* Most threads any call of the library runs (training, predict, encode). */
+#define AE__MAX_THREADS 64
+
 /* ---- memory: every allocation goes through the allocator hook ---------- */
 void *ae__malloc(size_t n);               /* NULL on failure or n == 0 */
 void *ae__calloc(size_t count, size_t n); /* zeroed; NULL on overflow too */
@@ -25,10 +28,25 @@ void ae__free_aligned(void *p, size_t n);
 int ae__mul_size(size_t a, size_t b, size_t *out);
 
 /* ---- errors ---------------------------------------------------------------
- * ae__fail formats a message into the thread-local last-error buffer and, if
- * handle_msg is non-NULL, into that handle's buffer of AE__MSG_CAP bytes too.
- * It returns status so callers can write `return ae__fail(...)`. */
+ * Every message reads "<function>: <text>", where <function> is the public
+ * function the caller called, so internal helpers shared by several entry
+ * points never name one. Each public function that can fail starts with
+ * AE__ENTER(), which records its __func__ for the calling thread; ae__fail
+ * formats "<recorded name>: <fmt...>" into the thread-local last-error buffer
+ * and, if handle_msg is non-NULL, into that handle's buffer of AE__MSG_CAP
+ * bytes too, and returns status so callers can write `return ae__fail(...)`.
+ * A public function that calls another public one (model loading goes
+ * through the builder) wraps the call in AE__NESTED(...): the inner
+ * AE__ENTER is then ignored and its failures carry the outer name. Worker
+ * threads of the pool never call ae__fail; they return statuses. */
 #define AE__MSG_CAP 256
+void ae__api_enter(const char *name);
+void ae__nest_push(void);
+ae_status ae__nest_pop(ae_status status);
+#define AE__ENTER() ae__api_enter(__func__)
+#define AE__NESTED(call) (ae__nest_push(), ae__nest_pop(call))
+/* The last message without its "<function>: " prefix, for wrapping it. */
+const char *ae__last_error_text(void);
 ae_status ae__fail(char *handle_msg, ae_status status, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 3, 4)))

@@ -22,15 +22,16 @@ double ae__loss_sum(int loss, const float *pred, const float *target, size_t cou
     return sum;
 }
 
-ae_status ae_loss_value(int loss, const float *pred, const float *target, size_t count,
-                        double *value)
+ae_status ae_loss_value(double *value, ae_loss loss, const float *pred, const float *target,
+                        size_t count)
 {
+    AE__ENTER();
     if (!pred || !target || !value || count == 0)
-        return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_loss_value: NULL argument or count 0");
+        return ae__fail(NULL, AE_ERR_INVALID_ARG, "NULL argument or count 0");
     if (loss != AE_LOSS_BCE && loss != AE_LOSS_MSE)
-        return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_loss_value: unknown loss %d", loss);
+        return ae__fail(NULL, AE_ERR_INVALID_ARG, "unknown loss %d", (int)loss);
     *value = ae__loss_sum(loss, pred, target, count, NULL, count, 0) / (double)count;
     if (!isfinite(*value))
-        return ae__fail(NULL, AE_ERR_NUMERIC, "ae_loss_value: the loss is not finite");
+        return ae__fail(NULL, AE_ERR_NUMERIC, "the loss is not finite");
     return AE_OK;
 }

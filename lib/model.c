@@ -27,9 +27,9 @@ void ae__shape_format(const ae__shape *s, char *buf, size_t cap)
 
 /* ---- layer introspection ------------------------------------------------------- */
 
-int ae_layer_kind_of(const ae_layer *L) { return L ? L->kind : 0; }
+ae_layer_kind ae_layer_kind_of(const ae_layer *L) { return L ? (ae_layer_kind)L->kind : (ae_layer_kind)0; }
 
-const char *ae_layer_kind_name(int kind)
+const char *ae_layer_kind_name(ae_layer_kind kind)
 {
     switch (kind) {
     case AE_LAYER_DENSE: return "dense";
@@ -59,7 +59,7 @@ static const char *kind_class(int kind)
 }
 
 const char *ae_layer_name(const ae_layer *L) { return L ? L->name : ""; }
-int ae_layer_activation(const ae_layer *L) { return L ? L->activation : 0; }
+ae_activation ae_layer_activation(const ae_layer *L) { return L ? (ae_activation)L->activation : AE_ACT_LINEAR; }
 int ae_layer_output_rank(const ae_layer *L) { return L ? L->out.rank : 0; }
 size_t ae_layer_output_dim(const ae_layer *L, int axis)
 {
@@ -68,18 +68,19 @@ size_t ae_layer_output_dim(const ae_layer *L, int axis)
 size_t ae_layer_output_size(const ae_layer *L) { return L ? ae__shape_size(&L->out) : 0; }
 size_t ae_layer_param_count(const ae_layer *L) { return L ? L->n_kernel + L->n_bias : 0; }
 
-ae_status ae_layer_param(const ae_layer *L, int which, const float **data, size_t *count)
+ae_status ae_layer_param(const float **data, size_t *count, const ae_layer *L, ae_param_kind which)
 {
+    AE__ENTER();
     if (!L || !data || !count)
-        return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_layer_param: NULL argument");
+        return ae__fail(NULL, AE_ERR_INVALID_ARG, "NULL argument");
     *data = NULL;
     *count = 0;
     if (L->n_kernel == 0)
-        return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_layer_param: layer '%s' has no parameters",
+        return ae__fail(NULL, AE_ERR_INVALID_ARG, "layer '%s' has no parameters",
                         L->name);
     if (which == AE_PARAM_KERNEL) { *data = L->kernel; *count = L->n_kernel; }
     else if (which == AE_PARAM_BIAS) { *data = L->bias; *count = L->n_bias; }
-    else return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_layer_param: unknown parameter %d", which);
+    else return ae__fail(NULL, AE_ERR_INVALID_ARG, "unknown parameter %d", (int)which);
     return AE_OK;
 }
 
@@ -146,12 +147,13 @@ void ae_model_free(ae_model *m)
     ae__free(m, sizeof *m);
 }
 
-ae_status ae_model_clone(const ae_model *m, ae_model **out)
+ae_status ae_model_clone(ae_model **out, const ae_model *m)
 {
+    AE__ENTER();
     ae_status st;
-    if (!out) return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_model_clone: out is NULL");
+    if (!out) return ae__fail(NULL, AE_ERR_INVALID_ARG, "out is NULL");
     *out = NULL;
-    if (!m) return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_model_clone: model is NULL");
+    if (!m) return ae__fail(NULL, AE_ERR_INVALID_ARG, "model is NULL");
     st = ae__model_alloc(&m->input, m->layers, m->n_layers, m->has_code, m->code_layer, out);
     if (st == AE_OK && m->n_params)
         memcpy((*out)->params, m->params, m->n_params * sizeof(float));
@@ -177,35 +179,37 @@ size_t ae_model_output_size(const ae_model *m)
     return m ? ae__shape_size(&m->layers[m->n_layers - 1].out) : 0;
 }
 
-ae_status ae_model_code_layer(const ae_model *m, size_t *index)
+ae_status ae_model_code_layer(size_t *index, const ae_model *m)
 {
-    if (!m || !index) return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_model_code_layer: NULL argument");
+    AE__ENTER();
+    if (!m || !index) return ae__fail(NULL, AE_ERR_INVALID_ARG, "NULL argument");
     if (!m->has_code)
         return ae__fail(NULL, AE_ERR_STATE, "the model has no code layer marked");
     *index = m->code_layer;
     return AE_OK;
 }
 
-ae_status ae_model_set_param(ae_model *m, size_t layer, int which, const float *data,
+ae_status ae_model_set_param(ae_model *m, size_t layer, ae_param_kind which, const float *data,
                              size_t count)
 {
-    const float *cur;
-    size_t n;
+    AE__ENTER();
+    const float *cur = NULL;
+    size_t n = 0;
     ae_status st;
     if (!m || !data) return ae__fail(m ? m->msg : NULL, AE_ERR_INVALID_ARG,
-                                     "ae_model_set_param: NULL argument");
+                                     "NULL argument");
     if (layer >= m->n_layers)
-        return ae__fail(m->msg, AE_ERR_RANGE, "ae_model_set_param: layer %zu of %zu", layer,
+        return ae__fail(m->msg, AE_ERR_RANGE, "layer %zu of %zu", layer,
                         m->n_layers);
-    if ((st = ae_layer_param(&m->layers[layer], which, &cur, &n)) != AE_OK) {
+    if ((st = AE__NESTED(ae_layer_param(&cur, &n, &m->layers[layer], which))) != AE_OK) {
         ae__keep_msg(m->msg);
         return st;
     }
     if (count != n)
-        return ae__fail(m->msg, AE_ERR_SHAPE, "ae_model_set_param: layer '%s' takes %zu values, not %zu",
+        return ae__fail(m->msg, AE_ERR_SHAPE, "layer '%s' takes %zu values, not %zu",
                         m->layers[layer].name, n, count);
     if (!ae__all_finite(data, count))
-        return ae__fail(m->msg, AE_ERR_NUMERIC, "ae_model_set_param: values contain NaN or infinity");
+        return ae__fail(m->msg, AE_ERR_NUMERIC, "values contain NaN or infinity");
     memcpy((float *)cur, data, count * sizeof *data);
     return AE_OK;
 }
@@ -529,9 +533,10 @@ ae_status ae__model_run(const ae_model *m, const float *x, size_t n, float *y)
 
 ae_status ae_model_set_threads(ae_model *m, int n_threads)
 {
-    if (!m) return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_model_set_threads: model is NULL");
+    AE__ENTER();
+    if (!m) return ae__fail(NULL, AE_ERR_INVALID_ARG, "model is NULL");
     if (n_threads < 0 || n_threads > AE__MAX_THREADS)
-        return ae__fail(m->msg, AE_ERR_RANGE, "ae_model_set_threads: %d is outside 0..%d", n_threads,
+        return ae__fail(m->msg, AE_ERR_RANGE, "%d is outside 0..%d", n_threads,
                         AE__MAX_THREADS);
     m->threads = n_threads;
     return AE_OK;
@@ -541,25 +546,27 @@ int ae_model_get_threads(const ae_model *m) { return m ? m->threads : 0; }
 
 ae_status ae_model_predict(const ae_model *m, const float *x, size_t n, float *y, size_t y_len)
 {
+    AE__ENTER();
     size_t need;
-    if (!m || !x || !y) return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_model_predict: NULL argument");
-    if (n == 0) return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_model_predict: no samples (n = 0)");
+    if (!m || !x || !y) return ae__fail(NULL, AE_ERR_INVALID_ARG, "NULL argument");
+    if (n == 0) return ae__fail(NULL, AE_ERR_INVALID_ARG, "no samples (n = 0)");
     if (ae__mul_size(n, ae_model_output_size(m), &need) != 0 || y_len < need)
         return ae__fail(NULL, AE_ERR_SHAPE,
-                        "ae_model_predict: output buffer holds %zu floats, %zu samples need %zu",
+                        "output buffer holds %zu floats, %zu samples need %zu",
                         y_len, n, n * ae_model_output_size(m));
     return ae__model_run(m, x, n, y); /* checks the inputs for NaN/inf as it goes */
 }
 
 ae_status ae_model_forward(const ae_model *m, const ae_tensor *x, ae_tensor *y)
 {
+    AE__ENTER();
     size_t n, per;
-    if (!m || !x || !y) return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_model_forward: NULL argument");
+    if (!m || !x || !y) return ae__fail(NULL, AE_ERR_INVALID_ARG, "NULL argument");
     n = ae_tensor_dim(x, 0);
     per = ae_tensor_size(x) / n;
     if (per != ae_model_input_size(m))
         return ae__fail(NULL, AE_ERR_SHAPE,
-                        "ae_model_forward: input has %zu floats per sample, the model takes %zu",
+                        "input has %zu floats per sample, the model takes %zu",
                         per, ae_model_input_size(m));
     return ae_model_predict(m, ae_tensor_data_const(x), n, ae_tensor_data(y), ae_tensor_size(y));
 }
@@ -599,13 +606,14 @@ static void with_commas(size_t v, char *buf, size_t cap)
 
 ae_status ae_model_summary(const ae_model *m, char *buf, size_t cap, size_t *needed)
 {
+    AE__ENTER();
     static const char rule[] =
         "_____________________________________________________________________\n";
     static const char dbl[] =
         "=====================================================================\n";
     text_out t = {buf, cap, 0};
     char shape[64], label[64], total[32];
-    if (!m || (!buf && cap)) return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_model_summary: NULL argument");
+    if (!m || (!buf && cap)) return ae__fail(NULL, AE_ERR_INVALID_ARG, "NULL argument");
     ae__shape_format(&m->input, shape, sizeof shape);
     out_printf(&t, "Model: \"autoencoder\"\n%s", rule);
     out_printf(&t, " %-32s%-26s%-10s\n%s", "Layer (type)", "Output Shape", "Param #", dbl);
@@ -622,7 +630,7 @@ ae_status ae_model_summary(const ae_model *m, char *buf, size_t cap, size_t *nee
                total, total, rule);
     if (needed) *needed = t.len + 1;
     if (cap && t.len >= cap)
-        return ae__fail(NULL, AE_ERR_RANGE, "ae_model_summary: %zu bytes needed, %zu given",
+        return ae__fail(NULL, AE_ERR_RANGE, "%zu bytes needed, %zu given",
                         t.len + 1, cap);
     return AE_OK;
 }

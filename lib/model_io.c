@@ -20,11 +20,12 @@ static const char model_magic[8] = {'A', 'E', 'M', 'O', 'D', 'E', 'L', '\0'};
 
 ae_status ae_model_save(const ae_model *m, const char *path)
 {
+    AE__ENTER();
     ae__writer w;
     ae_status st;
-    if (!m || !path) return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_model_save: NULL argument");
+    if (!m || !path) return ae__fail(NULL, AE_ERR_INVALID_ARG, "NULL argument");
     if (!ae__all_finite(m->params, m->n_params))
-        return ae__fail(NULL, AE_ERR_NUMERIC, "ae_model_save: the weights contain NaN or infinity");
+        return ae__fail(NULL, AE_ERR_NUMERIC, "the weights contain NaN or infinity");
     if ((st = ae__writer_open(&w, path, NULL)) != AE_OK) return st;
     ae__writer_write(&w, model_magic, sizeof model_magic);
     ae__writer_u32(&w, AE_MODEL_FORMAT_VERSION);
@@ -125,13 +126,13 @@ static ae_status replay_layer(ae_builder *b, uint32_t kind, uint32_t act, uint32
 {
     size_t dims[3] = {out->d[0], out->d[1], out->d[2]};
     switch (kind) {
-    case AE_LAYER_DENSE: return ae_builder_dense(b, (size_t)units, (int)act);
-    case AE_LAYER_CONV2D: return ae_builder_conv2d(b, (size_t)units, (size_t)ksize, (int)pad, (int)act);
-    case AE_LAYER_MAXPOOL2D: return ae_builder_maxpool2d(b, (int)pad);
-    case AE_LAYER_UPSAMPLE2D: return ae_builder_upsample2d(b);
-    case AE_LAYER_ACTIVATION: return ae_builder_activation(b, (int)act);
-    case AE_LAYER_FLATTEN: return ae_builder_flatten(b);
-    case AE_LAYER_RESHAPE: return ae_builder_reshape(b, out->rank, dims);
+    case AE_LAYER_DENSE: return AE__NESTED(ae_builder_dense(b, (size_t)units, (ae_activation)act));
+    case AE_LAYER_CONV2D: return AE__NESTED(ae_builder_conv2d(b, (size_t)units, (size_t)ksize, (ae_padding)pad, (ae_activation)act));
+    case AE_LAYER_MAXPOOL2D: return AE__NESTED(ae_builder_maxpool2d(b, (ae_padding)pad));
+    case AE_LAYER_UPSAMPLE2D: return AE__NESTED(ae_builder_upsample2d(b));
+    case AE_LAYER_ACTIVATION: return AE__NESTED(ae_builder_activation(b, (ae_activation)act));
+    case AE_LAYER_FLATTEN: return AE__NESTED(ae_builder_flatten(b));
+    case AE_LAYER_RESHAPE: return AE__NESTED(ae_builder_reshape(b, out->rank, dims));
     default: return ae__fail(NULL, AE_ERR_FORMAT, "unknown layer kind %u", kind);
     }
 }
@@ -169,9 +170,9 @@ static ae_status parse_model(const unsigned char *data, size_t len, const char *
             return ae__fail(NULL, AE_ERR_FORMAT, "'%s': bad input shape", path);
         in_dims[i] = (size_t)dims[i];
     }
-    if ((st = ae_builder_create(&b, (int)rank, in_dims)) != AE_OK)
+    if ((st = AE__NESTED(ae_builder_create(&b, (int)rank, in_dims))) != AE_OK)
         return ae__fail(NULL, replay_status(st), "'%s': bad input shape: %s", path,
-                        ae_last_error());
+                        ae__last_error_text());
     prev.rank = (int)rank;
     for (int k = 0; k < 3; k++) prev.d[k] = rank == 1 && k > 0 ? 1 : in_dims[k];
     for (uint32_t i = 0; i < n_layers; i++) {
@@ -188,7 +189,7 @@ static ae_status parse_model(const unsigned char *data, size_t len, const char *
         if (units > SIZE_MAX || ksize > SIZE_MAX ||
             (st = replay_layer(b, lk, la, lp, units, ksize, &out_shape)) != AE_OK) {
             st = ae__fail(NULL, replay_status(st), "'%s': layer %u is invalid: %s", path, i,
-                          ae_last_error());
+                          ae__last_error_text());
             goto fail;
         }
         if (lrank != 1 && lrank != 3) {
@@ -208,7 +209,7 @@ static ae_status parse_model(const unsigned char *data, size_t len, const char *
         want_params += layer_params;
         prev = next;
         stored[i] = out_shape;
-        if (has_code && code_layer == i) ae_builder_mark_code(b);
+        if (has_code && code_layer == i) (void)AE__NESTED(ae_builder_mark_code(b));
     }
     /* the weights must be exactly what is left of the file (u64 count, then
      * the floats): checked before ae_builder_build allocates them */
@@ -218,7 +219,7 @@ static ae_status parse_model(const unsigned char *data, size_t len, const char *
                       "do not match the file's length", path, (unsigned long long)want_params);
         goto fail;
     }
-    if ((st = ae_builder_build(b, 0, &m)) != AE_OK) {
+    if ((st = AE__NESTED(ae_builder_build(&m, b, 0))) != AE_OK) {
         if (st != AE_ERR_NOMEM) st = AE_ERR_FORMAT;
         goto fail;
     }
@@ -259,11 +260,12 @@ fail:
 
 ae_status ae_model_load(ae_model **out, const char *path)
 {
+    AE__ENTER();
     unsigned char *data;
     size_t len;
     uint32_t version, stored_crc;
     ae_status st;
-    if (!out) return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_model_load: out is NULL");
+    if (!out) return ae__fail(NULL, AE_ERR_INVALID_ARG, "out is NULL");
     *out = NULL;
     if ((st = ae__read_file(path, MAX_MODEL_FILE, &data, &len, NULL)) != AE_OK) return st;
     if (len < 8 + 4 + 4) {

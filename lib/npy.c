@@ -243,7 +243,7 @@ static ae_status npy_open(const char *path, FILE **fp, npy_hdr *h)
 
     *fp = NULL;
     memset(h, 0, sizeof *h);
-    if (!path) return ae__fail(NULL, AE_ERR_INVALID_ARG, "npy: file path is NULL");
+    if (!path) return ae__fail(NULL, AE_ERR_INVALID_ARG, "file path is NULL");
     f = fopen(path, "rb");
     if (!f) return ae__fail(NULL, AE_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
     if (fseeko(f, 0, SEEK_END) != 0 || (file_len = ftello(f)) < 0 || fseeko(f, 0, SEEK_SET) != 0) {
@@ -385,8 +385,9 @@ static ae_status npy_read(FILE *f, const npy_hdr *h, const char *path, size_t fi
 }
 
 /* ---- public ------------------------------------------------------------------ */
-ae_status ae_npy_info(const char *path, int *dtype, int *rank, size_t *dims)
+ae_status ae_npy_info(ae_npy_dtype *dtype, int *rank, size_t *dims, const char *path)
 {
+    AE__ENTER();
     FILE *f;
     npy_hdr h;
     ae_status st = npy_open(path, &f, &h);
@@ -402,25 +403,26 @@ ae_status ae_npy_info(const char *path, int *dtype, int *rank, size_t *dims)
 static ae_status check_scale(float s)
 {
     if (!isfinite(s))
-        return ae__fail(NULL, AE_ERR_RANGE, "npy: u8_scale must be finite");
+        return ae__fail(NULL, AE_ERR_RANGE, "u8_scale must be finite");
     return AE_OK;
 }
 
 ae_status ae_npy_load_rows(ae_tensor **out, const char *path, size_t max_rows, float u8_scale)
 {
+    AE__ENTER();
     FILE *f;
     npy_hdr h;
     ae_tensor *t = NULL;
     size_t dims[AE_TENSOR_MAX_RANK], n;
     ae_status st;
-    if (!out) return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_npy_load: out is NULL");
+    if (!out) return ae__fail(NULL, AE_ERR_INVALID_ARG, "out is NULL");
     *out = NULL;
     if ((st = check_scale(u8_scale)) != AE_OK) return st;
     if ((st = npy_open(path, &f, &h)) != AE_OK) return st;
     n = (max_rows == 0 || max_rows > h.rows) ? h.rows : max_rows;
     memcpy(dims, h.dims, sizeof dims);
     dims[0] = n;
-    if ((st = ae_tensor_create(&t, h.rank, dims)) != AE_OK) {
+    if ((st = AE__NESTED(ae_tensor_create(&t, h.rank, dims))) != AE_OK) {
         fclose(f);
         return st == AE_ERR_NOMEM
                    ? ae__fail(NULL, st, "%s: out of memory for %zu x %zu floats", path, n,
@@ -439,17 +441,19 @@ ae_status ae_npy_load_rows(ae_tensor **out, const char *path, size_t max_rows, f
 
 ae_status ae_npy_load(ae_tensor **out, const char *path, float u8_scale)
 {
+    AE__ENTER();
     return ae_npy_load_rows(out, path, 0, u8_scale);
 }
 
 ae_status ae_npy_read_rows(const char *path, size_t first_row, size_t n_rows, float u8_scale,
                            float *dst, size_t dst_len)
 {
+    AE__ENTER();
     FILE *f;
     npy_hdr h;
     ae_status st;
     if (!dst && n_rows)
-        return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_npy_read_rows: dst is NULL");
+        return ae__fail(NULL, AE_ERR_INVALID_ARG, "dst is NULL");
     if ((st = check_scale(u8_scale)) != AE_OK) return st;
     if ((st = npy_open(path, &f, &h)) != AE_OK) return st;
     if (first_row > h.rows || n_rows > h.rows - first_row) {
@@ -469,6 +473,7 @@ ae_status ae_npy_read_rows(const char *path, size_t first_row, size_t n_rows, fl
 
 ae_status ae_npy_save_f32(const char *path, const float *data, int rank, const size_t *dims)
 {
+    AE__ENTER();
     char hdr[256];
     size_t total = 1, len, pad, prefix;
     int pos;
@@ -477,15 +482,15 @@ ae_status ae_npy_save_f32(const char *path, const float *data, int rank, const s
     unsigned char pre[12];
 
     if (!path || !data || !dims)
-        return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_npy_save_f32: NULL argument");
+        return ae__fail(NULL, AE_ERR_INVALID_ARG, "NULL argument");
     if (rank < 1 || rank > AE_TENSOR_MAX_RANK)
-        return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_npy_save_f32: rank %d is not 1..%d", rank,
+        return ae__fail(NULL, AE_ERR_INVALID_ARG, "rank %d is not 1..%d", rank,
                         AE_TENSOR_MAX_RANK);
     for (int i = 0; i < rank; i++) {
         if (dims[i] == 0)
-            return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_npy_save_f32: dimension %d is 0", i);
+            return ae__fail(NULL, AE_ERR_INVALID_ARG, "dimension %d is 0", i);
         if (ae__mul_size(total, dims[i], &total) != 0 || total > SIZE_MAX / sizeof(float))
-            return ae__fail(NULL, AE_ERR_RANGE, "ae_npy_save_f32: shape too large");
+            return ae__fail(NULL, AE_ERR_RANGE, "shape too large");
     }
     /* at most 4 dims of 20 digits: always fits in hdr */
     len = 0;

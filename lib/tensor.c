@@ -15,14 +15,14 @@ static ae_status check_shape(const char *fn, int rank, const size_t *dims, size_
 {
     size_t total = 1;
     if (rank < 1 || rank > AE_TENSOR_MAX_RANK || !dims)
-        return ae__fail(NULL, AE_ERR_INVALID_ARG, "%s: rank must be 1..%d with dims given", fn,
+        return ae__fail(NULL, AE_ERR_INVALID_ARG, "rank must be 1..%d with dims given",
                         AE_TENSOR_MAX_RANK);
     for (int i = 0; i < rank; i++) {
         if (dims[i] == 0)
-            return ae__fail(NULL, AE_ERR_SHAPE, "%s: dimension %d is zero", fn, i);
+            return ae__fail(NULL, AE_ERR_SHAPE, "dimension %d is zero", i);
         if (ae__mul_size(total, dims[i], &total) != 0 ||
             total > SIZE_MAX / sizeof(float))
-            return ae__fail(NULL, AE_ERR_RANGE, "%s: shape too large", fn);
+            return ae__fail(NULL, AE_ERR_RANGE, "shape too large");
     }
     *size = total;
     return AE_OK;
@@ -34,11 +34,11 @@ static ae_status make(ae_tensor **out, float *data, int copy_from_null_or_data, 
     ae_tensor *t;
     size_t size;
     ae_status st;
-    if (!out) return ae__fail(NULL, AE_ERR_INVALID_ARG, "%s: out is NULL", fn);
+    if (!out) return ae__fail(NULL, AE_ERR_INVALID_ARG, "out is NULL");
     *out = NULL;
     if ((st = check_shape(fn, rank, dims, &size)) != AE_OK) return st;
     t = ae__calloc(1, sizeof *t);
-    if (!t) return ae__fail(NULL, AE_ERR_NOMEM, "%s: out of memory", fn);
+    if (!t) return ae__fail(NULL, AE_ERR_NOMEM, "out of memory");
     t->rank = rank;
     memcpy(t->dims, dims, (size_t)rank * sizeof *dims);
     t->size = size;
@@ -46,7 +46,7 @@ static ae_status make(ae_tensor **out, float *data, int copy_from_null_or_data, 
         t->data = ae__calloc(size, sizeof(float));
         if (!t->data) {
             ae__free(t, sizeof *t);
-            return ae__fail(NULL, AE_ERR_NOMEM, "%s: out of memory for %zu floats", fn, size);
+            return ae__fail(NULL, AE_ERR_NOMEM, "out of memory for %zu floats", size);
         }
         t->owned = 1;
         if (src) memcpy(t->data, src, size * sizeof(float));
@@ -59,23 +59,26 @@ static ae_status make(ae_tensor **out, float *data, int copy_from_null_or_data, 
 
 ae_status ae_tensor_create(ae_tensor **out, int rank, const size_t *dims)
 {
+    AE__ENTER();
     return make(out, NULL, 1, rank, dims, NULL, "ae_tensor_create");
 }
 
 ae_status ae_tensor_from_data(ae_tensor **out, const float *data, int rank, const size_t *dims)
 {
+    AE__ENTER();
     if (!data) {
         if (out) *out = NULL;
-        return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_tensor_from_data: data is NULL");
+        return ae__fail(NULL, AE_ERR_INVALID_ARG, "data is NULL");
     }
     return make(out, NULL, 1, rank, dims, data, "ae_tensor_from_data");
 }
 
 ae_status ae_tensor_wrap(ae_tensor **out, float *data, int rank, const size_t *dims)
 {
+    AE__ENTER();
     if (!data) {
         if (out) *out = NULL;
-        return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_tensor_wrap: data is NULL");
+        return ae__fail(NULL, AE_ERR_INVALID_ARG, "data is NULL");
     }
     return make(out, data, 0, rank, dims, NULL, "ae_tensor_wrap");
 }
@@ -98,13 +101,14 @@ const float *ae_tensor_data_const(const ae_tensor *t) { return t ? t->data : NUL
 
 ae_status ae_tensor_reshape(ae_tensor *t, int rank, const size_t *dims)
 {
+    AE__ENTER();
     size_t size;
     ae_status st;
-    if (!t) return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_tensor_reshape: tensor is NULL");
+    if (!t) return ae__fail(NULL, AE_ERR_INVALID_ARG, "tensor is NULL");
     if ((st = check_shape("ae_tensor_reshape", rank, dims, &size)) != AE_OK) return st;
     if (size != t->size)
         return ae__fail(NULL, AE_ERR_SHAPE,
-                        "ae_tensor_reshape: %zu elements cannot become %zu", t->size, size);
+                        "%zu elements cannot become %zu", t->size, size);
     t->rank = rank;
     memcpy(t->dims, dims, (size_t)rank * sizeof *dims);
     return AE_OK;

@@ -13,47 +13,76 @@
 
 #define AE__N_KEYS 18 /* keys 1..17 */
 
+/* Every key has one type. Integer keys keep an exact int64_t, so a seed
+ * above 2^53 is not rounded; real keys a double. */
 typedef struct param_spec {
-    double lo, hi, def;
-    int integer;
+    const char *name;
+    ae_value_type type;
+    int64_t ilo, ihi, idef;
+    double dlo, dhi, ddef;
 } param_spec;
 
+#define INT_KEY(k, lo, hi, def) [k] = {#k, AE_VALUE_INT, lo, hi, def, 0, 0, 0}
+#define REAL_KEY(k, lo, hi, def) [k] = {#k, AE_VALUE_DOUBLE, 0, 0, 0, lo, hi, def}
 static const param_spec specs[AE__N_KEYS] = {
-    [AE_TRAIN_OPTIMIZER] = {AE_OPT_NADAM, AE_OPT_SGD, AE_OPT_NADAM, 1},
-    [AE_TRAIN_LOSS] = {AE_LOSS_BCE, AE_LOSS_MSE, AE_LOSS_BCE, 1},
-    [AE_TRAIN_EPOCHS] = {1, 1e6, 10, 1},
-    [AE_TRAIN_BATCH_SIZE] = {1, 65536, 32, 1},
-    [AE_TRAIN_SHUFFLE] = {0, 1, 1, 1},
-    [AE_TRAIN_SEED] = {0, 9007199254740992.0, 0, 1},
-    [AE_TRAIN_LEARNING_RATE] = {1e-12, 10, 1e-3, 0},
-    [AE_TRAIN_BETA1] = {0, 0.999999, 0.9, 0},
-    [AE_TRAIN_BETA2] = {0, 0.999999999, 0.999, 0},
-    [AE_TRAIN_EPSILON] = {1e-30, 1, 1e-7, 0},
-    [AE_TRAIN_MOMENTUM] = {0, 0.999999, 0, 0},
-    [AE_TRAIN_MOMENTUM_DECAY] = {0, 1, 0.004, 0},
-    [AE_TRAIN_VALIDATION_SPLIT] = {0, 0.99, 0, 0},
-    [AE_TRAIN_PATIENCE] = {0, 1e6, 0, 1},
-    [AE_TRAIN_MIN_DELTA] = {0, 1e6, 0, 0},
-    [AE_TRAIN_RESTORE_BEST] = {0, 1, 1, 1},
-    [AE_TRAIN_THREADS] = {0, 64, 0, 1},
+    INT_KEY(AE_TRAIN_OPTIMIZER, AE_OPT_NADAM, AE_OPT_SGD, AE_OPT_NADAM),
+    INT_KEY(AE_TRAIN_LOSS, AE_LOSS_BCE, AE_LOSS_MSE, AE_LOSS_BCE),
+    INT_KEY(AE_TRAIN_EPOCHS, 1, 1000000, 10),
+    INT_KEY(AE_TRAIN_BATCH_SIZE, 1, 65536, 32),
+    INT_KEY(AE_TRAIN_SHUFFLE, 0, 1, 1),
+    INT_KEY(AE_TRAIN_SEED, 0, INT64_MAX, 0),
+    REAL_KEY(AE_TRAIN_LEARNING_RATE, 1e-12, 10, 1e-3),
+    REAL_KEY(AE_TRAIN_BETA1, 0, 0.999999, 0.9),
+    REAL_KEY(AE_TRAIN_BETA2, 0, 0.999999999, 0.999),
+    REAL_KEY(AE_TRAIN_EPSILON, 1e-30, 1, 1e-7),
+    REAL_KEY(AE_TRAIN_MOMENTUM, 0, 0.999999, 0),
+    REAL_KEY(AE_TRAIN_MOMENTUM_DECAY, 0, 1, 0.004),
+    REAL_KEY(AE_TRAIN_VALIDATION_SPLIT, 0, 0.99, 0),
+    INT_KEY(AE_TRAIN_PATIENCE, 0, 1000000, 0),
+    REAL_KEY(AE_TRAIN_MIN_DELTA, 0, 1e6, 0),
+    INT_KEY(AE_TRAIN_RESTORE_BEST, 0, 1, 1),
+    INT_KEY(AE_TRAIN_THREADS, 0, AE__MAX_THREADS, 0),
 };
+#undef INT_KEY
+#undef REAL_KEY
 
 struct ae_train_config {
-    double v[AE__N_KEYS];
+    int64_t iv[AE__N_KEYS]; /* integer keys */
+    double dv[AE__N_KEYS];  /* real keys */
     ae_progress_fn callback;
     void *user;
 };
 
-static int valid_key(int key) { return key >= 1 && key < AE__N_KEYS; }
+/* The spec of @p key if it exists and has @p type (0: any), else fails. */
+static const param_spec *key_spec(ae_train_param key, ae_value_type type)
+{
+    const param_spec *sp;
+    if ((int)key < 1 || (int)key >= AE__N_KEYS) {
+        ae__fail(NULL, AE_ERR_INVALID_ARG, "unknown training key %d", (int)key);
+        return NULL;
+    }
+    sp = &specs[key];
+    if (type && sp->type != type) {
+        ae__fail(NULL, AE_ERR_INVALID_ARG, "%s takes %s: use the _%s functions", sp->name,
+                 sp->type == AE_VALUE_INT ? "an integer" : "a real number",
+                 sp->type == AE_VALUE_INT ? "int" : "double");
+        return NULL;
+    }
+    return sp;
+}
 
 ae_status ae_train_config_create(ae_train_config **out)
 {
+    AE__ENTER();
     ae_train_config *c;
-    if (!out) return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_train_config_create: out is NULL");
+    if (!out) return ae__fail(NULL, AE_ERR_INVALID_ARG, "out is NULL");
     c = ae__calloc(1, sizeof *c);
     *out = c;
-    if (!c) return ae__fail(NULL, AE_ERR_NOMEM, "ae_train_config_create: out of memory");
-    for (int k = 1; k < AE__N_KEYS; k++) c->v[k] = specs[k].def;
+    if (!c) return ae__fail(NULL, AE_ERR_NOMEM, "out of memory");
+    for (int k = 1; k < AE__N_KEYS; k++) {
+        c->iv[k] = specs[k].idef;
+        c->dv[k] = specs[k].ddef;
+    }
     return AE_OK;
 }
 
@@ -62,44 +91,89 @@ void ae_train_config_free(ae_train_config *cfg)
     if (cfg) ae__free(cfg, sizeof *cfg);
 }
 
-ae_status ae_train_param_bounds(int key, double *lo, double *hi, int *is_integer)
+const char *ae_train_param_name(ae_train_param key)
 {
-    if (!valid_key(key)) return ae__fail(NULL, AE_ERR_INVALID_ARG, "unknown training key %d", key);
-    if (lo) *lo = specs[key].lo;
-    if (hi) *hi = specs[key].hi;
-    if (is_integer) *is_integer = specs[key].integer;
+    return (int)key >= 1 && (int)key < AE__N_KEYS ? specs[key].name : NULL;
+}
+
+ae_status ae_train_param_type(ae_value_type *type, ae_train_param key)
+{
+    AE__ENTER();
+    const param_spec *sp;
+    if (!type) return ae__fail(NULL, AE_ERR_INVALID_ARG, "type is NULL");
+    if (!(sp = key_spec(key, 0))) return AE_ERR_INVALID_ARG;
+    *type = sp->type;
     return AE_OK;
 }
 
-ae_status ae_train_config_set_double(ae_train_config *cfg, int key, double value)
+ae_status ae_train_param_int_bounds(int64_t *lo, int64_t *hi, ae_train_param key)
 {
+    AE__ENTER();
+    const param_spec *sp = key_spec(key, AE_VALUE_INT);
+    if (!sp) return AE_ERR_INVALID_ARG;
+    if (lo) *lo = sp->ilo;
+    if (hi) *hi = sp->ihi;
+    return AE_OK;
+}
+
+ae_status ae_train_param_double_bounds(double *lo, double *hi, ae_train_param key)
+{
+    AE__ENTER();
+    const param_spec *sp = key_spec(key, AE_VALUE_DOUBLE);
+    if (!sp) return AE_ERR_INVALID_ARG;
+    if (lo) *lo = sp->dlo;
+    if (hi) *hi = sp->dhi;
+    return AE_OK;
+}
+
+ae_status ae_train_config_set_int(ae_train_config *cfg, ae_train_param key, int64_t value)
+{
+    AE__ENTER();
+    const param_spec *sp;
     if (!cfg) return ae__fail(NULL, AE_ERR_INVALID_ARG, "training config is NULL");
-    if (!valid_key(key)) return ae__fail(NULL, AE_ERR_INVALID_ARG, "unknown training key %d", key);
-    if (!(value >= specs[key].lo && value <= specs[key].hi))
-        return ae__fail(NULL, AE_ERR_RANGE, "training key %d: %g is outside [%g, %g]", key, value,
-                        specs[key].lo, specs[key].hi);
-    if (specs[key].integer && value != floor(value))
-        return ae__fail(NULL, AE_ERR_RANGE, "training key %d takes whole numbers, not %g", key,
-                        value);
-    cfg->v[key] = value;
+    if (!(sp = key_spec(key, AE_VALUE_INT))) return AE_ERR_INVALID_ARG;
+    if (value < sp->ilo || value > sp->ihi)
+        return ae__fail(NULL, AE_ERR_RANGE, "%s = %lld is outside [%lld, %lld]", sp->name,
+                        (long long)value, (long long)sp->ilo, (long long)sp->ihi);
+    cfg->iv[key] = value;
     return AE_OK;
 }
 
-ae_status ae_train_config_set_int(ae_train_config *cfg, int key, int64_t value)
+ae_status ae_train_config_set_double(ae_train_config *cfg, ae_train_param key, double value)
 {
-    return ae_train_config_set_double(cfg, key, (double)value);
+    AE__ENTER();
+    const param_spec *sp;
+    if (!cfg) return ae__fail(NULL, AE_ERR_INVALID_ARG, "training config is NULL");
+    if (!(sp = key_spec(key, AE_VALUE_DOUBLE))) return AE_ERR_INVALID_ARG;
+    if (!(value >= sp->dlo && value <= sp->dhi))
+        return ae__fail(NULL, AE_ERR_RANGE, "%s = %g is outside [%g, %g]", sp->name, value,
+                        sp->dlo, sp->dhi);
+    cfg->dv[key] = value;
+    return AE_OK;
 }
 
-ae_status ae_train_config_get(const ae_train_config *cfg, int key, double *value)
+ae_status ae_train_config_get_int(int64_t *value, const ae_train_config *cfg, ae_train_param key)
 {
-    if (!cfg || !value) return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_train_config_get: NULL argument");
-    if (!valid_key(key)) return ae__fail(NULL, AE_ERR_INVALID_ARG, "unknown training key %d", key);
-    *value = cfg->v[key];
+    AE__ENTER();
+    if (!cfg || !value) return ae__fail(NULL, AE_ERR_INVALID_ARG, "NULL argument");
+    if (!key_spec(key, AE_VALUE_INT)) return AE_ERR_INVALID_ARG;
+    *value = cfg->iv[key];
+    return AE_OK;
+}
+
+ae_status ae_train_config_get_double(double *value, const ae_train_config *cfg,
+                                     ae_train_param key)
+{
+    AE__ENTER();
+    if (!cfg || !value) return ae__fail(NULL, AE_ERR_INVALID_ARG, "NULL argument");
+    if (!key_spec(key, AE_VALUE_DOUBLE)) return AE_ERR_INVALID_ARG;
+    *value = cfg->dv[key];
     return AE_OK;
 }
 
 ae_status ae_train_config_set_callback(ae_train_config *cfg, ae_progress_fn fn, void *user)
 {
+    AE__ENTER();
     if (!cfg) return ae__fail(NULL, AE_ERR_INVALID_ARG, "training config is NULL");
     cfg->callback = fn;
     cfg->user = fn ? user : NULL;
@@ -121,9 +195,10 @@ struct ae_history {
 
 ae_status ae_history_create(ae_history **out)
 {
-    if (!out) return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_history_create: out is NULL");
+    AE__ENTER();
+    if (!out) return ae__fail(NULL, AE_ERR_INVALID_ARG, "out is NULL");
     *out = ae__calloc(1, sizeof **out);
-    return *out ? AE_OK : ae__fail(NULL, AE_ERR_NOMEM, "ae_history_create: out of memory");
+    return *out ? AE_OK : ae__fail(NULL, AE_ERR_NOMEM, "out of memory");
 }
 
 void ae_history_free(ae_history *h)
@@ -136,25 +211,27 @@ void ae_history_free(ae_history *h)
 size_t ae_history_epochs(const ae_history *h) { return h ? h->n : 0; }
 int ae_history_stopped_early(const ae_history *h) { return h ? h->stopped_early : 0; }
 
-ae_status ae_history_get(const ae_history *h, size_t epoch, int field, double *value)
+ae_status ae_history_get(double *value, const ae_history *h, size_t epoch, ae_history_field field)
 {
+    AE__ENTER();
     const epoch_rec *r;
-    if (!h || !value) return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_history_get: NULL argument");
-    if (epoch >= h->n) return ae__fail(NULL, AE_ERR_RANGE, "ae_history_get: epoch %zu of %zu", epoch, h->n);
+    if (!h || !value) return ae__fail(NULL, AE_ERR_INVALID_ARG, "NULL argument");
+    if (epoch >= h->n) return ae__fail(NULL, AE_ERR_RANGE, "epoch %zu of %zu", epoch, h->n);
     r = &h->e[epoch];
     switch (field) {
     case AE_HIST_TRAIN_LOSS: *value = r->train_loss; break;
     case AE_HIST_VAL_LOSS: *value = r->val_loss; break;
     case AE_HIST_SECONDS: *value = r->seconds; break;
     case AE_HIST_IMAGES_PER_SECOND: *value = r->images_per_second; break;
-    default: return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_history_get: unknown field %d", field);
+    default: return ae__fail(NULL, AE_ERR_INVALID_ARG, "unknown field %d", (int)field);
     }
     return AE_OK;
 }
 
-ae_status ae_history_best_epoch(const ae_history *h, size_t *epoch)
+ae_status ae_history_best_epoch(size_t *epoch, const ae_history *h)
 {
-    if (!h || !epoch) return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_history_best_epoch: NULL argument");
+    AE__ENTER();
+    if (!h || !epoch) return ae__fail(NULL, AE_ERR_INVALID_ARG, "NULL argument");
     if (!h->has_best) return ae__fail(NULL, AE_ERR_STATE, "the history has no epochs");
     *epoch = h->best;
     return AE_OK;
@@ -198,32 +275,33 @@ static double mean_loss(const ae_model *m, ae__workspace *ws, int loss, const fl
 static ae_status check_rows(char *msg, const ae_model *m, const float *x, const float *y,
                             size_t n, const char *fn)
 {
-    if (!m || !x) return ae__fail(msg, AE_ERR_INVALID_ARG, "%s: NULL argument", fn);
-    if (n == 0) return ae__fail(msg, AE_ERR_INVALID_ARG, "%s: no rows (n = 0)", fn);
+    if (!m || !x) return ae__fail(msg, AE_ERR_INVALID_ARG, "NULL argument");
+    if (n == 0) return ae__fail(msg, AE_ERR_INVALID_ARG, "no rows (n = 0)");
     if (!y && ae_model_input_size(m) != ae_model_output_size(m))
         return ae__fail(msg, AE_ERR_SHAPE,
-                        "%s: targets omitted but the model maps %zu inputs to %zu outputs", fn,
+                        "targets omitted but the model maps %zu inputs to %zu outputs",
                         ae_model_input_size(m), ae_model_output_size(m));
     if (!ae__all_finite(x, n * ae_model_input_size(m)))
-        return ae__fail(msg, AE_ERR_NUMERIC, "%s: inputs contain NaN or infinity", fn);
+        return ae__fail(msg, AE_ERR_NUMERIC, "inputs contain NaN or infinity");
     if (y && !ae__all_finite(y, n * ae_model_output_size(m)))
-        return ae__fail(msg, AE_ERR_NUMERIC, "%s: targets contain NaN or infinity", fn);
+        return ae__fail(msg, AE_ERR_NUMERIC, "targets contain NaN or infinity");
     return AE_OK;
 }
 
-ae_status ae_model_evaluate(const ae_model *m, int loss, const float *x, const float *y, size_t n,
-                            double *value)
+ae_status ae_model_evaluate(double *value, const ae_model *m, ae_loss loss, const float *x,
+                            const float *y, size_t n)
 {
+    AE__ENTER();
     ae__workspace *ws;
     ae_status st;
-    if (!value) return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_model_evaluate: value is NULL");
+    if (!value) return ae__fail(NULL, AE_ERR_INVALID_ARG, "value is NULL");
     if (loss != AE_LOSS_BCE && loss != AE_LOSS_MSE)
-        return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_model_evaluate: unknown loss %d", loss);
+        return ae__fail(NULL, AE_ERR_INVALID_ARG, "unknown loss %d", (int)loss);
     if ((st = check_rows(NULL, m, x, y, n, "ae_model_evaluate")) != AE_OK) return st;
     if ((st = ae__workspace_create(m, n < 256 ? n : 256, 0, &ws)) != AE_OK) return st;
     *value = mean_loss(m, ws, loss, x, y ? y : x, n);
     ae__workspace_free(ws);
-    if (!isfinite(*value)) return ae__fail(NULL, AE_ERR_NUMERIC, "ae_model_evaluate: loss is not finite");
+    if (!isfinite(*value)) return ae__fail(NULL, AE_ERR_NUMERIC, "loss is not finite");
     return AE_OK;
 }
 
@@ -268,15 +346,15 @@ static ae_status fit_state_init(fit_state *s, const ae_model *m, const ae_train_
     ae_status st;
     memset(s, 0, sizeof *s);
     s->n_train = n_train;
-    s->batch = (size_t)c->v[AE_TRAIN_BATCH_SIZE] < n_train ? (size_t)c->v[AE_TRAIN_BATCH_SIZE] : n_train;
+    s->batch = (size_t)c->iv[AE_TRAIN_BATCH_SIZE] < n_train ? (size_t)c->iv[AE_TRAIN_BATCH_SIZE] : n_train;
     s->n_params = m->n_params;
     s->in = ae_model_input_size(m);
     s->out = ae_model_output_size(m);
     pbytes = (s->n_params ? s->n_params : 1) * sizeof(float);
     if ((st = ae__workspace_create(m, s->batch, 1, &s->ws)) != AE_OK) return st;
-    st = ae__optim_init(&s->opt, (int)c->v[AE_TRAIN_OPTIMIZER], c->v[AE_TRAIN_LEARNING_RATE],
-                        c->v[AE_TRAIN_BETA1], c->v[AE_TRAIN_BETA2], c->v[AE_TRAIN_EPSILON],
-                        c->v[AE_TRAIN_MOMENTUM], c->v[AE_TRAIN_MOMENTUM_DECAY], m->n_params);
+    st = ae__optim_init(&s->opt, (int)c->iv[AE_TRAIN_OPTIMIZER], c->dv[AE_TRAIN_LEARNING_RATE],
+                        c->dv[AE_TRAIN_BETA1], c->dv[AE_TRAIN_BETA2], c->dv[AE_TRAIN_EPSILON],
+                        c->dv[AE_TRAIN_MOMENTUM], c->dv[AE_TRAIN_MOMENTUM_DECAY], m->n_params);
     if (st != AE_OK) return st;
     s->grads = ae__malloc_aligned(pbytes);
     s->best = ae__malloc_aligned(pbytes);
@@ -404,30 +482,31 @@ static double train_step(ae_model *m, fit_state *s, int loss, const float *x, co
     return isfinite(total) ? total : NAN;
 }
 
-ae_status ae_fit(ae_model *m, const ae_train_config *c, const float *x, const float *y, size_t n,
+ae_status ae_train_fit(ae_model *m, const ae_train_config *c, const float *x, const float *y, size_t n,
                  ae_history *hist)
 {
+    AE__ENTER();
     fit_state s;
     ae__rng rng;
     ae_status st = AE_OK;
     size_t n_train, n_val, epochs, patience, wait = 0, pbytes;
     int loss, old_threads = 0, threads, has_best = 0;
     double best_loss = INFINITY, min_delta;
-    if (!m) return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_fit: model is NULL");
-    if (!c) return ae__fail(m->msg, AE_ERR_INVALID_ARG, "ae_fit: config is NULL");
-    if ((st = check_rows(m->msg, m, x, y, n, "ae_fit")) != AE_OK) return st;
+    if (!m) return ae__fail(NULL, AE_ERR_INVALID_ARG, "model is NULL");
+    if (!c) return ae__fail(m->msg, AE_ERR_INVALID_ARG, "config is NULL");
+    if ((st = check_rows(m->msg, m, x, y, n, "ae_train_fit")) != AE_OK) return st;
     if (!y) y = x;
     /* Keras: validation = the last rows, split before any shuffling */
-    n_train = (size_t)floor((double)n * (1.0 - c->v[AE_TRAIN_VALIDATION_SPLIT]));
+    n_train = (size_t)floor((double)n * (1.0 - c->dv[AE_TRAIN_VALIDATION_SPLIT]));
     n_val = n - n_train;
     if (n_train == 0)
-        return ae__fail(m->msg, AE_ERR_RANGE, "ae_fit: the validation split leaves no training rows");
-    if (c->v[AE_TRAIN_VALIDATION_SPLIT] > 0 && n_val == 0)
-        return ae__fail(m->msg, AE_ERR_RANGE, "ae_fit: %zu rows are too few for a validation split", n);
-    loss = (int)c->v[AE_TRAIN_LOSS];
-    epochs = (size_t)c->v[AE_TRAIN_EPOCHS];
-    patience = (size_t)c->v[AE_TRAIN_PATIENCE];
-    min_delta = c->v[AE_TRAIN_MIN_DELTA];
+        return ae__fail(m->msg, AE_ERR_RANGE, "the validation split leaves no training rows");
+    if (c->dv[AE_TRAIN_VALIDATION_SPLIT] > 0 && n_val == 0)
+        return ae__fail(m->msg, AE_ERR_RANGE, "%zu rows are too few for a validation split", n);
+    loss = (int)c->iv[AE_TRAIN_LOSS];
+    epochs = (size_t)c->iv[AE_TRAIN_EPOCHS];
+    patience = (size_t)c->iv[AE_TRAIN_PATIENCE];
+    min_delta = c->dv[AE_TRAIN_MIN_DELTA];
     if (hist && (st = history_reserve(hist, epochs)) != AE_OK) {
         ae__keep_msg(m->msg);
         return st;
@@ -440,7 +519,7 @@ ae_status ae_fit(ae_model *m, const ae_train_config *c, const float *x, const fl
     pbytes = m->n_params * sizeof(float);
     /* batches are split by samples over our own threads; BLAS runs inside
      * each share single-threaded so the two never compete for cores */
-    threads = c->v[AE_TRAIN_THREADS] > 0 ? (int)c->v[AE_TRAIN_THREADS] : ae__default_threads();
+    threads = c->iv[AE_TRAIN_THREADS] > 0 ? (int)c->iv[AE_TRAIN_THREADS] : ae__default_threads();
     if (threads > 64) threads = 64;
     if ((size_t)threads > s.batch) threads = (int)s.batch; /* a thread needs a row */
     if ((st = ae__workspace_set_threads(m, s.ws, threads)) != AE_OK) {
@@ -449,28 +528,28 @@ ae_status ae_fit(ae_model *m, const ae_train_config *c, const float *x, const fl
         return st;
     }
     old_threads = ae__blas_set_threads(1);
-    ae__rng_seed(&rng, (uint64_t)c->v[AE_TRAIN_SEED]);
+    ae__rng_seed(&rng, (uint64_t)c->iv[AE_TRAIN_SEED]);
 
     for (size_t epoch = 0; epoch < epochs; epoch++) {
         const size_t steps = (n_train + s.batch - 1) / s.batch;
         double t0 = now_seconds(), sum = 0, train_loss, val_loss = NAN, monitored, seconds;
         int stop = 0;
         memcpy(s.epoch_start, m->params, pbytes);
-        if (c->v[AE_TRAIN_SHUFFLE] != 0) ae__shuffle(&rng, s.order, n_train);
+        if (c->iv[AE_TRAIN_SHUFFLE] != 0) ae__shuffle(&rng, s.order, n_train);
         for (size_t step = 0; step < steps; step++) {
             size_t first = step * s.batch, rows = n_train - first < s.batch ? n_train - first : s.batch;
             double batch_sum = train_step(m, &s, loss, x, y, first, rows);
             if (isnan(batch_sum)) {
-                memcpy(m->params, has_best && c->v[AE_TRAIN_RESTORE_BEST] != 0 ? s.best : s.epoch_start, pbytes);
+                memcpy(m->params, has_best && c->iv[AE_TRAIN_RESTORE_BEST] != 0 ? s.best : s.epoch_start, pbytes);
                 st = ae__fail(m->msg, AE_ERR_NUMERIC,
-                              "ae_fit: loss or gradient became NaN/inf at epoch %zu, step %zu; "
+                              "loss or gradient became NaN/inf at epoch %zu, step %zu; "
                               "weights restored to the last good state", epoch, step);
                 goto done;
             }
             sum += batch_sum;
             if (c->callback &&
-                c->callback(AE_EVENT_BATCH_END, epoch, step, steps,
-                            batch_sum / ((double)rows * (double)s.out), hist, c->user)) {
+                c->callback(AE_EVENT_BATCH_END, epoch, step + 1, steps,
+                            batch_sum / ((double)rows * (double)s.out), m, hist, c->user)) {
                 st = AE_STOPPED;
                 goto done;
             }
@@ -480,8 +559,8 @@ ae_status ae_fit(ae_model *m, const ae_train_config *c, const float *x, const fl
         if (n_val) val_loss = mean_loss(m, s.ws, loss, x + n_train * s.in, y + n_train * s.out, n_val);
         monitored = n_val ? val_loss : train_loss;
         if (!isfinite(monitored)) {
-            memcpy(m->params, has_best && c->v[AE_TRAIN_RESTORE_BEST] != 0 ? s.best : s.epoch_start, pbytes);
-            st = ae__fail(m->msg, AE_ERR_NUMERIC, "ae_fit: validation loss is not finite at epoch %zu", epoch);
+            memcpy(m->params, has_best && c->iv[AE_TRAIN_RESTORE_BEST] != 0 ? s.best : s.epoch_start, pbytes);
+            st = ae__fail(m->msg, AE_ERR_NUMERIC, "validation loss is not finite at epoch %zu", epoch);
             goto done;
         }
         /* Keras EarlyStopping: an improvement must beat the best by min_delta */
@@ -506,7 +585,7 @@ ae_status ae_fit(ae_model *m, const ae_train_config *c, const float *x, const fl
             stop = 1;
         }
         if (c->callback &&
-            c->callback(AE_EVENT_EPOCH_END, epoch, steps, steps, train_loss, hist, c->user)) {
+            c->callback(AE_EVENT_EPOCH_END, epoch, steps, steps, train_loss, m, hist, c->user)) {
             st = AE_STOPPED;
             stop = 1;
         }
@@ -514,7 +593,7 @@ ae_status ae_fit(ae_model *m, const ae_train_config *c, const float *x, const fl
     }
 done:
     /* keep the best epoch's weights when monitoring, as EarlyStopping(restore_best_weights) */
-    if ((st == AE_OK || st == AE_STOPPED) && has_best && patience && c->v[AE_TRAIN_RESTORE_BEST] != 0)
+    if ((st == AE_OK || st == AE_STOPPED) && has_best && patience && c->iv[AE_TRAIN_RESTORE_BEST] != 0)
         memcpy(m->params, s.best, pbytes);
     ae__blas_set_threads(old_threads);
     fit_state_free(&s);

@@ -6,7 +6,7 @@
  * allocation in turn until the scenario completes without a failure. Every
  * trial must:
  *   - return AE_ERR_NOMEM (saving may also say AE_ERR_IO: documented);
- *   - leave the handles it was given usable and unchanged (a failed ae_fit
+ *   - leave the handles it was given usable and unchanged (a failed ae_train_fit
  *     keeps the weights it started with; a failed save keeps the old file);
  *   - leak nothing: the hook counts live blocks and bytes, which must be back
  *     at the level they had before the trial (zero once the scenario's own
@@ -215,7 +215,7 @@ static ae_status build_dense(ae_model **out, size_t in, uint64_t seed)
         (st = ae_builder_mark_code(b)) == AE_OK &&
         (st = ae_builder_dense(b, 12, AE_ACT_RELU)) == AE_OK &&
         (st = ae_builder_dense(b, in, AE_ACT_SIGMOID)) == AE_OK)
-        st = ae_builder_build(b, seed, out);
+        st = ae_builder_build(out, b, seed);
     ae_builder_free(b);
     return st;
 }
@@ -239,7 +239,7 @@ static ae_status build_conv(ae_model **out, uint64_t seed)
         (st = ae_builder_upsample2d(b)) == AE_OK &&
         (st = ae_builder_conv2d(b, 1, 3, AE_PAD_SAME, AE_ACT_SIGMOID)) == AE_OK &&
         (st = ae_builder_activation(b, AE_ACT_SIGMOID)) == AE_OK)
-        st = ae_builder_build(b, seed, out);
+        st = ae_builder_build(out, b, seed);
     ae_builder_free(b);
     return st;
 }
@@ -302,11 +302,10 @@ static ae_status s_build_conv(void *ctx)
     return st;
 }
 
-typedef ae_status (*preset_fn)(ae_model **, uint64_t);
 static ae_status s_preset(void *ctx)
 {
     ae_model *m;
-    ae_status st = (*(preset_fn *)ctx)(&m, 3);
+    ae_status st = ae_preset_build(&m, *(const ae_preset *)ctx, 3);
     if (st != AE_OK) assert_null(m);
     ae_model_free(m);
     return st;
@@ -315,7 +314,7 @@ static ae_status s_preset(void *ctx)
 static ae_status s_clone(void *ctx)
 {
     ae_model *c = NULL;
-    ae_status st = ae_model_clone(ctx, &c);
+    ae_status st = ae_model_clone(&c, ctx);
     if (st == AE_OK) assert_memory_equal(c->params, ((ae_model *)ctx)->params, c->n_params * 4);
     else assert_null(c);
     ae_model_free(c);
@@ -324,18 +323,18 @@ static ae_status s_clone(void *ctx)
 
 static void test_build_models(void **state)
 {
-    preset_fn p;
+    ae_preset p;
     ae_model *m;
     (void)state;
     run_scenario("builder: dense autoencoder", s_build_dense, NULL, NULL, 0);
     run_scenario("builder: conv autoencoder", s_build_conv, NULL, NULL, 0);
-    p = ae_model_create_simple;
+    p = AE_PRESET_SIMPLE;
     run_scenario("preset: simple", s_preset, NULL, &p, 0);
-    p = ae_model_create_deep;
+    p = AE_PRESET_DEEP;
     run_scenario("preset: deep", s_preset, NULL, &p, 0);
-    p = ae_model_create_conv;
+    p = AE_PRESET_CONV;
     run_scenario("preset: conv", s_preset, NULL, &p, 0);
-    assert_int_equal(ae_model_create_conv(&m, 5), AE_OK);
+    assert_int_equal(ae_preset_build(&m, AE_PRESET_CONV, 5), AE_OK);
     run_scenario("model: clone (conv)", s_clone, NULL, m, 0);
     ae_model_free(m);
 }
@@ -347,7 +346,7 @@ typedef struct fit_ctx {
     const float *x;
     size_t n;
     float *before; /* the weights before each trial */
-    int fitted;    /* ae_fit was called in this trial */
+    int fitted;    /* ae_train_fit was called in this trial */
 } fit_ctx;
 
 static ae_status s_fit(void *ctx)
@@ -364,7 +363,7 @@ static ae_status s_fit(void *ctx)
     }
     c->m->msg[0] = '\0';
     c->fitted = 1;
-    st = ae_fit(c->m, c->cfg, c->x, NULL, c->n, h);
+    st = ae_train_fit(c->m, c->cfg, c->x, NULL, c->n, h);
     if (st == AE_OK) assert_int_equal(ae_history_epochs(h), 1);
     ae_history_free(h);
     return st;
@@ -456,7 +455,7 @@ static void test_predict_encode(void **state)
 {
     pred_ctx c;
     (void)state;
-    assert_int_equal(ae_model_create_conv(&c.m, 4), AE_OK);
+    assert_int_equal(ae_preset_build(&c.m, AE_PRESET_CONV, 4), AE_OK);
     c.n = 70;
     c.x = rand_rows(c.n, 784, 3);
     c.y = malloc(c.n * 784 * sizeof(float));
@@ -536,7 +535,7 @@ static void test_model_files(void **state)
     run_scenario("model: save", s_model_save, NULL, m, 1);
     run_scenario("model: load (conv)", s_model_load, NULL, m, 0);
     ae_model_free(m);
-    assert_int_equal(ae_model_create_deep(&m, 6), AE_OK);
+    assert_int_equal(ae_preset_build(&m, AE_PRESET_DEEP, 6), AE_OK);
     assert_int_equal(ae_model_save(m, path_in("m.ref")), AE_OK);
     run_scenario("model: load (deep)", s_model_load, NULL, m, 0);
     ae_model_free(m);
@@ -564,8 +563,8 @@ static ae_status s_index_build(void *ctx)
         assert_null(idx);
         return st;
     }
-    if (c->backend == AE_INDEX_BALLTREE) ae_index_set_param(idx, AE_INDEX_LEAF_SIZE, 5);
-    if (c->backend == AE_INDEX_HNSW) ae_index_set_param(idx, AE_INDEX_HNSW_M, 4);
+    if (c->backend == AE_INDEX_BALLTREE) ae_index_set_int(idx, AE_INDEX_LEAF_SIZE, 5);
+    if (c->backend == AE_INDEX_HNSW) ae_index_set_int(idx, AE_INDEX_HNSW_M, 4);
     st = ae_index_build(idx, c->x, c->n, NULL, c->labels);
     if (st != AE_OK) {
         /* a failed build leaves the index empty and retryable */
@@ -638,8 +637,8 @@ static void test_indexes(void **state)
             idx_ctx c = {b, m, x, q, n, d, labels, NULL, {0}, {0}};
             run_scenario(names[b][m - 1][0], s_index_build, NULL, &c, 0);
             assert_int_equal(ae_index_create(&c.idx, b, m, d), AE_OK);
-            if (b == AE_INDEX_BALLTREE) ae_index_set_param(c.idx, AE_INDEX_LEAF_SIZE, 5);
-            if (b == AE_INDEX_HNSW) ae_index_set_param(c.idx, AE_INDEX_HNSW_M, 4);
+            if (b == AE_INDEX_BALLTREE) ae_index_set_int(c.idx, AE_INDEX_LEAF_SIZE, 5);
+            if (b == AE_INDEX_HNSW) ae_index_set_int(c.idx, AE_INDEX_HNSW_M, 4);
             assert_int_equal(ae_index_build(c.idx, x, n, NULL, labels), AE_OK);
             run_scenario(names[b][m - 1][1], s_index_search, NULL, &c, 0);
             assert_int_equal(ae_index_save(c.idx, path_in("i.ref")), AE_OK);
@@ -689,10 +688,11 @@ static ae_status s_npy_load(void *ctx)
 
 static ae_status s_npy_info_rows(void *ctx)
 {
-    int dtype, rank;
+    ae_npy_dtype dtype;
+    int rank;
     size_t dims[AE_TENSOR_MAX_RANK];
     float dst[4 * 6];
-    ae_status st = ae_npy_info(ctx, &dtype, &rank, dims);
+    ae_status st = ae_npy_info(&dtype, &rank, dims, ctx);
     if (st == AE_OK) st = ae_npy_read_rows(ctx, 2, 4, 1.0f, dst, 24);
     return st;
 }
@@ -713,7 +713,7 @@ static ae_status s_dataset(void *ctx)
         const float *rows;
         size_t count;
         assert_int_equal(ae_dataset_num_categories(ds), 3);
-        assert_int_equal(ae_dataset_train(ds, &rows, NULL, &count), AE_OK);
+        assert_int_equal(ae_dataset_train(&rows, NULL, &count, ds), AE_OK);
         assert_true(count > 0);
     } else {
         assert_null(ds);

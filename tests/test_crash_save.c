@@ -269,7 +269,7 @@ static ae_model *deep_model(uint64_t seed)
     size_t in[1] = {784};
     static const size_t big[] = {1024, 512, 256, 32, 256, 512, 1024};
     if (g_small) {
-        assert_int_equal(ae_model_create_deep(&m, seed), AE_OK);
+        assert_int_equal(ae_preset_build(&m, AE_PRESET_DEEP, seed), AE_OK);
         return m;
     }
     assert_int_equal(ae_builder_create(&bl, 1, in), AE_OK);
@@ -278,7 +278,7 @@ static ae_model *deep_model(uint64_t seed)
         if (big[i] == 32) assert_int_equal(ae_builder_mark_code(bl), AE_OK);
     }
     assert_int_equal(ae_builder_dense(bl, 784, AE_ACT_SIGMOID), AE_OK);
-    assert_int_equal(ae_builder_build(bl, seed, &m), AE_OK);
+    assert_int_equal(ae_builder_build(&m, bl, seed), AE_OK);
     ae_builder_free(bl);
     return m;
 }

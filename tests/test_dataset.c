@@ -148,9 +148,9 @@ static void check_cover(const ae_dataset *ds, const size_t *rows_per_cat)
     const size_t *src[2];
     size_t n[2], w = ae_dataset_row_width(ds), ncat = ae_dataset_num_categories(ds), total = 0;
     char *seen[16] = {0};
-    assert_int_equal(ae_dataset_train(ds, &x[0], &y[0], &n[0]), AE_OK);
-    assert_int_equal(ae_dataset_test(ds, &x[1], &y[1], &n[1]), AE_OK);
-    assert_int_equal(ae_dataset_sources(ds, &src[0], &src[1]), AE_OK);
+    assert_int_equal(ae_dataset_train(&x[0], &y[0], &n[0], ds), AE_OK);
+    assert_int_equal(ae_dataset_test(&x[1], &y[1], &n[1], ds), AE_OK);
+    assert_int_equal(ae_dataset_sources(&src[0], &src[1], ds), AE_OK);
     assert_true(ncat <= 16);
     for (size_t c = 0; c < ncat; c++) {
         seen[c] = calloc(rows_per_cat[c], 1);
@@ -194,28 +194,28 @@ static void names_counts_split(void **state)
     assert_string_equal(ae_dataset_category_name(ds, 2), "c d e");
     assert_null(ae_dataset_category_name(ds, 3));
     assert_int_equal(ae_dataset_row_width(ds), 784);
-    assert_int_equal(ae_dataset_row_shape(ds, &rank, dims), AE_OK);
+    assert_int_equal(ae_dataset_row_shape(&rank, dims, ds), AE_OK);
     assert_int_equal(rank, 1);
     assert_int_equal(dims[0], 784);
     /* floor(n * 0.1 + 0.5), at least 1 and at most n - 1 when n >= 2 */
-    assert_int_equal(ae_dataset_category_counts(ds, 0, &a, &b), AE_OK);
+    assert_int_equal(ae_dataset_category_counts(&a, &b, ds, 0), AE_OK);
     assert_int_equal(b, 4); /* 3.7 -> 4 */
     assert_int_equal(a, 33);
-    assert_int_equal(ae_dataset_category_counts(ds, 1, &a, &b), AE_OK);
+    assert_int_equal(ae_dataset_category_counts(&a, &b, ds, 1), AE_OK);
     assert_int_equal(b, 1); /* 1.2 -> 1 */
     assert_int_equal(a, 11);
-    assert_int_equal(ae_dataset_category_counts(ds, 2, &a, &b), AE_OK);
+    assert_int_equal(ae_dataset_category_counts(&a, &b, ds, 2), AE_OK);
     assert_int_equal(b, 1); /* 0.2 -> 0 -> at least 1 */
     assert_int_equal(a, 1);
-    assert_int_equal(ae_dataset_category_counts(ds, 3, &a, &b), AE_ERR_RANGE);
-    assert_int_equal(ae_dataset_train(ds, NULL, NULL, &ntr), AE_OK);
-    assert_int_equal(ae_dataset_test(ds, &tx, &ty, &nte), AE_OK);
+    assert_int_equal(ae_dataset_category_counts(&a, &b, ds, 3), AE_ERR_RANGE);
+    assert_int_equal(ae_dataset_train(NULL, NULL, &ntr, ds), AE_OK);
+    assert_int_equal(ae_dataset_test(&tx, &ty, &nte, ds), AE_OK);
     assert_int_equal(ntr, 45);
     assert_int_equal(nte, 6);
     /* test rows grouped by label, in file order within a label */
     {
         const size_t *tsrc;
-        ae_dataset_sources(ds, NULL, &tsrc);
+        ae_dataset_sources(NULL, &tsrc, ds);
         for (size_t i = 1; i < nte; i++)
             assert_true(ty[i - 1] < ty[i] || (ty[i - 1] == ty[i] && tsrc[i - 1] < tsrc[i]));
     }
@@ -233,21 +233,21 @@ static void per_category_cap_takes_first_rows(void **state)
     (void)state;
     ds = load("three", 5, 0.2, 3);
     for (size_t c = 0; c < 3; c++) {
-        assert_int_equal(ae_dataset_category_counts(ds, c, &a, &b), AE_OK);
+        assert_int_equal(ae_dataset_category_counts(&a, &b, ds, c), AE_OK);
         assert_int_equal(a + b, capped[c]);
         assert_int_equal(b, 1);
     }
     check_cover(ds, capped); /* sources are rows 0..cap-1: the FIRST rows */
-    ae_dataset_sources(ds, &s0, &s1);
-    ae_dataset_train(ds, NULL, NULL, &n0);
-    ae_dataset_test(ds, NULL, NULL, &n1);
+    ae_dataset_sources(&s0, &s1, ds);
+    ae_dataset_train(NULL, NULL, &n0, ds);
+    ae_dataset_test(NULL, NULL, &n1, ds);
     for (size_t i = 0; i < n0; i++) assert_true(s0[i] < 5);
     for (size_t i = 0; i < n1; i++) assert_true(s1[i] < 5);
     ae_dataset_free(ds);
     /* a cap above every size changes nothing */
     ds = load("three", 1000, 0.1, 3);
-    ae_dataset_train(ds, NULL, NULL, &n0);
-    ae_dataset_test(ds, NULL, NULL, &n1);
+    ae_dataset_train(NULL, NULL, &n0, ds);
+    ae_dataset_test(NULL, NULL, &n1, ds);
     assert_int_equal(n0 + n1, 51);
     ae_dataset_free(ds);
 }
@@ -263,14 +263,14 @@ static void deterministic_per_seed(void **state)
     d1 = load("three", 0, 0.25, 1234);
     d2 = load("three", 0, 0.25, 1234);
     d3 = load("three", 0, 0.25, 1235);
-    ae_dataset_train(d1, &x1, &y1, &n1);
-    ae_dataset_train(d2, &x2, &y2, &n2);
-    ae_dataset_train(d3, &x3, &y3, &n3);
-    ae_dataset_test(d1, NULL, &t1, &m1);
-    ae_dataset_test(d2, NULL, &t2, &m2);
-    ae_dataset_sources(d1, &s1, &u1);
-    ae_dataset_sources(d2, &s2, &u2);
-    ae_dataset_sources(d3, &s3, &u3);
+    ae_dataset_train(&x1, &y1, &n1, d1);
+    ae_dataset_train(&x2, &y2, &n2, d2);
+    ae_dataset_train(&x3, &y3, &n3, d3);
+    ae_dataset_test(NULL, &t1, &m1, d1);
+    ae_dataset_test(NULL, &t2, &m2, d2);
+    ae_dataset_sources(&s1, &u1, d1);
+    ae_dataset_sources(&s2, &u2, d2);
+    ae_dataset_sources(&s3, &u3, d3);
     assert_int_equal(n1, n2);
     assert_int_equal(n1, n3); /* counts depend only on sizes and fraction */
     assert_int_equal(m1, m2);
@@ -309,7 +309,7 @@ static void deterministic_per_seed(void **state)
             const int32_t *y;
             size_t n;
             int mixed = 0;
-            ae_dataset_train(d, NULL, &y, &n);
+            ae_dataset_train(NULL, &y, &n, d);
             for (size_t i = n - n / 5; i < n; i++)
                 if (y[i] != y[n - 1]) mixed = 1;
             mixed_seeds += mixed;
@@ -328,29 +328,29 @@ static void split_edge_cases(void **state)
     (void)state;
     ds = load("single", 0, 0.1, 5);
     assert_string_equal(ae_dataset_category_name(ds, 0), "one");
-    ae_dataset_category_counts(ds, 0, &a, &b);
+    ae_dataset_category_counts(&a, &b, ds, 0);
     assert_int_equal(a, 1); /* a lone row trains */
     assert_int_equal(b, 0);
-    ae_dataset_category_counts(ds, 1, &a, &b);
+    ae_dataset_category_counts(&a, &b, ds, 1);
     assert_int_equal(b, 1);
-    ae_dataset_category_counts(ds, 2, &a, &b);
+    ae_dataset_category_counts(&a, &b, ds, 2);
     assert_int_equal(b, 1);
     assert_int_equal(a, 1);
     ae_dataset_free(ds);
     /* a large fraction still leaves one training row per category */
     ds = load("single", 0, 0.99, 5);
-    ae_dataset_category_counts(ds, 1, &a, &b);
+    ae_dataset_category_counts(&a, &b, ds, 1);
     assert_int_equal(a, 1);
     assert_int_equal(b, 9);
     assert_string_equal(ae_dataset_category_name(ds, 1), "ten"); /* file name order */
     ae_dataset_free(ds);
     /* fraction 0: everything trains, the test set is empty */
     ds = load("three", 0, 0.0, 5);
-    ae_dataset_test(ds, &x, &y, &n);
+    ae_dataset_test(&x, &y, &n, ds);
     assert_int_equal(n, 0);
     assert_null(x);
     assert_null(y);
-    ae_dataset_train(ds, NULL, NULL, &n);
+    ae_dataset_train(NULL, NULL, &n, ds);
     assert_int_equal(n, 51);
     check_cover(ds, SIZES);
     ae_dataset_free(ds);
@@ -364,7 +364,7 @@ static void shapes(void **state)
     (void)state;
     ds = load("square", 0, 0.5, 1);
     assert_int_equal(ae_dataset_row_width(ds), 784);
-    ae_dataset_row_shape(ds, &rank, dims);
+    ae_dataset_row_shape(&rank, dims, ds);
     assert_int_equal(rank, 2);
     assert_int_equal(dims[0], 28);
     assert_int_equal(dims[1], 28);
@@ -375,7 +375,7 @@ static void shapes(void **state)
     }
     ae_dataset_free(ds);
     ds = load("mixed", 0, 0.5, 1);
-    ae_dataset_row_shape(ds, &rank, dims);
+    ae_dataset_row_shape(&rank, dims, ds);
     assert_int_equal(rank, 1);
     assert_int_equal(dims[0], 784);
     ae_dataset_free(ds);
@@ -387,8 +387,8 @@ static void shapes(void **state)
         const size_t *src;
         size_t n;
         static const float v[6] = {0.f, .5f, 1.f, .25f, .75f, 1.f};
-        ae_dataset_train(ds, &x, &y, &n);
-        ae_dataset_sources(ds, &src, NULL);
+        ae_dataset_train(&x, &y, &n, ds);
+        ae_dataset_sources(&src, NULL, ds);
         assert_int_equal(n, 3); /* p: 2 rows of 3, q: 1 row of 3 */
         assert_int_equal(ae_dataset_row_width(ds), 3);
         for (size_t i = 0; i < n; i++)
@@ -422,11 +422,15 @@ static void errors(void **state)
     assert_int_equal(ae_dataset_num_categories(NULL), 0);
     assert_int_equal(ae_dataset_row_width(NULL), 0);
     assert_null(ae_dataset_category_name(NULL, 0));
-    assert_int_equal(ae_dataset_train(NULL, NULL, NULL, NULL), AE_ERR_INVALID_ARG);
-    assert_int_equal(ae_dataset_test(NULL, NULL, NULL, NULL), AE_ERR_INVALID_ARG);
+    assert_int_equal(ae_dataset_train(NULL, NULL, NULL, NULL),
+                     AE_ERR_INVALID_ARG);
+    assert_int_equal(ae_dataset_test(NULL, NULL, NULL, NULL),
+                     AE_ERR_INVALID_ARG);
     assert_int_equal(ae_dataset_sources(NULL, NULL, NULL), AE_ERR_INVALID_ARG);
-    assert_int_equal(ae_dataset_row_shape(NULL, NULL, NULL), AE_ERR_INVALID_ARG);
-    assert_int_equal(ae_dataset_category_counts(NULL, 0, NULL, NULL), AE_ERR_INVALID_ARG);
+    assert_int_equal(ae_dataset_row_shape(NULL, NULL, NULL),
+                     AE_ERR_INVALID_ARG);
+    assert_int_equal(ae_dataset_category_counts(NULL, NULL, NULL, 0),
+                     AE_ERR_INVALID_ARG);
 }
 
 /* Each allocation of a load failing in turn: AE_ERR_NOMEM and nothing leaked. */

@@ -10,11 +10,10 @@
 
 #include "nn.h"
 
-typedef ae_status (*preset_fn)(ae_model **, uint64_t);
 
 static void test_code_sizes_and_values(void **state)
 {
-    preset_fn presets[3] = {ae_model_create_simple, ae_model_create_deep, ae_model_create_conv};
+    const ae_preset presets[3] = {AE_PRESET_SIMPLE, AE_PRESET_DEEP, AE_PRESET_CONV};
     const size_t code_sizes[3] = {32, 32, 128};
     (void)state;
     for (int p = 0; p < 3; p++) {
@@ -25,13 +24,13 @@ static void test_code_sizes_and_values(void **state)
         const size_t n = 5;
         float x[5 * 784], codes[5 * 128];
         for (size_t i = 0; i < n * 784; i++) x[i] = (float)((i * 13) % 17) / 16.0f;
-        assert_int_equal(presets[p](&m, 4), AE_OK);
+        assert_int_equal(ae_preset_build(&m, presets[p], 4), AE_OK);
         assert_int_equal(ae_encoder_create(&e, m), AE_OK);
         assert_int_equal(ae_encoder_code_size(e), code_sizes[p]);
         assert_int_equal(ae_encoder_input_size(e), 784);
         assert_int_equal(ae_encoder_encode(e, x, n, codes, sizeof codes / sizeof *codes), AE_OK);
         /* the same numbers as the full model's code-layer activations */
-        assert_int_equal(ae_model_code_layer(m, &code), AE_OK);
+        assert_int_equal(ae_model_code_layer(&code, m), AE_OK);
         assert_int_equal(ae__workspace_create(m, n, 1, &ws), AE_OK);
         ae__model_forward_ws(m, ws, x, n);
         assert_memory_equal(codes, ws->acts[code], n * code_sizes[p] * sizeof(float));
@@ -53,7 +52,7 @@ static void test_conv_code_shape(void **state)
     ae_model *m;
     ae_encoder *e;
     (void)state;
-    assert_int_equal(ae_model_create_conv(&m, 1), AE_OK);
+    assert_int_equal(ae_preset_build(&m, AE_PRESET_CONV, 1), AE_OK);
     assert_int_equal(ae_encoder_create(&e, m), AE_OK);
     assert_int_equal(ae_encoder_code_rank(e), 3);
     assert_int_equal(ae_encoder_code_dim(e, 0), 4);
@@ -74,12 +73,12 @@ static void test_errors(void **state)
     (void)state;
     assert_int_equal(ae_builder_create(&b, 1, in), AE_OK);
     assert_int_equal(ae_builder_dense(b, 2, AE_ACT_RELU), AE_OK);
-    assert_int_equal(ae_builder_build(b, 1, &m), AE_OK);
+    assert_int_equal(ae_builder_build(&m, b, 1), AE_OK);
     assert_int_equal(ae_encoder_create(&e, m), AE_ERR_STATE);
     assert_null(e);
     assert_int_equal(ae_builder_mark_code(b), AE_OK);
     ae_model_free(m);
-    assert_int_equal(ae_builder_build(b, 1, &m), AE_OK);
+    assert_int_equal(ae_builder_build(&m, b, 1), AE_OK);
     assert_int_equal(ae_encoder_create(&e, m), AE_OK);
     assert_int_equal(ae_encoder_encode(e, x, 1, c, 1), AE_ERR_SHAPE);
     assert_int_equal(ae_encoder_encode(e, x, 1, c, 2), AE_OK);

@@ -162,10 +162,10 @@ static ae_index *make_index(ae_index_backend b, ae_index_metric m, size_t d, con
     ae_index *idx = NULL;
     assert_int_equal(ae_index_create(&idx, b, m, d), AE_OK);
     if (b == AE_INDEX_BALLTREE && leaf > 0)
-        assert_int_equal(ae_index_set_param(idx, AE_INDEX_LEAF_SIZE, leaf), AE_OK);
+        assert_int_equal(ae_index_set_int(idx, AE_INDEX_LEAF_SIZE, leaf), AE_OK);
     if (b == AE_INDEX_HNSW) {
-        assert_int_equal(ae_index_set_param(idx, AE_INDEX_HNSW_M, 12), AE_OK);
-        assert_int_equal(ae_index_set_param(idx, AE_INDEX_HNSW_EF_CONSTRUCTION, 100), AE_OK);
+        assert_int_equal(ae_index_set_int(idx, AE_INDEX_HNSW_M, 12), AE_OK);
+        assert_int_equal(ae_index_set_int(idx, AE_INDEX_HNSW_EF_CONSTRUCTION, 100), AE_OK);
     }
     assert_int_equal(ae_index_build(idx, x, n, ids, labels), AE_OK);
     return idx;
@@ -358,7 +358,7 @@ static void test_cosine(void **state)
     for (size_t i = 0; i < n; i++) x[i * d] *= (float)(1 + i % 5); /* varied norms */
     for (int b = AE_INDEX_BRUTE; b <= AE_INDEX_HNSW; b++) {
         ae_index *idx = make_index((ae_index_backend)b, AE_INDEX_COSINE, d, x, n, NULL, NULL, 0);
-        assert_int_equal(ae_index_get_metric(idx), AE_INDEX_COSINE);
+        assert_int_equal(ae_index_metric_of(idx), AE_INDEX_COSINE);
         assert_int_equal(ae_index_search(idx, q, nq, k, 200, dist, got), AE_OK);
         for (size_t i = 0; i < nq; i++) {
             reference(x, n, d, NULL, q + i * d, k, 1, rd, rid);
@@ -428,13 +428,15 @@ static void test_save_load(void **state)
                 assert_int_equal(ae_index_count(l), n);
                 assert_int_equal(ae_index_dim(l), d);
                 assert_int_equal(ae_index_check_dim(l, d), AE_OK);
-                assert_int_equal(ae_index_get_backend(l), b);
-                assert_int_equal(ae_index_get_metric(l), m);
+                assert_int_equal(ae_index_backend_of(l), b);
+                assert_int_equal(ae_index_metric_of(l), m);
                 assert_int_equal(ae_index_has_labels(l), with);
                 assert_int_equal(ae_index_memory_bytes(l), ae_index_memory_bytes(a));
                 for (int key = AE_INDEX_LEAF_SIZE; key <= AE_INDEX_SEED; key++) {
-                    ae_status s1 = ae_index_get_param(a, (ae_index_param)key, &v1);
-                    assert_int_equal(s1, ae_index_get_param(l, (ae_index_param)key, &v2));
+                    ae_status s1 = ae_index_get_int(&v1, a,
+                                                    (ae_index_param)key);
+                    assert_int_equal(s1,
+                                     ae_index_get_int(&v2, l, (ae_index_param)key));
                     if (s1 == AE_OK) assert_int_equal(v1, v2);
                 }
                 assert_int_equal(ae_index_search(a, q, nq, k, 0, d1, i1), AE_OK);
@@ -444,12 +446,12 @@ static void test_save_load(void **state)
                 for (size_t r = 0; r < n; r += 37) {
                     int64_t id;
                     int32_t lab;
-                    assert_int_equal(ae_index_id_at(l, r, &id), AE_OK);
+                    assert_int_equal(ae_index_id_at(&id, l, r), AE_OK);
                     assert_int_equal(id, with ? ids[r] : (int64_t)r);
                     if (with) {
-                        assert_int_equal(ae_index_label(l, id, &lab), AE_OK);
+                        assert_int_equal(ae_index_label(&lab, l, id), AE_OK);
                         assert_int_equal(lab, labels[r]);
-                        assert_int_equal(ae_index_label_at(l, r, &lab), AE_OK);
+                        assert_int_equal(ae_index_label_at(&lab, l, r), AE_OK);
                         assert_int_equal(lab, labels[r]);
                     }
                 }
@@ -650,23 +652,23 @@ static void test_invalid_args(void **state)
         assert_int_equal(ae_index_count(idx), 0);
         assert_int_equal(ae_index_search(idx, q, 1, 1, 0, dist, got), AE_ERR_STATE);
         assert_int_equal(ae_index_save(idx, tmp_path("x.aeidx")), AE_ERR_STATE);
-        assert_int_equal(ae_index_label(idx, 0, &lab), AE_ERR_STATE);
-        assert_int_equal(ae_index_id_at(idx, 0, &v), AE_ERR_STATE);
+        assert_int_equal(ae_index_label(&lab, idx, 0), AE_ERR_STATE);
+        assert_int_equal(ae_index_id_at(&v, idx, 0), AE_ERR_STATE);
         /* parameters */
-        assert_int_equal(ae_index_set_param(NULL, AE_INDEX_LEAF_SIZE, 3), AE_ERR_INVALID_ARG);
-        assert_int_equal(ae_index_set_param(idx, (ae_index_param)99, 3), AE_ERR_INVALID_ARG);
-        assert_int_equal(ae_index_set_param(idx, b == AE_INDEX_BALLTREE ? AE_INDEX_HNSW_M
+        assert_int_equal(ae_index_set_int(NULL, AE_INDEX_LEAF_SIZE, 3), AE_ERR_INVALID_ARG);
+        assert_int_equal(ae_index_set_int(idx, (ae_index_param)99, 3), AE_ERR_INVALID_ARG);
+        assert_int_equal(ae_index_set_int(idx, b == AE_INDEX_BALLTREE ? AE_INDEX_HNSW_M
                                                                         : AE_INDEX_LEAF_SIZE, 8),
                          AE_ERR_INVALID_ARG);
         assert_non_null(strstr(ae_index_errmsg(idx), "not used by"));
         if (b == AE_INDEX_BALLTREE) {
-            assert_int_equal(ae_index_set_param(idx, AE_INDEX_LEAF_SIZE, 0), AE_ERR_RANGE);
+            assert_int_equal(ae_index_set_int(idx, AE_INDEX_LEAF_SIZE, 0), AE_ERR_RANGE);
             assert_non_null(strstr(ae_index_errmsg(idx), "AE_INDEX_LEAF_SIZE"));
         }
         if (b == AE_INDEX_HNSW) {
-            assert_int_equal(ae_index_set_param(idx, AE_INDEX_HNSW_M, 1), AE_ERR_RANGE);
-            assert_int_equal(ae_index_set_param(idx, AE_INDEX_HNSW_EF_SEARCH, 70000), AE_ERR_RANGE);
-            assert_int_equal(ae_index_set_param(idx, AE_INDEX_SEED, -1), AE_ERR_RANGE);
+            assert_int_equal(ae_index_set_int(idx, AE_INDEX_HNSW_M, 1), AE_ERR_RANGE);
+            assert_int_equal(ae_index_set_int(idx, AE_INDEX_HNSW_EF_SEARCH, 70000), AE_ERR_RANGE);
+            assert_int_equal(ae_index_set_int(idx, AE_INDEX_SEED, -1), AE_ERR_RANGE);
         }
         /* build */
         assert_int_equal(ae_index_build(NULL, x, 4, NULL, NULL), AE_ERR_INVALID_ARG);
@@ -685,7 +687,7 @@ static void test_invalid_args(void **state)
         assert_int_equal(ae_index_count(idx), 0);
         assert_int_equal(ae_index_build(idx, x, 4, NULL, NULL), AE_OK);
         assert_int_equal(ae_index_build(idx, x, 4, NULL, NULL), AE_ERR_STATE);
-        assert_int_equal(ae_index_set_param(idx, AE_INDEX_SEED, 1),
+        assert_int_equal(ae_index_set_int(idx, AE_INDEX_SEED, 1),
                          b == AE_INDEX_HNSW ? AE_ERR_STATE : AE_ERR_INVALID_ARG);
         /* search */
         assert_int_equal(ae_index_search(NULL, q, 1, 1, 0, dist, got), AE_ERR_INVALID_ARG);
@@ -707,10 +709,10 @@ static void test_invalid_args(void **state)
         assert_int_equal(ae_index_check_dim(idx, 4), AE_ERR_SHAPE);
         assert_non_null(strstr(ae_last_error(), "3 dimensions but 4"));
         assert_int_equal(ae_index_check_dim(NULL, 4), AE_ERR_INVALID_ARG);
-        assert_int_equal(ae_index_label(idx, 0, &lab), AE_ERR_STATE);
-        assert_int_equal(ae_index_label_at(idx, 0, &lab), AE_ERR_STATE);
-        assert_int_equal(ae_index_id_at(idx, 4, &v), AE_ERR_RANGE);
-        assert_int_equal(ae_index_id_at(idx, 3, &v), AE_OK);
+        assert_int_equal(ae_index_label(&lab, idx, 0), AE_ERR_STATE);
+        assert_int_equal(ae_index_label_at(&lab, idx, 0), AE_ERR_STATE);
+        assert_int_equal(ae_index_id_at(&v, idx, 4), AE_ERR_RANGE);
+        assert_int_equal(ae_index_id_at(&v, idx, 3), AE_OK);
         assert_int_equal(v, 3);
         assert_int_equal(ae_index_save(idx, NULL), AE_ERR_INVALID_ARG);
         assert_int_equal(ae_index_save(idx, "/nonexistent-dir/x.aeidx"), AE_ERR_IO);
@@ -732,32 +734,37 @@ static void test_params_and_labels(void **state)
     int32_t labels[6] = {5, 4, 3, 2, 1, 0}, lab;
     ae_index *idx;
     (void)state;
-    assert_int_equal(ae_index_param_bounds(AE_INDEX_LEAF_SIZE, &lo, &hi), AE_OK);
+    assert_int_equal(ae_index_param_int_bounds(&lo, &hi, AE_INDEX_LEAF_SIZE),
+                     AE_OK);
     assert_int_equal(lo, 1);
     assert_true(hi >= 1000);
-    assert_int_equal(ae_index_param_bounds(AE_INDEX_HNSW_M, &lo, NULL), AE_OK);
+    assert_int_equal(ae_index_param_int_bounds(&lo, NULL, AE_INDEX_HNSW_M),
+                     AE_OK);
     assert_int_equal(lo, 2);
-    assert_int_equal(ae_index_param_bounds((ae_index_param)0, &lo, &hi), AE_ERR_INVALID_ARG);
+    assert_int_equal(ae_index_param_int_bounds(&lo, &hi, (ae_index_param)0),
+                     AE_ERR_INVALID_ARG);
     assert_int_equal(ae_index_create(&idx, AE_INDEX_HNSW, AE_INDEX_L2, 2), AE_OK);
-    assert_int_equal(ae_index_get_param(idx, AE_INDEX_HNSW_M, &v), AE_OK);
+    assert_int_equal(ae_index_get_int(&v, idx, AE_INDEX_HNSW_M), AE_OK);
     assert_int_equal(v, 16);
-    assert_int_equal(ae_index_get_param(idx, AE_INDEX_HNSW_EF_SEARCH, &v), AE_OK);
+    assert_int_equal(ae_index_get_int(&v, idx, AE_INDEX_HNSW_EF_SEARCH),
+                     AE_OK);
     assert_int_equal(v, 64);
-    assert_int_equal(ae_index_get_param(idx, AE_INDEX_LEAF_SIZE, &v), AE_ERR_INVALID_ARG);
-    assert_int_equal(ae_index_set_param(idx, AE_INDEX_HNSW_M, 4), AE_OK);
-    assert_int_equal(ae_index_get_param(idx, AE_INDEX_HNSW_M, &v), AE_OK);
+    assert_int_equal(ae_index_get_int(&v, idx, AE_INDEX_LEAF_SIZE),
+                     AE_ERR_INVALID_ARG);
+    assert_int_equal(ae_index_set_int(idx, AE_INDEX_HNSW_M, 4), AE_OK);
+    assert_int_equal(ae_index_get_int(&v, idx, AE_INDEX_HNSW_M), AE_OK);
     assert_int_equal(v, 4);
     assert_int_equal(ae_index_build(idx, x, 6, ids, labels), AE_OK);
     assert_int_equal(ae_index_has_labels(idx), 1);
-    assert_int_equal(ae_index_label(idx, 30, &lab), AE_OK);
+    assert_int_equal(ae_index_label(&lab, idx, 30), AE_OK);
     assert_int_equal(lab, 3);
-    assert_int_equal(ae_index_label(idx, 0, &lab), AE_OK);
+    assert_int_equal(ae_index_label(&lab, idx, 0), AE_OK);
     assert_int_equal(lab, 0);
-    assert_int_equal(ae_index_label(idx, 31, &lab), AE_ERR_RANGE);
-    assert_int_equal(ae_index_label(idx, -5, &lab), AE_ERR_RANGE);
-    assert_int_equal(ae_index_label_at(idx, 1, &lab), AE_OK);
+    assert_int_equal(ae_index_label(&lab, idx, 31), AE_ERR_RANGE);
+    assert_int_equal(ae_index_label(&lab, idx, -5), AE_ERR_RANGE);
+    assert_int_equal(ae_index_label_at(&lab, idx, 1), AE_OK);
     assert_int_equal(lab, 4);
-    assert_int_equal(ae_index_get_backend(idx), AE_INDEX_HNSW);
+    assert_int_equal(ae_index_backend_of(idx), AE_INDEX_HNSW);
     ae_index_free(idx);
 }
 

@@ -59,11 +59,10 @@ static void spill(const char *path, const unsigned char *b, size_t len)
     fclose(f);
 }
 
-typedef ae_status (*preset_fn)(ae_model **, uint64_t);
 
 static void test_round_trip_bit_identical(void **state)
 {
-    preset_fn presets[3] = {ae_model_create_simple, ae_model_create_deep, ae_model_create_conv};
+    const ae_preset presets[3] = {AE_PRESET_SIMPLE, AE_PRESET_DEEP, AE_PRESET_CONV};
     char path[128];
     (void)state;
     path_in_dir(path, sizeof path, "m.aem");
@@ -72,7 +71,7 @@ static void test_round_trip_bit_identical(void **state)
         float x[3 * 784], y1[3 * 784], y2[3 * 784];
         char s1[4096], s2[4096];
         for (int i = 0; i < 3 * 784; i++) x[i] = (float)((i * 37) % 101) / 100.0f;
-        assert_int_equal(presets[p](&m, 100 + (uint64_t)p), AE_OK);
+        assert_int_equal(ae_preset_build(&m, presets[p], 100 + (uint64_t)p), AE_OK);
         assert_int_equal(ae_model_save(m, path), AE_OK);
         assert_int_equal(ae_model_load(&back, path), AE_OK);
         assert_int_equal(ae_model_param_count(back), ae_model_param_count(m));
@@ -103,7 +102,7 @@ static ae_model *every_kind_model(void)
     assert_int_equal(ae_builder_mark_code(b), AE_OK);
     assert_int_equal(ae_builder_reshape(b, 3, r), AE_OK);                          /* 2x2x4 */
     assert_int_equal(ae_builder_upsample2d(b), AE_OK);                             /* 4x4x4 */
-    assert_int_equal(ae_builder_build(b, 3, &m), AE_OK);
+    assert_int_equal(ae_builder_build(&m, b, 3), AE_OK);
     ae_builder_free(b);
     return m;
 }
@@ -118,7 +117,7 @@ static void test_every_layer_kind_round_trip(void **state)
     assert_int_equal(ae_model_save(m, path), AE_OK);
     assert_int_equal(ae_model_load(&back, path), AE_OK);
     assert_int_equal(ae_model_layer_count(back), 7);
-    assert_int_equal(ae_model_code_layer(back, &code), AE_OK);
+    assert_int_equal(ae_model_code_layer(&code, back), AE_OK);
     assert_int_equal(code, 4);
     for (size_t i = 0; i < 7; i++)
         assert_int_equal(ae_layer_kind_of(ae_model_layer(back, i)), ae_layer_kind_of(ae_model_layer(m, i)));
@@ -145,7 +144,7 @@ static void test_corrupt_files(void **state)
     (void)state;
     path_in_dir(good, sizeof good, "good.aem");
     path_in_dir(bad, sizeof bad, "bad.aem");
-    assert_int_equal(ae_model_create_conv(&m, 5), AE_OK);
+    assert_int_equal(ae_preset_build(&m, AE_PRESET_CONV, 5), AE_OK);
     assert_int_equal(ae_model_save(m, good), AE_OK);
     ae_model_free(m);
     b = slurp(good, &len);
@@ -197,7 +196,7 @@ static void test_checksummed_but_invalid(void **state)
     (void)state;
     path_in_dir(good, sizeof good, "good2.aem");
     path_in_dir(bad, sizeof bad, "bad2.aem");
-    assert_int_equal(ae_model_create_simple(&m, 5), AE_OK);
+    assert_int_equal(ae_preset_build(&m, AE_PRESET_SIMPLE, 5), AE_OK);
     assert_int_equal(ae_model_save(m, good), AE_OK);
     ae_model_free(m);
     b = slurp(good, &len);
@@ -223,8 +222,8 @@ static void test_failed_save_keeps_old_file(void **state)
     char path[128], nodir[160];
     (void)state;
     path_in_dir(path, sizeof path, "keep.aem");
-    assert_int_equal(ae_model_create_simple(&a, 1), AE_OK);
-    assert_int_equal(ae_model_create_simple(&b, 2), AE_OK);
+    assert_int_equal(ae_preset_build(&a, AE_PRESET_SIMPLE, 1), AE_OK);
+    assert_int_equal(ae_preset_build(&b, AE_PRESET_SIMPLE, 2), AE_OK);
     assert_int_equal(ae_model_save(a, path), AE_OK);
     /* NaN weights are refused before anything is written */
     b->params[3] = NAN;

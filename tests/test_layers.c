@@ -19,7 +19,7 @@ static ae_model *one_layer(int rank, const size_t *dims, add_fn add)
     ae_model *m = NULL;
     assert_int_equal(ae_builder_create(&b, rank, dims), AE_OK);
     assert_int_equal(add(b), AE_OK);
-    assert_int_equal(ae_builder_build(b, 7, &m), AE_OK);
+    assert_int_equal(ae_builder_build(&m, b, 7), AE_OK);
     ae_builder_free(b);
     return m;
 }
@@ -189,7 +189,7 @@ static void test_conv_by_hand(void **state)
     (void)state;
     assert_int_equal(ae_builder_create(&b, 3, dims), AE_OK);
     assert_int_equal(ae_builder_conv2d(b, 1, 2, AE_PAD_VALID, AE_ACT_LINEAR), AE_OK);
-    assert_int_equal(ae_builder_build(b, 1, &m), AE_OK);
+    assert_int_equal(ae_builder_build(&m, b, 1), AE_OK);
     assert_int_equal(ae_model_set_param(m, 0, AE_PARAM_KERNEL, kernel, 4), AE_OK);
     assert_int_equal(ae_model_set_param(m, 0, AE_PARAM_BIAS, bias, 1), AE_OK);
     assert_int_equal(ae_model_predict(m, x, 1, y, 4), AE_OK);
@@ -214,7 +214,7 @@ static void test_conv_same_padding_by_hand(void **state)
     for (int i = 0; i < 18; i++) kernel[i] = 1.0f;
     assert_int_equal(ae_builder_create(&b, 3, dims), AE_OK);
     assert_int_equal(ae_builder_conv2d(b, 1, 3, AE_PAD_SAME, AE_ACT_LINEAR), AE_OK);
-    assert_int_equal(ae_builder_build(b, 1, &m), AE_OK);
+    assert_int_equal(ae_builder_build(&m, b, 1), AE_OK);
     assert_int_equal(ae_model_set_param(m, 0, AE_PARAM_KERNEL, kernel, 18), AE_OK);
     assert_int_equal(ae_model_predict(m, x, 1, y, 4), AE_OK);
     for (int i = 0; i < 4; i++) assert_float_equal(y[i], 44.0f, 1e-5);
@@ -234,7 +234,7 @@ static void test_dense_by_hand(void **state)
     (void)state;
     assert_int_equal(ae_builder_create(&b, 1, dims), AE_OK);
     assert_int_equal(ae_builder_dense(b, 3, AE_ACT_RELU), AE_OK);
-    assert_int_equal(ae_builder_build(b, 1, &m), AE_OK);
+    assert_int_equal(ae_builder_build(&m, b, 1), AE_OK);
     assert_int_equal(ae_model_set_param(m, 0, AE_PARAM_KERNEL, w, 6), AE_OK);
     assert_int_equal(ae_model_set_param(m, 0, AE_PARAM_BIAS, bias, 3), AE_OK);
     assert_int_equal(ae_model_predict(m, x, 1, y, 3), AE_OK);

@@ -11,7 +11,6 @@
 
 #include "nn.h"
 
-typedef ae_status (*preset_fn)(ae_model **, uint64_t);
 
 static void expect_shape(const ae_layer *L, int rank, size_t a, size_t b, size_t c)
 {
@@ -28,14 +27,14 @@ static void test_simple_model(void **state)
     ae_model *m;
     size_t code;
     (void)state;
-    assert_int_equal(ae_model_create_simple(&m, 1), AE_OK);
+    assert_int_equal(ae_preset_build(&m, AE_PRESET_SIMPLE, 1), AE_OK);
     assert_int_equal(ae_model_param_count(m), 50992);
     assert_int_equal(ae_model_layer_count(m), 2);
     expect_shape(ae_model_layer(m, 0), 1, 32, 0, 0);
     expect_shape(ae_model_layer(m, 1), 1, 784, 0, 0);
     assert_int_equal(ae_layer_param_count(ae_model_layer(m, 0)), 25120);
     assert_int_equal(ae_layer_param_count(ae_model_layer(m, 1)), 25872);
-    assert_int_equal(ae_model_code_layer(m, &code), AE_OK);
+    assert_int_equal(ae_model_code_layer(&code, m), AE_OK);
     assert_int_equal(code, 0);
     assert_string_equal(ae_layer_name(ae_model_layer(m, 1)), "dense_1");
     ae_model_free(m);
@@ -47,11 +46,11 @@ static void test_deep_model(void **state)
     ae_model *m;
     size_t code;
     (void)state;
-    assert_int_equal(ae_model_create_deep(&m, 1), AE_OK);
+    assert_int_equal(ae_preset_build(&m, AE_PRESET_DEEP, 1), AE_OK);
     assert_int_equal(ae_model_param_count(m), 222384);
     assert_int_equal(ae_model_layer_count(m), 6);
     for (size_t i = 0; i < 6; i++) expect_shape(ae_model_layer(m, i), 1, widths[i], 0, 0);
-    assert_int_equal(ae_model_code_layer(m, &code), AE_OK);
+    assert_int_equal(ae_model_code_layer(&code, m), AE_OK);
     assert_int_equal(code, 2);
     assert_int_equal(ae_layer_activation(ae_model_layer(m, 5)), AE_ACT_SIGMOID);
     ae_model_free(m);
@@ -67,14 +66,14 @@ static void test_conv_model(void **state)
     ae_model *m;
     size_t code;
     (void)state;
-    assert_int_equal(ae_model_create_conv(&m, 1), AE_OK);
+    assert_int_equal(ae_preset_build(&m, AE_PRESET_CONV, 1), AE_OK);
     assert_int_equal(ae_model_param_count(m), 4385);
     assert_int_equal(ae_model_layer_count(m), 13);
     for (size_t i = 0; i < 13; i++) {
         expect_shape(ae_model_layer(m, i), 3, shapes[i][0], shapes[i][1], shapes[i][2]);
         assert_int_equal(ae_layer_param_count(ae_model_layer(m, i)), params[i]);
     }
-    assert_int_equal(ae_model_code_layer(m, &code), AE_OK);
+    assert_int_equal(ae_model_code_layer(&code, m), AE_OK);
     assert_int_equal(code, 5);
     assert_int_equal(ae_layer_output_size(ae_model_layer(m, code)), 128);
     assert_int_equal(ae_model_input_size(m), 784);
@@ -86,7 +85,7 @@ static void test_conv_model(void **state)
  * the same rows as predicting them one at a time. */
 static void test_predict_any_batch(void **state)
 {
-    preset_fn presets[3] = {ae_model_create_simple, ae_model_create_deep, ae_model_create_conv};
+    const ae_preset presets[3] = {AE_PRESET_SIMPLE, AE_PRESET_DEEP, AE_PRESET_CONV};
     (void)state;
     for (int p = 0; p < 3; p++) {
         ae_model *m;
@@ -95,7 +94,7 @@ static void test_predict_any_batch(void **state)
         ae__rng r;
         ae__rng_seed(&r, 3);
         for (size_t i = 0; i < n * 784; i++) x[i] = (float)ae__rng_uniform(&r);
-        assert_int_equal(presets[p](&m, 9), AE_OK);
+        assert_int_equal(ae_preset_build(&m, presets[p], 9), AE_OK);
         assert_int_equal(ae_model_predict(m, x, n, y, n * 784), AE_OK);
         for (size_t i = 0; i < n * 784; i++) assert_true(y[i] > 0.0f && y[i] < 1.0f);
         {   /* the rows split over threads give the same outputs (to BLAS rounding) */
@@ -123,9 +122,9 @@ static void test_same_seed_same_weights(void **state)
 {
     ae_model *a, *b, *c;
     (void)state;
-    assert_int_equal(ae_model_create_deep(&a, 5), AE_OK);
-    assert_int_equal(ae_model_create_deep(&b, 5), AE_OK);
-    assert_int_equal(ae_model_create_deep(&c, 6), AE_OK);
+    assert_int_equal(ae_preset_build(&a, AE_PRESET_DEEP, 5), AE_OK);
+    assert_int_equal(ae_preset_build(&b, AE_PRESET_DEEP, 5), AE_OK);
+    assert_int_equal(ae_preset_build(&c, AE_PRESET_DEEP, 6), AE_OK);
     assert_memory_equal(a->params, b->params, a->n_params * sizeof(float));
     assert_memory_not_equal(a->params, c->params, a->n_params * sizeof(float));
     /* Glorot-uniform bound of the first kernel: sqrt(6 / (784 + 128)), biases zero */
@@ -142,7 +141,7 @@ static void test_summary(void **state)
     char buf[4096], tiny[16];
     size_t need;
     (void)state;
-    assert_int_equal(ae_model_create_conv(&m, 1), AE_OK);
+    assert_int_equal(ae_preset_build(&m, AE_PRESET_CONV, 1), AE_OK);
     assert_int_equal(ae_model_summary(m, buf, sizeof buf, &need), AE_OK);
     assert_true(strstr(buf, "Total params: 4,385") != NULL);
     assert_true(strstr(buf, "max_pooling2d_2 (MaxPooling2D)  (None, 4, 4, 8)") != NULL);
@@ -218,14 +217,14 @@ static void check_model_gradient(ae_model *m, int loss, size_t samples)
 
 static void test_model_gradients(void **state)
 {
-    preset_fn presets[3] = {ae_model_create_simple, ae_model_create_deep, ae_model_create_conv};
+    const ae_preset presets[3] = {AE_PRESET_SIMPLE, AE_PRESET_DEEP, AE_PRESET_CONV};
     /* under valgrind every forward pass is ~50x slower: sample fewer parameters */
     const size_t samples = getenv("AE_TEST_VALGRIND") ? 24 : 200;
     (void)state;
     for (int p = 0; p < 3; p++) {
         for (int loss = AE_LOSS_BCE; loss <= AE_LOSS_MSE; loss++) {
             ae_model *m;
-            assert_int_equal(presets[p](&m, 21), AE_OK);
+            assert_int_equal(ae_preset_build(&m, presets[p], 21), AE_OK);
             check_model_gradient(m, loss, samples);
             ae_model_free(m);
         }
@@ -236,7 +235,7 @@ static void test_model_gradients(void **state)
  * of the gradient sums) the same gradients as one thread. */
 static void test_threaded_passes_match(void **state)
 {
-    preset_fn presets[3] = {ae_model_create_simple, ae_model_create_deep, ae_model_create_conv};
+    const ae_preset presets[3] = {AE_PRESET_SIMPLE, AE_PRESET_DEEP, AE_PRESET_CONV};
     (void)state;
     for (int p = 0; p < 3; p++) {
         const size_t n = 7; /* does not divide evenly; 3 threads, one share smaller */
@@ -248,7 +247,7 @@ static void test_threaded_passes_match(void **state)
         ae__rng r;
         ae__rng_seed(&r, 31);
         for (size_t i = 0; i < n * 784; i++) x[i] = (float)ae__rng_uniform(&r);
-        assert_int_equal(presets[p](&m, 8), AE_OK);
+        assert_int_equal(ae_preset_build(&m, presets[p], 8), AE_OK);
         g1 = malloc(m->n_params * sizeof *g1);
         g3 = malloc(m->n_params * sizeof *g3);
         assert_int_equal(ae__workspace_create(m, n, 1, &one), AE_OK);
@@ -284,7 +283,7 @@ static void test_builder_errors(void **state)
     assert_int_equal(ae_builder_create(&b, 3, bad), AE_ERR_SHAPE);
     assert_true(strstr(ae_last_error(), "zero") != NULL);
     assert_int_equal(ae_builder_create(&b, 3, img), AE_OK);
-    assert_int_equal(ae_builder_build(b, 1, &m), AE_ERR_STATE);
+    assert_int_equal(ae_builder_build(&m, b, 1), AE_ERR_STATE);
     assert_null(m);
     assert_int_equal(ae_builder_mark_code(b), AE_ERR_STATE);
     assert_int_equal(ae_builder_dense(b, 4, AE_ACT_RELU), AE_ERR_SHAPE);
@@ -320,8 +319,9 @@ static void test_model_errors(void **state)
     const float *data;
     size_t count;
     (void)state;
-    assert_int_equal(ae_model_create_simple(NULL, 1), AE_ERR_INVALID_ARG);
-    assert_int_equal(ae_model_create_simple(&m, 1), AE_OK);
+    assert_int_equal(ae_preset_build(NULL, AE_PRESET_SIMPLE, 1),
+                     AE_ERR_INVALID_ARG);
+    assert_int_equal(ae_preset_build(&m, AE_PRESET_SIMPLE, 1), AE_OK);
     assert_int_equal(ae_model_predict(m, x, 1, y, 783), AE_ERR_SHAPE);
     assert_true(strstr(ae_last_error(), "784") != NULL);
     assert_int_equal(ae_model_predict(m, x, 0, y, 784), AE_ERR_INVALID_ARG);
@@ -334,8 +334,10 @@ static void test_model_errors(void **state)
     assert_true(strstr(ae_model_errmsg(m), "32") != NULL);
     x[0] = INFINITY;
     assert_int_equal(ae_model_set_param(m, 0, AE_PARAM_BIAS, x, 32), AE_ERR_NUMERIC);
-    assert_int_equal(ae_layer_param(ae_model_layer(m, 0), 5, &data, &count), AE_ERR_INVALID_ARG);
-    assert_int_equal(ae_layer_param(ae_model_layer(m, 0), AE_PARAM_KERNEL, &data, &count), AE_OK);
+    assert_int_equal(ae_layer_param(&data, &count, ae_model_layer(m, 0), 5),
+                     AE_ERR_INVALID_ARG);
+    assert_int_equal(ae_layer_param(&data, &count, ae_model_layer(m, 0), AE_PARAM_KERNEL),
+                     AE_OK);
     assert_int_equal(count, 784 * 32);
     assert_null(ae_model_layer(m, 2));
     ae_model_free(m);
@@ -369,7 +371,7 @@ static void test_tensor(void **state)
     assert_float_equal(ae_tensor_data_const(w)[5], 6, 0);
     ae_tensor_free(w);
     /* forward through tensors: (2, 28, 28, 1) in, (2, 784) out */
-    assert_int_equal(ae_model_create_conv(&m, 2), AE_OK);
+    assert_int_equal(ae_preset_build(&m, AE_PRESET_CONV, 2), AE_OK);
     assert_int_equal(ae_tensor_reshape(t, 4, d), AE_OK);
     assert_int_equal(ae_tensor_create(&y, 2, flat), AE_OK);
     assert_int_equal(ae_model_forward(m, t, y), AE_OK);

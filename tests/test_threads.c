@@ -1,7 +1,7 @@
 /*
  * The library's own thread pool (lib/parallel.c) under concurrency, for the
  * ThreadSanitizer pass (tests/run.sh tsan: ctest -L threads):
- *   - ae_fit with AE_TRAIN_THREADS = 2 (batches split over the pool);
+ *   - ae_train_fit with AE_TRAIN_THREADS = 2 (batches split over the pool);
  *   - ae_model_predict and ae_encoder_encode with 3 threads;
  *   - several application threads predicting on one const model at once,
  *     each call with its own internal pool.
@@ -47,7 +47,7 @@ static ae_model *small_conv(uint64_t seed)
     assert_int_equal(ae_builder_dense(b, 16, AE_ACT_RELU), AE_OK);
     assert_int_equal(ae_builder_mark_code(b), AE_OK);
     assert_int_equal(ae_builder_dense(b, 144, AE_ACT_SIGMOID), AE_OK);
-    assert_int_equal(ae_builder_build(b, seed, &m), AE_OK);
+    assert_int_equal(ae_builder_build(&m, b, seed), AE_OK);
     ae_builder_free(b);
     return m;
 }
@@ -61,7 +61,7 @@ static void fit2(ae_model *m, const float *x, size_t n)
     assert_int_equal(ae_train_config_set_int(c, AE_TRAIN_THREADS, 2), AE_OK);
     assert_int_equal(ae_train_config_set_int(c, AE_TRAIN_SEED, 3), AE_OK);
     assert_int_equal(ae_train_config_set_double(c, AE_TRAIN_VALIDATION_SPLIT, 0.2), AE_OK);
-    assert_int_equal(ae_fit(m, c, x, NULL, n, NULL), AE_OK);
+    assert_int_equal(ae_train_fit(m, c, x, NULL, n, NULL), AE_OK);
     ae_train_config_free(c);
 }
 

@@ -75,7 +75,7 @@ static ae_model *small_model(uint64_t seed)
     assert_int_equal(ae_builder_dense(b, 4, AE_ACT_RELU), AE_OK);
     assert_int_equal(ae_builder_mark_code(b), AE_OK);
     assert_int_equal(ae_builder_dense(b, 16, AE_ACT_SIGMOID), AE_OK);
-    assert_int_equal(ae_builder_build(b, seed, &m), AE_OK);
+    assert_int_equal(ae_builder_build(&m, b, seed), AE_OK);
     ae_builder_free(b);
     return m;
 }
@@ -114,12 +114,14 @@ static void test_validation_split_rows(void **state)
     const size_t n_train = 82; /* floor(103 * 0.8) */
     (void)state;
     assert_int_equal(ae_history_create(&h), AE_OK);
-    assert_int_equal(ae_fit(m, c, x, NULL, n, h), AE_OK);
+    assert_int_equal(ae_train_fit(m, c, x, NULL, n, h), AE_OK);
     assert_int_equal(ae_history_epochs(h), 2);
-    assert_int_equal(ae_history_get(h, 1, AE_HIST_VAL_LOSS, &recorded), AE_OK);
-    assert_int_equal(ae_model_evaluate(m, AE_LOSS_BCE, x + n_train * 16, NULL, n - n_train, &direct), AE_OK);
+    assert_int_equal(ae_history_get(&recorded, h, 1, AE_HIST_VAL_LOSS), AE_OK);
+    assert_int_equal(ae_model_evaluate(&direct, m, AE_LOSS_BCE, x + n_train * 16, NULL, n - n_train),
+                     AE_OK);
     assert_float_equal(recorded, direct, 1e-6);
-    assert_int_equal(ae_model_evaluate(m, AE_LOSS_BCE, x + (n_train - 1) * 16, NULL, n - n_train, &direct), AE_OK);
+    assert_int_equal(ae_model_evaluate(&direct, m, AE_LOSS_BCE, x + (n_train - 1) * 16, NULL, n - n_train),
+                     AE_OK);
     assert_true(fabs(recorded - direct) > 1e-7);
     ae_history_free(h);
     ae_train_config_free(c);
@@ -135,19 +137,19 @@ static void test_shuffle_determinism(void **state)
     ae_train_config *c = config(3, 16, 0.1);
     (void)state;
     assert_int_equal(ae_train_config_set_int(c, AE_TRAIN_SEED, 42), AE_OK);
-    assert_int_equal(ae_fit(a, c, x, NULL, n, NULL), AE_OK);
-    assert_int_equal(ae_fit(b, c, x, NULL, n, NULL), AE_OK);
+    assert_int_equal(ae_train_fit(a, c, x, NULL, n, NULL), AE_OK);
+    assert_int_equal(ae_train_fit(b, c, x, NULL, n, NULL), AE_OK);
     assert_memory_equal(a->params, b->params, a->n_params * sizeof(float));
     assert_int_equal(ae_train_config_set_int(c, AE_TRAIN_SEED, 43), AE_OK);
-    assert_int_equal(ae_fit(d, c, x, NULL, n, NULL), AE_OK);
+    assert_int_equal(ae_train_fit(d, c, x, NULL, n, NULL), AE_OK);
     assert_memory_not_equal(a->params, d->params, a->n_params * sizeof(float));
     /* without shuffling the seed does not matter */
     ae_model_free(a); ae_model_free(b); ae_model_free(d);
     a = small_model(3); b = small_model(3);
     assert_int_equal(ae_train_config_set_int(c, AE_TRAIN_SHUFFLE, 0), AE_OK);
-    assert_int_equal(ae_fit(a, c, x, NULL, n, NULL), AE_OK);
+    assert_int_equal(ae_train_fit(a, c, x, NULL, n, NULL), AE_OK);
     assert_int_equal(ae_train_config_set_int(c, AE_TRAIN_SEED, 44), AE_OK);
-    assert_int_equal(ae_fit(b, c, x, NULL, n, NULL), AE_OK);
+    assert_int_equal(ae_train_fit(b, c, x, NULL, n, NULL), AE_OK);
     assert_memory_equal(a->params, b->params, a->n_params * sizeof(float));
     ae_model_free(a); ae_model_free(b);
     ae_train_config_free(c);
@@ -172,13 +174,15 @@ static void test_early_stopping_restores_best(void **state)
     assert_int_equal(ae_train_config_set_int(c, AE_TRAIN_PATIENCE, 3), AE_OK);
     assert_int_equal(ae_train_config_set_double(c, AE_TRAIN_LEARNING_RATE, 0.01), AE_OK);
     assert_int_equal(ae_history_create(&h), AE_OK);
-    assert_int_equal(ae_fit(m, c, x, y, n, h), AE_OK);
+    assert_int_equal(ae_train_fit(m, c, x, y, n, h), AE_OK);
     assert_true(ae_history_stopped_early(h));
     assert_int_equal(ae_history_epochs(h), 4);
-    assert_int_equal(ae_history_best_epoch(h, &best), AE_OK);
+    assert_int_equal(ae_history_best_epoch(&best, h), AE_OK);
     assert_int_equal(best, 0);
-    assert_int_equal(ae_history_get(h, 0, AE_HIST_VAL_LOSS, &first_val), AE_OK);
-    assert_int_equal(ae_model_evaluate(m, AE_LOSS_MSE, x + n_train * 16, y + n_train * 16, n - n_train, &now), AE_OK);
+    assert_int_equal(ae_history_get(&first_val, h, 0, AE_HIST_VAL_LOSS),
+                     AE_OK);
+    assert_int_equal(ae_model_evaluate(&now, m, AE_LOSS_MSE, x + n_train * 16, y + n_train * 16, n - n_train),
+                     AE_OK);
     assert_float_equal(now, first_val, 1e-7);
     ae_history_free(h);
     ae_train_config_free(c);
@@ -191,9 +195,10 @@ typedef struct stop_after {
     int epochs_seen, batches_seen, stop_at_epoch;
 } stop_after;
 
-static int stopper(int event, size_t epoch, size_t step, size_t steps, double loss,
-                   const ae_history *h, void *user)
+static int stopper(ae_train_event event, size_t epoch, size_t step, size_t steps, double loss,
+                   const ae_model *model, const ae_history *h, void *user)
 {
+    (void)model;
     stop_after *s = user;
     (void)step; (void)steps;
     assert_true(isfinite(loss));
@@ -216,7 +221,7 @@ static void test_callback_stops(void **state)
     (void)state;
     assert_int_equal(ae_train_config_set_callback(c, stopper, &s), AE_OK);
     assert_int_equal(ae_history_create(&h), AE_OK);
-    assert_int_equal(ae_fit(m, c, x, NULL, 64, h), AE_STOPPED);
+    assert_int_equal(ae_train_fit(m, c, x, NULL, 64, h), AE_STOPPED);
     assert_false(ae_is_error(AE_STOPPED));
     assert_int_equal(s.epochs_seen, 2);
     assert_int_equal(s.batches_seen, 8);
@@ -235,14 +240,14 @@ static void test_nan_and_divergence(void **state)
     float *before = malloc(m->n_params * sizeof *before);
     (void)state;
     x[100] = NAN;
-    assert_int_equal(ae_fit(m, c, x, NULL, 64, NULL), AE_ERR_NUMERIC);
+    assert_int_equal(ae_train_fit(m, c, x, NULL, 64, NULL), AE_ERR_NUMERIC);
     assert_true(strstr(ae_model_errmsg(m), "NaN") != NULL);
     /* finite but enormous inputs overflow the forward pass: training stops
      * and the weights are the ones from before the bad step */
     for (size_t i = 0; i < 64 * 16; i++) x[i] = 3e38f;
     memcpy(before, m->params, m->n_params * sizeof *before);
     assert_int_equal(ae_train_config_set_int(c, AE_TRAIN_LOSS, AE_LOSS_MSE), AE_OK);
-    assert_int_equal(ae_fit(m, c, x, NULL, 64, NULL), AE_ERR_NUMERIC);
+    assert_int_equal(ae_train_fit(m, c, x, NULL, 64, NULL), AE_ERR_NUMERIC);
     assert_memory_equal(before, m->params, m->n_params * sizeof *before);
     free(before);
     ae_train_config_free(c);
@@ -262,20 +267,20 @@ static void test_threaded_fit(void **state)
     (void)state;
     assert_int_equal(ae_train_config_set_int(c, AE_TRAIN_SEED, 5), AE_OK);
     assert_int_equal(ae_train_config_set_int(c, AE_TRAIN_THREADS, 1), AE_OK);
-    assert_int_equal(ae_fit(one, c, x, NULL, n, NULL), AE_OK);
+    assert_int_equal(ae_train_fit(one, c, x, NULL, n, NULL), AE_OK);
     assert_int_equal(ae_train_config_set_int(c, AE_TRAIN_THREADS, 3), AE_OK);
-    assert_int_equal(ae_fit(three, c, x, NULL, n, NULL), AE_OK);
-    assert_int_equal(ae_fit(again, c, x, NULL, n, NULL), AE_OK);
+    assert_int_equal(ae_train_fit(three, c, x, NULL, n, NULL), AE_OK);
+    assert_int_equal(ae_train_fit(again, c, x, NULL, n, NULL), AE_OK);
     assert_memory_equal(three->params, again->params, three->n_params * sizeof(float));
     for (size_t i = 0; i < one->n_params; i++)
         assert_float_equal(one->params[i], three->params[i], 1e-4);
     assert_int_equal(ae_train_config_set_int(c, AE_TRAIN_THREADS, 65), AE_ERR_RANGE);
     x[5 * 16 + 3] = INFINITY;
-    assert_int_equal(ae_fit(one, c, x, NULL, n, NULL), AE_ERR_NUMERIC);
+    assert_int_equal(ae_train_fit(one, c, x, NULL, n, NULL), AE_ERR_NUMERIC);
     for (size_t i = 0; i < n * 16; i++) x[i] = 3e38f; /* overflow inside the threads */
     memcpy(again->params, three->params, three->n_params * sizeof(float));
     assert_int_equal(ae_train_config_set_int(c, AE_TRAIN_LOSS, AE_LOSS_MSE), AE_OK);
-    assert_int_equal(ae_fit(three, c, x, NULL, n, NULL), AE_ERR_NUMERIC);
+    assert_int_equal(ae_train_fit(three, c, x, NULL, n, NULL), AE_ERR_NUMERIC);
     assert_memory_equal(three->params, again->params, three->n_params * sizeof(float));
     ae_train_config_free(c);
     ae_model_free(one);
@@ -288,32 +293,60 @@ static void test_config_bounds_and_errors(void **state)
 {
     ae_train_config *c;
     double v, lo, hi;
-    int integer;
+    int64_t iv, ilo, ihi;
+    ae_value_type type;
     ae_model *m = small_model(8);
     float x[16 * 4] = {0};
     (void)state;
     assert_int_equal(ae_train_config_create(&c), AE_OK);
-    assert_int_equal(ae_train_config_get(c, AE_TRAIN_OPTIMIZER, &v), AE_OK);
-    assert_int_equal((int)v, AE_OPT_NADAM);
-    assert_int_equal(ae_train_config_get(c, AE_TRAIN_EPSILON, &v), AE_OK);
+    assert_int_equal(ae_train_config_get_int(&iv, c, AE_TRAIN_OPTIMIZER), AE_OK);
+    assert_int_equal(iv, AE_OPT_NADAM);
+    assert_int_equal(ae_train_config_get_double(&v, c, AE_TRAIN_EPSILON), AE_OK);
     assert_float_equal(v, 1e-7, 1e-12);
-    assert_int_equal(ae_train_param_bounds(AE_TRAIN_VALIDATION_SPLIT, &lo, &hi, &integer), AE_OK);
-    assert_true(lo == 0 && hi < 1 && !integer);
+    assert_int_equal(ae_train_param_type(&type, AE_TRAIN_VALIDATION_SPLIT), AE_OK);
+    assert_int_equal(type, AE_VALUE_DOUBLE);
+    assert_int_equal(ae_train_param_double_bounds(&lo, &hi, AE_TRAIN_VALIDATION_SPLIT), AE_OK);
+    assert_true(lo == 0 && hi < 1);
+    assert_int_equal(ae_train_param_type(&type, AE_TRAIN_SEED), AE_OK);
+    assert_int_equal(type, AE_VALUE_INT);
+    assert_int_equal(ae_train_param_int_bounds(&ilo, &ihi, AE_TRAIN_SEED), AE_OK);
+    assert_true(ilo == 0 && ihi == INT64_MAX);
+    /* integer keys are exact: a seed above 2^53 is not rounded */
+    assert_int_equal(ae_train_config_set_int(c, AE_TRAIN_SEED, INT64_MAX - 2), AE_OK);
+    assert_int_equal(ae_train_config_get_int(&iv, c, AE_TRAIN_SEED), AE_OK);
+    assert_true(iv == INT64_MAX - 2);
+    assert_int_equal(ae_train_config_set_int(c, AE_TRAIN_SEED, (int64_t)9007199254740993LL), AE_OK);
+    assert_int_equal(ae_train_config_get_int(&iv, c, AE_TRAIN_SEED), AE_OK);
+    assert_true(iv == (int64_t)9007199254740993LL);
+    /* each key has one type: the other type's functions refuse it */
+    assert_int_equal(ae_train_config_set_double(c, AE_TRAIN_BATCH_SIZE, 3.0), AE_ERR_INVALID_ARG);
+    assert_non_null(strstr(ae_last_error(), "AE_TRAIN_BATCH_SIZE"));
+    assert_int_equal(ae_train_config_set_int(c, AE_TRAIN_LEARNING_RATE, 1), AE_ERR_INVALID_ARG);
+    assert_int_equal(ae_train_config_get_double(&v, c, AE_TRAIN_EPOCHS), AE_ERR_INVALID_ARG);
+    assert_int_equal(ae_train_config_get_int(&iv, c, AE_TRAIN_BETA1), AE_ERR_INVALID_ARG);
+    assert_int_equal(ae_train_param_int_bounds(&ilo, &ihi, AE_TRAIN_BETA1), AE_ERR_INVALID_ARG);
+    assert_int_equal(ae_train_param_double_bounds(&lo, &hi, AE_TRAIN_EPOCHS), AE_ERR_INVALID_ARG);
     assert_int_equal(ae_train_config_set_int(c, AE_TRAIN_BATCH_SIZE, 0), AE_ERR_RANGE);
-    assert_int_equal(ae_train_config_set_double(c, AE_TRAIN_BATCH_SIZE, 3.5), AE_ERR_RANGE);
+    /* keys are named in messages, and the function named is the one called */
+    assert_string_equal(ae_last_error(),
+                        "ae_train_config_set_int: AE_TRAIN_BATCH_SIZE = 0 is outside [1, 65536]");
     assert_int_equal(ae_train_config_set_double(c, AE_TRAIN_VALIDATION_SPLIT, 1.0), AE_ERR_RANGE);
     assert_int_equal(ae_train_config_set_double(c, AE_TRAIN_LEARNING_RATE, NAN), AE_ERR_RANGE);
-    assert_int_equal(ae_train_config_set_int(c, 999, 1), AE_ERR_INVALID_ARG);
+    assert_int_equal(ae_train_config_set_int(c, (ae_train_param)999, 1), AE_ERR_INVALID_ARG);
     assert_int_equal(ae_train_config_set_int(c, AE_TRAIN_OPTIMIZER, 7), AE_ERR_RANGE);
-    assert_int_equal(ae_train_param_bounds(0, NULL, NULL, NULL), AE_ERR_INVALID_ARG);
-    assert_int_equal(ae_fit(m, NULL, x, NULL, 4, NULL), AE_ERR_INVALID_ARG);
-    assert_int_equal(ae_fit(m, c, x, NULL, 0, NULL), AE_ERR_INVALID_ARG);
+    assert_int_equal(ae_train_param_int_bounds(NULL, NULL, (ae_train_param)0), AE_ERR_INVALID_ARG);
+    assert_string_equal(ae_train_param_name(AE_TRAIN_EPOCHS), "AE_TRAIN_EPOCHS");
+    assert_null(ae_train_param_name((ae_train_param)0));
+    assert_int_equal(ae_train_fit(m, NULL, x, NULL, 4, NULL), AE_ERR_INVALID_ARG);
+    assert_int_equal(ae_train_fit(m, c, x, NULL, 0, NULL), AE_ERR_INVALID_ARG);
     assert_int_equal(ae_train_config_set_double(c, AE_TRAIN_VALIDATION_SPLIT, 0.5), AE_OK);
-    assert_int_equal(ae_fit(m, c, x, NULL, 1, NULL), AE_ERR_RANGE); /* 0 training rows */
+    assert_int_equal(ae_train_fit(m, c, x, NULL, 1, NULL), AE_ERR_RANGE); /* 0 training rows */
     assert_int_equal(ae_train_config_set_double(c, AE_TRAIN_VALIDATION_SPLIT, 0.1), AE_OK);
-    assert_int_equal(ae_fit(m, c, x, NULL, 4, NULL), AE_OK); /* floor(3.6) = 3 train, 1 validation */
-    assert_int_equal(ae_model_evaluate(m, 5, x, NULL, 4, &v), AE_ERR_INVALID_ARG);
-    assert_int_equal(ae_loss_value(AE_LOSS_BCE, x, x, 0, &v), AE_ERR_INVALID_ARG);
+    assert_int_equal(ae_train_fit(m, c, x, NULL, 4, NULL), AE_OK); /* floor(3.6) = 3 train, 1 validation */
+    assert_int_equal(ae_model_evaluate(&v, m, 5, x, NULL, 4),
+                     AE_ERR_INVALID_ARG);
+    assert_int_equal(ae_loss_value(&v, AE_LOSS_BCE, x, x, 0),
+                     AE_ERR_INVALID_ARG);
     ae_train_config_free(c);
     ae_train_config_free(NULL);
     ae_history_free(NULL);
@@ -325,10 +358,10 @@ static void test_loss_values(void **state)
     const float p[4] = {0.9f, 0.2f, 0.0f, 1.0f}, t[4] = {1, 0, 0, 1};
     double v;
     (void)state;
-    assert_int_equal(ae_loss_value(AE_LOSS_BCE, p, t, 4, &v), AE_OK);
+    assert_int_equal(ae_loss_value(&v, AE_LOSS_BCE, p, t, 4), AE_OK);
     /* -(log .9 + log .8 + log(1 - 1e-7) + log(1 - 1e-7)) / 4: the clamp keeps it finite */
     assert_float_equal(v, -(log(0.9) + log(0.8) + 2 * log(1 - 1e-7)) / 4, 1e-6);
-    assert_int_equal(ae_loss_value(AE_LOSS_MSE, p, t, 4, &v), AE_OK);
+    assert_int_equal(ae_loss_value(&v, AE_LOSS_MSE, p, t, 4), AE_OK);
     assert_float_equal(v, (0.01 + 0.04) / 4, 1e-7);
 }
 
@@ -378,12 +411,13 @@ static void test_real_training_learns(void **state)
                 x[i * 784 + (size_t)py * 28 + (size_t)px] = fabs(d - rad) < 1.0 ? 1.0f : 0.0f;
             }
     }
-    assert_int_equal(ae_model_create_simple(&m, 1), AE_OK);
-    assert_int_equal(ae_model_evaluate(m, AE_LOSS_BCE, x, NULL, n, &before), AE_OK);
+    assert_int_equal(ae_preset_build(&m, AE_PRESET_SIMPLE, 1), AE_OK);
+    assert_int_equal(ae_model_evaluate(&before, m, AE_LOSS_BCE, x, NULL, n),
+                     AE_OK);
     assert_int_equal(ae_history_create(&h), AE_OK);
-    assert_int_equal(ae_fit(m, c, x, NULL, n, h), AE_OK);
-    assert_int_equal(ae_history_get(h, 0, AE_HIST_TRAIN_LOSS, &first), AE_OK);
-    assert_int_equal(ae_history_get(h, 7, AE_HIST_VAL_LOSS, &last), AE_OK);
+    assert_int_equal(ae_train_fit(m, c, x, NULL, n, h), AE_OK);
+    assert_int_equal(ae_history_get(&first, h, 0, AE_HIST_TRAIN_LOSS), AE_OK);
+    assert_int_equal(ae_history_get(&last, h, 7, AE_HIST_VAL_LOSS), AE_OK);
     print_message("BCE before %.4f, first epoch %.4f, last val %.4f\n", before, first, last);
     assert_true(before > 0.6);
     assert_true(last < 0.5 * before);

@@ -2,7 +2,7 @@
  * Training that meets NaN/inf in a LATER epoch stops with AE_ERR_NUMERIC and
  * keeps the last good weights (tests/test_train.c covers a NaN present from
  * the start and an overflow in the first epoch). The progress callback
- * poisons the caller's training rows after epoch 0 (ae_fit reads them again
+ * poisons the caller's training rows after epoch 0 (ae_train_fit reads them again
  * every epoch), so epoch 1 meets infinity:
  *   - restore-best off: the weights are the ones at the end of epoch 0;
  *   - restore-best on with validation: the weights of the best epoch (0).
@@ -28,9 +28,10 @@ typedef struct poison {
     int epochs;
 } poison;
 
-static int poison_after_epoch0(int event, size_t epoch, size_t step, size_t steps, double loss,
-                               const ae_history *h, void *user)
+static int poison_after_epoch0(ae_train_event event, size_t epoch, size_t step, size_t steps, double loss,
+                               const ae_model *model, const ae_history *h, void *user)
 {
+    (void)model;
     poison *p = user;
     (void)step, (void)steps, (void)loss, (void)h;
     if (event == AE_EVENT_EPOCH_END) {
@@ -56,7 +57,7 @@ static void run(int restore_best, double split)
     assert_int_equal(ae_builder_create(&b, 1, in), AE_OK);
     assert_int_equal(ae_builder_dense(b, 4, AE_ACT_RELU), AE_OK);
     assert_int_equal(ae_builder_dense(b, d, AE_ACT_SIGMOID), AE_OK);
-    assert_int_equal(ae_builder_build(b, 3, &p.m), AE_OK);
+    assert_int_equal(ae_builder_build(&p.m, b, 3), AE_OK);
     ae_builder_free(b);
     p.x = x;
     p.n_x = (size_t)((double)n * (1.0 - split)) * d; /* training rows only */
@@ -69,7 +70,7 @@ static void run(int restore_best, double split)
     assert_int_equal(ae_train_config_set_double(c, AE_TRAIN_VALIDATION_SPLIT, split), AE_OK);
     assert_int_equal(ae_train_config_set_callback(c, poison_after_epoch0, &p), AE_OK);
     assert_int_equal(ae_history_create(&h), AE_OK);
-    assert_int_equal(ae_fit(p.m, c, x, NULL, n, h), AE_ERR_NUMERIC);
+    assert_int_equal(ae_train_fit(p.m, c, x, NULL, n, h), AE_ERR_NUMERIC);
     assert_true(ae_model_errmsg(p.m)[0] != '\0');
     assert_int_equal(p.epochs, 1); /* epoch 1 never completed */
     assert_int_equal(ae_history_epochs(h), 1);

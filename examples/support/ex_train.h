@@ -16,7 +16,7 @@ extern "C" {
 typedef struct ex_train_spec {
     const char *name;                          /**< "simple_autoencoder", ... (file names too) */
     const char *summary;                       /**< first line of --help */
-    ae_status (*create)(ae_model **, uint64_t); /**< model constructor */
+    ae_preset preset; /**< the model */
     long batch_size;                           /**< the tutorial's batch size */
     int draw_code;                             /**< also draw one drawing's code as an image */
 } ex_train_spec;

@@ -12,16 +12,17 @@ typedef struct progress {
     size_t train_rows;
 } progress;
 
-static int on_progress(int event, size_t epoch, size_t step, size_t steps, double loss,
-                       const ae_history *h, void *user)
+static int on_progress(ae_train_event event, size_t epoch, size_t step, size_t steps, double loss,
+                       const ae_model *model, const ae_history *h, void *user)
 {
+    (void)model;
     progress *p = user;
     double val, secs, ips;
     (void)step;
     if (event != AE_EVENT_EPOCH_END) return 0;
-    ae_history_get(h, epoch, AE_HIST_VAL_LOSS, &val);
-    ae_history_get(h, epoch, AE_HIST_SECONDS, &secs);
-    ae_history_get(h, epoch, AE_HIST_IMAGES_PER_SECOND, &ips);
+    ae_history_get(&val, h, epoch, AE_HIST_VAL_LOSS);
+    ae_history_get(&secs, h, epoch, AE_HIST_SECONDS);
+    ae_history_get(&ips, h, epoch, AE_HIST_IMAGES_PER_SECOND);
     printf("Epoch %zu: %zu/%zu steps - %.2fs - %.0f img/s - loss: %.4f - val_loss: %.4f\n",
            epoch + 1, steps, steps, secs, ips, loss, val);
     fflush(stdout);
@@ -143,11 +144,11 @@ int ex_run_training_example(const ex_train_spec *spec, int argc, char **argv)
     if (rc != EX_OK) return rc == EX_HELP ? 0 : 2;
     if (ex_mkdir_p(a.out_dir) != EX_OK) return 1;
     if (ex_load_dataset(&ds, &a, 1) != EX_OK) return 1;
-    ae_dataset_train(ds, &train, NULL, &n_train);
-    ae_dataset_test(ds, &test, &test_labels, &n_test);
+    ae_dataset_train(&train, NULL, &n_train, ds);
+    ae_dataset_test(&test, &test_labels, &n_test, ds);
 
     rc = 1;
-    if ((st = spec->create(&m, a.seed)) != AE_OK) {
+    if ((st = ae_preset_build(&m, spec->preset, a.seed)) != AE_OK) {
         fprintf(stderr, "error: building the model: %s\n", ae_last_error());
         goto done;
     }
@@ -166,7 +167,7 @@ int ex_run_training_example(const ex_train_spec *spec, int argc, char **argv)
     printf("training on %zu drawings, validating on the last %zu, batch %ld, up to %ld epochs, "
            "early stopping patience %ld\n", (size_t)floor(n_train * 0.8),
            n_train - (size_t)floor(n_train * 0.8), batch, a.epochs, patience);
-    st = ae_fit(m, cfg, train, NULL, n_train, h);
+    st = ae_train_fit(m, cfg, train, NULL, n_train, h);
     if (ex_csv_close(prog.csv) != EX_OK) goto done;
     prog.csv = NULL;
     if (st != AE_OK) {
@@ -174,11 +175,11 @@ int ex_run_training_example(const ex_train_spec *spec, int argc, char **argv)
         goto done;
     }
     epochs_run = ae_history_epochs(h);
-    ae_history_best_epoch(h, &best);
+    ae_history_best_epoch(&best, h);
     for (size_t e = 0; e < epochs_run; e++) {
         double s, ips;
-        ae_history_get(h, e, AE_HIST_SECONDS, &s);
-        ae_history_get(h, e, AE_HIST_IMAGES_PER_SECOND, &ips);
+        ae_history_get(&s, h, e, AE_HIST_SECONDS);
+        ae_history_get(&ips, h, e, AE_HIST_IMAGES_PER_SECOND);
         secs_total += s;
         ips_total += ips;
     }
@@ -192,7 +193,7 @@ int ex_run_training_example(const ex_train_spec *spec, int argc, char **argv)
         goto done;
     }
     printf("predict: (%zu, %zu)\n", n_test, ae_model_output_size(m));
-    if (ae_loss_value(AE_LOSS_BCE, recon, test, n_test * 784, &test_bce) != AE_OK) goto done;
+    if (ae_loss_value(&test_bce, AE_LOSS_BCE, recon, test, n_test * 784) != AE_OK) goto done;
     printf("test binary cross-entropy: %.4f (%zu held-out drawings)\n", test_bce, n_test);
 
     if (ex_path(path, sizeof path, a.out_dir, spec->name) != EX_OK) goto done;

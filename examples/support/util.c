@@ -71,13 +71,13 @@ int ex_load_dataset(ae_dataset **out, const ex_args *a, int verbose)
     }
     if (verbose) {
         size_t ntr, nte;
-        ae_dataset_train(*out, NULL, NULL, &ntr);
-        ae_dataset_test(*out, NULL, NULL, &nte);
+        ae_dataset_train(NULL, NULL, &ntr, *out);
+        ae_dataset_test(NULL, NULL, &nte, *out);
         printf("data: %s, %zu categories, first %zu per category\n", a->data_dir,
                ae_dataset_num_categories(*out), a->per_category);
         for (size_t c = 0; c < ae_dataset_num_categories(*out); c++) {
             size_t tr, te;
-            ae_dataset_category_counts(*out, c, &tr, &te);
+            ae_dataset_category_counts(&tr, &te, *out, c);
             printf("  %-14s train %6zu  test %5zu\n", ae_dataset_category_name(*out, c), tr, te);
         }
         printf("  %-14s train %6zu  test %5zu  (loaded in %.2f s)\n", "total", ntr, nte,

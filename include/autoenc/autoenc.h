@@ -10,10 +10,12 @@
 #include "tensor.h"
 #include "layer.h"
 #include "model.h"
+#include "loss.h"
 #include "builder.h"
+#include "preset.h"
 #include "train.h"
 #include "encoder.h"
-#include "io.h"
+#include "npy.h"
 #include "dataset.h"
 #include "index.h"
 

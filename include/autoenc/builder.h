@@ -13,8 +13,10 @@
  *     ae_builder_dense(b, 32, AE_ACT_RELU);
  *     ae_builder_mark_code(b);               // the bottleneck
  *     ae_builder_dense(b, 784, AE_ACT_SIGMOID);
- *     ae_builder_build(b, 42, &m);
+ *     ae_builder_build(&m, b, 42);
  *     ae_builder_free(b);
+ *
+ * The reference tutorial's models are one call each: see preset.h.
  *
  * Threading: a builder is used by one thread at a time.
  */
@@ -42,16 +44,16 @@ AE_API void ae_builder_free(ae_builder *b);
 AE_API const char *ae_builder_errmsg(const ae_builder *b);
 
 /** Dense layer on a rank-1 input (flatten images first). */
-AE_API ae_status ae_builder_dense(ae_builder *b, size_t units, int activation);
+AE_API ae_status ae_builder_dense(ae_builder *b, size_t units, ae_activation activation);
 /** Convolution on a rank-3 input: @p filters outputs, odd or even k x k kernel, stride 1. */
-AE_API ae_status ae_builder_conv2d(ae_builder *b, size_t filters, size_t kernel, int padding,
-                                   int activation);
+AE_API ae_status ae_builder_conv2d(ae_builder *b, size_t filters, size_t kernel,
+                                   ae_padding padding, ae_activation activation);
 /** 2x2 max pooling with stride 2; AE_PAD_SAME rounds up (7 -> 4), VALID down (7 -> 3). */
-AE_API ae_status ae_builder_maxpool2d(ae_builder *b, int padding);
+AE_API ae_status ae_builder_maxpool2d(ae_builder *b, ae_padding padding);
 /** Nearest-neighbour upsampling by 2 in height and width. */
 AE_API ae_status ae_builder_upsample2d(ae_builder *b);
 /** Stand-alone element-wise activation. */
-AE_API ae_status ae_builder_activation(ae_builder *b, int activation);
+AE_API ae_status ae_builder_activation(ae_builder *b, ae_activation activation);
 /** (h, w, c) -> (h*w*c), in NHWC order. */
 AE_API ae_status ae_builder_flatten(ae_builder *b);
 /** Reshape to rank 1 or 3 with the same number of floats per sample. */
@@ -65,21 +67,11 @@ AE_API ae_status ae_builder_mark_code(ae_builder *b);
 /** Number of layers added so far. */
 AE_API size_t ae_builder_layer_count(const ae_builder *b);
 
-/** Builds a model with initial weights from @p seed. The builder stays usable. */
-AE_API ae_status ae_builder_build(ae_builder *b, uint64_t seed, ae_model **out);
-
-/* ---- the reference tutorial's three models --------------------------------- */
-
-/** 784 -> Dense(32, relu) [code] -> Dense(784, sigmoid): 50,992 parameters. */
-AE_API ae_status ae_model_create_simple(ae_model **out, uint64_t seed);
-/** 784-128-64-32[code]-64-128-784 (relu, sigmoid out): 222,384 parameters. */
-AE_API ae_status ae_model_create_deep(ae_model **out, uint64_t seed);
 /**
- * 28x28x1 -> Conv16 -> Pool -> Conv8 -> Pool -> Conv8 -> Pool [code 4x4x8]
- * -> Conv8 -> Up -> Conv8 -> Up -> Conv16(valid) -> Up -> Conv1(sigmoid):
- * 4,385 parameters. All convolutions 3x3, relu, same padding unless noted.
+ * Builds a model into @p out with initial weights from @p seed. The builder
+ * stays usable (build again for another model with the same layers).
  */
-AE_API ae_status ae_model_create_conv(ae_model **out, uint64_t seed);
+AE_API ae_status ae_builder_build(ae_model **out, ae_builder *b, uint64_t seed);
 
 #ifdef __cplusplus
 }

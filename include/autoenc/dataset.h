@@ -1,121 +1,27 @@
 /*
- * libautoenc: data loading.
+ * libautoenc: labelled data sets.
  *
- * Two parts:
+ * An ae_dataset is a labelled data set made of a folder of "<category>.npy"
+ * files (one category per file, e.g. Google's Quick, Draw! numpy_bitmap
+ * files, read with npy.h), with a seeded, stratified train/test split.
  *
- *  - A reader and a writer for numpy's .npy files (format versions 1.0, 2.0
- *    and 3.0). The reader accepts little-endian C-order arrays of uint8
- *    ('|u1' or '<u1') or float32 ('<f4') of rank 1 to AE_TENSOR_MAX_RANK and
- *    returns float32; anything else (other dtypes, big-endian data,
- *    fortran_order arrays, zero-sized dimensions, a file whose length does not
- *    match its shape, a malformed header) is refused with AE_ERR_FORMAT and a
- *    message naming the file. Sizes are checked against the file length, with
- *    overflow checks, before anything is allocated. The writer writes float32
- *    arrays atomically (a temporary file renamed into place).
+ * Memory: rows and labels are borrowed from the dataset.
  *
- *  - ae_dataset: a labelled data set made of a folder of "<category>.npy"
- *    files (one category per file, e.g. Google's Quick, Draw! numpy_bitmap
- *    files), with a seeded, stratified train/test split.
- *
- * In an array of rank r the first dimension counts rows and a row is the
- * product of the other dimensions (a 1-D array has rows of one value), so
- * (N, 784), (N, 1, 784) and (N, 28, 28) all are N rows of 784 values.
- *
- * Memory: ae_npy_load* return tensors the caller frees with ae_tensor_free;
- * everything else is written to caller buffers or borrowed from a dataset.
- *
- * Threading: the npy functions keep no state and may be called concurrently
- * (on different output files for ae_npy_save_f32). An ae_dataset is
- * immutable once ae_dataset_load has returned: every accessor takes a const
- * handle and may be called from several threads at once; only
- * ae_dataset_free must not race with other calls on the same dataset.
+ * Threading: an ae_dataset is immutable once ae_dataset_load has returned:
+ * every accessor takes a const handle and may be called from several threads
+ * at once; only ae_dataset_free must not race with other calls on the same
+ * dataset.
  */
 #ifndef AUTOENC_DATASET_H
 #define AUTOENC_DATASET_H
 
 #include "common.h"
+#include "npy.h"
 #include "tensor.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-/* ---- .npy files ----------------------------------------------------------- */
-
-/** Element types of .npy files the reader understands. */
-enum ae_npy_dtype {
-    AE_NPY_U8 = 1, /**< unsigned 8-bit integers, descr '|u1' or '<u1' */
-    AE_NPY_F32 = 2 /**< little-endian IEEE float32, descr '<f4' */
-};
-
-/** Scale that maps uint8 pixels 0..255 onto [0, 1] (pass as @p u8_scale). */
-#define AE_NPY_U8_UNIT (1.0f / 255.0f)
-
-/**
- * Reads only the header of a .npy file and checks that the file length
- * matches it.
- *
- * @param path   the file.
- * @param dtype  receives AE_NPY_U8 or AE_NPY_F32 (may be NULL).
- * @param rank   receives the rank, 1..AE_TENSOR_MAX_RANK (may be NULL).
- * @param dims   receives @p rank dimensions (may be NULL; otherwise room for
- *               AE_TENSOR_MAX_RANK values; unused entries are set to 0).
- * @return AE_OK; AE_ERR_INVALID_ARG for a NULL path; AE_ERR_IO when the file
- *         cannot be opened or read; AE_ERR_FORMAT for anything the reader
- *         does not accept.
- */
-AE_API ae_status ae_npy_info(const char *path, int *dtype, int *rank, size_t *dims);
-
-/**
- * Loads a whole .npy file as a new float32 tensor of the file's shape.
- *
- * @param out       receives the tensor (NULL on failure); free it with
- *                  ae_tensor_free.
- * @param path      the file.
- * @param u8_scale  uint8 values v become v * u8_scale (1.0f keeps 0..255,
- *                  AE_NPY_U8_UNIT gives [0, 1]); must be finite. float32
- *                  files are returned unchanged and ignore it.
- * @return AE_OK, or the errors of ae_npy_info, AE_ERR_RANGE for a non-finite
- *         scale, AE_ERR_NOMEM.
- */
-AE_API ae_status ae_npy_load(ae_tensor **out, const char *path, float u8_scale);
-
-/**
- * Like ae_npy_load but keeps only the first @p max_rows rows (0 = all): the
- * tensor's first dimension is min(rows in the file, max_rows). Only those
- * rows are read from the file; the whole file is still validated against
- * its header.
- */
-AE_API ae_status ae_npy_load_rows(ae_tensor **out, const char *path, size_t max_rows,
-                                  float u8_scale);
-
-/**
- * Reads rows @p first_row .. @p first_row + @p n_rows - 1 of a .npy file into
- * a caller buffer, converted to float32 as ae_npy_load does.
- *
- * @param dst      receives n_rows * (values per row) floats.
- * @param dst_len  capacity of @p dst in floats; too small gives AE_ERR_RANGE.
- * @return AE_OK; AE_ERR_RANGE when the rows are not all in the file or do
- *         not fit in @p dst; the errors of ae_npy_info otherwise.
- */
-AE_API ae_status ae_npy_read_rows(const char *path, size_t first_row, size_t n_rows,
-                                  float u8_scale, float *dst, size_t dst_len);
-
-/**
- * Writes a float32 array as a .npy file (format 1.0, '<f4', C order; format
- * 2.0 only when the header would not fit in 1.0). The file is written to a
- * temporary name beside @p path and renamed into place, so a failure leaves
- * an existing file untouched.
- *
- * @param path  the file to create or replace.
- * @param data  product(dims) floats, row-major.
- * @param rank  1..AE_TENSOR_MAX_RANK.
- * @param dims  @p rank dimensions, each > 0.
- * @return AE_OK; AE_ERR_INVALID_ARG for NULL arguments or a bad rank or a zero
- *         dimension; AE_ERR_RANGE when the size overflows; AE_ERR_IO.
- */
-AE_API ae_status ae_npy_save_f32(const char *path, const float *data, int rank,
-                                 const size_t *dims);
 
 /* ---- labelled data sets ----------------------------------------------------- */
 
@@ -186,8 +92,8 @@ AE_API const char *ae_dataset_category_name(const ae_dataset *ds, size_t label);
  * (either pointer may be NULL).
  * @return AE_OK, AE_ERR_INVALID_ARG for NULL @p ds, AE_ERR_RANGE for a bad label.
  */
-AE_API ae_status ae_dataset_category_counts(const ae_dataset *ds, size_t label, size_t *train,
-                                            size_t *test);
+AE_API ae_status ae_dataset_category_counts(size_t *train, size_t *test, const ae_dataset *ds,
+                                            size_t label);
 
 /** Values per row (the product of the per-row shape), 0 for NULL. */
 AE_API size_t ae_dataset_row_width(const ae_dataset *ds);
@@ -200,7 +106,7 @@ AE_API size_t ae_dataset_row_width(const ae_dataset *ds);
  * @param rank  receives the rank, 1..AE_TENSOR_MAX_RANK - 1.
  * @param dims  room for AE_TENSOR_MAX_RANK values; unused ones are set to 0.
  */
-AE_API ae_status ae_dataset_row_shape(const ae_dataset *ds, int *rank, size_t *dims);
+AE_API ae_status ae_dataset_row_shape(int *rank, size_t *dims, const ae_dataset *ds);
 
 /**
  * The training set, borrowed (valid until ae_dataset_free). Any out pointer
@@ -210,23 +116,23 @@ AE_API ae_status ae_dataset_row_shape(const ae_dataset *ds, int *rank, size_t *d
  * @param labels  receives count labels (0 .. num_categories - 1).
  * @param count   receives the number of rows.
  */
-AE_API ae_status ae_dataset_train(const ae_dataset *ds, const float **rows,
-                                  const int32_t **labels, size_t *count);
+AE_API ae_status ae_dataset_train(const float **rows, const int32_t **labels, size_t *count,
+                                  const ae_dataset *ds);
 
 /**
  * The test set, borrowed like ae_dataset_train. When test_fraction was 0 the
  * count is 0 and the row and label pointers are NULL.
  */
-AE_API ae_status ae_dataset_test(const ae_dataset *ds, const float **rows,
-                                 const int32_t **labels, size_t *count);
+AE_API ae_status ae_dataset_test(const float **rows, const int32_t **labels, size_t *count,
+                                 const ae_dataset *ds);
 
 /**
  * Where each row came from: its row number in its category's file (the file
  * is given by the label). Borrowed arrays of count values, matching
  * ae_dataset_train and ae_dataset_test; either pointer may be NULL.
  */
-AE_API ae_status ae_dataset_sources(const ae_dataset *ds, const size_t **train_src,
-                                    const size_t **test_src);
+AE_API ae_status ae_dataset_sources(const size_t **train_src, const size_t **test_src,
+                                    const ae_dataset *ds);
 
 #ifdef __cplusplus
 }

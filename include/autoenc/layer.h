@@ -24,7 +24,7 @@ extern "C" {
 typedef struct ae_layer ae_layer;
 
 /** Kinds of layer. Values are pinned. */
-enum ae_layer_kind {
+typedef enum ae_layer_kind {
     AE_LAYER_DENSE = 1,      /**< fully connected, optional fused activation */
     AE_LAYER_CONV2D = 2,     /**< k x k convolution, stride 1, same or valid padding */
     AE_LAYER_MAXPOOL2D = 3,  /**< 2x2 max pooling, stride 2, same or valid rounding */
@@ -32,35 +32,35 @@ enum ae_layer_kind {
     AE_LAYER_ACTIVATION = 5, /**< element-wise activation */
     AE_LAYER_FLATTEN = 6,    /**< (h, w, c) -> (h*w*c) */
     AE_LAYER_RESHAPE = 7     /**< any shape -> any shape of the same size */
-};
+} ae_layer_kind;
 
 /** Activation functions. Values are pinned. */
-enum ae_activation {
+typedef enum ae_activation {
     AE_ACT_LINEAR = 0,  /**< identity */
     AE_ACT_RELU = 1,    /**< max(0, x) */
     AE_ACT_SIGMOID = 2  /**< 1 / (1 + exp(-x)) */
-};
+} ae_activation;
 
 /** Padding of convolutions and rounding of pooling. Values are pinned. */
-enum ae_padding {
+typedef enum ae_padding {
     AE_PAD_SAME = 0,  /**< output size ceil(in / stride); zero padding */
     AE_PAD_VALID = 1  /**< only full windows: conv in - k + 1, pool floor(in / 2) */
-};
+} ae_padding;
 
-/** Which parameter array of a layer (ae_layer_param). */
-enum ae_param_kind {
+/** Which parameter array of a layer (ae_layer_param). Values are pinned. */
+typedef enum ae_param_kind {
     AE_PARAM_KERNEL = 0, /**< weights */
     AE_PARAM_BIAS = 1    /**< biases */
-};
+} ae_param_kind;
 
 /** Kind of the layer (an ae_layer_kind value). */
-AE_API int ae_layer_kind_of(const ae_layer *layer);
+AE_API ae_layer_kind ae_layer_kind_of(const ae_layer *layer);
 /** Static lower-case name of a kind ("dense", "conv2d", ...), "unknown" otherwise. */
-AE_API const char *ae_layer_kind_name(int kind);
+AE_API const char *ae_layer_kind_name(ae_layer_kind kind);
 /** Name unique within its model, as Keras names them ("dense", "dense_1", ...). */
 AE_API const char *ae_layer_name(const ae_layer *layer);
 /** Activation applied by the layer (AE_ACT_LINEAR for none). */
-AE_API int ae_layer_activation(const ae_layer *layer);
+AE_API ae_activation ae_layer_activation(const ae_layer *layer);
 /** Rank of the per-sample output shape (1 or 3). */
 AE_API int ae_layer_output_rank(const ae_layer *layer);
 /** Per-sample output dimension @p axis (0 if out of range). */
@@ -70,12 +70,13 @@ AE_API size_t ae_layer_output_size(const ae_layer *layer);
 /** Trainable parameters of the layer (0 for parameterless layers). */
 AE_API size_t ae_layer_param_count(const ae_layer *layer);
 /**
- * Borrowed read-only view of a parameter array (layouts above). Returns
+ * Borrowed read-only view of a parameter array (layouts above): @p data
+ * receives the pointer, @p count the number of floats. Returns
  * AE_ERR_INVALID_ARG for a layer without that parameter. Valid until the
  * model is trained, loaded into, or freed.
  */
-AE_API ae_status ae_layer_param(const ae_layer *layer, int which, const float **data,
-                                size_t *count);
+AE_API ae_status ae_layer_param(const float **data, size_t *count, const ae_layer *layer,
+                                ae_param_kind which);
 
 #ifdef __cplusplus
 }

@@ -1,8 +1,8 @@
 /*
  * libautoenc: models.
  *
- * A model is a sequence of layers with their weights (build one with
- * builder.h or load one with io.h). Inputs and outputs are float rows: a batch
+ * A model is a sequence of layers with their weights: build one with
+ * builder.h or preset.h, load one with ae_model_load, train it with train.h. Inputs and outputs are float rows: a batch
  * of n samples is n * ae_model_input_size() floats, row-major, images in NHWC
  * order (for 28x28x1 drawings that is simply n rows of 784 pixels).
  *
@@ -15,6 +15,7 @@
 
 #include "common.h"
 #include "layer.h"
+#include "loss.h"
 #include "tensor.h"
 
 #ifdef __cplusplus
@@ -26,8 +27,8 @@ typedef struct ae_model ae_model;
 
 /** Frees the model and its layers. NULL is accepted. */
 AE_API void ae_model_free(ae_model *m);
-/** Independent deep copy (weights included). */
-AE_API ae_status ae_model_clone(const ae_model *m, ae_model **out);
+/** Independent deep copy (weights included) into @p out. */
+AE_API ae_status ae_model_clone(ae_model **out, const ae_model *m);
 /** Message of the last failure of a call that modified this model ("" if none). */
 AE_API const char *ae_model_errmsg(const ae_model *m);
 
@@ -45,8 +46,8 @@ AE_API size_t ae_model_input_dim(const ae_model *m, int axis);
 AE_API size_t ae_model_input_size(const ae_model *m);
 /** Floats per output sample. */
 AE_API size_t ae_model_output_size(const ae_model *m);
-/** Index of the code (bottleneck) layer; AE_ERR_STATE if none was marked. */
-AE_API ae_status ae_model_code_layer(const ae_model *m, size_t *index);
+/** Index of the code (bottleneck) layer into @p index; AE_ERR_STATE if none was marked. */
+AE_API ae_status ae_model_code_layer(size_t *index, const ae_model *m);
 
 /**
  * Runs the model on @p n samples @p x (n * input_size floats) and writes
@@ -82,8 +83,8 @@ AE_API int ae_model_get_threads(const ae_model *m);
  * Replaces a parameter array of layer @p layer (layouts in layer.h) with
  * @p count floats, which must all be finite.
  */
-AE_API ae_status ae_model_set_param(ae_model *m, size_t layer, int which, const float *data,
-                                    size_t count);
+AE_API ae_status ae_model_set_param(ae_model *m, size_t layer, ae_param_kind which,
+                                    const float *data, size_t count);
 
 /**
  * Writes a Keras-style summary table (layer, output shape, parameters, code
@@ -92,6 +93,43 @@ AE_API ae_status ae_model_set_param(ae_model *m, size_t layer, int which, const 
  * buffer gets a truncated table and AE_ERR_RANGE.
  */
 AE_API ae_status ae_model_summary(const ae_model *m, char *buf, size_t cap, size_t *needed);
+
+/**
+ * Mean loss of the model's predictions on @p n rows @p x against targets
+ * @p y (NULL: targets = x, an autoencoder), into @p value.
+ * @return AE_OK, AE_ERR_INVALID_ARG, AE_ERR_SHAPE (a model whose output size
+ *         differs from its input size with y NULL) or AE_ERR_NUMERIC (NaN or
+ *         infinity in the inputs, the predictions or the loss).
+ */
+AE_API ae_status ae_model_evaluate(double *value, const ae_model *m, ae_loss loss,
+                                   const float *x, const float *y, size_t n);
+
+/* ---- files ----------------------------------------------------------------- */
+
+/** Format version written by ae_model_save (model files, docs/formats.md). */
+#define AE_MODEL_FORMAT_VERSION 1
+
+/**
+ * Writes @p m to @p path: architecture and weights in one versioned,
+ * checksummed file (docs/formats.md). The file is written to a temporary
+ * name beside @p path, flushed to disk and renamed over it, so a crash never
+ * leaves a half-written model (docs/reliability.md). Safe concurrently with
+ * other const calls on the model.
+ * @return AE_OK, AE_ERR_INVALID_ARG or AE_ERR_IO.
+ */
+AE_API ae_status ae_model_save(const ae_model *m, const char *path);
+
+/**
+ * Loads a model saved by ae_model_save (or an encoder saved by
+ * ae_encoder_save) into a new handle @p out. The magic, the format version,
+ * the CRC-32 and every size are checked before anything is used. A loaded
+ * model predicts bit-identical outputs to the saved one.
+ * @return AE_OK, AE_ERR_INVALID_ARG, AE_ERR_IO (cannot be read, not a regular
+ *         file), AE_ERR_FORMAT (not a model file, truncated or inconsistent),
+ *         AE_ERR_VERSION (a newer format version), AE_ERR_CHECKSUM or
+ *         AE_ERR_NOMEM.
+ */
+AE_API ae_status ae_model_load(ae_model **out, const char *path);
 
 #ifdef __cplusplus
 }

@@ -1,55 +1,49 @@
 /*
  * libautoenc: training.
  *
- * One call, ae_fit(), trains a model on an in-memory dataset the way Keras'
+ * One call, ae_train_fit(), trains a model on an in-memory dataset the way Keras'
  * model.fit does: mini-batches, per-epoch shuffling from a seed, a validation
  * split taken as the LAST fraction of the rows before any shuffling, early
  * stopping on the validation loss with best-weight restore, a per-epoch
  * history, and a progress callback that can stop training cleanly.
  *
- * Settings live in an opaque ae_train_config set through
- * ae_train_config_set_int/_double with keys from enum ae_train_param
- * (zstd-style: no public struct, bounds queryable, keys append-only).
+ * Settings live in an opaque ae_train_config (zstd-style: no public struct,
+ * keys append-only). Every key has one value type (ae_train_param_type):
+ * integer keys are set and read with ae_train_config_set_int/_get_int and
+ * stored exactly as int64_t, real keys with _set_double/_get_double; using
+ * the other type's function is AE_ERR_INVALID_ARG. Bounds are queryable
+ * (ae_train_param_int_bounds, ae_train_param_double_bounds).
  *
- * Threading: ae_fit needs exclusive use of the model; a config and a history
- * are used by one thread at a time. ae_model_evaluate and ae_loss_value are
- * safe concurrently on const models.
+ * Threading: ae_train_fit needs exclusive use of the model; a config and a
+ * history are used by one thread at a time. OpenBLAS' process-wide thread
+ * count: see AE_TRAIN_THREADS.
  */
 #ifndef AUTOENC_TRAIN_H
 #define AUTOENC_TRAIN_H
 
 #include "common.h"
+#include "loss.h"
 #include "model.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/** Loss functions. Values are pinned. */
-enum ae_loss_kind {
-    /** Binary cross-entropy, mean over all outputs. Predictions are clamped
-     *  to [1e-7, 1 - 1e-7] as Keras does; when the model's last layer is a
-     *  sigmoid, training uses the exact logit gradient (y - t), as Keras and
-     *  PyTorch do for a sigmoid output. */
-    AE_LOSS_BCE = 1,
-    AE_LOSS_MSE = 2 /**< mean squared error, mean over all outputs */
-};
-
 /** Optimisers (Keras semantics). Values are pinned. */
-enum ae_optimizer_kind {
+typedef enum ae_optimizer {
     AE_OPT_NADAM = 1, /**< Nadam with momentum decay 0.004 (Keras, PyTorch NAdam) */
     AE_OPT_ADAM = 2,  /**< Adam */
     AE_OPT_SGD = 3    /**< SGD with optional (heavy-ball) momentum */
-};
+} ae_optimizer;
 
-/** Keys of training settings: defaults and bounds in ae_train_param_bounds(). Pinned. */
-enum ae_train_param {
-    AE_TRAIN_OPTIMIZER = 1,        /**< int, ae_optimizer_kind; default NADAM */
-    AE_TRAIN_LOSS = 2,             /**< int, ae_loss_kind; default BCE */
+/** Keys of training settings: type, defaults and bounds below and from the bounds functions. Pinned. */
+typedef enum ae_train_param {
+    AE_TRAIN_OPTIMIZER = 1,        /**< int, an ae_optimizer; default NADAM */
+    AE_TRAIN_LOSS = 2,             /**< int, an ae_loss; default BCE */
     AE_TRAIN_EPOCHS = 3,           /**< int, maximum epochs; default 10 */
     AE_TRAIN_BATCH_SIZE = 4,       /**< int, rows per step; default 32 */
     AE_TRAIN_SHUFFLE = 5,          /**< int 0/1, reshuffle training rows every epoch; default 1 */
-    AE_TRAIN_SEED = 6,             /**< int, seed of the shuffling stream; default 0 */
+    AE_TRAIN_SEED = 6,             /**< int, seed of the shuffling stream, any int64 >= 0 (exact); default 0 */
     AE_TRAIN_LEARNING_RATE = 7,    /**< double; default 1e-3 */
     AE_TRAIN_BETA1 = 8,            /**< double, Adam/Nadam; default 0.9 */
     AE_TRAIN_BETA2 = 9,            /**< double, Adam/Nadam; default 0.999 */
@@ -65,21 +59,21 @@ enum ae_train_param {
      *  for a given seed and thread count, but differ in the last bits across
      *  thread counts (gradient sums are added in another order). */
     AE_TRAIN_THREADS = 17
-};
+} ae_train_param;
 
 /** Progress events passed to the callback. */
-enum ae_train_event {
+typedef enum ae_train_event {
     AE_EVENT_BATCH_END = 1, /**< after each optimiser step */
     AE_EVENT_EPOCH_END = 2  /**< after each epoch (history holds the epoch already) */
-};
+} ae_train_event;
 
 /** Fields of a history entry (ae_history_get). */
-enum ae_history_field {
+typedef enum ae_history_field {
     AE_HIST_TRAIN_LOSS = 1,        /**< mean training loss over the epoch's batches */
     AE_HIST_VAL_LOSS = 2,          /**< validation loss after the epoch (NaN without validation) */
     AE_HIST_SECONDS = 3,           /**< wall-clock seconds of the epoch (training steps only) */
     AE_HIST_IMAGES_PER_SECOND = 4  /**< training rows per second in the epoch */
-};
+} ae_history_field;
 
 /** Opaque training configuration. */
 typedef struct ae_train_config ae_train_config;
@@ -87,28 +81,60 @@ typedef struct ae_train_config ae_train_config;
 typedef struct ae_history ae_history;
 
 /**
- * Progress callback. @p event is an ae_train_event; @p epoch counts from 0;
- * @p step / @p steps are the batch within the epoch; @p loss is the batch
- * loss (BATCH_END) or the epoch's training loss (EPOCH_END). Return 0 to go
- * on, non-zero to stop: ae_fit then returns AE_STOPPED with the history and
- * weights as they are (after best-weight restore if configured).
+ * Progress callback, called on the thread that called ae_train_fit.
+ *  - @p event: AE_EVENT_BATCH_END after each optimiser step, AE_EVENT_EPOCH_END
+ *    after each epoch's validation and early-stopping bookkeeping (the
+ *    history already holds the epoch).
+ *  - @p epoch counts from 0. At BATCH_END, @p step is the number of steps
+ *    done in this epoch (1..steps) and @p steps the epoch's step count
+ *    (ceil(training rows / batch size)); at EPOCH_END both equal steps.
+ *  - @p loss: the batch's loss at BATCH_END, the epoch's mean training loss
+ *    at EPOCH_END.
+ *  - @p model: the model being trained, read-only: the callback may save it
+ *    (ae_model_save), predict with it, copy it (ae_model_clone) or extract an
+ *    encoder from it, and the weights it sees are those after the last step.
+ *    It must not modify, train or free it.
+ *  - Return 0 to go on, non-zero to stop: ae_train_fit then returns
+ *    AE_STOPPED (not an error) with the history and weights as they are
+ *    (after best-weight restore if configured).
  */
-typedef int (*ae_progress_fn)(int event, size_t epoch, size_t step, size_t steps, double loss,
-                              const ae_history *history, void *user);
+typedef int (*ae_progress_fn)(ae_train_event event, size_t epoch, size_t step, size_t steps,
+                              double loss, const ae_model *model, const ae_history *history,
+                              void *user);
 
 /** New configuration with the defaults listed in enum ae_train_param. */
 AE_API ae_status ae_train_config_create(ae_train_config **out);
 /** Frees a configuration. NULL is accepted. */
 AE_API void ae_train_config_free(ae_train_config *cfg);
-/** Sets an integer-valued (or any) key; AE_ERR_RANGE outside its bounds. */
-AE_API ae_status ae_train_config_set_int(ae_train_config *cfg, int key, int64_t value);
-/** Sets a key from a double; integer keys must get whole numbers. */
-AE_API ae_status ae_train_config_set_double(ae_train_config *cfg, int key, double value);
-/** Reads any key as a double. */
-AE_API ae_status ae_train_config_get(const ae_train_config *cfg, int key, double *value);
-/** Inclusive bounds of a key, and whether it takes whole numbers only. */
-AE_API ae_status ae_train_param_bounds(int key, double *lo, double *hi, int *is_integer);
-/** Sets (or clears, with NULL) the progress callback. */
+/**
+ * Sets integer key @p key (exact 64-bit value).
+ * @return AE_OK, AE_ERR_INVALID_ARG (NULL, unknown key, a real-valued key) or
+ *         AE_ERR_RANGE (outside ae_train_param_int_bounds).
+ */
+AE_API ae_status ae_train_config_set_int(ae_train_config *cfg, ae_train_param key,
+                                         int64_t value);
+/**
+ * Sets real-valued key @p key.
+ * @return AE_OK, AE_ERR_INVALID_ARG (NULL, unknown key, an integer key) or
+ *         AE_ERR_RANGE (NaN or outside ae_train_param_double_bounds).
+ */
+AE_API ae_status ae_train_config_set_double(ae_train_config *cfg, ae_train_param key,
+                                            double value);
+/** Reads integer key @p key into @p value (AE_ERR_INVALID_ARG for a real key). */
+AE_API ae_status ae_train_config_get_int(int64_t *value, const ae_train_config *cfg,
+                                         ae_train_param key);
+/** Reads real-valued key @p key into @p value (AE_ERR_INVALID_ARG for an integer key). */
+AE_API ae_status ae_train_config_get_double(double *value, const ae_train_config *cfg,
+                                            ae_train_param key);
+/** Value type of @p key (AE_ERR_INVALID_ARG for an unknown key). */
+AE_API ae_status ae_train_param_type(ae_value_type *type, ae_train_param key);
+/** Inclusive bounds of integer key @p key (either pointer may be NULL). */
+AE_API ae_status ae_train_param_int_bounds(int64_t *lo, int64_t *hi, ae_train_param key);
+/** Inclusive bounds of real-valued key @p key (either pointer may be NULL). */
+AE_API ae_status ae_train_param_double_bounds(double *lo, double *hi, ae_train_param key);
+/** Static name of a key, as spelled in this header ("AE_TRAIN_EPOCHS"); NULL if unknown. */
+AE_API const char *ae_train_param_name(ae_train_param key);
+/** Sets (or clears, with NULL) the progress callback and its user pointer. */
 AE_API ae_status ae_train_config_set_callback(ae_train_config *cfg, ae_progress_fn fn,
                                               void *user);
 
@@ -118,10 +144,11 @@ AE_API ae_status ae_history_create(ae_history **out);
 AE_API void ae_history_free(ae_history *h);
 /** Number of completed epochs recorded. */
 AE_API size_t ae_history_epochs(const ae_history *h);
-/** One field of epoch @p epoch (from 0). */
-AE_API ae_status ae_history_get(const ae_history *h, size_t epoch, int field, double *value);
-/** Epoch (from 0) with the best monitored loss; AE_ERR_STATE if none. */
-AE_API ae_status ae_history_best_epoch(const ae_history *h, size_t *epoch);
+/** One field of epoch @p epoch (from 0), into @p value. */
+AE_API ae_status ae_history_get(double *value, const ae_history *h, size_t epoch,
+                                ae_history_field field);
+/** Epoch (from 0) with the best monitored loss, into @p epoch; AE_ERR_STATE if none. */
+AE_API ae_status ae_history_best_epoch(size_t *epoch, const ae_history *h);
 /** Non-zero if the last fit ended by early stopping. */
 AE_API int ae_history_stopped_early(const ae_history *h);
 
@@ -138,16 +165,8 @@ AE_API int ae_history_stopped_early(const ae_history *h);
  * start of that epoch (or the best epoch, if restore-best is on and one
  * exists).
  */
-AE_API ae_status ae_fit(ae_model *model, const ae_train_config *cfg, const float *x,
-                        const float *y, size_t n, ae_history *history);
-
-/** Mean loss of the model's predictions on @p n rows (y NULL: targets = x). */
-AE_API ae_status ae_model_evaluate(const ae_model *model, int loss, const float *x,
-                                   const float *y, size_t n, double *value);
-
-/** Mean loss of @p count predictions against targets (BCE clamped as Keras). */
-AE_API ae_status ae_loss_value(int loss, const float *pred, const float *target, size_t count,
-                               double *value);
+AE_API ae_status ae_train_fit(ae_model *model, const ae_train_config *cfg, const float *x,
+                              const float *y, size_t n, ae_history *history);
 
 #ifdef __cplusplus
 }

@@ -74,9 +74,10 @@ struct cb_state {
     int batch_ends;
 };
 
-static int stop_after_two(int event, size_t epoch, size_t step, size_t steps, double loss,
-                          const ae_history *history, void *user)
+static int stop_after_two(ae_train_event event, size_t epoch, size_t step, size_t steps, double loss,
+                          const ae_model *model, const ae_history *history, void *user)
 {
+    (void)model;
     struct cb_state *s = (struct cb_state *)user;
     (void)step;
     (void)steps;
@@ -148,13 +149,13 @@ static void test_builder_and_presets(void)
     CHECK(ae_builder_conv2d(b, 8, 3, AE_PAD_SAME, AE_ACT_RELU) == AE_ERR_SHAPE);
     CHECK(ae_builder_errmsg(b)[0] != '\0');
     CHECK(ae_builder_layer_count(b) == 2);
-    CHECK(ae_builder_build(b, 7, &m) == AE_OK);
+    CHECK(ae_builder_build(&m, b, 7) == AE_OK);
     ae_builder_free(b);
     if (!m) return;
     CHECK(ae_model_layer_count(m) == 2);
     CHECK(ae_model_param_count(m) == (IN * CODE + CODE) + (CODE * IN + IN));
     CHECK(ae_model_input_size(m) == IN && ae_model_output_size(m) == IN);
-    CHECK(ae_model_code_layer(m, &idx) == AE_OK && idx == 0);
+    CHECK(ae_model_code_layer(&idx, m) == AE_OK && idx == 0);
     CHECK(ae_layer_kind_of(ae_model_layer(m, 0)) == AE_LAYER_DENSE);
     CHECK(strcmp(ae_layer_kind_name(AE_LAYER_CONV2D), "conv2d") == 0);
     CHECK(ae_layer_activation(ae_model_layer(m, 1)) == AE_ACT_SIGMOID);
@@ -164,13 +165,13 @@ static void test_builder_and_presets(void)
     m = NULL;
 
     /* the reference models, by their documented parameter counts */
-    CHECK(ae_model_create_simple(&m, 42) == AE_OK && ae_model_param_count(m) == 50992);
+    CHECK(ae_preset_build(&m, AE_PRESET_SIMPLE, 42) == AE_OK && ae_model_param_count(m) == 50992);
     ae_model_free(m);
     m = NULL;
-    CHECK(ae_model_create_deep(&m, 42) == AE_OK && ae_model_param_count(m) == 222384);
+    CHECK(ae_preset_build(&m, AE_PRESET_DEEP, 42) == AE_OK && ae_model_param_count(m) == 222384);
     ae_model_free(m);
     m = NULL;
-    CHECK(ae_model_create_conv(&m, 42) == AE_OK && ae_model_param_count(m) == 4385);
+    CHECK(ae_preset_build(&m, AE_PRESET_CONV, 42) == AE_OK && ae_model_param_count(m) == 4385);
     if (m) {
         CHECK(ae_model_input_rank(m) == 3 && ae_model_input_dim(m, 0) == 28);
         CHECK(ae_model_set_threads(m, 1) == AE_OK && ae_model_get_threads(m) == 1);
@@ -199,8 +200,8 @@ static void test_train_encode_search_files(const char *dir)
     ae_index *brute = NULL, *tree = NULL, *hnsw = NULL, *reloaded = NULL;
     struct cb_state cb = {0, 0};
     size_t in1[1] = {IN};
-    double first = 0, last = 0, before = 0, after = 0, lo = 0, hi = 0, v = 0;
-    int is_int = 0;
+    double first = 0, last = 0, before = 0, after = 0;
+    int64_t lo = 0, hi = 0, v = 0;
     size_t i, best = 0;
     char path[1024];
     int32_t lab = -1;
@@ -212,15 +213,15 @@ static void test_train_encode_search_files(const char *dir)
     CHECK(ae_builder_dense(b, CODE, AE_ACT_SIGMOID) == AE_OK);
     CHECK(ae_builder_mark_code(b) == AE_OK);
     CHECK(ae_builder_dense(b, IN, AE_ACT_SIGMOID) == AE_OK);
-    CHECK(ae_builder_build(b, 3, &m) == AE_OK);
+    CHECK(ae_builder_build(&m, b, 3) == AE_OK);
     ae_builder_free(b);
     if (!m) return;
 
     /* ---- a tiny fit ---- */
-    CHECK(ae_train_param_bounds(AE_TRAIN_BATCH_SIZE, &lo, &hi, &is_int) == AE_OK);
-    CHECK(lo >= 1 && hi >= 64 && is_int);
+    CHECK(ae_train_param_int_bounds(&lo, &hi, AE_TRAIN_BATCH_SIZE) == AE_OK);
+    CHECK(lo >= 1 && hi >= 64);
     CHECK(ae_train_config_create(&cfg) == AE_OK);
-    CHECK(ae_train_config_get(cfg, AE_TRAIN_EPOCHS, &v) == AE_OK && v == 10); /* default */
+    CHECK(ae_train_config_get_int(&v, cfg, AE_TRAIN_EPOCHS) == AE_OK && v == 10); /* default */
     CHECK(ae_train_config_set_int(cfg, AE_TRAIN_OPTIMIZER, AE_OPT_ADAM) == AE_OK);
     CHECK(ae_train_config_set_int(cfg, AE_TRAIN_LOSS, AE_LOSS_BCE) == AE_OK);
     CHECK(ae_train_config_set_int(cfg, AE_TRAIN_EPOCHS, 40) == AE_OK);
@@ -231,20 +232,20 @@ static void test_train_encode_search_files(const char *dir)
     CHECK(ae_train_config_set_double(cfg, AE_TRAIN_VALIDATION_SPLIT, 0.25) == AE_OK);
     CHECK(ae_train_config_set_int(cfg, AE_TRAIN_BATCH_SIZE, 0) == AE_ERR_RANGE);
     CHECK(ae_history_create(&h) == AE_OK);
-    CHECK(ae_model_evaluate(m, AE_LOSS_BCE, x, NULL, ROWS, &before) == AE_OK);
-    CHECK(ae_fit(m, cfg, x, NULL, ROWS, h) == AE_OK);
+    CHECK(ae_model_evaluate(&before, m, AE_LOSS_BCE, x, NULL, ROWS) == AE_OK);
+    CHECK(ae_train_fit(m, cfg, x, NULL, ROWS, h) == AE_OK);
     CHECK(ae_history_epochs(h) == 40);
-    CHECK(ae_history_get(h, 0, AE_HIST_TRAIN_LOSS, &first) == AE_OK);
-    CHECK(ae_history_get(h, 39, AE_HIST_TRAIN_LOSS, &last) == AE_OK);
+    CHECK(ae_history_get(&first, h, 0, AE_HIST_TRAIN_LOSS) == AE_OK);
+    CHECK(ae_history_get(&last, h, 39, AE_HIST_TRAIN_LOSS) == AE_OK);
     CHECK(isfinite(first) && isfinite(last) && last < first);
-    CHECK(ae_history_get(h, 39, AE_HIST_VAL_LOSS, &v) == AE_OK && isfinite(v));
-    CHECK(ae_history_best_epoch(h, &best) == AE_OK && best < 40);
-    CHECK(ae_model_evaluate(m, AE_LOSS_BCE, x, NULL, ROWS, &after) == AE_OK);
+    CHECK(ae_history_get(&last, h, 39, AE_HIST_VAL_LOSS) == AE_OK && isfinite(last));
+    CHECK(ae_history_best_epoch(&best, h) == AE_OK && best < 40);
+    CHECK(ae_model_evaluate(&after, m, AE_LOSS_BCE, x, NULL, ROWS) == AE_OK);
     CHECK(after < before);
 
     /* a callback that stops: AE_STOPPED, not an error, two epochs recorded */
     CHECK(ae_train_config_set_callback(cfg, stop_after_two, &cb) == AE_OK);
-    CHECK(ae_fit(m, cfg, x, NULL, ROWS, h) == AE_STOPPED);
+    CHECK(ae_train_fit(m, cfg, x, NULL, ROWS, h) == AE_STOPPED);
     CHECK(ae_history_epochs(h) == 2 && cb.epoch_ends == 2 && cb.batch_ends > 0);
 
     /* ---- predict, encoder ---- */
@@ -268,20 +269,20 @@ static void test_train_encode_search_files(const char *dir)
         CHECK(dist[i * K] < 1e-3f);                  /* a query finds itself ... */
         CHECK(dist[i * K] <= dist[i * K + 1] && dist[i * K + 1] <= dist[i * K + 2]);
     }
-    CHECK(ae_index_label(brute, ids[0], &lab) == AE_OK && lab == labels[ids[0]]);
+    CHECK(ae_index_label(&lab, brute, ids[0]) == AE_OK && lab == labels[ids[0]]);
     CHECK(ae_index_check_dim(brute, CODE + 1) == AE_ERR_SHAPE);
 
     CHECK(ae_index_create(&tree, AE_INDEX_BALLTREE, AE_INDEX_L2, CODE) == AE_OK);
-    CHECK(ae_index_set_param(tree, AE_INDEX_LEAF_SIZE, 4) == AE_OK);
+    CHECK(ae_index_set_int(tree, AE_INDEX_LEAF_SIZE, 4) == AE_OK);
     CHECK(ae_index_build(tree, codes, ROWS, NULL, NULL) == AE_OK);
     CHECK(ae_index_search(tree, codes, NQ, K, 0, dist2, ids2) == AE_OK);
     for (i = 0; i < NQ * K; i++) CHECK(fabsf(dist[i] - dist2[i]) <= 1e-4f);
 
     CHECK(ae_index_create(&hnsw, AE_INDEX_HNSW, AE_INDEX_L2, CODE) == AE_OK);
-    CHECK(ae_index_set_param(hnsw, AE_INDEX_HNSW_M, 8) == AE_OK);
-    CHECK(ae_index_set_param(hnsw, AE_INDEX_SEED, 5) == AE_OK);
+    CHECK(ae_index_set_int(hnsw, AE_INDEX_HNSW_M, 8) == AE_OK);
+    CHECK(ae_index_set_int(hnsw, AE_INDEX_SEED, 5) == AE_OK);
     CHECK(ae_index_build(hnsw, codes, ROWS, NULL, NULL) == AE_OK);
-    CHECK(ae_index_get_backend(hnsw) == AE_INDEX_HNSW && ae_index_get_metric(hnsw) == AE_INDEX_L2);
+    CHECK(ae_index_backend_of(hnsw) == AE_INDEX_HNSW && ae_index_metric_of(hnsw) == AE_INDEX_L2);
     /* ef_search >= ROWS visits everything: as exact as brute force */
     CHECK(ae_index_search(hnsw, codes, NQ, K, ROWS, dist2, ids2) == AE_OK);
     for (i = 0; i < NQ * K; i++) CHECK(fabsf(dist[i] - dist2[i]) <= 1e-4f);
@@ -322,7 +323,8 @@ static void test_npy_and_dataset(const char *dir)
 {
     static float a[20 * 6], b[10 * 6];
     size_t dims[2] = {20, 6}, got[4] = {0};
-    int dtype = 0, rank = 0;
+    ae_npy_dtype dtype = AE_NPY_U8;
+    int rank = 0;
     ae_tensor *t = NULL;
     ae_dataset *ds = NULL;
     const float *rows = NULL;
@@ -336,7 +338,7 @@ static void test_npy_and_dataset(const char *dir)
     mkdir(sub, 0777);
     path_join(path, sizeof path, sub, "alpha.npy");
     CHECK(ae_npy_save_f32(path, a, 2, dims) == AE_OK);
-    CHECK(ae_npy_info(path, &dtype, &rank, got) == AE_OK);
+    CHECK(ae_npy_info(&dtype, &rank, got, path) == AE_OK);
     CHECK(dtype == AE_NPY_F32 && rank == 2 && got[0] == 20 && got[1] == 6);
     CHECK(ae_npy_load(&t, path, AE_NPY_U8_UNIT) == AE_OK);
     if (t) {
@@ -352,8 +354,8 @@ static void test_npy_and_dataset(const char *dir)
     if (!ds) return;
     CHECK(ae_dataset_num_categories(ds) == 2 && ae_dataset_row_width(ds) == 6);
     CHECK(strcmp(ae_dataset_category_name(ds, 1), "beta gamma") == 0);
-    CHECK(ae_dataset_train(ds, &rows, &labels, &n_train) == AE_OK);
-    CHECK(ae_dataset_test(ds, NULL, NULL, &n_test) == AE_OK);
+    CHECK(ae_dataset_train(&rows, &labels, &n_train, ds) == AE_OK);
+    CHECK(ae_dataset_test(NULL, NULL, &n_test, ds) == AE_OK);
     CHECK(n_train + n_test == 30 && n_test == 4 + 2);
     for (i = 0; i < n_train; i++) CHECK(labels[i] == 0 || labels[i] == 1);
     ae_dataset_free(ds);

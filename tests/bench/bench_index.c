@@ -248,10 +248,10 @@ int main(int argc, char **argv)
         single_stats s;
         if (pass > 0 && !strstr(backends, names[pass])) continue;
         if (ae_index_create(&idx, kinds[pass], AE_INDEX_L2, d) != AE_OK) return 1;
-        if (kinds[pass] == AE_INDEX_BALLTREE) ae_index_set_param(idx, AE_INDEX_LEAF_SIZE, leaf);
+        if (kinds[pass] == AE_INDEX_BALLTREE) ae_index_set_int(idx, AE_INDEX_LEAF_SIZE, leaf);
         if (kinds[pass] == AE_INDEX_HNSW) {
-            ae_index_set_param(idx, AE_INDEX_HNSW_M, m);
-            ae_index_set_param(idx, AE_INDEX_HNSW_EF_CONSTRUCTION, efc);
+            ae_index_set_int(idx, AE_INDEX_HNSW_M, m);
+            ae_index_set_int(idx, AE_INDEX_HNSW_EF_CONSTRUCTION, efc);
         }
         rss0 = rss_kb();
         t0 = now();

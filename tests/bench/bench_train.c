@@ -13,7 +13,7 @@
  *       WORKDIR/train.npy and its test rows to WORKDIR/test.npy (float32), so
  *       the PyTorch side trains on exactly the same rows in the same order.
  *   bench_train train --data DIR --model M --threads T --epochs E [--seed S]
- *       ae_fit with the tutorial's recipe (Nadam 1e-3, 0.9/0.999, eps 1e-7,
+ *       ae_train_fit with the tutorial's recipe (Nadam 1e-3, 0.9/0.999, eps 1e-7,
  *       momentum decay 0.004, BCE, batch 64 (simple, deep) or 32 (conv),
  *       shuffle, validation split 0.2 = the last 20% of the rows, no early
  *       stopping) and AE_TRAIN_THREADS = T.
@@ -26,7 +26,7 @@
  * Every measurement is one JSON object per line on stdout (the driver parses
  * them); progress goes to stderr. Peak memory is getrusage's ru_maxrss of
  * this process, so the driver runs every configuration in its own process.
- * Models: simple, deep, conv (ae_model_create_*). */
+ * Models: simple, deep, conv (ae_preset_build). */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <stdint.h>
@@ -138,14 +138,14 @@ static int thread_list(const char *s, int *t, int cap)
 
 typedef struct model_spec {
     const char *name;
-    ae_status (*create)(ae_model **, uint64_t);
+    ae_preset preset;
     long batch;
 } model_spec;
 
 static const model_spec MODELS[] = {
-    {"simple", ae_model_create_simple, 64},
-    {"deep", ae_model_create_deep, 64},
-    {"conv", ae_model_create_conv, 32},
+    {"simple", AE_PRESET_SIMPLE, 64},
+    {"deep", AE_PRESET_DEEP, 64},
+    {"conv", AE_PRESET_CONV, 32},
 };
 
 static const model_spec *find_model(const char *name)
@@ -181,7 +181,7 @@ static int cmd_flops(const opts *o)
         ae_model *m;
         size_t code;
         double all, enc;
-        if (MODELS[i].create(&m, 1) != AE_OK || ae_model_code_layer(m, &code) != AE_OK) {
+        if (ae_preset_build(&m, MODELS[i].preset, 1) != AE_OK || ae_model_code_layer(&code, m) != AE_OK) {
             fprintf(stderr, "bench_train: building %s: %s\n", MODELS[i].name, ae_last_error());
             return 1;
         }
@@ -262,8 +262,8 @@ static int cmd_export(const opts *o)
     int rc = 1;
     if (!ds) return 1;
     width = ae_dataset_row_width(ds);
-    ae_dataset_train(ds, &train, NULL, &n_train);
-    ae_dataset_test(ds, &test, NULL, &n_test);
+    ae_dataset_train(&train, NULL, &n_train, ds);
+    ae_dataset_test(&test, NULL, &n_test, ds);
     dims[1] = width;
     dims[0] = n_train;
     snprintf(path, sizeof path, "%s/train.npy", o->out);
@@ -292,16 +292,17 @@ typedef struct progress {
     int threads;
 } progress;
 
-static int on_epoch(int event, size_t epoch, size_t step, size_t steps, double loss,
-                    const ae_history *h, void *user)
+static int on_epoch(ae_train_event event, size_t epoch, size_t step, size_t steps, double loss,
+                    const ae_model *model, const ae_history *h, void *user)
 {
+    (void)model;
     const progress *p = user;
     double val, secs, ips;
     (void)step;
     if (event != AE_EVENT_EPOCH_END) return 0;
-    ae_history_get(h, epoch, AE_HIST_VAL_LOSS, &val);
-    ae_history_get(h, epoch, AE_HIST_SECONDS, &secs);
-    ae_history_get(h, epoch, AE_HIST_IMAGES_PER_SECOND, &ips);
+    ae_history_get(&val, h, epoch, AE_HIST_VAL_LOSS);
+    ae_history_get(&secs, h, epoch, AE_HIST_SECONDS);
+    ae_history_get(&ips, h, epoch, AE_HIST_IMAGES_PER_SECOND);
     fprintf(stderr, "  libautoenc %s T=%d epoch %zu: %zu steps %.2f s %.0f img/s loss %.5f val %.5f\n",
             p->model, p->threads, epoch + 1, steps, secs, ips, loss, val);
     return 0;
@@ -325,10 +326,10 @@ static int cmd_train(const opts *o)
         return 1;
     }
     if (!(ds = load(o))) return 1;
-    ae_dataset_train(ds, &train, NULL, &n_train);
+    ae_dataset_train(&train, NULL, &n_train, ds);
     prog.model = spec->name;
     prog.threads = threads;
-    if (spec->create(&m, o->seed) != AE_OK || ae_train_config_create(&c) != AE_OK ||
+    if (ae_preset_build(&m, spec->preset, o->seed) != AE_OK || ae_train_config_create(&c) != AE_OK ||
         ae_history_create(&h) != AE_OK) {
         fprintf(stderr, "bench_train: %s\n", ae_last_error());
         goto done;
@@ -352,8 +353,8 @@ static int cmd_train(const opts *o)
         fprintf(stderr, "bench_train: training settings: %s\n", ae_last_error());
         goto done;
     }
-    if ((st = ae_fit(m, c, train, NULL, n_train, h)) != AE_OK) {
-        fprintf(stderr, "bench_train: ae_fit: %s (%s)\n", ae_model_errmsg(m), ae_status_string(st));
+    if ((st = ae_train_fit(m, c, train, NULL, n_train, h)) != AE_OK) {
+        fprintf(stderr, "bench_train: ae_train_fit: %s (%s)\n", ae_model_errmsg(m), ae_status_string(st));
         goto done;
     }
     epochs = ae_history_epochs(h);
@@ -362,19 +363,19 @@ static int cmd_train(const opts *o)
            spec->name, threads, spec->batch, (size_t)floor((double)n_train * (1.0 - VALIDATION_SPLIT)));
     for (size_t e = 0; e < epochs; e++) {
         double v;
-        ae_history_get(h, e, AE_HIST_SECONDS, &v);
+        ae_history_get(&v, h, e, AE_HIST_SECONDS);
         printf("%s%.4f", e ? ", " : "", v);
     }
     printf("], \"train_loss\": [");
     for (size_t e = 0; e < epochs; e++) {
         double v;
-        ae_history_get(h, e, AE_HIST_TRAIN_LOSS, &v);
+        ae_history_get(&v, h, e, AE_HIST_TRAIN_LOSS);
         printf("%s%.6f", e ? ", " : "", v);
     }
     printf("], \"val_bce\": [");
     for (size_t e = 0; e < epochs; e++) {
         double v;
-        ae_history_get(h, e, AE_HIST_VAL_LOSS, &v);
+        ae_history_get(&v, h, e, AE_HIST_VAL_LOSS);
         printf("%s%.6f", e ? ", " : "", v);
     }
     printf("], \"maxrss_mb\": %.1f}\n", maxrss_mb());
@@ -402,7 +403,7 @@ static float *load_all_rows(const opts *o, size_t *n, size_t *width)
         size_t dims[8] = {0};
         int rank = 0;
         snprintf(path[f], sizeof path[f], "%s/%s", o->out, names[f]);
-        if (ae_npy_info(path[f], NULL, &rank, dims) != AE_OK || rank != 2 || (f && dims[1] != w)) {
+        if (ae_npy_info(NULL, &rank, dims, path[f]) != AE_OK || rank != 2 || (f && dims[1] != w)) {
             fprintf(stderr, "bench_train: %s: %s (run `bench_train export` first)\n", path[f],
                     ae_last_error());
             return NULL;
@@ -437,7 +438,7 @@ static int cmd_encode(const opts *o)
         return 1;
     }
     if (!(x = load_all_rows(o, &n, &width))) return 1;
-    if (spec->create(&m, o->seed) != AE_OK || ae_encoder_create(&enc, m) != AE_OK) {
+    if (ae_preset_build(&m, spec->preset, o->seed) != AE_OK || ae_encoder_create(&enc, m) != AE_OK) {
         fprintf(stderr, "bench_train: %s\n", ae_last_error());
         goto done;
     }

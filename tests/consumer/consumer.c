@@ -36,8 +36,8 @@ int main(int argc, char **argv)
     check(strcmp(ae_version(), AE_VERSION_STRING) == 0, "ae_version() == AE_VERSION_STRING");
     check(ae_version_number() == AE_VERSION_NUMBER, "ae_version_number() == AE_VERSION_NUMBER");
 
-    st = ae_model_create_simple(&m, 42);
-    check(st == AE_OK && m != NULL, "ae_model_create_simple");
+    st = ae_preset_build(&m, AE_PRESET_SIMPLE, 42);
+    check(st == AE_OK && m != NULL, "ae_preset_build");
     if (st != AE_OK || m == NULL) {
         fprintf(stderr, "%s consumer: cannot build the model (%s)\n", label, ae_status_string(st));
         return 1;

@@ -30,8 +30,8 @@ int main()
     check(ae_version_number() == AE_VERSION_NUMBER, "ae_version_number() == AE_VERSION_NUMBER");
 
     ae_model *m = nullptr;
-    ae_status st = ae_model_create_simple(&m, 42);
-    check(st == AE_OK && m != nullptr, "ae_model_create_simple");
+    ae_status st = ae_preset_build(&m, AE_PRESET_SIMPLE, 42);
+    check(st == AE_OK && m != nullptr, "ae_preset_build");
     if (st != AE_OK || m == nullptr) {
         std::fprintf(stderr, "c++ consumer: cannot build the model (%s)\n", ae_status_string(st));
         return 1;

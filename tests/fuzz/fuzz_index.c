@@ -37,10 +37,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             st = ae_index_search(idx, q, 1, 1, 7, dist, ids);
             if (st != AE_OK && st != AE_ERR_NOMEM) abort();
         }
-        if (ae_index_id_at(idx, n - 1, &id) != AE_OK) abort();
+        if (ae_index_id_at(&id, idx, n - 1) != AE_OK) abort();
         if (ae_index_has_labels(idx)) {
-            if (ae_index_label(idx, id, &label) != AE_OK) abort();
-            if (ae_index_label_at(idx, 0, &label) != AE_OK) abort();
+            if (ae_index_label(&label, idx, id) != AE_OK) abort();
+            if (ae_index_label_at(&label, idx, 0) != AE_OK) abort();
         }
         /* round trip */
         if (ae_index_save(idx, g_fuzz_out) != AE_OK) abort();

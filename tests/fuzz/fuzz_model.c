@@ -35,7 +35,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (size_t i = 0; i < in; i++) x[i] = (float)(i % 7) * 0.125f;
         st = ae_model_predict(m, x, 1, y, out);
         if (st != AE_OK && st != AE_ERR_NOMEM && st != AE_ERR_NUMERIC) abort();
-        if (ae_model_code_layer(m, &code) == AE_OK) {
+        if (ae_model_code_layer(&code, m) == AE_OK) {
             ae_encoder *e = NULL;
             st = ae_encoder_create(&e, m);
             if (st == AE_OK) {

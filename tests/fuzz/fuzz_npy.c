@@ -10,10 +10,11 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const char *path = fuzz_write_input("npy", data, size);
-    int dtype = 0, rank = 0;
+    ae_npy_dtype dtype = AE_NPY_U8;
+    int rank = 0;
     size_t dims[AE_TENSOR_MAX_RANK], total = 1, row;
     ae_tensor *t = NULL, *head = NULL;
-    ae_status st = ae_npy_info(path, &dtype, &rank, dims);
+    ae_status st = ae_npy_info(&dtype, &rank, dims, path);
     fuzz_check_load_status(st);
     st = ae_npy_load(&t, path, AE_NPY_U8_UNIT);
     fuzz_check_load_status(st);

@@ -90,7 +90,7 @@ static ae_model *dense_model(int with_code)
     check(ae_builder_dense(b, 2, AE_ACT_LINEAR), "dense");
     if (with_code) check(ae_builder_mark_code(b), "mark");
     check(ae_builder_dense(b, 6, AE_ACT_SIGMOID), "dense");
-    check(ae_builder_build(b, 1, &m), "build");
+    check(ae_builder_build(&m, b, 1), "build");
     ae_builder_free(b);
     return m;
 }
@@ -114,7 +114,7 @@ static ae_model *conv_model(void)
     check(ae_builder_upsample2d(b), "up");
     check(ae_builder_conv2d(b, 1, 3, AE_PAD_VALID, AE_ACT_SIGMOID), "conv");
     check(ae_builder_activation(b, AE_ACT_RELU), "act");
-    check(ae_builder_build(b, 2, &m), "build");
+    check(ae_builder_build(&m, b, 2), "build");
     ae_builder_free(b);
     return m;
 }
@@ -150,10 +150,10 @@ static void seeds_index(void)
                 ae_index *idx;
                 char name[64];
                 check(ae_index_create(&idx, b, m, d), "index");
-                if (b == AE_INDEX_BALLTREE) check(ae_index_set_param(idx, AE_INDEX_LEAF_SIZE, 3), "leaf");
+                if (b == AE_INDEX_BALLTREE) check(ae_index_set_int(idx, AE_INDEX_LEAF_SIZE, 3), "leaf");
                 if (b == AE_INDEX_HNSW) {
-                    check(ae_index_set_param(idx, AE_INDEX_HNSW_M, 2), "m");
-                    check(ae_index_set_param(idx, AE_INDEX_SEED, 5), "seed");
+                    check(ae_index_set_int(idx, AE_INDEX_HNSW_M, 2), "m");
+                    check(ae_index_set_int(idx, AE_INDEX_SEED, 5), "seed");
                 }
                 check(ae_index_build(idx, x, n, lab ? ids : NULL, lab ? labels : NULL), "build");
                 snprintf(name, sizeof name, "%s_%s%s.aeidx", bn[b], mn[m], lab ? "_labels" : "");

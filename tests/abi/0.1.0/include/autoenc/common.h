@@ -8,8 +8,10 @@
  *    value on error, and a positive non-error value where a call stopped early
  *    on request (AE_STOPPED).
  *  - After a failure, ae_last_error() gives a human-readable message for the
- *    calling thread. Handles that are modified by a call also keep the message
- *    of their own last failure (ae_model_errmsg(), ...).
+ *    calling thread, "<function>: <what went wrong>", where <function> is the
+ *    public function the caller called. Handles that are modified by a call
+ *    also keep the message of their own last failure (ae_model_errmsg(), ...).
+ *  - docs/conventions.md has the naming and argument-order rules.
  *  - The library never aborts, exits or prints.
  *
  * Threading: no global state except the allocator hook. A mutable handle is
@@ -48,10 +50,7 @@ extern "C" {
  * Status returned by every fallible call. Values are pinned forever: new codes
  * are appended, retired ones stay reserved.
  */
-typedef int ae_status;
-
-/** Status codes. */
-enum ae_status_code {
+typedef enum ae_status {
     AE_OK = 0,                /**< success */
     AE_STOPPED = 1,           /**< not an error: a callback asked to stop */
     AE_ERR_INVALID_ARG = -1,  /**< NULL pointer, zero size, unknown enum value */
@@ -66,7 +65,16 @@ enum ae_status_code {
     AE_ERR_STATE = -10,       /**< the call is not allowed in the current state */
     AE_ERR_UNSUPPORTED = -11, /**< a valid request this build cannot serve */
     AE_ERR_INTERNAL = -12     /**< a bug in libautoenc: please report it */
-};
+} ae_status;
+
+/**
+ * Value type of a configuration key (training keys, index keys). Integer keys
+ * are stored exactly as int64_t, real keys as double. Values are pinned.
+ */
+typedef enum ae_value_type {
+    AE_VALUE_INT = 1,   /**< set and read with the _int functions */
+    AE_VALUE_DOUBLE = 2 /**< set and read with the _double functions */
+} ae_value_type;
 
 /** Static English text for a status code (never NULL). */
 AE_API const char *ae_status_string(ae_status status);

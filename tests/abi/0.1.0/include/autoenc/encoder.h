@@ -46,6 +46,8 @@ AE_API const ae_model *ae_encoder_model(const ae_encoder *enc);
 
 /** Threads for ae_encoder_encode, as ae_model_set_threads (copied from the model at creation). */
 AE_API ae_status ae_encoder_set_threads(ae_encoder *enc, int n_threads);
+/** The thread setting of ae_encoder_set_threads (0 = one per core). */
+AE_API int ae_encoder_get_threads(const ae_encoder *enc);
 
 /**
  * Encodes @p n samples @p x (n * input_size floats) into @p codes, whose
@@ -53,6 +55,24 @@ AE_API ae_status ae_encoder_set_threads(ae_encoder *enc, int n_threads);
  */
 AE_API ae_status ae_encoder_encode(const ae_encoder *enc, const float *x, size_t n, float *codes,
                                    size_t codes_len);
+
+/**
+ * Saves the encoder alone to @p path, as a model file (docs/formats.md) whose
+ * last layer is the code layer, atomically as ae_model_save does. The file
+ * stands alone: it can be loaded with ae_encoder_load (or ae_model_load)
+ * without the model the encoder came from.
+ * @return AE_OK, AE_ERR_INVALID_ARG or AE_ERR_IO.
+ */
+AE_API ae_status ae_encoder_save(const ae_encoder *enc, const char *path);
+
+/**
+ * Loads an encoder into @p out from @p path: a file written by
+ * ae_encoder_save, or a whole model's file (ae_model_save), whose layers up
+ * to its code layer become the encoder.
+ * @return the statuses of ae_model_load, and AE_ERR_STATE for a model file
+ *         without a code layer.
+ */
+AE_API ae_status ae_encoder_load(ae_encoder **out, const char *path);
 
 #ifdef __cplusplus
 }

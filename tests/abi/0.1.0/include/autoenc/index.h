@@ -11,7 +11,7 @@
  *
  *     ae_index *idx;
  *     ae_index_create(&idx, AE_INDEX_HNSW, AE_INDEX_L2, 128);
- *     ae_index_set_param(idx, AE_INDEX_HNSW_M, 16);           // optional
+ *     ae_index_set_int(idx, AE_INDEX_HNSW_M, 16);             // optional
  *     ae_index_build(idx, codes, n, NULL, labels);             // once
  *     ae_index_search(idx, queries, nq, 10, 0, dist, ids);     // any number of times
  *     ae_index_save(idx, "codes.aeidx");
@@ -63,11 +63,12 @@ typedef enum ae_index_metric {
 } ae_index_metric;
 
 /**
- * Build parameters, set with ae_index_set_param() between create and build.
- * Keys are pinned and append-only. Each key applies to the backends named;
- * setting it on another backend fails with AE_ERR_INVALID_ARG. Query the
- * accepted range with ae_index_param_bounds() and the current value with
- * ae_index_get_param().
+ * Build parameters, set with ae_index_set_int() between create and build.
+ * Keys are pinned and append-only. Every key has one value type
+ * (ae_index_param_type; all of today's keys are AE_VALUE_INT). Each key
+ * applies to the backends named; setting it on another backend fails with
+ * AE_ERR_INVALID_ARG. Query the accepted range with
+ * ae_index_param_int_bounds() and the current value with ae_index_get_int().
  */
 typedef enum ae_index_param {
     /** Ball tree: a node is split while it would keep at least this many
@@ -106,24 +107,31 @@ AE_API void ae_index_free(ae_index *idx);
  * Set a build parameter. Allowed only before ae_index_build() (afterwards
  * AE_ERR_STATE: a built index never changes).
  * @return AE_OK, AE_ERR_INVALID_ARG (NULL, unknown key, key not used by this
- *         backend), AE_ERR_RANGE (value outside ae_index_param_bounds()) or
+ *         backend), AE_ERR_RANGE (value outside ae_index_param_int_bounds()) or
  *         AE_ERR_STATE.
  */
-AE_API ae_status ae_index_set_param(ae_index *idx, ae_index_param key, int64_t value);
+AE_API ae_status ae_index_set_int(ae_index *idx, ae_index_param key, int64_t value);
 
 /**
- * Current value of a parameter (the default until set; for a loaded index,
- * the value it was built with).
+ * Current value of integer parameter @p key into @p value (the default until
+ * set; for a loaded index, the value it was built with).
  * @return AE_OK, or AE_ERR_INVALID_ARG (NULL pointer, unknown key, key not
  *         used by this backend).
  */
-AE_API ae_status ae_index_get_param(const ae_index *idx, ae_index_param key, int64_t *value);
+AE_API ae_status ae_index_get_int(int64_t *value, const ae_index *idx, ae_index_param key);
+
+/** Value type of @p key (AE_ERR_INVALID_ARG for an unknown key). */
+AE_API ae_status ae_index_param_type(ae_value_type *type, ae_index_param key);
 
 /**
- * Inclusive range of values accepted for @p key (either output may be NULL).
+ * Inclusive range of values accepted for integer key @p key (either output
+ * may be NULL).
  * @return AE_OK or AE_ERR_INVALID_ARG (unknown key).
  */
-AE_API ae_status ae_index_param_bounds(ae_index_param key, int64_t *lo, int64_t *hi);
+AE_API ae_status ae_index_param_int_bounds(int64_t *lo, int64_t *hi, ae_index_param key);
+
+/** Static name of a key, as spelled in this header ("AE_INDEX_HNSW_M"); NULL if unknown. */
+AE_API const char *ae_index_param_name(ae_index_param key);
 
 /**
  * Build the index from @p n codes, copying everything it needs. Allowed once
@@ -180,40 +188,40 @@ AE_API size_t ae_index_dim(const ae_index *idx);
 AE_API ae_status ae_index_check_dim(const ae_index *idx, size_t expected_dim);
 
 /** The backend chosen at creation (0 for NULL). */
-AE_API ae_index_backend ae_index_get_backend(const ae_index *idx);
+AE_API ae_index_backend ae_index_backend_of(const ae_index *idx);
 
 /** The metric chosen at creation (0 for NULL). */
-AE_API ae_index_metric ae_index_get_metric(const ae_index *idx);
+AE_API ae_index_metric ae_index_metric_of(const ae_index *idx);
 
 /** Non-zero when the index was built with labels. */
 AE_API int ae_index_has_labels(const ae_index *idx);
 
 /**
- * Label of the indexed code with id @p id.
+ * Label of the indexed code with id @p id, into @p label.
  * @return AE_OK, AE_ERR_INVALID_ARG (NULL), AE_ERR_STATE (not built, or
  *         built without labels) or AE_ERR_RANGE (no code has this id).
  */
-AE_API ae_status ae_index_label(const ae_index *idx, int64_t id, int32_t *label);
+AE_API ae_status ae_index_label(int32_t *label, const ae_index *idx, int64_t id);
 
 /**
- * Id of the code given at row @p row of the build input (0-based).
+ * Id of the code given at row @p row of the build input (0-based), into @p id.
  * @return AE_OK, AE_ERR_INVALID_ARG (NULL), AE_ERR_STATE (not built) or
  *         AE_ERR_RANGE (row >= count).
  */
-AE_API ae_status ae_index_id_at(const ae_index *idx, size_t row, int64_t *id);
+AE_API ae_status ae_index_id_at(int64_t *id, const ae_index *idx, size_t row);
 
 /**
- * Label of the code given at row @p row of the build input (0-based).
+ * Label of the code given at row @p row of the build input (0-based), into @p label.
  * @return AE_OK, AE_ERR_INVALID_ARG (NULL), AE_ERR_STATE (not built or no
  *         labels) or AE_ERR_RANGE (row >= count).
  */
-AE_API ae_status ae_index_label_at(const ae_index *idx, size_t row, int32_t *label);
+AE_API ae_status ae_index_label_at(int32_t *label, const ae_index *idx, size_t row);
 
 /** Bytes of memory the index holds (0 for NULL). */
 AE_API size_t ae_index_memory_bytes(const ae_index *idx);
 
 /**
- * Message of the last failed call that modified @p idx (ae_index_set_param,
+ * Message of the last failed call that modified @p idx (ae_index_set_int,
  * ae_index_build); "" if none. Failures of const calls are reported through
  * ae_last_error() only. Valid until the next call on @p idx. Never NULL.
  */
