@@ -38,8 +38,9 @@ static int valid_key(int key) { return key >= 1 && key < AE__INDEX_NPARAMS; }
 
 ae_status ae_index_param_int_bounds(int64_t *lo, int64_t *hi, ae_index_param key)
 {
+    AE__ENTER();
     if (!valid_key((int)key))
-        return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_index_param_int_bounds: unknown key %d",
+        return ae__fail(NULL, AE_ERR_INVALID_ARG, "unknown key %d",
                         (int)key);
     if (lo) *lo = g_params[key].lo;
     if (hi) *hi = g_params[key].hi;
@@ -48,9 +49,10 @@ ae_status ae_index_param_int_bounds(int64_t *lo, int64_t *hi, ae_index_param key
 
 ae_status ae_index_param_type(ae_value_type *type, ae_index_param key)
 {
-    if (!type) return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_index_param_type: type is NULL");
+    AE__ENTER();
+    if (!type) return ae__fail(NULL, AE_ERR_INVALID_ARG, "type is NULL");
     if (!valid_key((int)key))
-        return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_index_param_type: unknown key %d", (int)key);
+        return ae__fail(NULL, AE_ERR_INVALID_ARG, "unknown key %d", (int)key);
     *type = AE_VALUE_INT;
     return AE_OK;
 }
@@ -62,24 +64,25 @@ const char *ae_index_param_name(ae_index_param key)
 
 static ae_status check_key(const ae_index *idx, int key, char *msg, const char *fn)
 {
-    if (!valid_key(key)) return ae__fail(msg, AE_ERR_INVALID_ARG, "%s: unknown key %d", fn, key);
+    if (!valid_key(key)) return ae__fail(msg, AE_ERR_INVALID_ARG, "unknown key %d", key);
     if (!(g_params[key].backends & BIT(idx->backend)))
-        return ae__fail(msg, AE_ERR_INVALID_ARG, "%s: %s is not used by the %s backend", fn,
+        return ae__fail(msg, AE_ERR_INVALID_ARG, "%s is not used by the %s backend",
                         g_params[key].name, backend_name(idx->backend));
     return AE_OK;
 }
 
 ae_status ae_index_set_int(ae_index *idx, ae_index_param key, int64_t value)
 {
+    AE__ENTER();
     ae_status st;
-    if (!idx) return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_index_set_int: NULL index");
+    if (!idx) return ae__fail(NULL, AE_ERR_INVALID_ARG, "NULL index");
     if ((st = check_key(idx, (int)key, idx->msg, "ae_index_set_int")) != AE_OK) return st;
     if (idx->built)
         return ae__fail(idx->msg, AE_ERR_STATE,
-                        "ae_index_set_int: the index is built; parameters are fixed");
+                        "the index is built; parameters are fixed");
     if (value < g_params[key].lo || value > g_params[key].hi)
         return ae__fail(idx->msg, AE_ERR_RANGE,
-                        "ae_index_set_int: %s = %lld is outside [%lld, %lld]",
+                        "%s = %lld is outside [%lld, %lld]",
                         g_params[key].name, (long long)value, (long long)g_params[key].lo,
                         (long long)g_params[key].hi);
     idx->params[key] = value;
@@ -88,9 +91,10 @@ ae_status ae_index_set_int(ae_index *idx, ae_index_param key, int64_t value)
 
 ae_status ae_index_get_int(int64_t *value, const ae_index *idx, ae_index_param key)
 {
+    AE__ENTER();
     ae_status st;
     if (!idx || !value)
-        return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_index_get_int: NULL argument");
+        return ae__fail(NULL, AE_ERR_INVALID_ARG, "NULL argument");
     if ((st = check_key(idx, (int)key, NULL, "ae_index_get_int")) != AE_OK) return st;
     *value = idx->params[key];
     return AE_OK;
@@ -111,12 +115,12 @@ static ae_index *index_new(int backend, int metric, size_t dim)
 static ae_status check_kind(int backend, int metric, size_t dim, const char *fn)
 {
     if (backend < AE_INDEX_BRUTE || backend > AE_INDEX_HNSW)
-        return ae__fail(NULL, AE_ERR_INVALID_ARG, "%s: unknown backend %d", fn, backend);
+        return ae__fail(NULL, AE_ERR_INVALID_ARG, "unknown backend %d", backend);
     if (metric != AE_INDEX_L2 && metric != AE_INDEX_COSINE)
-        return ae__fail(NULL, AE_ERR_INVALID_ARG, "%s: unknown metric %d", fn, metric);
-    if (dim == 0) return ae__fail(NULL, AE_ERR_INVALID_ARG, "%s: dimension 0", fn);
+        return ae__fail(NULL, AE_ERR_INVALID_ARG, "unknown metric %d", metric);
+    if (dim == 0) return ae__fail(NULL, AE_ERR_INVALID_ARG, "dimension 0");
     if (dim > AE__INDEX_MAX_DIM)
-        return ae__fail(NULL, AE_ERR_RANGE, "%s: dimension %zu exceeds %zu", fn, dim,
+        return ae__fail(NULL, AE_ERR_RANGE, "dimension %zu exceeds %zu", dim,
                         AE__INDEX_MAX_DIM);
     return AE_OK;
 }
@@ -124,13 +128,14 @@ static ae_status check_kind(int backend, int metric, size_t dim, const char *fn)
 ae_status ae_index_create(ae_index **out, ae_index_backend backend, ae_index_metric metric,
                           size_t dim)
 {
+    AE__ENTER();
     ae_status st;
     ae_index *idx;
-    if (!out) return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_index_create: NULL out");
+    if (!out) return ae__fail(NULL, AE_ERR_INVALID_ARG, "NULL out");
     *out = NULL;
     if ((st = check_kind((int)backend, (int)metric, dim, "ae_index_create")) != AE_OK) return st;
     idx = index_new((int)backend, (int)metric, dim);
-    if (!idx) return ae__fail(NULL, AE_ERR_NOMEM, "ae_index_create: out of memory");
+    if (!idx) return ae__fail(NULL, AE_ERR_NOMEM, "out of memory");
     *out = idx;
     return AE_OK;
 }
@@ -190,11 +195,11 @@ static ae_status make_by_id(ae_index *idx, char *msg, const char *fn, ae_status 
 {
     size_t n = idx->n;
     id_row *t = ae__malloc(n * sizeof *t);
-    if (!t) return ae__fail(msg, AE_ERR_NOMEM, "%s: out of memory", fn);
+    if (!t) return ae__fail(msg, AE_ERR_NOMEM, "out of memory");
     idx->by_id = ae__malloc(n * sizeof(uint32_t));
     if (!idx->by_id) {
         ae__free(t, n * sizeof *t);
-        return ae__fail(msg, AE_ERR_NOMEM, "%s: out of memory", fn);
+        return ae__fail(msg, AE_ERR_NOMEM, "out of memory");
     }
     for (size_t i = 0; i < n; i++) {
         t[i].id = idx->ids[i];
@@ -206,7 +211,7 @@ static ae_status make_by_id(ae_index *idx, char *msg, const char *fn, ae_status 
             long long dup = (long long)t[i].id;
             ae__free(t, n * sizeof *t);
             return ae__fail(msg, dup_status,
-                            "%s: id %lld appears more than once", fn, dup);
+                            "id %lld appears more than once", dup);
         }
         idx->by_id[i] = t[i].row;
     }
@@ -224,7 +229,7 @@ static ae_status finish_norms(ae_index *idx, char *msg, const char *fn)
     double mx = 0.0;
     if (idx->backend == AE_INDEX_BRUTE) {
         idx->norms = ae__malloc(n * sizeof(float));
-        if (!idx->norms) return ae__fail(msg, AE_ERR_NOMEM, "%s: out of memory", fn);
+        if (!idx->norms) return ae__fail(msg, AE_ERR_NOMEM, "out of memory");
     }
     for (size_t i = 0; i < n; i++) {
         const float *x = idx->data + i * d;
@@ -232,7 +237,7 @@ static ae_status finish_norms(ae_index *idx, char *msg, const char *fn)
         for (size_t j = 0; j < d; j++) s += (double)x[j] * x[j];
         if (s > AE__MAX_SQNORM)
             return ae__fail(msg, AE_ERR_NUMERIC,
-                            "%s: row %zu has squared norm %g, too large for float distances", fn,
+                            "row %zu has squared norm %g, too large for float distances",
                             i, s);
         if (s > mx) mx = s;
         if (idx->norms) idx->norms[i] = ae__dot(x, x, d);
@@ -251,7 +256,7 @@ static ae_status normalise_rows(float *x, size_t n, size_t d, char *msg, const c
         for (size_t j = 0; j < d; j++) s += (double)r[j] * r[j];
         if (!(s > 0.0) || !isfinite(s))
             return ae__fail(msg, AE_ERR_NUMERIC,
-                            "%s: %s %zu has %s norm; the cosine metric needs a direction", fn,
+                            "%s %zu has %s norm; the cosine metric needs a direction",
                             what, i, s > 0.0 ? "an infinite" : "zero");
         s = 1.0 / sqrt(s);
         for (size_t j = 0; j < d; j++) r[j] = (float)(r[j] * s);
@@ -262,27 +267,28 @@ static ae_status normalise_rows(float *x, size_t n, size_t d, char *msg, const c
 ae_status ae_index_build(ae_index *idx, const float *x, size_t n, const int64_t *ids,
                          const int32_t *labels)
 {
+    AE__ENTER();
     static const char fn[] = "ae_index_build";
     size_t d, nd;
     ae_status st;
-    if (!idx) return ae__fail(NULL, AE_ERR_INVALID_ARG, "%s: NULL index", fn);
+    if (!idx) return ae__fail(NULL, AE_ERR_INVALID_ARG, "NULL index");
     d = idx->dim;
     if (idx->built)
-        return ae__fail(idx->msg, AE_ERR_STATE, "%s: the index is already built", fn);
-    if (!x) return ae__fail(idx->msg, AE_ERR_INVALID_ARG, "%s: NULL data", fn);
-    if (n == 0) return ae__fail(idx->msg, AE_ERR_INVALID_ARG, "%s: no rows (n = 0)", fn);
+        return ae__fail(idx->msg, AE_ERR_STATE, "the index is already built");
+    if (!x) return ae__fail(idx->msg, AE_ERR_INVALID_ARG, "NULL data");
+    if (n == 0) return ae__fail(idx->msg, AE_ERR_INVALID_ARG, "no rows (n = 0)");
     if (n > AE__INDEX_MAX_N || ae__mul_size(n, d, &nd) != 0 || nd > SIZE_MAX / 8)
-        return ae__fail(idx->msg, AE_ERR_RANGE, "%s: %zu rows is more than the index holds", fn,
+        return ae__fail(idx->msg, AE_ERR_RANGE, "%zu rows is more than the index holds",
                         n);
     if (!ae__all_finite(x, nd))
-        return ae__fail(idx->msg, AE_ERR_NUMERIC, "%s: the data contains NaN or infinity", fn);
+        return ae__fail(idx->msg, AE_ERR_NUMERIC, "the data contains NaN or infinity");
 
     idx->n = n;
     idx->data = ae__malloc_aligned(nd * sizeof(float));
     idx->ids = ae__malloc(n * sizeof(int64_t));
     if (labels) idx->labels = ae__malloc(n * sizeof(int32_t));
     if (!idx->data || !idx->ids || (labels && !idx->labels)) {
-        st = ae__fail(idx->msg, AE_ERR_NOMEM, "%s: out of memory for %zu x %zu codes", fn, n, d);
+        st = ae__fail(idx->msg, AE_ERR_NOMEM, "out of memory for %zu x %zu codes", n, d);
         goto fail;
     }
     memcpy(idx->data, x, nd * sizeof(float));
@@ -300,7 +306,7 @@ ae_status ae_index_build(ae_index *idx, const float *x, size_t n, const int64_t 
     case AE_INDEX_BRUTE: st = ae__brute_build(idx); break;
     case AE_INDEX_BALLTREE: st = ae__balltree_build(idx); break;
     case AE_INDEX_HNSW: st = ae__hnsw_build(idx); break;
-    default: st = ae__fail(NULL, AE_ERR_INTERNAL, "%s: bad backend", fn); break;
+    default: st = ae__fail(NULL, AE_ERR_INTERNAL, "bad backend"); break;
     }
     if (st != AE_OK) {
         ae__keep_msg(idx->msg);
@@ -407,32 +413,33 @@ void ae__idx_emit(const ae_index *idx, const ae__res *res, size_t k, float *dist
 ae_status ae_index_search(const ae_index *idx, const float *queries, size_t nq, size_t k,
                           size_t ef_search, float *distances, int64_t *ids)
 {
+    AE__ENTER();
     static const char fn[] = "ae_index_search";
     size_t d, nd;
     const float *q = queries;
     float *qcopy = NULL;
     ae_status st;
-    if (!idx) return ae__fail(NULL, AE_ERR_INVALID_ARG, "%s: NULL index", fn);
-    if (!idx->built) return ae__fail(NULL, AE_ERR_STATE, "%s: the index is not built", fn);
-    if (k == 0) return ae__fail(NULL, AE_ERR_INVALID_ARG, "%s: k = 0", fn);
+    if (!idx) return ae__fail(NULL, AE_ERR_INVALID_ARG, "NULL index");
+    if (!idx->built) return ae__fail(NULL, AE_ERR_STATE, "the index is not built");
+    if (k == 0) return ae__fail(NULL, AE_ERR_INVALID_ARG, "k = 0");
     if (k > idx->n)
-        return ae__fail(NULL, AE_ERR_RANGE, "%s: k = %zu but the index holds %zu codes", fn, k,
+        return ae__fail(NULL, AE_ERR_RANGE, "k = %zu but the index holds %zu codes", k,
                         idx->n);
     if (ef_search > AE__INDEX_MAX_EF)
-        return ae__fail(NULL, AE_ERR_RANGE, "%s: ef_search = %zu exceeds %d", fn, ef_search,
+        return ae__fail(NULL, AE_ERR_RANGE, "ef_search = %zu exceeds %d", ef_search,
                         AE__INDEX_MAX_EF);
     if (nq == 0) return AE_OK;
     if (!queries || !ids)
-        return ae__fail(NULL, AE_ERR_INVALID_ARG, "%s: NULL %s", fn, queries ? "ids" : "queries");
+        return ae__fail(NULL, AE_ERR_INVALID_ARG, "NULL %s", queries ? "ids" : "queries");
     d = idx->dim;
     if (ae__mul_size(nq, d, &nd) != 0 || nd > SIZE_MAX / 8 ||
         ae__mul_size(nq, k, &(size_t){0}) != 0)
-        return ae__fail(NULL, AE_ERR_RANGE, "%s: %zu queries is too many", fn, nq);
+        return ae__fail(NULL, AE_ERR_RANGE, "%zu queries is too many", nq);
     if (!ae__all_finite(queries, nd))
-        return ae__fail(NULL, AE_ERR_NUMERIC, "%s: the queries contain NaN or infinity", fn);
+        return ae__fail(NULL, AE_ERR_NUMERIC, "the queries contain NaN or infinity");
     if (idx->metric == AE_INDEX_COSINE) {
         qcopy = ae__malloc(nd * sizeof(float));
-        if (!qcopy) return ae__fail(NULL, AE_ERR_NOMEM, "%s: out of memory", fn);
+        if (!qcopy) return ae__fail(NULL, AE_ERR_NOMEM, "out of memory");
         memcpy(qcopy, queries, nd * sizeof(float));
         if ((st = normalise_rows(qcopy, nq, d, NULL, fn, "query")) != AE_OK) {
             ae__free(qcopy, nd * sizeof(float));
@@ -446,9 +453,8 @@ ae_status ae_index_search(const ae_index *idx, const float *queries, size_t nq, 
             for (size_t j = 0; j < d; j++) s += (double)r[j] * r[j];
             if (s > AE__MAX_SQNORM)
                 return ae__fail(NULL, AE_ERR_NUMERIC,
-                                "%s: query %zu has squared norm %g, too large for float "
-                                "distances",
-                                fn, i, s);
+                                "query %zu has squared norm %g, too large for float "
+                                "distances", i, s);
         }
     }
     if (ef_search == 0) ef_search = (size_t)idx->params[AE_INDEX_HNSW_EF_SEARCH];
@@ -456,7 +462,7 @@ ae_status ae_index_search(const ae_index *idx, const float *queries, size_t nq, 
     case AE_INDEX_BRUTE: st = ae__brute_search(idx, q, nq, k, distances, ids); break;
     case AE_INDEX_BALLTREE: st = ae__balltree_search(idx, q, nq, k, distances, ids); break;
     case AE_INDEX_HNSW: st = ae__hnsw_search(idx, q, nq, k, ef_search, distances, ids); break;
-    default: st = ae__fail(NULL, AE_ERR_INTERNAL, "%s: bad backend", fn); break;
+    default: st = ae__fail(NULL, AE_ERR_INTERNAL, "bad backend"); break;
     }
     if (qcopy) ae__free(qcopy, nd * sizeof(float));
     return st;
@@ -478,7 +484,8 @@ const char *ae_index_errmsg(const ae_index *idx) { return idx ? idx->msg : ""; }
 
 ae_status ae_index_check_dim(const ae_index *idx, size_t expected_dim)
 {
-    if (!idx) return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_index_check_dim: NULL index");
+    AE__ENTER();
+    if (!idx) return ae__fail(NULL, AE_ERR_INVALID_ARG, "NULL index");
     if (idx->dim != expected_dim)
         return ae__fail(NULL, AE_ERR_SHAPE,
                         "index codes have %zu dimensions but %zu were expected", idx->dim,
@@ -488,10 +495,11 @@ ae_status ae_index_check_dim(const ae_index *idx, size_t expected_dim)
 
 ae_status ae_index_id_at(int64_t *id, const ae_index *idx, size_t row)
 {
-    if (!idx || !id) return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_index_id_at: NULL argument");
-    if (!idx->built) return ae__fail(NULL, AE_ERR_STATE, "ae_index_id_at: the index is not built");
+    AE__ENTER();
+    if (!idx || !id) return ae__fail(NULL, AE_ERR_INVALID_ARG, "NULL argument");
+    if (!idx->built) return ae__fail(NULL, AE_ERR_STATE, "the index is not built");
     if (row >= idx->n)
-        return ae__fail(NULL, AE_ERR_RANGE, "ae_index_id_at: row %zu but the index holds %zu",
+        return ae__fail(NULL, AE_ERR_RANGE, "row %zu but the index holds %zu",
                         row, idx->n);
     *id = idx->ids[row];
     return AE_OK;
@@ -499,13 +507,14 @@ ae_status ae_index_id_at(int64_t *id, const ae_index *idx, size_t row)
 
 ae_status ae_index_label_at(int32_t *label, const ae_index *idx, size_t row)
 {
+    AE__ENTER();
     if (!idx || !label)
-        return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_index_label_at: NULL argument");
+        return ae__fail(NULL, AE_ERR_INVALID_ARG, "NULL argument");
     if (!idx->built || !idx->labels)
-        return ae__fail(NULL, AE_ERR_STATE, "ae_index_label_at: the index has no labels%s",
+        return ae__fail(NULL, AE_ERR_STATE, "the index has no labels%s",
                         idx->built ? "" : " (not built)");
     if (row >= idx->n)
-        return ae__fail(NULL, AE_ERR_RANGE, "ae_index_label_at: row %zu but the index holds %zu",
+        return ae__fail(NULL, AE_ERR_RANGE, "row %zu but the index holds %zu",
                         row, idx->n);
     *label = idx->labels[row];
     return AE_OK;
@@ -513,10 +522,11 @@ ae_status ae_index_label_at(int32_t *label, const ae_index *idx, size_t row)
 
 ae_status ae_index_label(int32_t *label, const ae_index *idx, int64_t id)
 {
+    AE__ENTER();
     size_t lo = 0, hi;
-    if (!idx || !label) return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_index_label: NULL argument");
+    if (!idx || !label) return ae__fail(NULL, AE_ERR_INVALID_ARG, "NULL argument");
     if (!idx->built || !idx->labels)
-        return ae__fail(NULL, AE_ERR_STATE, "ae_index_label: the index has no labels%s",
+        return ae__fail(NULL, AE_ERR_STATE, "the index has no labels%s",
                         idx->built ? "" : " (not built)");
     hi = idx->n;
     while (lo < hi) {
@@ -525,7 +535,7 @@ ae_status ae_index_label(int32_t *label, const ae_index *idx, int64_t id)
         else hi = mid;
     }
     if (lo == idx->n || idx->ids[idx->by_id[lo]] != id)
-        return ae__fail(NULL, AE_ERR_RANGE, "ae_index_label: no code has id %lld",
+        return ae__fail(NULL, AE_ERR_RANGE, "no code has id %lld",
                         (long long)id);
     *label = idx->labels[idx->by_id[lo]];
     return AE_OK;
@@ -558,12 +568,12 @@ static const unsigned char g_magic[8] = {0x89, 'A', 'E', 'I', 'D', 'X', '\r', '\
 
 ae_status ae_index_save(const ae_index *idx, const char *path)
 {
-    static const char fn[] = "ae_index_save";
+    AE__ENTER();
     ae__writer w;
     ae_status st;
     size_t n, d, payload;
-    if (!idx || !path) return ae__fail(NULL, AE_ERR_INVALID_ARG, "%s: NULL argument", fn);
-    if (!idx->built) return ae__fail(NULL, AE_ERR_STATE, "%s: the index is not built", fn);
+    if (!idx || !path) return ae__fail(NULL, AE_ERR_INVALID_ARG, "NULL argument");
+    if (!idx->built) return ae__fail(NULL, AE_ERR_STATE, "the index is not built");
     n = idx->n;
     d = idx->dim;
     payload = n * d * 4 + n * 8 + (idx->labels ? n * 4 : 0);
@@ -637,7 +647,7 @@ static ae_status load_body(ae_index *idx, const unsigned char *buf, size_t len,
     ae_status st;
 
     if (n == 0 || n > AE__INDEX_MAX_N)
-        return ae__fail(NULL, AE_ERR_FORMAT, "%s: '%s' claims %zu codes", fn, path, n);
+        return ae__fail(NULL, AE_ERR_FORMAT, "'%s' claims %zu codes", path, n);
     /* fixed-size sections, checked before anything is allocated */
     if (add_size(&need, n, d * 4, payload) || add_size(&need, n, 8, payload) ||
         (has_labels && add_size(&need, n, 4, payload)))
@@ -649,12 +659,12 @@ static ae_status load_body(ae_index *idx, const unsigned char *buf, size_t len,
     idx->ids = ae__malloc(n * 8);
     if (has_labels) idx->labels = ae__malloc(n * 4);
     if (!idx->data || !idx->ids || (has_labels && !idx->labels))
-        return ae__fail(NULL, AE_ERR_NOMEM, "%s: out of memory for %zu x %zu codes", fn, n, d);
+        return ae__fail(NULL, AE_ERR_NOMEM, "out of memory for %zu x %zu codes", n, d);
     ae__reader_f32s(&rd, idx->data, n * d);
     ae__reader_bytes(&rd, idx->ids, n * 8);
     if (has_labels) ae__reader_bytes(&rd, idx->labels, n * 4);
     if (!ae__all_finite(idx->data, n * d))
-        return ae__fail(NULL, AE_ERR_FORMAT, "%s: '%s' holds NaN or infinite codes", fn, path);
+        return ae__fail(NULL, AE_ERR_FORMAT, "'%s' holds NaN or infinite codes", path);
     if ((st = make_by_id(idx, NULL, fn, AE_ERR_FORMAT)) != AE_OK) return st;
     if ((st = finish_norms(idx, NULL, fn)) != AE_OK)
         return st == AE_ERR_NUMERIC ? AE_ERR_FORMAT : st;
@@ -664,7 +674,7 @@ static ae_status load_body(ae_index *idx, const unsigned char *buf, size_t len,
         size_t nodes;
         if (ae__reader_u32(&rd, &levels) || ae__reader_u32(&rd, &zero)) goto truncated;
         if (zero != 0 || levels != ae__balltree_levels(n, (size_t)idx->params[AE_INDEX_LEAF_SIZE]))
-            return ae__fail(NULL, AE_ERR_FORMAT, "%s: '%s' has an inconsistent ball tree", fn,
+            return ae__fail(NULL, AE_ERR_FORMAT, "'%s' has an inconsistent ball tree",
                             path);
         nodes = ((size_t)1 << levels) - 1;
         if (add_size(&need, 8 + (size_t)n * 4, 1, payload) ||
@@ -676,7 +686,7 @@ static ae_status load_body(ae_index *idx, const unsigned char *buf, size_t len,
         idx->bt_centroids = ae__malloc_aligned(nodes * d * 4);
         idx->bt_radii = ae__malloc(nodes * 4);
         if (!idx->perm || !idx->bt_centroids || !idx->bt_radii)
-            return ae__fail(NULL, AE_ERR_NOMEM, "%s: out of memory", fn);
+            return ae__fail(NULL, AE_ERR_NOMEM, "out of memory");
         ae__reader_bytes(&rd, idx->perm, n * 4);
         ae__reader_f32s(&rd, idx->bt_centroids, nodes * d);
         ae__reader_f32s(&rd, idx->bt_radii, nodes);
@@ -684,19 +694,19 @@ static ae_status load_body(ae_index *idx, const unsigned char *buf, size_t len,
         {
             unsigned char *seen = ae__calloc(n, 1);
             int ok = 1;
-            if (!seen) return ae__fail(NULL, AE_ERR_NOMEM, "%s: out of memory", fn);
+            if (!seen) return ae__fail(NULL, AE_ERR_NOMEM, "out of memory");
             for (size_t i = 0; ok && i < n; i++) {
                 if (idx->perm[i] >= n || seen[idx->perm[i]]) ok = 0;
                 else seen[idx->perm[i]] = 1;
             }
             ae__free(seen, n);
-            if (!ok) return ae__fail(NULL, AE_ERR_FORMAT, "%s: '%s' has a bad permutation", fn, path);
+            if (!ok) return ae__fail(NULL, AE_ERR_FORMAT, "'%s' has a bad permutation", path);
         }
         if (!ae__all_finite(idx->bt_centroids, nodes * d) || !ae__all_finite(idx->bt_radii, nodes))
-            return ae__fail(NULL, AE_ERR_FORMAT, "%s: '%s' has non-finite tree nodes", fn, path);
+            return ae__fail(NULL, AE_ERR_FORMAT, "'%s' has non-finite tree nodes", path);
         for (size_t i = 0; i < nodes; i++)
             if (idx->bt_radii[i] < 0.0f)
-                return ae__fail(NULL, AE_ERR_FORMAT, "%s: '%s' has a negative radius", fn, path);
+                return ae__fail(NULL, AE_ERR_FORMAT, "'%s' has a negative radius", path);
     } else if (idx->backend == AE_INDEX_HNSW) {
         uint32_t max_level, entry, m = (uint32_t)idx->params[AE_INDEX_HNSW_M], m0 = 2 * m;
         size_t upper = 0;
@@ -707,11 +717,11 @@ static ae_status load_body(ae_index *idx, const unsigned char *buf, size_t len,
         lv = p + rd.pos; /* the levels, read in place to size the upper layers */
         for (size_t i = 0; i < n; i++) {
             if (lv[i] > AE__HNSW_MAX_LEVEL || lv[i] > max_level)
-                return ae__fail(NULL, AE_ERR_FORMAT, "%s: '%s' has a bad HNSW level", fn, path);
+                return ae__fail(NULL, AE_ERR_FORMAT, "'%s' has a bad HNSW level", path);
             upper += lv[i];
         }
         if (max_level > AE__HNSW_MAX_LEVEL || entry >= n || lv[entry] != max_level)
-            return ae__fail(NULL, AE_ERR_FORMAT, "%s: '%s' has a bad HNSW entry point", fn, path);
+            return ae__fail(NULL, AE_ERR_FORMAT, "'%s' has a bad HNSW entry point", path);
         if (add_size(&need, upper, (1 + (size_t)m) * 4, payload) || need != payload)
             goto truncated;
         idx->h_m = m;
@@ -725,7 +735,7 @@ static ae_status load_body(ae_index *idx, const unsigned char *buf, size_t len,
         idx->h_upper = idx->h_upper_len ? ae__malloc(idx->h_upper_len * 4) : NULL;
         if (!idx->h_levels || !idx->h_links0 || !idx->h_upper_off ||
             (idx->h_upper_len && !idx->h_upper))
-            return ae__fail(NULL, AE_ERR_NOMEM, "%s: out of memory", fn);
+            return ae__fail(NULL, AE_ERR_NOMEM, "out of memory");
         ae__reader_bytes(&rd, idx->h_levels, n);
         ae__reader_bytes(&rd, idx->h_links0, n * (1 + (size_t)m0) * 4);
         ae__reader_bytes(&rd, idx->h_upper, idx->h_upper_len * 4);
@@ -750,15 +760,16 @@ static ae_status load_body(ae_index *idx, const unsigned char *buf, size_t len,
     idx->built = 1;
     return AE_OK;
 bad_graph:
-    return ae__fail(NULL, AE_ERR_FORMAT, "%s: '%s' has a corrupt HNSW graph", fn, path);
+    return ae__fail(NULL, AE_ERR_FORMAT, "'%s' has a corrupt HNSW graph", path);
 truncated:
     return ae__fail(NULL, AE_ERR_FORMAT,
-                    "%s: '%s' is inconsistent: its sections do not add up to its %zu bytes", fn,
+                    "'%s' is inconsistent: its sections do not add up to its %zu bytes",
                     path, len);
 }
 
 ae_status ae_index_load(ae_index **out, const char *path)
 {
+    AE__ENTER();
     static const char fn[] = "ae_index_load";
     unsigned char *buf = NULL;
     size_t len = 0, d;
@@ -766,30 +777,29 @@ ae_status ae_index_load(ae_index **out, const char *path)
     ae_index *idx;
     ae_status st;
 
-    if (!out || !path) return ae__fail(NULL, AE_ERR_INVALID_ARG, "%s: NULL argument", fn);
+    if (!out || !path) return ae__fail(NULL, AE_ERR_INVALID_ARG, "NULL argument");
     *out = NULL;
     if ((st = ae__read_file(path, SIZE_MAX / 2, &buf, &len, NULL)) != AE_OK) return st;
     if (len < AE__INDEX_HEADER_BYTES + 4 || memcmp(buf, g_magic, 8) != 0) {
-        st = ae__fail(NULL, AE_ERR_FORMAT, "%s: '%s' is not a libautoenc index file%s", fn,
+        st = ae__fail(NULL, AE_ERR_FORMAT, "'%s' is not a libautoenc index file%s",
                       path, len < AE__INDEX_HEADER_BYTES + 4 ? " (too short)" : "");
         goto done;
     }
     version = rd_u32(buf + 8);
     if (version == 0 || version > AE__INDEX_FORMAT_VERSION) {
         st = ae__fail(NULL, version ? AE_ERR_VERSION : AE_ERR_FORMAT,
-                      "%s: '%s' has format version %u; this library reads version %u", fn, path,
+                      "'%s' has format version %u; this library reads version %u", path,
                       version, AE__INDEX_FORMAT_VERSION);
         goto done;
     }
     if (rd_u64(buf + 80) != len - AE__INDEX_HEADER_BYTES - 4) {
         st = ae__fail(NULL, AE_ERR_FORMAT,
-                      "%s: '%s' is truncated or has trailing bytes (%zu bytes, header says %llu)",
-                      fn, path, len, (unsigned long long)rd_u64(buf + 80) + AE__INDEX_HEADER_BYTES + 4);
+                      "'%s' is truncated or has trailing bytes (%zu bytes, header says %llu)", path, len, (unsigned long long)rd_u64(buf + 80) + AE__INDEX_HEADER_BYTES + 4);
         goto done;
     }
     crc = rd_u32(buf + len - 4);
     if (ae__crc32(0, buf, len - 4) != crc) {
-        st = ae__fail(NULL, AE_ERR_CHECKSUM, "%s: '%s' is corrupt (checksum mismatch)", fn, path);
+        st = ae__fail(NULL, AE_ERR_CHECKSUM, "'%s' is corrupt (checksum mismatch)", path);
         goto done;
     }
     backend = rd_u32(buf + 12);
@@ -798,19 +808,19 @@ ae_status ae_index_load(ae_index **out, const char *path)
     d = (size_t)rd_u64(buf + 24);
     if ((st = check_kind((int)backend, (int)metric, d, fn)) != AE_OK ||
         (flags & ~AE__INDEX_FLAG_LABELS) != 0) {
-        st = ae__fail(NULL, AE_ERR_FORMAT, "%s: '%s' has a bad header (backend %u, metric %u, "
-                      "dimension %zu, flags %#x)", fn, path, backend, metric, d, flags);
+        st = ae__fail(NULL, AE_ERR_FORMAT, "'%s' has a bad header (backend %u, metric %u, "
+                      "dimension %zu, flags %#x)", path, backend, metric, d, flags);
         goto done;
     }
     idx = index_new((int)backend, (int)metric, d);
     if (!idx) {
-        st = ae__fail(NULL, AE_ERR_NOMEM, "%s: out of memory", fn);
+        st = ae__fail(NULL, AE_ERR_NOMEM, "out of memory");
         goto done;
     }
     for (int k = 1; k < AE__INDEX_NPARAMS; k++) {
         int64_t v = (int64_t)rd_u64(buf + 40 + 8 * (size_t)(k - 1));
         if (v < g_params[k].lo || v > g_params[k].hi) {
-            st = ae__fail(NULL, AE_ERR_FORMAT, "%s: '%s' has %s = %lld, out of range", fn, path,
+            st = ae__fail(NULL, AE_ERR_FORMAT, "'%s' has %s = %lld, out of range", path,
                           g_params[k].name, (long long)v);
             ae_index_free(idx);
             goto done;

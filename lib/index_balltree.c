@@ -98,7 +98,7 @@ ae_status ae__balltree_build(ae_index *idx)
     data2 = ae__malloc_aligned(n * d * sizeof(float));
     if (!idx->perm || !idx->bt_centroids || !idx->bt_radii || !key || !mn || !mx || !acc ||
         !data2) {
-        st = ae__fail(NULL, AE_ERR_NOMEM, "ae_index_build: out of memory for the ball tree");
+        st = ae__fail(NULL, AE_ERR_NOMEM, "out of memory for the ball tree");
         goto done;
     }
     for (size_t i = 0; i < n; i++) idx->perm[i] = (uint32_t)i;
@@ -218,7 +218,7 @@ ae_status ae__balltree_search(const ae_index *idx, const float *q, size_t nq, si
     if (!heap || !res) {
         ae__free(heap, cap * sizeof *heap);
         ae__free(res, cap * sizeof *res);
-        return ae__fail(NULL, AE_ERR_NOMEM, "ae_index_search: out of memory");
+        return ae__fail(NULL, AE_ERR_NOMEM, "out of memory");
     }
     c.idx = idx;
     c.rel1 = 1.0 + ae__l2sq_relerr(d);
@@ -250,7 +250,7 @@ ae_status ae__balltree_search(const ae_index *idx, const float *q, size_t nq, si
                     /* shrink bookkeeping back: heap is larger than res now */
                     ae__free(heap, want * sizeof *heap);
                     ae__free(res, cap * sizeof *res);
-                    return ae__fail(NULL, AE_ERR_NOMEM, "ae_index_search: out of memory");
+                    return ae__fail(NULL, AE_ERR_NOMEM, "out of memory");
                 }
                 res = r2;
                 cap = want;

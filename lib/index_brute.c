@@ -80,7 +80,7 @@ ae_status ae__brute_search(const ae_index *idx, const float *q, size_t nq, size_
     qn = ae__malloc(bq * sizeof(float));
     res = ae__malloc(res_bytes);
     if (!tile || !heaps || !hlen || !qn || !res) {
-        st = ae__fail(NULL, AE_ERR_NOMEM, "ae_index_search: out of memory for %zu queries", nq);
+        st = ae__fail(NULL, AE_ERR_NOMEM, "out of memory for %zu queries", nq);
         goto done;
     }
 

@@ -239,7 +239,7 @@ ae_status ae__hnsw_build(ae_index *idx)
     idx->h_upper_off = ae__malloc(n * sizeof(uint64_t));
     idx->h_links0 = ae__calloc(n, (1 + 2 * m) * sizeof(uint32_t));
     if (!idx->h_levels || !idx->h_upper_off || !idx->h_links0)
-        return ae__fail(NULL, AE_ERR_NOMEM, "ae_index_build: out of memory for the HNSW graph");
+        return ae__fail(NULL, AE_ERR_NOMEM, "out of memory for the HNSW graph");
     ae__rng_seed(&rng, (uint64_t)idx->params[AE_INDEX_SEED]);
     for (size_t i = 0; i < n; i++) {
         double u = ((double)(ae__rng_next(&rng) >> 11) + 1.0) * 0x1.0p-53; /* (0, 1] */
@@ -253,21 +253,21 @@ ae_status ae__hnsw_build(ae_index *idx)
     if (upper) {
         idx->h_upper = ae__calloc(upper, sizeof(uint32_t));
         if (!idx->h_upper)
-            return ae__fail(NULL, AE_ERR_NOMEM, "ae_index_build: out of memory for the HNSW graph");
+            return ae__fail(NULL, AE_ERR_NOMEM, "out of memory for the HNSW graph");
     }
     memset(&b, 0, sizeof b);
     b.cap = (efc > 2 * m + 1 ? efc : 2 * m + 1) + 1;
     b.sorted = ae__malloc(b.cap * sizeof(ae__nb));
     b.sel = ae__malloc(b.cap * sizeof(ae__nb));
     if (scratch_init(&b.s, n, efc) != AE_OK || !b.sorted || !b.sel) {
-        st = ae__fail(NULL, AE_ERR_NOMEM, "ae_index_build: out of memory for the HNSW build");
+        st = ae__fail(NULL, AE_ERR_NOMEM, "out of memory for the HNSW build");
         goto done;
     }
     idx->h_entry = 0;
     idx->h_max_level = idx->h_levels[0];
     for (size_t i = 1; i < n; i++)
         if ((st = insert(idx, &b, (uint32_t)i, efc)) != AE_OK) {
-            st = ae__fail(NULL, AE_ERR_NOMEM, "ae_index_build: out of memory in the HNSW build");
+            st = ae__fail(NULL, AE_ERR_NOMEM, "out of memory in the HNSW build");
             goto done;
         }
 done:
@@ -290,7 +290,7 @@ ae_status ae__hnsw_search(const ae_index *idx, const float *q, size_t nq, size_t
     res_cap = ef + 1; /* the whole candidate list (>= k) */
     res = ae__malloc(res_cap * sizeof *res);
     if (scratch_init(&s, n, ef) != AE_OK || !res) {
-        st = ae__fail(NULL, AE_ERR_NOMEM, "ae_index_search: out of memory");
+        st = ae__fail(NULL, AE_ERR_NOMEM, "out of memory");
         goto done;
     }
     for (size_t i = 0; i < nq; i++) {
@@ -301,7 +301,7 @@ ae_status ae__hnsw_search(const ae_index *idx, const float *q, size_t nq, size_t
         for (uint32_t l = idx->h_max_level; l > 0; l--) ep = greedy(idx, qi, ep, &epd, l);
         nt = search_layer(idx, qi, ep, epd, ef, 0, &s);
         if (nt == 0) {
-            st = ae__fail(NULL, AE_ERR_NOMEM, "ae_index_search: out of memory");
+            st = ae__fail(NULL, AE_ERR_NOMEM, "out of memory");
             goto done;
         }
         if (nt < k) /* disconnected graph: fall back to an exact answer */

@@ -550,10 +550,12 @@ ae_status ae_model_predict(const ae_model *m, const float *x, size_t n, float *y
     size_t need;
     if (!m || !x || !y) return ae__fail(NULL, AE_ERR_INVALID_ARG, "NULL argument");
     if (n == 0) return ae__fail(NULL, AE_ERR_INVALID_ARG, "no samples (n = 0)");
-    if (ae__mul_size(n, ae_model_output_size(m), &need) != 0 || y_len < need)
-        return ae__fail(NULL, AE_ERR_SHAPE,
-                        "output buffer holds %zu floats, %zu samples need %zu",
-                        y_len, n, n * ae_model_output_size(m));
+    if (ae__mul_size(n, ae_model_output_size(m), &need) != 0)
+        return ae__fail(NULL, AE_ERR_RANGE, "%zu samples of %zu output floats overflow size_t", n,
+                        ae_model_output_size(m));
+    if (y_len < need)
+        return ae__fail(NULL, AE_ERR_SHAPE, "output buffer holds %zu floats, %zu samples need %zu",
+                        y_len, n, need);
     return ae__model_run(m, x, n, y); /* checks the inputs for NaN/inf as it goes */
 }
 
@@ -568,7 +570,7 @@ ae_status ae_model_forward(const ae_model *m, const ae_tensor *x, ae_tensor *y)
         return ae__fail(NULL, AE_ERR_SHAPE,
                         "input has %zu floats per sample, the model takes %zu",
                         per, ae_model_input_size(m));
-    return ae_model_predict(m, ae_tensor_data_const(x), n, ae_tensor_data(y), ae_tensor_size(y));
+    return AE__NESTED(ae_model_predict(m, ae_tensor_data_const(x), n, ae_tensor_data(y), ae_tensor_size(y)));
 }
 
 /* ---- summary ---------------------------------------------------------------------------- */

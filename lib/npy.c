@@ -442,7 +442,7 @@ ae_status ae_npy_load_rows(ae_tensor **out, const char *path, size_t max_rows, f
 ae_status ae_npy_load(ae_tensor **out, const char *path, float u8_scale)
 {
     AE__ENTER();
-    return ae_npy_load_rows(out, path, 0, u8_scale);
+    return AE__NESTED(ae_npy_load_rows(out, path, 0, u8_scale));
 }
 
 ae_status ae_npy_read_rows(const char *path, size_t first_row, size_t n_rows, float u8_scale,

@@ -7,7 +7,7 @@ int train_and_search(const float *x, size_t n, const float *query)
     ae_model *m = NULL; ae_train_config *cfg = NULL; ae_encoder *enc = NULL;
     ae_index *idx = NULL; float codes[1000 * 32], q[32], dist[5]; int64_t ids[5];
     ae_status st = n <= 1000 ? AE_OK : AE_ERR_RANGE;
-    if (st == AE_OK) st = ae_preset_build(&m, AE_PRESET_SIMPLE, 42);          /* 784-32-784 */
+    if (st == AE_OK) st = ae_preset_build(&m, AE_PRESET_SIMPLE, 42); /* 784-32-784 */
     if (st == AE_OK) st = ae_train_config_create(&cfg);
     if (st == AE_OK) st = ae_train_config_set_int(cfg, AE_TRAIN_EPOCHS, 20);
     if (st == AE_OK) st = ae_train_config_set_int(cfg, AE_TRAIN_BATCH_SIZE, 64);
