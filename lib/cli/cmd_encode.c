@@ -134,8 +134,8 @@ int cli_cmd_encode(int argc, char **argv)
         printf(", \"rows\": %zu, \"code_size\": %zu, \"categories\": %zu, \"seconds\": %.3f}\n",
                d.n, code_size, d.n_names, cli_now() - t0);
     } else if (!quiet) {
-        printf("encoded %s rows into codes of %zu values: %s", cli_count(buf1, sizeof buf1, d.n),
-               code_size, out);
+        printf("encoded %s row%s into codes of %zu values: %s", cli_count(buf1, sizeof buf1, d.n),
+               d.n == 1 ? "" : "s", code_size, out);
         if (labels_out) printf(", labels of %zu categories: %s", d.n_names, labels_out);
         printf(" (%.2f s)\n", cli_now() - t0);
     }

@@ -156,8 +156,9 @@ static int index_build(int argc, char **argv)
                BACKENDS[backend], METRICS[metric], n, dim, labels ? "true" : "false",
                ae_index_memory_bytes(idx), cli_now() - t0);
     } else if (!quiet) {
-        printf("indexed %s codes of %zu values (%s, %s%s) in %.2f s: %s\n",
-               cli_count(buf1, sizeof buf1, n), dim, BACKENDS[backend], METRICS[metric],
+        printf("indexed %s code%s of %zu values (%s, %s%s) in %.2f s: %s\n",
+               cli_count(buf1, sizeof buf1, n), n == 1 ? "" : "s", dim, BACKENDS[backend],
+               METRICS[metric],
                labels ? ", with labels" : "", cli_now() - t0, out);
     }
     rc = CLI_EXIT_OK;

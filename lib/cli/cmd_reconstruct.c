@@ -150,8 +150,8 @@ int cli_cmd_reconstruct(int argc, char **argv)
         cli_json_num(stdout, mse);
         printf("}\n");
     } else if (!quiet) {
-        printf("drew %zu of %s rows above their reconstructions: %s\n", shown,
-               cli_count(buf, sizeof buf, d.n), png);
+        printf("drew %zu of %s row%s above their reconstructions: %s\n", shown,
+               cli_count(buf, sizeof buf, d.n), d.n == 1 ? "" : "s", png);
         printf("over all rows: binary cross-entropy %.4f, mean squared error %.5f\n", bce, mse);
     }
     rc = CLI_EXIT_OK;
