@@ -7,7 +7,7 @@
 
 #include <png.h>
 
-#include "ex_support.h"
+#include "png_grid.h"
 
 /* ---- font: 5x7, one string of 35 cells per glyph ('#' = ink) ---------------- */
 typedef struct glyph {
