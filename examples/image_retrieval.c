@@ -1,19 +1,24 @@
 /*
  * Tutorial section 4: information retrieval with the convolutional encoder.
  *
- * Loads the model conv_autoencoder saved (training it first if absent),
- * flattens the encoder's 4x4x8 codes of the training split, indexes them
- * (ball tree by default, as the tutorial), and queries every held-out test
- * drawing: a clock must find clocks. Reports precision@1/10/100, mAP@100 and
- * per-category precision@10 for the codes and, in the same run, for raw
- * pixels; draws the neighbours of a few queries.
+ * The notebook's cells in order: take the trained convolutional autoencoder
+ * (the file conv_autoencoder saved in --out, or --model FILE; with neither,
+ * train the tutorial's conv model first with section 3's recipe and save it
+ * there), extract its encoder and flatten the 4x4x8 codes of every drawing,
+ * index the training codes in a ball tree (--backend brute or hnsw for the
+ * other indexes) and ask for the k = 10 nearest neighbours of held-out
+ * drawings: a clock must find clocks. Every held-out drawing is a query;
+ * precision@1/10/100, mAP@100 and per-category precision@10 are reported for
+ * the codes and, in the same run, for raw pixels. Draws the neighbours of
+ * --show queries (a clock first) into --out/retrieval_<category>_<query>.png;
+ * the last line printed is a JSON object of the figures.
  */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "ex_train.h"
+#include "ex_support.h"
 
 #define METRIC_K 100 /* deepest rank any metric looks at */
 
@@ -131,23 +136,85 @@ static void print_scores(const char *what, const retrieval_scores *s, const ae_d
                c + 1 < ae_dataset_num_categories(ds) ? "," : "\n");
 }
 
-/* Trains the conv model with the conv_autoencoder example's own code. */
-static int train_conv_model(const ex_args *a)
+/* Section 3 again when no trained model is at hand: the tutorial's conv model
+ * (the preset of the 13 layers conv_autoencoder builds one by one), compiled
+ * and fitted with conv_autoencoder's recipe and defaults (batch 32, early
+ * stopping patience 3, min_delta 1e-4), so a seed gives the same model in
+ * both programs. Saves it to model_path and writes the epochs to
+ * OUT/conv_autoencoder_history.csv as conv_autoencoder does. */
+static int train_tutorial_conv_model(ae_model **out, const ex_args *a, const float *train,
+                                     size_t n_train, const char *model_path)
 {
-    static const ex_train_spec conv = {"conv_autoencoder", "", AE_PRESET_CONV, 32, 1};
-    char epochs[32], seed[32], per[32];
-    char *argv[12];
-    snprintf(epochs, sizeof epochs, "%ld", a->epochs);
-    snprintf(seed, sizeof seed, "%llu", (unsigned long long)a->seed);
-    snprintf(per, sizeof per, "%zu", a->per_category);
-    argv[0] = "conv_autoencoder";
-    argv[1] = "--data"; argv[2] = (char *)a->data_dir;
-    argv[3] = "--out"; argv[4] = (char *)a->out_dir;
-    argv[5] = "--epochs"; argv[6] = epochs;
-    argv[7] = "--seed"; argv[8] = seed;
-    argv[9] = "--per-category"; argv[10] = per;
-    argv[11] = NULL;
-    return ex_run_training_example(&conv, 11, argv) == 0 ? EX_OK : EX_ERR;
+    ex_fit_args fit;
+    ex_epoch_log log = {NULL};
+    ae_model *m = NULL;
+    ae_train_config *cfg = NULL;
+    ae_history *h = NULL;
+    ae_status st;
+    int rc = EX_ERR;
+
+    st = ae_preset_build(&m, AE_PRESET_CONV, a->seed);
+    if (ex_failed(st, "building the model")) goto done;
+    ex_fit_args_init(&fit, 32);
+    st = ae_train_config_create(&cfg);
+    if (st == AE_OK) st = ae_train_config_set_int(cfg, AE_TRAIN_OPTIMIZER, AE_OPT_NADAM);
+    if (st == AE_OK) st = ae_train_config_set_int(cfg, AE_TRAIN_LOSS, AE_LOSS_BCE);
+    if (st == AE_OK) st = ae_train_config_set_int(cfg, AE_TRAIN_EPOCHS, a->epochs);
+    if (st == AE_OK) st = ae_train_config_set_int(cfg, AE_TRAIN_BATCH_SIZE, fit.batch);
+    if (st == AE_OK) st = ae_train_config_set_int(cfg, AE_TRAIN_SHUFFLE, 1);
+    if (st == AE_OK) st = ae_train_config_set_int(cfg, AE_TRAIN_SEED, (int64_t)(a->seed & INT64_MAX));
+    if (st == AE_OK) st = ae_train_config_set_double(cfg, AE_TRAIN_VALIDATION_SPLIT, 0.2);
+    if (st == AE_OK) st = ae_train_config_set_int(cfg, AE_TRAIN_PATIENCE, fit.patience);
+    if (st == AE_OK) st = ae_train_config_set_double(cfg, AE_TRAIN_MIN_DELTA, fit.min_delta);
+    if (st == AE_OK) st = ae_train_config_set_int(cfg, AE_TRAIN_RESTORE_BEST, 1);
+    if (st == AE_OK) st = ae_train_config_set_int(cfg, AE_TRAIN_THREADS, fit.threads);
+    if (st == AE_OK) st = ae_train_config_set_callback(cfg, ex_print_epoch, &log);
+    if (st == AE_OK) st = ae_history_create(&h);
+    if (ex_failed(st, "training settings")) goto done;
+    if (ex_epoch_log_open(&log, a->out_dir, "conv_autoencoder") != EX_OK) goto done;
+    ex_print_fit_plan(cfg, n_train);
+    st = ae_train_fit(m, cfg, train, NULL, n_train, h);
+    if (ex_epoch_log_close(&log) != EX_OK || ex_failed(st, "training")) goto done;
+    ex_print_fit_outcome(h);
+    if (ex_failed(ae_model_save(m, model_path), "saving the model")) goto done;
+    printf("saved the model to %s\n", model_path);
+    *out = m;
+    m = NULL;
+    rc = EX_OK;
+done:
+    ex_epoch_log_close(&log);
+    ae_history_free(h);
+    ae_train_config_free(cfg);
+    ae_model_free(m);
+    return rc;
+}
+
+/* Prints query q's k nearest neighbours (indices, distances, categories) and
+ * draws them into OUT/retrieval_<category>_<q>.png. */
+static int show_query(const ex_args *a, const ae_dataset *ds, size_t q, size_t k,
+                      const int64_t *nbr, const float *dists)
+{
+    const float *train, *test;
+    const int32_t *train_labels, *test_labels;
+    const char *category;
+    char name[64], png[1024];
+    ae_dataset_train(&train, &train_labels, NULL, ds);
+    ae_dataset_test(&test, &test_labels, NULL, ds);
+    category = ae_dataset_category_name(ds, (size_t)test_labels[q]);
+    printf("\nquery %zu (%s): the %zu nearest training drawings\n  indices:   ", q, category, k);
+    for (size_t i = 0; i < k; i++) printf(" %6lld", (long long)nbr[i]);
+    printf("\n  distances: ");
+    for (size_t i = 0; i < k; i++) printf(" %6.3f", dists[i]);
+    printf("\n  categories:");
+    for (size_t i = 0; i < k; i++)
+        printf(" %s%s", ae_dataset_category_name(ds, (size_t)train_labels[nbr[i]]),
+               i + 1 < k ? "," : "\n");
+    snprintf(name, sizeof name, "retrieval_%s_%zu.png", category, q);
+    for (char *p = name; *p; p++)
+        if (*p == ' ') *p = '_';
+    if (ex_path(png, sizeof png, a->out_dir, name) != EX_OK) return EX_ERR;
+    return draw_neighbours(ds, train, train_labels, test + q * 784, test_labels[q], nbr, dists, k,
+                           png);
 }
 
 int main(int argc, char **argv)
@@ -160,7 +227,8 @@ int main(int argc, char **argv)
         {"k", EX_OPT_INT, &k, 1, METRIC_K, "N", "neighbours shown per query"},
         {"leaf-size", EX_OPT_INT, &leaf_size, 1, 1 << 20, "N", "ball tree leaf size"},
         {"model", EX_OPT_STRING, &model_path, 0, 0, "FILE",
-         "conv model (default OUT/conv_autoencoder.aem, trained if absent)"},
+         "trained model to load (default OUT/conv_autoencoder.aem, trained and saved there "
+         "if absent)"},
         {"show", EX_OPT_INT, &shown, 0, 10, "N", "queries to print and draw (a clock first)"},
         {"export-codes", EX_OPT_STRING, &export_dir, 0, 0, "DIR",
          "also write the codes as DIR/train_codes.npy and DIR/test_codes.npy (float32)"},
@@ -173,37 +241,47 @@ int main(int argc, char **argv)
     ae_index *idx = NULL;
     const float *train, *test;
     const int32_t *train_labels, *test_labels;
-    size_t n_train, n_test, n_cat, code;
+    size_t n_train, n_test, n_cat, code, clock = 0;
     float *train_codes = NULL, *test_codes = NULL, *dists = NULL;
     int64_t *nbr = NULL;
     int32_t *nbr_labels = NULL;
-    char path[1024];
+    char default_model[1024];
     retrieval_scores codes_s, pixels_s;
     double build_s, query_s, pix_build_s, pix_query_s, t0, encode_s;
-    int rc;
+    ae_status st;
+    int rc, model_given;
 
     ex_args_defaults(&a);
-    a.epochs = 60;
+    a.epochs = 60; /* when it trains the model: conv_autoencoder's cap */
     rc = ex_args_parse(&a, extra, argc, argv,
                        "Tutorial section 4: image retrieval with the convolutional encoder's codes", 1);
     if (rc != EX_OK) return rc == EX_HELP ? 0 : 2;
     if (parse_backend(backend_name, &backend) != EX_OK) return 2;
     if (ex_mkdir_p(a.out_dir) != EX_OK) return 1;
-    if (!model_path) {
-        if (ex_path(path, sizeof path, a.out_dir, "conv_autoencoder.aem") != EX_OK) return 1;
-        model_path = path;
+    rc = 1;
+
+    /* the trained autoencoder: --model FILE must load; the default file is
+     * trained and saved first when it is missing or unusable */
+    model_given = model_path != NULL;
+    if (!model_given) {
+        if (ex_pathf(default_model, sizeof default_model, "%s/conv_autoencoder.aem", a.out_dir) != EX_OK)
+            return 1;
+        model_path = default_model;
     }
-    if (ae_model_load(&m, model_path) != AE_OK) {
+    st = ae_model_load(&m, model_path);
+    if (model_given && ex_failed(st, "loading the model")) return 1;
+    if (st == AE_OK)
+        printf("model: %s (%zu parameters)\n", model_path, ae_model_param_count(m));
+    else
         printf("no usable model at %s (%s): training the convolutional autoencoder first\n",
                model_path, ae_last_error());
-        if (train_conv_model(&a) != EX_OK || ae_model_load(&m, model_path) != AE_OK) {
-            fprintf(stderr, "error: loading %s: %s\n", model_path, ae_last_error());
-            return 1;
-        }
-    }
-    printf("model: %s (%zu parameters)\n", model_path, ae_model_param_count(m));
-    rc = 1;
-    if (ex_load_dataset(&ds, &a, 1) != EX_OK) goto done;
+
+    /* the data: the same split as the training examples (same --seed, --per-category) */
+    t0 = ex_now();
+    st = ae_dataset_load(&ds, a.data_dir, a.per_category, AE_DATASET_DEFAULT_TEST_FRACTION,
+                         a.seed);
+    if (ex_failed(st, "loading the data")) goto done;
+    ex_print_dataset(ds, &a, ex_now() - t0);
     ae_dataset_train(&train, &train_labels, &n_train, ds);
     ae_dataset_test(&test, &test_labels, &n_test, ds);
     n_cat = ae_dataset_num_categories(ds);
@@ -211,25 +289,29 @@ int main(int argc, char **argv)
         fprintf(stderr, "error: need at most 64 categories and at least %d training drawings\n", METRIC_K);
         goto done;
     }
-
-    /* encode: the code layer's 4x4x8 output, flattened (NHWC order) */
-    if (ae_encoder_create(&enc, m) != AE_OK) {
-        fprintf(stderr, "error: encoder: %s\n", ae_last_error());
-        goto done;
+    if (!m) {
+        if (train_tutorial_conv_model(&m, &a, train, n_train, model_path) != EX_OK) goto done;
+        printf("model: %s (%zu parameters)\n", model_path, ae_model_param_count(m));
     }
+
+    /* encode: the encoder is the model up to the code layer; its 4x4x8 output
+     * is flattened to 128 floats (NHWC order) per drawing */
+    st = ae_encoder_create(&enc, m);
+    if (ex_failed(st, "encoder")) goto done;
     code = ae_encoder_code_size(enc);
     train_codes = malloc(n_train * code * sizeof *train_codes);
     test_codes = malloc(n_test * code * sizeof *test_codes);
     nbr = malloc(n_test * METRIC_K * sizeof *nbr);
     nbr_labels = malloc(n_test * METRIC_K * sizeof *nbr_labels);
     dists = malloc(n_test * METRIC_K * sizeof *dists);
-    if (!train_codes || !test_codes || !nbr || !nbr_labels || !dists) goto done;
-    t0 = ex_now();
-    if (ae_encoder_encode(enc, train, n_train, train_codes, n_train * code) != AE_OK ||
-        ae_encoder_encode(enc, test, n_test, test_codes, n_test * code) != AE_OK) {
-        fprintf(stderr, "error: encode: %s\n", ae_last_error());
+    if (!train_codes || !test_codes || !nbr || !nbr_labels || !dists) {
+        fprintf(stderr, "error: out of memory for the codes and neighbours\n");
         goto done;
     }
+    t0 = ex_now();
+    st = ae_encoder_encode(enc, train, n_train, train_codes, n_train * code);
+    if (st == AE_OK) st = ae_encoder_encode(enc, test, n_test, test_codes, n_test * code);
+    if (ex_failed(st, "encode")) goto done;
     encode_s = ex_now() - t0;
     printf("encoded %zu + %zu drawings into %zu-float codes (%zux%zux%zu flattened) in %.2f s\n",
            n_train, n_test, code, ae_encoder_code_dim(enc, 0), ae_encoder_code_dim(enc, 1),
@@ -238,16 +320,17 @@ int main(int argc, char **argv)
     if (export_dir) {
         char p1[1024], p2[1024];
         size_t d1[2] = {n_train, code}, d2[2] = {n_test, code};
-        if (ex_mkdir_p(export_dir) != EX_OK || ex_path(p1, sizeof p1, export_dir, "train_codes.npy") != EX_OK ||
-            ex_path(p2, sizeof p2, export_dir, "test_codes.npy") != EX_OK ||
-            ae_npy_save_f32(p1, train_codes, 2, d1) != AE_OK || ae_npy_save_f32(p2, test_codes, 2, d2) != AE_OK) {
-            fprintf(stderr, "error: exporting codes: %s\n", ae_last_error());
+        if (ex_mkdir_p(export_dir) != EX_OK ||
+            ex_path(p1, sizeof p1, export_dir, "train_codes.npy") != EX_OK ||
+            ex_path(p2, sizeof p2, export_dir, "test_codes.npy") != EX_OK)
             goto done;
-        }
+        st = ae_npy_save_f32(p1, train_codes, 2, d1);
+        if (st == AE_OK) st = ae_npy_save_f32(p2, test_codes, 2, d2);
+        if (ex_failed(st, "exporting codes")) goto done;
         printf("wrote %s and %s\n", p1, p2);
     }
 
-    /* the codes: the chosen backend, every held-out drawing as a query */
+    /* the codes in the chosen index, every held-out drawing as a query */
     if (index_and_query(backend, code, train_codes, n_train, train_labels, test_codes, n_test,
                         leaf_size, nbr, dists, &build_s, &query_s, &idx) != EX_OK)
         goto done;
@@ -257,33 +340,16 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < n_test * METRIC_K; i++) nbr_labels[i] = train_labels[nbr[i]];
     score(nbr_labels, test_labels, n_test, n_cat, &codes_s);
 
-    /* a few queries as the tutorial shows them: a clock first */
-    for (long s = 0, q = -1; s < shown; s++) {
-        size_t want = 0;
-        for (size_t c = 0; c < n_cat; c++)
-            if (strcmp(ae_dataset_category_name(ds, c), "clock") == 0) want = c;
-        if (s > 0) want = (want + (size_t)s * 3) % n_cat;
-        for (q = 0; q < (long)n_test && (size_t)test_labels[q] != want; q++) {}
-        if (q == (long)n_test) continue;
-        printf("\nquery %ld (%s): the %ld nearest training drawings\n  indices:   ", q,
-               ae_dataset_category_name(ds, want), k);
-        for (long i = 0; i < k; i++) printf(" %6lld", (long long)nbr[(size_t)q * METRIC_K + (size_t)i]);
-        printf("\n  distances: ");
-        for (long i = 0; i < k; i++) printf(" %6.3f", dists[(size_t)q * METRIC_K + (size_t)i]);
-        printf("\n  categories:");
-        for (long i = 0; i < k; i++)
-            printf(" %s%s", ae_dataset_category_name(ds, (size_t)nbr_labels[(size_t)q * METRIC_K + (size_t)i]),
-                   i + 1 < k ? "," : "\n");
-        {
-            char name[64], png[1024];
-            snprintf(name, sizeof name, "retrieval_%s_%ld.png", ae_dataset_category_name(ds, want), q);
-            for (char *p = name; *p; p++) if (*p == ' ') *p = '_';
-            if (ex_path(png, sizeof png, a.out_dir, name) != EX_OK ||
-                draw_neighbours(ds, train, train_labels, test + (size_t)q * 784, test_labels[q],
-                                nbr + (size_t)q * METRIC_K, dists + (size_t)q * METRIC_K,
-                                (size_t)k, png) != EX_OK)
-                goto done;
-        }
+    /* a few queries as the tutorial shows them: the first clock, then the
+     * first drawing of every third category after it */
+    for (size_t c = 0; c < n_cat; c++)
+        if (strcmp(ae_dataset_category_name(ds, c), "clock") == 0) clock = c;
+    for (long s = 0; s < shown; s++) {
+        size_t want = (clock + (size_t)s * 3) % n_cat, q = 0;
+        while (q < n_test && (size_t)test_labels[q] != want) q++;
+        if (q == n_test) continue;
+        if (show_query(&a, ds, q, (size_t)k, nbr + q * METRIC_K, dists + q * METRIC_K) != EX_OK)
+            goto done;
     }
 
     /* raw pixels in the same run (exact brute force: same neighbours as a ball tree) */

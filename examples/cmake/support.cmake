@@ -1,13 +1,16 @@
-# Support code shared by the example programs (argument parsing, CSV,
-# timer): a static helper library, not part of libautoenc. Example programs
-# link ae_example_support, which brings the PNG image grids (ae_png_grid, in
+# Support code shared by the example programs (argument parsing, the
+# examples' pictures, CSV, the training report, timer): a static helper
+# library, not part of libautoenc. The library calls of each tutorial section
+# are in the examples' main functions. Example programs link
+# ae_example_support, which brings the PNG image grids (ae_png_grid, in
 # lib/cli/, shared with the autoenc command), the autoenc library and the
 # header folder examples/support.
 add_library(ae_example_support STATIC
   ${CMAKE_CURRENT_SOURCE_DIR}/support/args.c
   ${CMAKE_CURRENT_SOURCE_DIR}/support/csv.c
-  ${CMAKE_CURRENT_SOURCE_DIR}/support/util.c
-  ${CMAKE_CURRENT_SOURCE_DIR}/support/train_example.c)
+  ${CMAKE_CURRENT_SOURCE_DIR}/support/pictures.c
+  ${CMAKE_CURRENT_SOURCE_DIR}/support/report.c
+  ${CMAKE_CURRENT_SOURCE_DIR}/support/util.c)
 target_include_directories(ae_example_support PUBLIC ${CMAKE_CURRENT_SOURCE_DIR}/support)
 target_link_libraries(ae_example_support PUBLIC autoenc ae_png_grid m)
 ae_target_warnings(ae_example_support)

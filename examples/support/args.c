@@ -17,6 +17,23 @@ void ex_args_defaults(ex_args *a)
     a->per_category = 10000;
 }
 
+void ex_fit_args_init(ex_fit_args *f, long batch)
+{
+    const ex_option t[5] = {
+        {"batch", EX_OPT_INT, &f->batch, 1, 65536, "N", "rows per training step"},
+        {"patience", EX_OPT_INT, &f->patience, 0, 1000, "N",
+         "early stopping: epochs without improvement (0 = off)"},
+        {"min-delta", EX_OPT_DOUBLE, &f->min_delta, 0, 1, "X", "smallest val_loss improvement"},
+        {"threads", EX_OPT_INT, &f->threads, 0, 64, "N", "compute threads (0 = library default)"},
+        {NULL, EX_OPT_INT, NULL, 0, 0, NULL, NULL},
+    };
+    f->batch = batch;
+    f->patience = 3;
+    f->min_delta = 1e-4;
+    f->threads = 0;
+    memcpy(f->options, t, sizeof t);
+}
+
 /* The common options as a table pointing into *a. */
 static void common_table(ex_args *a, ex_option t[6])
 {

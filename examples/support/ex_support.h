@@ -1,8 +1,11 @@
 /*
  * Support code shared by the libautoenc example programs (not part of the
- * library): command-line options, CSV files, directories, a monotonic timer,
- * loading the QuickDraw data. The PNG image grids (png_grid.h) live beside
- * the autoenc command in lib/cli/, which draws the same pictures.
+ * library): command-line options, the examples' two kinds of picture, CSV
+ * files, the Keras-style training report (epoch lines, history CSV, JSON
+ * last line), directories, a monotonic timer and the data set's category
+ * table. The PNG image grids (png_grid.h) live beside the autoenc command in
+ * lib/cli/, which draws the same pictures. The library calls that make up
+ * each tutorial section stay in the examples' main functions.
  *
  * Every fallible function returns an int status: EX_OK (0) on success,
  * EX_ERR (-1) on failure after printing a one-line reason to stderr. Nothing
@@ -78,6 +81,23 @@ int ex_args_parse(ex_args *a, const ex_option *extra, int argc, char **argv, con
 void ex_args_usage(const ex_args *a, const ex_option *extra, const char *prog,
                    const char *summary);
 
+/**
+ * The training examples' own options: --batch, --patience, --min-delta and
+ * --threads. ex_fit_args_init sets the defaults (the tutorial's: batch
+ * @p batch, early stopping patience 3 and min_delta 1e-4, the library's
+ * thread count) and fills @p options, a table for ex_args_parse whose targets
+ * point into the struct itself: initialise it where it stays, do not copy it.
+ */
+typedef struct ex_fit_args {
+    long batch;          /**< --batch N: rows per training step */
+    long patience;       /**< --patience N: epochs without improvement (0 = off) */
+    double min_delta;    /**< --min-delta X: smallest val_loss improvement that counts */
+    long threads;        /**< --threads N: compute threads (0 = library default) */
+    ex_option options[5]; /**< the table of the four options, NULL-terminated */
+} ex_fit_args;
+
+void ex_fit_args_init(ex_fit_args *f, long batch);
+
 /* ---- CSV ----------------------------------------------------------------------- */
 
 typedef struct ex_csv ex_csv;
@@ -105,7 +125,76 @@ int ex_csv_rowf(ex_csv *c, const char *fmt, ...)
 /** Flushes and closes; reports a write error that happened on any row. NULL is accepted. */
 int ex_csv_close(ex_csv *c);
 
-/* ---- files, time, data ---------------------------------------------------------- */
+/* ---- the examples' pictures ------------------------------------------------------ */
+
+/**
+ * Writes DIR/NAME_reconstructions.png: two test drawings per category,
+ * originals on the top row and their reconstructions under them, each
+ * labelled with its category. @p test and @p recon hold @p n 28x28 drawings,
+ * @p labels their categories in @p ds.
+ */
+int ex_save_reconstructions_png(const char *dir, const char *name, const ae_dataset *ds,
+                                const float *test, const int32_t *labels, size_t n,
+                                const float *recon);
+
+/**
+ * Writes DIR/NAME_code.png: one 28x28 @p drawing (labelled @p category), its
+ * code of shape @p code_shape (text, e.g. "4x4x8") drawn as a @p code_w x
+ * @p code_h image of the same floats in row-major order, and its 28x28
+ * reconstruction @p recon.
+ */
+int ex_save_code_png(const char *dir, const char *name, const float *drawing,
+                     const char *category, const float *code, const char *code_shape,
+                     int code_w, int code_h, const float *recon);
+
+/* ---- the training report ---------------------------------------------------------- */
+
+/** State of ex_print_epoch: the history CSV it appends to (NULL: none). */
+typedef struct ex_epoch_log {
+    ex_csv *csv;
+} ex_epoch_log;
+
+/**
+ * Opens DIR/NAME_history.csv (epoch, loss, val_loss, seconds,
+ * images_per_second) for ex_print_epoch.
+ */
+int ex_epoch_log_open(ex_epoch_log *log, const char *dir, const char *name);
+
+/** Closes the CSV (reporting a write error); a log never opened is accepted. */
+int ex_epoch_log_close(ex_epoch_log *log);
+
+/**
+ * An ae_progress_fn (user: an ex_epoch_log): at each epoch's end, prints a
+ * Keras-like line "Epoch 3: 1756/1756 steps - 0.14s - 394976 img/s - loss:
+ * 0.2431 - val_loss: 0.2419" and appends the epoch to the log's CSV.
+ * Never stops training.
+ */
+int ex_print_epoch(ae_train_event event, size_t epoch, size_t step, size_t steps, double loss,
+                   const ae_model *model, const ae_history *h, void *user);
+
+/**
+ * Prints what ae_train_fit is about to do with @p cfg on @p n rows: how many
+ * train and validate, the batch size, the epoch cap, the patience.
+ */
+void ex_print_fit_plan(const ae_train_config *cfg, size_t n);
+
+/** Prints how training ended (early stopping or the epoch cap) and the epoch it kept. */
+void ex_print_fit_outcome(const ae_history *h);
+
+/**
+ * Prints the training example's last line, a JSON object: example @p name,
+ * epochs run, best epoch (from 1), @p test_bce, mean seconds per epoch and
+ * mean training images per second.
+ */
+void ex_print_fit_json(const char *name, const ae_history *h, double test_bce);
+
+/* ---- errors, files, time, data ------------------------------------------------------ */
+
+/**
+ * When @p st is not AE_OK, prints "error: WHAT: <ae_last_error()> (<status>)"
+ * to stderr and returns 1; returns 0 for AE_OK. For `if (ex_failed(st, "...")) goto done;`.
+ */
+int ex_failed(ae_status st, const char *what);
 
 /** Creates @p dir and its missing parents (like mkdir -p). */
 int ex_mkdir_p(const char *dir);
@@ -113,15 +202,22 @@ int ex_mkdir_p(const char *dir);
 /** @p dir + "/" + @p name into @p buf of @p cap bytes; EX_ERR when it does not fit. */
 int ex_path(char *buf, size_t cap, const char *dir, const char *name);
 
+/** A path from a printf format into @p buf of @p cap bytes; EX_ERR when it does not fit. */
+int ex_pathf(char *buf, size_t cap, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
 /** Seconds on a monotonic clock (differences are meaningful, the origin is not). */
 double ex_now(void);
 
 /**
- * Loads the data set of @p a (data_dir, per_category, seed) with a 10%
- * stratified test split and, if @p verbose, prints one line per category
- * (train/test counts) and the load time.
+ * Prints the data set ae_dataset_load gave from @p a's folder: one line per
+ * category with its train/test counts, then the totals and the
+ * @p load_seconds it took.
  */
-int ex_load_dataset(ae_dataset **out, const ex_args *a, int verbose);
+void ex_print_dataset(const ae_dataset *ds, const ex_args *a, double load_seconds);
 
 #ifdef __cplusplus
 }

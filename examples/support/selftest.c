@@ -1,4 +1,4 @@
-/* Self-test of the example support code: options, font, grids, PNG, CSV.
+/* Self-test of the example support code: options, font, grids, PNG, CSV, paths.
  * usage: ae_example_support_selftest OUTDIR   (exit status 0 = pass) */
 #include <math.h>
 #include <stdio.h>
@@ -80,6 +80,25 @@ static void test_args(void)
         CHECK(ex_args_parse(&b, NULL, 1, (char **)none, "x", 1) == EX_ERR);
         CHECK(ex_args_parse(&b, NULL, 1, (char **)none, "x", 0) == EX_OK);
     }
+}
+
+/* The training examples' options: defaults, parsing, bounds. */
+static void test_fit_args(void)
+{
+    ex_args a;
+    ex_fit_args fit;
+    const char *ok[] = {"prog", "--batch", "16", "--min-delta=0.01", "--patience", "0",
+                        "--threads", "2", "--epochs", "5"};
+    const char *bad[] = {"prog", "--batch", "0"};
+    ex_args_defaults(&a);
+    ex_fit_args_init(&fit, 64);
+    CHECK(fit.batch == 64 && fit.patience == 3 && fit.min_delta == 1e-4 && fit.threads == 0);
+    CHECK(parse(&a, fit.options, (int)(sizeof ok / sizeof ok[0]), ok) == EX_OK);
+    CHECK(fit.batch == 16 && fit.patience == 0 && fit.min_delta == 0.01 && fit.threads == 2);
+    CHECK(a.epochs == 5);
+    fprintf(stderr, "(the next error line is expected)\n");
+    CHECK(parse(&a, fit.options, 3, bad) == EX_ERR);
+    CHECK(fit.batch == 16);
 }
 
 /* Reads an 8-bit grey PNG back. */
@@ -214,6 +233,7 @@ int main(int argc, char **argv)
     double t0 = ex_now();
     char sub[512];
     test_args();
+    test_fit_args();
     test_font();
     test_grid(dir);
     test_csv(dir);
@@ -222,9 +242,12 @@ int main(int argc, char **argv)
     CHECK(ex_mkdir_p(sub) == EX_OK);
     CHECK(ex_now() >= t0);
     {
-        char tiny[4];
-        fprintf(stderr, "(the next error line is expected)\n");
+        char tiny[4], path[32];
+        fprintf(stderr, "(the next 2 error lines are expected)\n");
         CHECK(ex_path(tiny, sizeof tiny, "abc", "def") == EX_ERR);
+        CHECK(ex_pathf(tiny, sizeof tiny, "%s/%s.aem", "out", "m") == EX_ERR);
+        CHECK(ex_pathf(path, sizeof path, "%s/%s.aem", "out", "m") == EX_OK);
+        CHECK(strcmp(path, "out/m.aem") == 0);
     }
     if (failures) fprintf(stderr, "%d check(s) failed\n", failures);
     else printf("example support self-test: all checks passed\n");

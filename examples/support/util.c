@@ -1,6 +1,7 @@
-/* Directories, paths, a monotonic timer and loading the examples' data. */
+/* Error lines, directories, paths, a monotonic timer and the data set's category table. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,11 +37,32 @@ int ex_mkdir_p(const char *dir)
     return EX_OK;
 }
 
+int ex_failed(ae_status st, const char *what)
+{
+    if (st == AE_OK) return 0;
+    fprintf(stderr, "error: %s: %s (%s)\n", what, ae_last_error(), ae_status_string(st));
+    return 1;
+}
+
 int ex_path(char *buf, size_t cap, const char *dir, const char *name)
 {
     int n = snprintf(buf, cap, "%s/%s", dir ? dir : ".", name ? name : "");
     if (n < 0 || (size_t)n >= cap) {
         fprintf(stderr, "error: path %s/%s is too long\n", dir ? dir : ".", name ? name : "");
+        return EX_ERR;
+    }
+    return EX_OK;
+}
+
+int ex_pathf(char *buf, size_t cap, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+    va_start(ap, fmt);
+    n = vsnprintf(buf, cap, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= cap) {
+        fprintf(stderr, "error: a path (%s) is longer than %zu bytes\n", fmt, cap - 1);
         return EX_ERR;
     }
     return EX_OK;
@@ -53,35 +75,18 @@ double ex_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-int ex_load_dataset(ae_dataset **out, const ex_args *a, int verbose)
+void ex_print_dataset(const ae_dataset *ds, const ex_args *a, double load_seconds)
 {
-    double t0 = ex_now();
-    ae_status st;
-    *out = NULL;
-    if (!a->data_dir) {
-        fprintf(stderr, "error: no data folder: pass --data DIR or set AUTOENC_DATA\n");
-        return EX_ERR;
+    size_t n_train, n_test;
+    ae_dataset_train(NULL, NULL, &n_train, ds);
+    ae_dataset_test(NULL, NULL, &n_test, ds);
+    printf("data: %s, %zu categories, first %zu per category\n", a->data_dir,
+           ae_dataset_num_categories(ds), a->per_category);
+    for (size_t c = 0; c < ae_dataset_num_categories(ds); c++) {
+        size_t tr, te;
+        ae_dataset_category_counts(&tr, &te, ds, c);
+        printf("  %-14s train %6zu  test %5zu\n", ae_dataset_category_name(ds, c), tr, te);
     }
-    st = ae_dataset_load(out, a->data_dir, a->per_category, AE_DATASET_DEFAULT_TEST_FRACTION,
-                         a->seed);
-    if (st != AE_OK) {
-        fprintf(stderr, "error: loading %s: %s (%s)\n", a->data_dir, ae_last_error(),
-                ae_status_string(st));
-        return EX_ERR;
-    }
-    if (verbose) {
-        size_t ntr, nte;
-        ae_dataset_train(NULL, NULL, &ntr, *out);
-        ae_dataset_test(NULL, NULL, &nte, *out);
-        printf("data: %s, %zu categories, first %zu per category\n", a->data_dir,
-               ae_dataset_num_categories(*out), a->per_category);
-        for (size_t c = 0; c < ae_dataset_num_categories(*out); c++) {
-            size_t tr, te;
-            ae_dataset_category_counts(&tr, &te, *out, c);
-            printf("  %-14s train %6zu  test %5zu\n", ae_dataset_category_name(*out, c), tr, te);
-        }
-        printf("  %-14s train %6zu  test %5zu  (loaded in %.2f s)\n", "total", ntr, nte,
-               ex_now() - t0);
-    }
-    return EX_OK;
+    printf("  %-14s train %6zu  test %5zu  (loaded in %.2f s)\n", "total", n_train, n_test,
+           load_seconds);
 }
