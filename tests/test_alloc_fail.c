@@ -8,10 +8,10 @@
  *   - return AE_ERR_NOMEM (saving may also say AE_ERR_IO: documented);
  *   - leave the handles it was given usable and unchanged (a failed ae_train_fit
  *     keeps the weights it started with; a failed save keeps the old file);
- *   - leak nothing: the hook counts live blocks and bytes, which must be back
- *     at the level they had before the trial (zero once the scenario's own
- *     handles are freed), and every block must be freed or resized with the
- *     size it was allocated with.
+ *   - leak nothing: the checking allocator (tests/support) keeps the live
+ *     blocks, whose count and bytes must be back at the level they had before
+ *     the trial (zero once the scenario's own handles are freed), and every
+ *     block must be freed or resized with the size it was allocated with.
  * The number of failure points exercised per scenario is printed at the end.
  * AE_TEST_VALGRIND=1 (the valgrind pass) does not change the workload: it is
  * small enough as it is.
@@ -19,7 +19,6 @@
 #define _POSIX_C_SOURCE 200809L
 #include <setjmp.h>
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -32,75 +31,7 @@
 
 #include "autoenc/autoenc.h"
 #include "nn.h"
-
-/* ---- counting, failing allocator ---------------------------------------------- */
-typedef struct hdr {
-    size_t size;
-    size_t magic;
-} hdr; /* 16 bytes: keeps malloc's alignment for the block after it */
-#define HDR_MAGIC ((size_t)0xA110CA7EDu)
-
-static atomic_long g_live_blocks, g_live_bytes, g_bad_sizes, g_count, g_fail_at, g_failed;
-
-static void *fail_alloc(void *ud, void *ptr, size_t old_size, size_t new_size)
-{
-    (void)ud;
-    if (ptr) {
-        hdr *h = (hdr *)ptr - 1;
-        if (h->magic != HDR_MAGIC || h->size != old_size) {
-            atomic_fetch_add(&g_bad_sizes, 1);
-            fprintf(stderr, "alloc-fail hook: block of %zu bytes %s as %zu bytes\n", h->size,
-                    new_size ? "resized" : "freed", old_size);
-            if (getenv("AE_ALLOC_FAIL_TRAP")) abort(); /* for a debugger */
-        }
-        if (new_size == 0) {
-            atomic_fetch_sub(&g_live_blocks, 1);
-            atomic_fetch_sub(&g_live_bytes, (long)h->size);
-            h->magic = 0;
-            free(h);
-            return NULL;
-        }
-        if (atomic_load(&g_fail_at) > 0 &&
-            atomic_fetch_add(&g_count, 1) + 1 == atomic_load(&g_fail_at)) {
-            atomic_fetch_add(&g_failed, 1);
-            return NULL;
-        }
-        {
-            size_t was = h->size;
-            hdr *nh = realloc(h, sizeof(hdr) + new_size);
-            if (!nh) return NULL;
-            nh->size = new_size;
-            atomic_fetch_add(&g_live_bytes, (long)new_size - (long)was);
-            return nh + 1;
-        }
-    }
-    if (new_size == 0) return NULL;
-    if (atomic_load(&g_fail_at) > 0 &&
-        atomic_fetch_add(&g_count, 1) + 1 == atomic_load(&g_fail_at)) {
-        atomic_fetch_add(&g_failed, 1);
-        return NULL;
-    }
-    {
-        hdr *h = malloc(sizeof(hdr) + new_size);
-        if (!h) return NULL;
-        h->size = new_size;
-        h->magic = HDR_MAGIC;
-        atomic_fetch_add(&g_live_blocks, 1);
-        atomic_fetch_add(&g_live_bytes, (long)new_size);
-        return h + 1;
-    }
-}
-
-/* 0 turns injection off; k > 0 fails the k-th allocation from now on. */
-static void fail_at(long k)
-{
-    atomic_store(&g_fail_at, 0);
-    if (k > 0) { /* a new trial; turning injection off keeps g_failed */
-        atomic_store(&g_count, 0);
-        atomic_store(&g_failed, 0);
-    }
-    atomic_store(&g_fail_at, k);
-}
+#include "test_support.h"
 
 /* ---- scenario bookkeeping -------------------------------------------------------- */
 typedef struct tally {
@@ -132,25 +63,25 @@ static long run_scenario(const char *name, step_fn fn, check_fn check, void *ctx
                          int io_allowed)
 {
     long k, points = 0;
-    long base_blocks = atomic_load(&g_live_blocks), base_bytes = atomic_load(&g_live_bytes);
+    long base_blocks = ae_test_alloc_live_blocks(), base_bytes = ae_test_alloc_live_bytes();
     for (k = 1; k < MAX_TRIALS; k++) {
         ae_status st;
         long failed;
-        fail_at(k);
+        ae_test_alloc_fail_at(k);
         st = fn(ctx);
-        failed = atomic_load(&g_failed);
-        fail_at(0);
+        failed = ae_test_alloc_failed();
+        ae_test_alloc_fail_at(0);
         if (check) check(ctx, st);
-        if (atomic_load(&g_live_blocks) != base_blocks ||
-            atomic_load(&g_live_bytes) != base_bytes) {
+        if (ae_test_alloc_live_blocks() != base_blocks ||
+            ae_test_alloc_live_bytes() != base_bytes) {
             print_error("%s: trial %ld (status %d) leaked %ld blocks, %ld bytes\n", name, k, st,
-                        atomic_load(&g_live_blocks) - base_blocks,
-                        atomic_load(&g_live_bytes) - base_bytes);
+                        ae_test_alloc_live_blocks() - base_blocks,
+                        ae_test_alloc_live_bytes() - base_bytes);
             fail();
         }
-        if (atomic_load(&g_bad_sizes) != 0) {
+        if (ae_test_alloc_bad_frees() != 0) {
             print_error("%s: trial %ld freed or resized a block with the wrong size\n", name, k);
-            atomic_store(&g_bad_sizes, 0);
+            ae_test_alloc_check(); /* reports, and clears the count */
             fail();
         }
         if (!failed) {
@@ -180,28 +111,6 @@ static long run_scenario(const char *name, step_fn fn, check_fn check, void *ctx
 }
 
 /* ---- helpers ----------------------------------------------------------------------- */
-static char g_dir[64];
-
-static const char *path_in(const char *name)
-{
-    static char buf[4][256];
-    static int slot;
-    char *b = buf[slot++ & 3];
-    snprintf(b, sizeof buf[0], "%s/%s", g_dir, name);
-    return b;
-}
-
-static float *rand_rows(size_t n, size_t d, uint32_t seed)
-{
-    float *x = malloc(n * d * sizeof *x);
-    uint32_t s = seed * 2654435761u + 1;
-    for (size_t i = 0; i < n * d; i++) {
-        s = s * 1664525u + 1013904223u;
-        x[i] = (float)(s >> 8) / 16777216.0f;
-    }
-    return x;
-}
-
 /* A small dense autoencoder built through the builder. */
 static ae_status build_dense(ae_model **out, size_t in, uint64_t seed)
 {
@@ -244,39 +153,13 @@ static ae_status build_conv(ae_model **out, uint64_t seed)
     return st;
 }
 
-static int setup(void **state)
-{
-    (void)state;
-    snprintf(g_dir, sizeof g_dir, "/tmp/ae_allocfail_XXXXXX");
-    if (!mkdtemp(g_dir)) return -1;
-    if (ae_set_allocator(fail_alloc, NULL) != AE_OK) return -1;
-    return 0;
-}
-
 static int teardown(void **state)
 {
-    char cmd[128];
-    (void)state;
-    ae_set_allocator(NULL, NULL);
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-    if (system(cmd) != 0) return -1;
+    if (ae_test_group_teardown(state) != 0) return -1;
     printf("[ alloc-fail ] failure points exercised per scenario:\n");
     for (int i = 0; i < g_n_tally; i++)
         printf("[ alloc-fail ]   %-34s %6ld\n", g_tally[i].name, g_tally[i].points);
     printf("[ alloc-fail ]   %-34s %6ld\n", "TOTAL", g_total_points);
-    return 0;
-}
-
-/* Every test ends with no library allocation alive. */
-static int check_empty(void **state)
-{
-    (void)state;
-    fail_at(0);
-    if (atomic_load(&g_live_blocks) != 0 || atomic_load(&g_live_bytes) != 0) {
-        print_error("live blocks %ld, bytes %ld after the test\n", atomic_load(&g_live_blocks),
-                    atomic_load(&g_live_bytes));
-        return -1;
-    }
     return 0;
 }
 
@@ -383,7 +266,7 @@ static void check_fit(void *ctx, ae_status st)
 static void fit_scenario(const char *name, ae_model *m, size_t in, int threads, size_t n)
 {
     fit_ctx c = {m, NULL, NULL, n, NULL, 0};
-    float *x = rand_rows(n, in, 9), *out = malloc(n * ae_model_output_size(m) * sizeof(float));
+    float *x = ae_test_rows(n, in, 9), *out = malloc(n * ae_model_output_size(m) * sizeof(float));
     c.x = x;
     c.before = malloc(m->n_params * sizeof(float));
     assert_int_equal(ae_train_config_create(&c.cfg), AE_OK);
@@ -457,7 +340,7 @@ static void test_predict_encode(void **state)
     (void)state;
     assert_int_equal(ae_preset_build(&c.m, AE_PRESET_CONV, 4), AE_OK);
     c.n = 70;
-    c.x = rand_rows(c.n, 784, 3);
+    c.x = ae_test_rows(c.n, 784, 3);
     c.y = malloc(c.n * 784 * sizeof(float));
     assert_int_equal(ae_model_set_threads(c.m, 1), AE_OK);
     run_scenario("predict: conv, 1 thread", s_predict, NULL, &c, 0);
@@ -473,40 +356,17 @@ static void test_predict_encode(void **state)
 }
 
 /* ---- scenarios: model files ---------------------------------------------------------------- */
-static int files_equal(const char *a, const char *b)
-{
-    FILE *fa = fopen(a, "rb"), *fb = fopen(b, "rb");
-    int eq = fa && fb, ca, cb;
-    while (eq) {
-        ca = fgetc(fa);
-        cb = fgetc(fb);
-        if (ca != cb) eq = 0;
-        if (ca == EOF) break;
-    }
-    if (fa) fclose(fa);
-    if (fb) fclose(fb);
-    return eq;
-}
-
+/* Temporary files of the atomic writer left in the folder. */
 static int count_tmp_files(void)
 {
-    char cmd[256];
-    FILE *p;
-    int n = -1;
-    snprintf(cmd, sizeof cmd, "ls -a '%s' | grep -c '\\.tmp-'", g_dir);
-    p = popen(cmd, "r");
-    if (p) {
-        if (fscanf(p, "%d", &n) != 1) n = -1;
-        pclose(p);
-    }
-    return n;
+    return ae_test_find_names(ae_test_tmpdir(), ".tmp-", NULL, 0);
 }
 
 static ae_status s_model_save(void *ctx)
 {
-    ae_status st = ae_model_save(ctx, path_in("m.aemodel"));
+    ae_status st = ae_model_save(ctx, ae_test_path("m.aemodel"));
     /* a failed save leaves the old file as it was and no temp file */
-    assert_true(files_equal(path_in("m.aemodel"), path_in("m.ref")));
+    assert_true(ae_test_files_equal(ae_test_path("m.aemodel"), ae_test_path("m.ref")));
     assert_int_equal(count_tmp_files(), 0);
     return st;
 }
@@ -514,7 +374,7 @@ static ae_status s_model_save(void *ctx)
 static ae_status s_model_load(void *ctx)
 {
     ae_model *m = NULL;
-    ae_status st = ae_model_load(&m, path_in("m.ref"));
+    ae_status st = ae_model_load(&m, ae_test_path("m.ref"));
     if (st == AE_OK) {
         assert_int_equal(m->n_params, ((ae_model *)ctx)->n_params);
         assert_memory_equal(m->params, ((ae_model *)ctx)->params, m->n_params * 4);
@@ -530,17 +390,17 @@ static void test_model_files(void **state)
     ae_model *m;
     (void)state;
     assert_int_equal(build_conv(&m, 6), AE_OK);
-    assert_int_equal(ae_model_save(m, path_in("m.ref")), AE_OK);
-    assert_int_equal(ae_model_save(m, path_in("m.aemodel")), AE_OK);
+    assert_int_equal(ae_model_save(m, ae_test_path("m.ref")), AE_OK);
+    assert_int_equal(ae_model_save(m, ae_test_path("m.aemodel")), AE_OK);
     run_scenario("model: save", s_model_save, NULL, m, 1);
     run_scenario("model: load (conv)", s_model_load, NULL, m, 0);
     ae_model_free(m);
     assert_int_equal(ae_preset_build(&m, AE_PRESET_DEEP, 6), AE_OK);
-    assert_int_equal(ae_model_save(m, path_in("m.ref")), AE_OK);
+    assert_int_equal(ae_model_save(m, ae_test_path("m.ref")), AE_OK);
     run_scenario("model: load (deep)", s_model_load, NULL, m, 0);
     ae_model_free(m);
-    unlink(path_in("m.ref"));
-    unlink(path_in("m.aemodel"));
+    unlink(ae_test_path("m.ref"));
+    unlink(ae_test_path("m.aemodel"));
 }
 
 /* ---- scenarios: indexes -------------------------------------------------------------------- */
@@ -570,7 +430,7 @@ static ae_status s_index_build(void *ctx)
         /* a failed build leaves the index empty and retryable */
         assert_int_equal(ae_index_count(idx), 0);
         assert_true(ae_index_errmsg(idx)[0] != '\0');
-        fail_at(0);
+        ae_test_alloc_fail_at(0);
         assert_int_equal(ae_index_build(idx, c->x, c->n, NULL, c->labels), AE_OK);
     }
     ae_index_free(idx);
@@ -586,8 +446,8 @@ static ae_status s_index_search(void *ctx)
 static ae_status s_index_save(void *ctx)
 {
     idx_ctx *c = ctx;
-    ae_status st = ae_index_save(c->idx, path_in("i.aeidx"));
-    assert_true(files_equal(path_in("i.aeidx"), path_in("i.ref")));
+    ae_status st = ae_index_save(c->idx, ae_test_path("i.aeidx"));
+    assert_true(ae_test_files_equal(ae_test_path("i.aeidx"), ae_test_path("i.ref")));
     assert_int_equal(count_tmp_files(), 0);
     return st;
 }
@@ -596,11 +456,11 @@ static ae_status s_index_load(void *ctx)
 {
     idx_ctx *c = ctx;
     ae_index *idx = NULL;
-    ae_status st = ae_index_load(&idx, path_in("i.ref"));
+    ae_status st = ae_index_load(&idx, ae_test_path("i.ref"));
     if (st == AE_OK) {
         float dist[12];
         int64_t ids[12];
-        fail_at(0);
+        ae_test_alloc_fail_at(0);
         assert_int_equal(ae_index_search(idx, c->q, 3, 4, 0, dist, ids), AE_OK);
         assert_memory_equal(ids, c->ids, sizeof ids);
     } else {
@@ -628,7 +488,7 @@ static void test_indexes(void **state)
           "index: load hnsw/cos"}},
     };
     const size_t n = 80, d = 5;
-    float *x = rand_rows(n, d, 11), *q = rand_rows(3, d, 12);
+    float *x = ae_test_rows(n, d, 11), *q = ae_test_rows(3, d, 12);
     int32_t labels[80];
     (void)state;
     for (size_t i = 0; i < n; i++) labels[i] = (int32_t)(i % 7);
@@ -641,35 +501,26 @@ static void test_indexes(void **state)
             if (b == AE_INDEX_HNSW) ae_index_set_int(c.idx, AE_INDEX_HNSW_M, 4);
             assert_int_equal(ae_index_build(c.idx, x, n, NULL, labels), AE_OK);
             run_scenario(names[b][m - 1][1], s_index_search, NULL, &c, 0);
-            assert_int_equal(ae_index_save(c.idx, path_in("i.ref")), AE_OK);
-            assert_int_equal(ae_index_save(c.idx, path_in("i.aeidx")), AE_OK);
+            assert_int_equal(ae_index_save(c.idx, ae_test_path("i.ref")), AE_OK);
+            assert_int_equal(ae_index_save(c.idx, ae_test_path("i.aeidx")), AE_OK);
             run_scenario(names[b][m - 1][2], s_index_save, NULL, &c, 1);
             run_scenario(names[b][m - 1][3], s_index_load, NULL, &c, 0);
             ae_index_free(c.idx);
         }
-    unlink(path_in("i.ref"));
-    unlink(path_in("i.aeidx"));
+    unlink(ae_test_path("i.ref"));
+    unlink(ae_test_path("i.aeidx"));
     free(x);
     free(q);
 }
 
 /* ---- scenarios: .npy files and data sets ------------------------------------------------- */
-static void write_u8_npy(const char *path, size_t rows, size_t cols, unsigned seed)
+/* A uint8 .npy file of rows x cols random pixels. */
+static void write_u8_npy(const char *path, size_t rows, size_t cols, uint64_t seed)
 {
-    char text[128];
-    FILE *f = fopen(path, "wb");
-    int len = snprintf(text, sizeof text, "{'descr': '|u1', 'fortran_order': False, 'shape': (%zu, %zu), }",
-                       rows, cols);
-    size_t total = 10 + (size_t)len + 1, pad = (64 - total % 64) % 64;
-    unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, 0, 0};
-    assert_non_null(f);
-    pre[8] = (unsigned char)((size_t)len + pad + 1);
-    fwrite(pre, 1, 10, f);
-    fwrite(text, 1, (size_t)len, f);
-    for (size_t i = 0; i < pad; i++) fputc(' ', f);
-    fputc('\n', f);
-    for (size_t i = 0; i < rows * cols; i++) fputc((int)((i * 31 + seed) & 0xFF), f);
-    fclose(f);
+    size_t dims[2] = {rows, cols};
+    unsigned char *pixels = ae_test_bytes(rows * cols, seed);
+    assert_int_equal(ae_test_write_npy_u8(path, 2, dims, pixels), 0);
+    free(pixels);
 }
 
 static ae_status s_npy_load(void *ctx)
@@ -702,7 +553,7 @@ static ae_status s_npy_save(void *ctx)
     static const float data[30] = {1.0f, 2.0f, 3.0f};
     size_t dims[2] = {5, 6};
     (void)ctx;
-    return ae_npy_save_f32(path_in("out.npy"), data, 2, dims);
+    return ae_npy_save_f32(ae_test_path("out.npy"), data, 2, dims);
 }
 
 static ae_status s_dataset(void *ctx)
@@ -724,21 +575,21 @@ static ae_status s_dataset(void *ctx)
 
 static void test_npy_and_dataset(void **state)
 {
-    char dsdir[256];
+    char dsdir[512];
     size_t dims[2] = {9, 6};
-    float *f = rand_rows(9, 6, 5);
+    float *f = ae_test_rows(9, 6, 5);
     (void)state;
-    write_u8_npy(path_in("u8.npy"), 10, 6, 1);
-    assert_int_equal(ae_npy_save_f32(path_in("f32.npy"), f, 2, dims), AE_OK);
-    run_scenario("npy: load u8", s_npy_load, NULL, (void *)path_in("u8.npy"), 0);
-    run_scenario("npy: load f32", s_npy_load, NULL, (void *)path_in("f32.npy"), 0);
-    run_scenario("npy: info + read_rows", s_npy_info_rows, NULL, (void *)path_in("u8.npy"), 0);
+    write_u8_npy(ae_test_path("u8.npy"), 10, 6, 1);
+    assert_int_equal(ae_npy_save_f32(ae_test_path("f32.npy"), f, 2, dims), AE_OK);
+    run_scenario("npy: load u8", s_npy_load, NULL, (void *)ae_test_path("u8.npy"), 0);
+    run_scenario("npy: load f32", s_npy_load, NULL, (void *)ae_test_path("f32.npy"), 0);
+    run_scenario("npy: info + read_rows", s_npy_info_rows, NULL, (void *)ae_test_path("u8.npy"), 0);
     run_scenario("npy: save f32", s_npy_save, NULL, NULL, 1);
-    snprintf(dsdir, sizeof dsdir, "%s/ds", g_dir);
+    snprintf(dsdir, sizeof dsdir, "%s", ae_test_path("ds"));
     assert_int_equal(mkdir(dsdir, 0700), 0);
-    write_u8_npy(path_in("ds/cat.npy"), 12, 6, 2);
-    write_u8_npy(path_in("ds/dog.npy"), 7, 6, 3);
-    assert_int_equal(ae_npy_save_f32(path_in("ds/smiley_face.npy"), f, 2, dims), AE_OK);
+    write_u8_npy(ae_test_path("ds/cat.npy"), 12, 6, 2);
+    write_u8_npy(ae_test_path("ds/dog.npy"), 7, 6, 3);
+    assert_int_equal(ae_npy_save_f32(ae_test_path("ds/smiley_face.npy"), f, 2, dims), AE_OK);
     run_scenario("dataset: load (3 categories)", s_dataset, NULL, dsdir, 0);
     free(f);
 }
@@ -746,12 +597,12 @@ static void test_npy_and_dataset(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(test_build_models, check_empty),
-        cmocka_unit_test_teardown(test_train, check_empty),
-        cmocka_unit_test_teardown(test_predict_encode, check_empty),
-        cmocka_unit_test_teardown(test_model_files, check_empty),
-        cmocka_unit_test_teardown(test_indexes, check_empty),
-        cmocka_unit_test_teardown(test_npy_and_dataset, check_empty),
+        cmocka_unit_test_teardown(test_build_models, ae_test_alloc_teardown),
+        cmocka_unit_test_teardown(test_train, ae_test_alloc_teardown),
+        cmocka_unit_test_teardown(test_predict_encode, ae_test_alloc_teardown),
+        cmocka_unit_test_teardown(test_model_files, ae_test_alloc_teardown),
+        cmocka_unit_test_teardown(test_indexes, ae_test_alloc_teardown),
+        cmocka_unit_test_teardown(test_npy_and_dataset, ae_test_alloc_teardown),
     };
-    return cmocka_run_group_tests_name("alloc_fail", tests, setup, teardown);
+    return cmocka_run_group_tests_name("alloc_fail", tests, ae_test_group_setup, teardown);
 }

@@ -19,7 +19,6 @@
  * 50 trials per kind (AE_TEST_VALGRIND=1: 10 trials on smaller objects).
  */
 #define _POSIX_C_SOURCE 200809L
-#include <dirent.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -37,8 +36,8 @@
 #include <cmocka.h>
 
 #include "autoenc/autoenc.h"
+#include "test_support.h"
 
-static char g_dir[256];
 static int g_trials = 50;
 static int g_small;
 
@@ -47,54 +46,6 @@ static double now(void)
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static const char *path_in(const char *name)
-{
-    static char buf[4][512];
-    static int slot;
-    char *b = buf[slot++ & 3];
-    snprintf(b, sizeof buf[0], "%s/%s", g_dir, name);
-    return b;
-}
-
-static unsigned char *read_all(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    unsigned char *buf;
-    long n;
-    *len = 0;
-    if (!f) return NULL;
-    if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) {
-        fclose(f);
-        return NULL;
-    }
-    buf = malloc((size_t)n + 1);
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    *len = (size_t)n;
-    return buf;
-}
-
-/* Lists the temp files of `target` (names starting with "<base>.tmp-"). */
-static int list_tmp(const char *target_base, char names[][256], int cap)
-{
-    DIR *d = opendir(g_dir);
-    struct dirent *e;
-    char prefix[256];
-    int n = 0;
-    snprintf(prefix, sizeof prefix, "%s.tmp-", target_base);
-    assert_non_null(d);
-    while ((e = readdir(d)) != NULL)
-        if (strncmp(e->d_name, prefix, strlen(prefix)) == 0) {
-            if (n < cap) snprintf(names[n], 256, "%s", e->d_name);
-            n++;
-        }
-    closedir(d);
-    return n;
 }
 
 typedef ae_status (*save_fn)(const void *obj, const char *path);
@@ -124,7 +75,7 @@ static ae_status load_model(const char *path)
 }
 
 typedef struct kind {
-    const char *name, *target; /* target: base name in g_dir */
+    const char *name, *target; /* target: base name in the temporary folder */
     const void *a, *b;
     save_fn save;
     load_check_fn load;
@@ -133,20 +84,20 @@ typedef struct kind {
 /* Runs the trials for one file kind. */
 static void crash_trials(const kind *k)
 {
-    char target[512], ref_a[512], ref_b[512], leftovers[4][256];
+    char target[1024], ref_a[1024], ref_b[1024], tmp_part[300], leftovers[4][256];
     unsigned char *a_bytes, *b_bytes;
     size_t a_len, b_len;
     double t0, save_secs;
     int found_a = 0, found_b = 0, with_tmp = 0, tmp_loaded = 0;
     unsigned seed = (unsigned)getpid() ^ (unsigned)time(NULL);
 
-    snprintf(target, sizeof target, "%s/%s", g_dir, k->target);
-    snprintf(ref_a, sizeof ref_a, "%s/ref/%s.a", g_dir, k->target);
-    snprintf(ref_b, sizeof ref_b, "%s/ref/%s.b", g_dir, k->target);
+    snprintf(target, sizeof target, "%s", ae_test_path("%s", k->target));
+    snprintf(ref_a, sizeof ref_a, "%s", ae_test_path("ref/%s.a", k->target));
+    snprintf(ref_b, sizeof ref_b, "%s", ae_test_path("ref/%s.b", k->target));
     assert_int_equal(k->save(k->a, ref_a), AE_OK);
     assert_int_equal(k->save(k->b, ref_b), AE_OK);
-    a_bytes = read_all(ref_a, &a_len);
-    b_bytes = read_all(ref_b, &b_len);
+    a_bytes = ae_test_read_file(ref_a, &a_len);
+    b_bytes = ae_test_read_file(ref_b, &b_len);
     assert_non_null(a_bytes);
     assert_non_null(b_bytes);
     assert_true(a_len != b_len || memcmp(a_bytes, b_bytes, a_len) != 0);
@@ -186,7 +137,7 @@ static void crash_trials(const kind *k)
             fail();
         }
         /* the target is exactly A or B and loads */
-        got = read_all(target, &len);
+        got = ae_test_read_file(target, &len);
         assert_non_null(got);
         if (len == a_len && memcmp(got, a_bytes, len) == 0) found_a++;
         else if (len == b_len && memcmp(got, b_bytes, len) == 0) found_b++;
@@ -198,13 +149,14 @@ static void crash_trials(const kind *k)
         free(got);
         assert_int_equal(k->load(target), AE_OK);
         /* at most the killed writer's temp file is left */
-        n_tmp = list_tmp(k->target, leftovers, 4);
+        snprintf(tmp_part, sizeof tmp_part, "%s.tmp-", k->target);
+        n_tmp = ae_test_find_names(ae_test_tmpdir(), tmp_part, leftovers, 4);
         if (n_tmp > 1) {
             print_error("%s trial %d: %d temp files left\n", k->name, t, n_tmp);
             fail();
         }
         if (n_tmp == 1) {
-            const char *p = path_in(leftovers[0]);
+            const char *p = ae_test_path("%s", leftovers[0]);
             ae_status st = k->load(p); /* complete or not: never a crash */
             with_tmp++;
             if (st == AE_OK) tmp_loaded++;
@@ -230,22 +182,10 @@ static void crash_trials(const kind *k)
     free(b_bytes);
 }
 
-static float *rand_rows(size_t n, size_t d, uint32_t seed)
-{
-    float *x = malloc(n * d * sizeof *x);
-    uint32_t s = seed * 2654435761u + 1;
-    assert_non_null(x);
-    for (size_t i = 0; i < n * d; i++) {
-        s = s * 1664525u + 1013904223u;
-        x[i] = (float)(s >> 8) / 16777216.0f - 0.5f;
-    }
-    return x;
-}
-
 static void test_index_kill(void **state)
 {
     const size_t n = g_small ? 5000 : 50000, d = 128;
-    float *xa = rand_rows(n, d, 1), *xb = rand_rows(n, d, 2);
+    float *xa = ae_test_rows_range(n, d, 1, -0.5, 0.5), *xb = ae_test_rows_range(n, d, 2, -0.5, 0.5);
     ae_index *a, *b;
     kind k = {"index", "codes.aeidx", NULL, NULL, save_index, load_index};
     (void)state;
@@ -297,25 +237,20 @@ static void test_model_kill(void **state)
 
 static int setup(void **state)
 {
-    char ref[300];
     const char *v = getenv("AE_TEST_VALGRIND");
     (void)state;
     g_small = v && *v && strcmp(v, "0") != 0;
     if (g_small) g_trials = 10;
     if (getenv("AE_CRASH_TRIALS")) g_trials = atoi(getenv("AE_CRASH_TRIALS"));
     /* beside the build tree (a real disk, where fsync means something) */
-    snprintf(g_dir, sizeof g_dir, "ae_crash_save_XXXXXX");
-    if (!mkdtemp(g_dir)) return -1;
-    snprintf(ref, sizeof ref, "%s/ref", g_dir);
-    return mkdir(ref, 0700);
+    if (!ae_test_tmpdir_create("ae_crash_save_", AE_TEST_CWD)) return -1;
+    return mkdir(ae_test_path("ref"), 0700);
 }
 
 static int teardown(void **state)
 {
-    char cmd[300];
     (void)state;
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return ae_test_tmpdir_remove();
 }
 
 int main(void)

@@ -14,18 +14,12 @@
 
 #include "internal.h"
 
-#include "counting_alloc.h"
+#include "test_support.h"
 
-static char g_root[256];
-
+/* <tmpdir>/a, or <tmpdir>/a/b */
 static const char *path2(const char *a, const char *b)
 {
-    static char buf[2][600];
-    static int k;
-    k ^= 1;
-    if (b) snprintf(buf[k], sizeof buf[k], "%s/%s/%s", g_root, a, b);
-    else snprintf(buf[k], sizeof buf[k], "%s/%s", g_root, a);
-    return buf[k];
+    return b ? ae_test_path("%s/%s", a, b) : ae_test_path("%s", a);
 }
 
 /* uint8 .npy of `rows` rows, shape (rows, 784) or (rows, 28, 28). Row r of
@@ -33,52 +27,31 @@ static const char *path2(const char *a, const char *b)
  * a pattern. */
 static void write_u8(const char *path, int cat, size_t rows, int square)
 {
-    char dict[128];
-    size_t dl, hl;
-    unsigned char pre[10];
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    if (square)
-        snprintf(dict, sizeof dict, "{'descr': '|u1', 'fortran_order': False, 'shape': (%zu, 28, "
-                 "28), }", rows);
-    else
-        snprintf(dict, sizeof dict, "{'descr': '|u1', 'fortran_order': False, 'shape': (%zu, "
-                 "784), }", rows);
-    dl = strlen(dict);
-    hl = dl + 1 + (64 - (10 + dl + 1) % 64) % 64;
-    memcpy(pre, "\x93NUMPY\x01\x00", 8);
-    pre[8] = (unsigned char)hl;
-    pre[9] = (unsigned char)(hl >> 8);
-    fwrite(pre, 1, 10, f);
-    fwrite(dict, 1, dl, f);
-    for (size_t i = dl; i + 1 < hl; i++) fputc(' ', f);
-    fputc('\n', f);
+    unsigned char *px = malloc(rows * 784);
+    size_t flat[2] = {rows, 784}, sq[3] = {rows, 28, 28};
+    assert_non_null(px);
     for (size_t r = 0; r < rows; r++)
         for (size_t i = 0; i < 784; i++) {
             int v = i == 0 ? cat : i == 1 ? (int)r : i == 2 ? 255 : i == 3 ? 0
                                                                          : (int)((r * 7 + i) % 256);
-            fputc(v, f);
+            px[r * 784 + i] = (unsigned char)v;
         }
-    fclose(f);
+    assert_int_equal(ae_test_write_npy_u8(path, square ? 3 : 2, square ? sq : flat, px), 0);
+    free(px);
 }
 
 static const size_t SIZES[3] = {37, 12, 2}; /* a.npy, b_c.npy, c_d_e.npy */
 
 static int group_setup(void **state)
 {
-    (void)state;
-    if (counting_group_setup(g_root, sizeof g_root, "ae_test_dataset_") != 0) return -1;
+    if (ae_test_group_setup(state) != 0) return -1;
     /* "three": three categories of unequal sizes, plus things to skip */
     if (mkdir(path2("three", NULL), 0700) != 0) return -1;
     write_u8(path2("three", "b_c.npy"), 1, SIZES[1], 0);
     write_u8(path2("three", "a.npy"), 0, SIZES[0], 0);
     write_u8(path2("three", "c_d_e.npy"), 2, SIZES[2], 0);
     write_u8(path2("three", ".hidden.npy"), 9, 3, 0);
-    {
-        FILE *f = fopen(path2("three", "README.md"), "w");
-        fputs("not data\n", f);
-        fclose(f);
-    }
+    if (ae_test_write_file(path2("three", "README.md"), "not data\n", 9) != 0) return -1;
     if (mkdir(path2("three", "sub.npy"), 0700) != 0) return -1;
     /* "square": (N, 28, 28) files; "mixed": one (N,784) and one (N,28,28) */
     if (mkdir(path2("square", NULL), 0700) != 0) return -1;
@@ -97,9 +70,8 @@ static int group_setup(void **state)
     if (mkdir(path2("bad", NULL), 0700) != 0) return -1;
     write_u8(path2("bad", "a.npy"), 0, 3, 0);
     {
-        FILE *f = fopen(path2("bad", "b.npy"), "wb");
-        fputs("\x93NUMPY\x01\x00\x10\x00{'descr': '<f8'", f);
-        fclose(f);
+        static const char cut[] = "\x93NUMPY\x01\x00\x10\x00{'descr': '<f8'";
+        if (ae_test_write_file(path2("bad", "b.npy"), cut, sizeof cut - 1) != 0) return -1;
     }
     if (mkdir(path2("width", NULL), 0700) != 0) return -1;
     write_u8(path2("width", "a.npy"), 0, 3, 0);
@@ -120,12 +92,6 @@ static int group_setup(void **state)
         if (ae_npy_save_f32(path2("nan", "p.npy"), v, 2, dims) != AE_OK) return -1;
     }
     return 0;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    return counting_group_teardown(g_root);
 }
 
 /* ---- helpers ------------------------------------------------------------------ */
@@ -439,34 +405,32 @@ static void alloc_failures(void **state)
     long k;
     ae_status st;
     (void)state;
-    for (k = 0;; k++) {
+    for (k = 1;; k++) {
         ae_dataset *ds = NULL;
-        g_count = 0;
-        g_fail_at = k;
+        ae_test_alloc_fail_at(k);
         st = ae_dataset_load(&ds, path2("three", NULL), 0, 0.1, 9);
-        g_fail_at = -1;
+        ae_test_alloc_fail_at(0);
         if (st == AE_OK) {
             ae_dataset_free(ds);
             break;
         }
         assert_int_equal(st, AE_ERR_NOMEM);
         assert_null(ds);
-        assert_int_equal(g_live, 0);
+        assert_int_equal(ae_test_alloc_live_blocks(), 0);
     }
-    assert_true(k > 10);
+    assert_true(k - 1 > 10); /* failure points */
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(names_counts_split, test_setup, test_teardown),
-        cmocka_unit_test_setup_teardown(per_category_cap_takes_first_rows, test_setup,
-                                        test_teardown),
-        cmocka_unit_test_setup_teardown(deterministic_per_seed, test_setup, test_teardown),
-        cmocka_unit_test_setup_teardown(split_edge_cases, test_setup, test_teardown),
-        cmocka_unit_test_setup_teardown(shapes, test_setup, test_teardown),
-        cmocka_unit_test_setup_teardown(errors, test_setup, test_teardown),
-        cmocka_unit_test_setup_teardown(alloc_failures, test_setup, test_teardown),
+        cmocka_unit_test_teardown(names_counts_split, ae_test_alloc_teardown),
+        cmocka_unit_test_teardown(per_category_cap_takes_first_rows, ae_test_alloc_teardown),
+        cmocka_unit_test_teardown(deterministic_per_seed, ae_test_alloc_teardown),
+        cmocka_unit_test_teardown(split_edge_cases, ae_test_alloc_teardown),
+        cmocka_unit_test_teardown(shapes, ae_test_alloc_teardown),
+        cmocka_unit_test_teardown(errors, ae_test_alloc_teardown),
+        cmocka_unit_test_teardown(alloc_failures, ae_test_alloc_teardown),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, group_setup, ae_test_group_teardown);
 }

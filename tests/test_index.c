@@ -1,15 +1,14 @@
 /* Tests of the nearest-neighbour index (include/autoenc/index.h).
  *
- * Every library allocation goes through a counting allocator hook installed
- * before the first test, so each test can check that nothing leaks (also on
- * error paths) and that every block is freed with the size it was allocated
- * with; the hook can also fail the N-th allocation. */
+ * Every library allocation goes through the checking allocator of
+ * tests/support, installed before the first test, so each test can check
+ * that nothing leaks (also on error paths) and that every block is freed
+ * with the size it was allocated with; it can also fail the N-th allocation. */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -21,79 +20,21 @@
 
 #include "autoenc/index.h"
 #include "internal.h"
-
-/* ---- counting allocator ------------------------------------------------------ */
-static atomic_long g_live_blocks, g_live_bytes, g_bad_sizes, g_fail_at, g_alloc_count;
-
-typedef struct hdr {
-    size_t size;
-    size_t pad; /* keeps the user block 16-byte aligned */
-} hdr;
-
-static void *count_alloc(void *ud, void *ptr, size_t old_size, size_t new_size)
-{
-    (void)ud;
-    if (ptr) {
-        hdr *h = (hdr *)ptr - 1;
-        if (h->size != old_size) atomic_fetch_add(&g_bad_sizes, 1);
-        if (new_size == 0) {
-            atomic_fetch_sub(&g_live_blocks, 1);
-            atomic_fetch_sub(&g_live_bytes, (long)h->size);
-            free(h);
-            return NULL;
-        }
-        if (atomic_load(&g_fail_at) > 0 && atomic_fetch_add(&g_alloc_count, 1) + 1 ==
-                                               atomic_load(&g_fail_at))
-            return NULL;
-        {
-            hdr *nh = realloc(h, sizeof(hdr) + new_size);
-            if (!nh) return NULL;
-            atomic_fetch_add(&g_live_bytes, (long)new_size - (long)nh->size);
-            nh->size = new_size;
-            return nh + 1;
-        }
-    }
-    if (atomic_load(&g_fail_at) > 0 &&
-        atomic_fetch_add(&g_alloc_count, 1) + 1 == atomic_load(&g_fail_at))
-        return NULL;
-    {
-        hdr *h = malloc(sizeof(hdr) + new_size);
-        if (!h) return NULL;
-        h->size = new_size;
-        atomic_fetch_add(&g_live_blocks, 1);
-        atomic_fetch_add(&g_live_bytes, (long)new_size);
-        return h + 1;
-    }
-}
-
-static void fail_alloc_at(long n)
-{
-    atomic_store(&g_alloc_count, 0);
-    atomic_store(&g_fail_at, n);
-}
-
-static int teardown_check(void **state)
-{
-    (void)state;
-    fail_alloc_at(0);
-    assert_int_equal(atomic_load(&g_live_blocks), 0);
-    assert_int_equal(atomic_load(&g_live_bytes), 0);
-    assert_int_equal(atomic_load(&g_bad_sizes), 0);
-    return 0;
-}
+#include "test_support.h"
 
 /* ---- data and the reference --------------------------------------------------- */
-static uint64_t g_seed = 12345;
+/* One stream through the whole program (seeded in main): each test's data
+ * follows the previous test's. */
+static ae_test_rng g_rng;
 static double urand(void)
 {
-    g_seed = g_seed * 6364136223846793005ull + 1442695040888963407ull;
-    return (double)(g_seed >> 11) * 0x1.0p-53;
+    return ae_test_rng_uniform(&g_rng);
 }
 
 static float *rand_matrix(size_t n, size_t d, double lo, double hi)
 {
     float *x = malloc(n * d * sizeof(float) + 1);
-    for (size_t i = 0; i < n * d; i++) x[i] = (float)(lo + (hi - lo) * urand());
+    ae_test_fill(&g_rng, x, n * d, lo, hi);
     return x;
 }
 
@@ -290,11 +231,8 @@ static void test_hnsw_recall(void **state)
     size_t hits = 0, hits_ef = 0, hits_k = 0;
     ae_index *idx;
     (void)state;
-    for (size_t i = 0; i < n + nq; i++) {
-        size_t c = (size_t)(urand() * nc);
-        float *r = i < n ? x + i * d : q + (i - n) * d;
-        for (size_t j = 0; j < d; j++) r[j] = centres[c * d + j] + (float)(2.0 * urand() - 1.0);
-    }
+    ae_test_clusters(&g_rng, x, NULL, n, d, centres, nc, 1.0);
+    ae_test_clusters(&g_rng, q, NULL, nq, d, centres, nc, 1.0);
     idx = make_index(AE_INDEX_HNSW, AE_INDEX_L2, d, x, n, NULL, NULL, 0);
     for (size_t i = 0; i < nq; i++) {
         reference(x, n, d, NULL, q + i * d, k, 0, rd, rid);
@@ -398,13 +336,6 @@ static void test_cosine(void **state)
 }
 
 /* ---- save / load --------------------------------------------------------------------- */
-static char g_dir[256];
-static char *tmp_path(const char *name)
-{
-    static _Thread_local char p[512];
-    snprintf(p, sizeof p, "%s/%s", g_dir, name);
-    return p;
-}
 
 static void test_save_load(void **state)
 {
@@ -422,7 +353,7 @@ static void test_save_load(void **state)
                 ae_index *a = make_index((ae_index_backend)b, (ae_index_metric)m, d, x, n,
                                          with ? ids : NULL, with ? labels : NULL, 9),
                          *l = NULL;
-                char *path = tmp_path("roundtrip.aeidx");
+                const char *path = ae_test_path("roundtrip.aeidx");
                 assert_int_equal(ae_index_save(a, path), AE_OK);
                 assert_int_equal(ae_index_load(&l, path), AE_OK);
                 assert_int_equal(ae_index_count(l), n);
@@ -457,71 +388,31 @@ static void test_save_load(void **state)
                 }
                 /* the file stands alone; saving the loaded index gives the same bytes */
                 ae_index_free(a);
-                assert_int_equal(ae_index_save(l, tmp_path("again.aeidx")), AE_OK);
-                {
-                    FILE *f1 = fopen(path, "rb"), *f2 = fopen(tmp_path("again.aeidx"), "rb");
-                    int c1, c2;
-                    do {
-                        c1 = fgetc(f1);
-                        c2 = fgetc(f2);
-                        assert_int_equal(c1, c2);
-                    } while (c1 != EOF);
-                    fclose(f1);
-                    fclose(f2);
-                }
+                assert_int_equal(ae_index_save(l, ae_test_path("again.aeidx")), AE_OK);
+                assert_true(ae_test_files_equal(path, ae_test_path("again.aeidx")));
                 ae_index_free(l);
             }
-    unlink(tmp_path("roundtrip.aeidx"));
-    unlink(tmp_path("again.aeidx"));
+    unlink(ae_test_path("roundtrip.aeidx"));
+    unlink(ae_test_path("again.aeidx"));
     free(x);
     free(q);
     free(ids);
     free(labels);
 }
 
-static unsigned char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    unsigned char *b;
-    long e;
-    assert_non_null(f);
-    fseek(f, 0, SEEK_END);
-    e = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    b = malloc((size_t)e + 1);
-    assert_int_equal(fread(b, 1, (size_t)e, f), (size_t)e);
-    fclose(f);
-    *len = (size_t)e;
-    return b;
-}
-
-static void spit(const char *path, const unsigned char *b, size_t len)
-{
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(b, 1, len, f), len);
-    fclose(f);
-}
-
 static ae_status load_bytes(const unsigned char *b, size_t len)
 {
     ae_index *l = (ae_index *)1;
     ae_status st;
-    spit(tmp_path("bad.aeidx"), b, len);
-    st = ae_index_load(&l, tmp_path("bad.aeidx"));
+    assert_int_equal(ae_test_write_file(ae_test_path("bad.aeidx"), b, len), 0);
+    st = ae_index_load(&l, ae_test_path("bad.aeidx"));
     if (st == AE_OK) ae_index_free(l);
     else {
         assert_null(l);
         assert_true(strlen(ae_last_error()) > 0);
     }
-    assert_int_equal(atomic_load(&g_live_blocks), 0);
+    assert_int_equal(ae_test_alloc_live_blocks(), 0);
     return st;
-}
-
-static void fix_crc(unsigned char *b, size_t len)
-{
-    uint32_t c = ae__crc32(0, b, len - 4);
-    memcpy(b + len - 4, &c, 4);
 }
 
 static void test_corrupt_files(void **state)
@@ -535,9 +426,10 @@ static void test_corrupt_files(void **state)
         ae_index *a = make_index((ae_index_backend)b, AE_INDEX_L2, d, x, n, NULL, labels, 4);
         size_t len;
         unsigned char *f, *g;
-        assert_int_equal(ae_index_save(a, tmp_path("good.aeidx")), AE_OK);
+        assert_int_equal(ae_index_save(a, ae_test_path("good.aeidx")), AE_OK);
         ae_index_free(a);
-        f = slurp(tmp_path("good.aeidx"), &len);
+        f = ae_test_read_file(ae_test_path("good.aeidx"), &len);
+        assert_non_null(f);
         g = malloc(len);
         assert_int_equal(load_bytes(f, len), AE_OK);
         /* truncated anywhere (every offset): AE_ERR_FORMAT */
@@ -571,35 +463,35 @@ static void test_corrupt_files(void **state)
         /* future version, even with a good checksum */
         memcpy(g, f, len);
         g[8] = 2;
-        fix_crc(g, len);
+        ae_test_fix_crc32(g, len);
         assert_int_equal(load_bytes(g, len), AE_ERR_VERSION);
         /* consistent checksum but nonsense fields: AE_ERR_FORMAT */
         memcpy(g, f, len);
         g[12] = 9; /* backend */
-        fix_crc(g, len);
+        ae_test_fix_crc32(g, len);
         assert_int_equal(load_bytes(g, len), AE_ERR_FORMAT);
         memcpy(g, f, len);
         g[32] = 61; /* n: sections no longer add up */
-        fix_crc(g, len);
+        ae_test_fix_crc32(g, len);
         assert_int_equal(load_bytes(g, len), AE_ERR_FORMAT);
         memcpy(g, f, len);
         memset(g + 32, 0xFF, 8); /* huge n */
-        fix_crc(g, len);
+        ae_test_fix_crc32(g, len);
         assert_int_equal(load_bytes(g, len), AE_ERR_FORMAT);
         memcpy(g, f, len);
         memset(g + 24, 0xFF, 8); /* huge dim */
-        fix_crc(g, len);
+        ae_test_fix_crc32(g, len);
         assert_int_equal(load_bytes(g, len), AE_ERR_FORMAT);
         memcpy(g, f, len);
         {
             float nan = NAN; /* a NaN code */
             memcpy(g + 88, &nan, 4);
         }
-        fix_crc(g, len);
+        ae_test_fix_crc32(g, len);
         assert_int_equal(load_bytes(g, len), AE_ERR_FORMAT);
         memcpy(g, f, len);
         memcpy(g + 88 + n * d * 4 + 8, g + 88 + n * d * 4, 8); /* duplicate id */
-        fix_crc(g, len);
+        ae_test_fix_crc32(g, len);
         assert_int_equal(load_bytes(g, len), AE_ERR_FORMAT);
         if (b == AE_INDEX_HNSW) {
             /* a link past the end of the graph */
@@ -607,7 +499,7 @@ static void test_corrupt_files(void **state)
             uint32_t bad = 1000;
             memcpy(g, f, len);
             memcpy(g + links0 + 4, &bad, 4);
-            fix_crc(g, len);
+            ae_test_fix_crc32(g, len);
             assert_int_equal(load_bytes(g, len), AE_ERR_FORMAT);
         }
         if (b == AE_INDEX_BALLTREE) {
@@ -615,14 +507,14 @@ static void test_corrupt_files(void **state)
             size_t perm = 88 + n * d * 4 + n * 8 + n * 4 + 8;
             memcpy(g, f, len);
             memcpy(g + perm, g + perm + 4, 4);
-            fix_crc(g, len);
+            ae_test_fix_crc32(g, len);
             assert_int_equal(load_bytes(g, len), AE_ERR_FORMAT);
         }
         free(f);
         free(g);
     }
-    unlink(tmp_path("good.aeidx"));
-    unlink(tmp_path("bad.aeidx"));
+    unlink(ae_test_path("good.aeidx"));
+    unlink(ae_test_path("bad.aeidx"));
     free(x);
 }
 
@@ -651,7 +543,7 @@ static void test_invalid_args(void **state)
         assert_string_equal(ae_index_errmsg(idx), "");
         assert_int_equal(ae_index_count(idx), 0);
         assert_int_equal(ae_index_search(idx, q, 1, 1, 0, dist, got), AE_ERR_STATE);
-        assert_int_equal(ae_index_save(idx, tmp_path("x.aeidx")), AE_ERR_STATE);
+        assert_int_equal(ae_index_save(idx, ae_test_path("x.aeidx")), AE_ERR_STATE);
         assert_int_equal(ae_index_label(&lab, idx, 0), AE_ERR_STATE);
         assert_int_equal(ae_index_id_at(&v, idx, 0), AE_ERR_STATE);
         /* parameters */
@@ -722,7 +614,7 @@ static void test_invalid_args(void **state)
     }
     assert_int_equal(ae_index_load(NULL, "x"), AE_ERR_INVALID_ARG);
     assert_int_equal(ae_index_load(&idx, NULL), AE_ERR_INVALID_ARG);
-    assert_int_equal(ae_index_load(&idx, tmp_path("does-not-exist")), AE_ERR_IO);
+    assert_int_equal(ae_index_load(&idx, ae_test_path("does-not-exist")), AE_ERR_IO);
     assert_null(idx);
 }
 
@@ -783,37 +675,37 @@ static void test_alloc_failures(void **state)
         for (int m = AE_INDEX_L2; m <= AE_INDEX_COSINE; m++) {
             ae_index *idx = make_index((ae_index_backend)b, (ae_index_metric)m, d, x, n, NULL,
                                        labels, 4);
-            long base = atomic_load(&g_live_blocks);
-            assert_int_equal(ae_index_save(idx, tmp_path("nomem.aeidx")), AE_OK);
+            long base = ae_test_alloc_live_blocks();
+            assert_int_equal(ae_index_save(idx, ae_test_path("nomem.aeidx")), AE_OK);
             for (long k = 1;; k++) { /* build */
                 ae_index *t;
                 ae_status st;
-                fail_alloc_at(0);
+                ae_test_alloc_fail_at(0);
                 assert_int_equal(ae_index_create(&t, (ae_index_backend)b, (ae_index_metric)m, d),
                                  AE_OK);
-                fail_alloc_at(k);
+                ae_test_alloc_fail_at(k);
                 st = ae_index_build(t, x, n, NULL, labels);
-                fail_alloc_at(0);
+                ae_test_alloc_fail_at(0);
                 ae_index_free(t);
-                assert_int_equal(atomic_load(&g_live_blocks), base);
+                assert_int_equal(ae_test_alloc_live_blocks(), base);
                 if (st == AE_OK) break;
                 assert_int_equal(st, AE_ERR_NOMEM);
             }
             for (long k = 1;; k++) { /* search */
                 ae_status st;
-                fail_alloc_at(k);
+                ae_test_alloc_fail_at(k);
                 st = ae_index_search(idx, q, 2, 5, 0, dist, got);
-                fail_alloc_at(0);
-                assert_int_equal(atomic_load(&g_live_blocks), base);
+                ae_test_alloc_fail_at(0);
+                assert_int_equal(ae_test_alloc_live_blocks(), base);
                 if (st == AE_OK) break;
                 assert_int_equal(st, AE_ERR_NOMEM);
             }
             for (long k = 1;; k++) { /* load */
                 ae_index *t = NULL;
                 ae_status st;
-                fail_alloc_at(k);
-                st = ae_index_load(&t, tmp_path("nomem.aeidx"));
-                fail_alloc_at(0);
+                ae_test_alloc_fail_at(k);
+                st = ae_index_load(&t, ae_test_path("nomem.aeidx"));
+                ae_test_alloc_fail_at(0);
                 if (st == AE_OK) {
                     ae_index_free(t);
                     break;
@@ -823,16 +715,16 @@ static void test_alloc_failures(void **state)
             }
             for (long k = 1;; k++) { /* save */
                 ae_status st;
-                fail_alloc_at(k);
-                st = ae_index_save(idx, tmp_path("nomem2.aeidx"));
-                fail_alloc_at(0);
+                ae_test_alloc_fail_at(k);
+                st = ae_index_save(idx, ae_test_path("nomem2.aeidx"));
+                ae_test_alloc_fail_at(0);
                 if (st == AE_OK) break;
                 assert_true(st == AE_ERR_NOMEM || st == AE_ERR_IO);
             }
             ae_index_free(idx);
         }
-    unlink(tmp_path("nomem.aeidx"));
-    unlink(tmp_path("nomem2.aeidx"));
+    unlink(ae_test_path("nomem.aeidx"));
+    unlink(ae_test_path("nomem2.aeidx"));
     free(x);
 }
 
@@ -902,39 +794,35 @@ static void test_threads(void **state)
 int main(int argc, char **argv)
 {
     const struct CMUnitTest all[] = {
-        cmocka_unit_test_teardown(test_exact_random, teardown_check),
-        cmocka_unit_test_teardown(test_exact_leaf_sizes, teardown_check),
-        cmocka_unit_test_teardown(test_exact_blocks, teardown_check),
-        cmocka_unit_test_teardown(test_exact_ties, teardown_check),
-        cmocka_unit_test_teardown(test_all_duplicates, teardown_check),
-        cmocka_unit_test_teardown(test_hnsw_recall, teardown_check),
-        cmocka_unit_test_teardown(test_hnsw_small_exact, teardown_check),
-        cmocka_unit_test_teardown(test_cosine, teardown_check),
-        cmocka_unit_test_teardown(test_save_load, teardown_check),
-        cmocka_unit_test_teardown(test_corrupt_files, teardown_check),
-        cmocka_unit_test_teardown(test_invalid_args, teardown_check),
-        cmocka_unit_test_teardown(test_params_and_labels, teardown_check),
-        cmocka_unit_test_teardown(test_alloc_failures, teardown_check),
-        cmocka_unit_test_teardown(test_threads, teardown_check),
+        cmocka_unit_test_teardown(test_exact_random, ae_test_alloc_teardown),
+        cmocka_unit_test_teardown(test_exact_leaf_sizes, ae_test_alloc_teardown),
+        cmocka_unit_test_teardown(test_exact_blocks, ae_test_alloc_teardown),
+        cmocka_unit_test_teardown(test_exact_ties, ae_test_alloc_teardown),
+        cmocka_unit_test_teardown(test_all_duplicates, ae_test_alloc_teardown),
+        cmocka_unit_test_teardown(test_hnsw_recall, ae_test_alloc_teardown),
+        cmocka_unit_test_teardown(test_hnsw_small_exact, ae_test_alloc_teardown),
+        cmocka_unit_test_teardown(test_cosine, ae_test_alloc_teardown),
+        cmocka_unit_test_teardown(test_save_load, ae_test_alloc_teardown),
+        cmocka_unit_test_teardown(test_corrupt_files, ae_test_alloc_teardown),
+        cmocka_unit_test_teardown(test_invalid_args, ae_test_alloc_teardown),
+        cmocka_unit_test_teardown(test_params_and_labels, ae_test_alloc_teardown),
+        cmocka_unit_test_teardown(test_alloc_failures, ae_test_alloc_teardown),
+        cmocka_unit_test_teardown(test_threads, ae_test_alloc_teardown),
     };
     const struct CMUnitTest threads_only[] = {
-        cmocka_unit_test_teardown(test_threads, teardown_check),
+        cmocka_unit_test_teardown(test_threads, ae_test_alloc_teardown),
     };
-    /* tmpfs when there is one: the atomic writer fsyncs every save */
-    char tmpl[64] = "/dev/shm/ae-test-index-XXXXXX";
     int rc;
-    if (!mkdtemp(tmpl)) {
-        snprintf(tmpl, sizeof tmpl, "/tmp/ae-test-index-XXXXXX");
-        if (!mkdtemp(tmpl)) return 1;
-    }
-    snprintf(g_dir, sizeof g_dir, "%s", tmpl);
-    if (ae_set_allocator(count_alloc, NULL) != AE_OK) return 1;
+    ae_test_rng_seed(&g_rng, 12345);
+    /* tmpfs when there is one: the atomic writer fsyncs every save */
+    if (!ae_test_tmpdir_create("ae-test-index-", AE_TEST_SHM)) return 1;
+    if (ae_test_alloc_install() != 0) return 1;
     /* "threads" runs only the concurrency test (the TSan target) */
     if (argc > 1 && strcmp(argv[1], "threads") == 0)
         rc = cmocka_run_group_tests_name("index_threads", threads_only, NULL, NULL);
     else
         rc = cmocka_run_group_tests_name("index", all, NULL, NULL);
-    ae_set_allocator(NULL, NULL);
-    rmdir(g_dir);
+    ae_test_alloc_uninstall();
+    if (ae_test_tmpdir_remove() != 0) return 1;
     return rc;
 }

@@ -12,60 +12,13 @@
 #include <cmocka.h>
 
 #include "nn.h"
-
-static char dir[64];
-
-static int setup(void **state)
-{
-    (void)state;
-    snprintf(dir, sizeof dir, "/tmp/ae_test_io_XXXXXX");
-    return mkdtemp(dir) ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    char cmd[128];
-    (void)state;
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    return system(cmd) == 0 ? 0 : -1;
-}
-
-static void path_in_dir(char *buf, size_t cap, const char *name)
-{
-    snprintf(buf, cap, "%s/%s", dir, name);
-}
-
-static unsigned char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    unsigned char *b;
-    long n;
-    assert_non_null(f);
-    fseek(f, 0, SEEK_END);
-    n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    b = malloc((size_t)n);
-    assert_int_equal(fread(b, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    *len = (size_t)n;
-    return b;
-}
-
-static void spill(const char *path, const unsigned char *b, size_t len)
-{
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(b, 1, len, f), len);
-    fclose(f);
-}
-
+#include "test_support.h"
 
 static void test_round_trip_bit_identical(void **state)
 {
     const ae_preset presets[3] = {AE_PRESET_SIMPLE, AE_PRESET_DEEP, AE_PRESET_CONV};
-    char path[128];
+    const char *path = ae_test_path("m.aem");
     (void)state;
-    path_in_dir(path, sizeof path, "m.aem");
     for (int p = 0; p < 3; p++) {
         ae_model *m, *back;
         float x[3 * 784], y1[3 * 784], y2[3 * 784];
@@ -110,10 +63,9 @@ static ae_model *every_kind_model(void)
 static void test_every_layer_kind_round_trip(void **state)
 {
     ae_model *m = every_kind_model(), *back;
-    char path[128];
+    const char *path = ae_test_path("kinds.aem");
     size_t code;
     (void)state;
-    path_in_dir(path, sizeof path, "kinds.aem");
     assert_int_equal(ae_model_save(m, path), AE_OK);
     assert_int_equal(ae_model_load(&back, path), AE_OK);
     assert_int_equal(ae_model_layer_count(back), 7);
@@ -137,50 +89,42 @@ static void expect_load_fails(const char *path, ae_status want)
 static void test_corrupt_files(void **state)
 {
     ae_model *m;
-    char good[128], bad[128];
+    const char *good = ae_test_path("good.aem"), *bad = ae_test_path("bad.aem");
     unsigned char *b, *copy;
     size_t len;
     uint32_t v;
     (void)state;
-    path_in_dir(good, sizeof good, "good.aem");
-    path_in_dir(bad, sizeof bad, "bad.aem");
     assert_int_equal(ae_preset_build(&m, AE_PRESET_CONV, 5), AE_OK);
     assert_int_equal(ae_model_save(m, good), AE_OK);
     ae_model_free(m);
-    b = slurp(good, &len);
+    b = ae_test_read_file(good, &len);
+    assert_non_null(b);
     copy = malloc(len);
     /* truncated anywhere: header, layer records, weights, checksum */
     for (size_t cut = 0; cut < len; cut += (cut < 600 ? 1 : 997)) {
-        spill(bad, b, cut);
+        assert_int_equal(ae_test_write_file(bad, b, cut), 0);
         expect_load_fails(bad, cut < 16 ? AE_ERR_FORMAT : AE_ERR_CHECKSUM);
     }
     /* one flipped bit anywhere after the version */
     for (size_t at = 12; at < len; at += 13) {
         memcpy(copy, b, len);
         copy[at] ^= 0x10;
-        spill(bad, copy, len);
+        assert_int_equal(ae_test_write_file(bad, copy, len), 0);
         expect_load_fails(bad, AE_ERR_CHECKSUM);
     }
-    memcpy(copy, b, len);
-    copy[0] = 'X';
-    spill(bad, copy, len);
+    assert_int_equal(ae_test_write_file(bad, b, len), 0);
+    assert_int_equal(ae_test_patch_file(bad, 0, "X", 1), 0);
     expect_load_fails(bad, AE_ERR_FORMAT);
-    memcpy(copy, b, len);
+    assert_int_equal(ae_test_write_file(bad, b, len), 0);
     v = AE_MODEL_FORMAT_VERSION + 1;
-    memcpy(copy + 8, &v, 4);
-    spill(bad, copy, len);
+    assert_int_equal(ae_test_patch_file(bad, 8, &v, 4), 0);
     expect_load_fails(bad, AE_ERR_VERSION);
     /* trailing garbage */
-    spill(bad, b, len);
-    {
-        FILE *f = fopen(bad, "ab");
-        fputs("extra", f);
-        fclose(f);
-    }
+    assert_int_equal(ae_test_write_file(bad, b, len), 0);
+    assert_int_equal(ae_test_append_file(bad, "extra", 5), 0);
     expect_load_fails(bad, AE_ERR_CHECKSUM);
-    path_in_dir(bad, sizeof bad, "missing.aem");
-    expect_load_fails(bad, AE_ERR_IO);
-    expect_load_fails(dir, AE_ERR_IO); /* a directory */
+    expect_load_fails(ae_test_path("missing.aem"), AE_ERR_IO);
+    expect_load_fails(ae_test_tmpdir(), AE_ERR_IO); /* a directory */
     free(b);
     free(copy);
 }
@@ -189,29 +133,27 @@ static void test_corrupt_files(void **state)
 static void test_checksummed_but_invalid(void **state)
 {
     ae_model *m;
-    char good[128], bad[128];
+    const char *good = ae_test_path("good2.aem"), *bad = ae_test_path("bad2.aem");
     unsigned char *b;
     size_t len;
-    uint32_t crc, kind = 99, layers = 100000;
+    uint32_t kind = 99, layers = 100000;
     (void)state;
-    path_in_dir(good, sizeof good, "good2.aem");
-    path_in_dir(bad, sizeof bad, "bad2.aem");
     assert_int_equal(ae_preset_build(&m, AE_PRESET_SIMPLE, 5), AE_OK);
     assert_int_equal(ae_model_save(m, good), AE_OK);
     ae_model_free(m);
-    b = slurp(good, &len);
+    b = ae_test_read_file(good, &len);
+    assert_non_null(b);
     /* first layer's kind sits after magic, version, flags, rank, dims, count, has_code, code */
     memcpy(b + 8 + 4 + 4 + 4 + 24 + 4 + 4 + 8, &kind, 4);
-    crc = ae__crc32(0, b, len - 4);
-    memcpy(b + len - 4, &crc, 4);
-    spill(bad, b, len);
+    ae_test_fix_crc32(b, len);
+    assert_int_equal(ae_test_write_file(bad, b, len), 0);
     expect_load_fails(bad, AE_ERR_FORMAT);
     free(b);
-    b = slurp(good, &len);
+    b = ae_test_read_file(good, &len);
+    assert_non_null(b);
     memcpy(b + 8 + 4 + 4 + 4 + 24, &layers, 4);
-    crc = ae__crc32(0, b, len - 4);
-    memcpy(b + len - 4, &crc, 4);
-    spill(bad, b, len);
+    ae_test_fix_crc32(b, len);
+    assert_int_equal(ae_test_write_file(bad, b, len), 0);
     expect_load_fails(bad, AE_ERR_FORMAT);
     free(b);
 }
@@ -219,9 +161,8 @@ static void test_checksummed_but_invalid(void **state)
 static void test_failed_save_keeps_old_file(void **state)
 {
     ae_model *a, *b, *back;
-    char path[128], nodir[160];
+    const char *path = ae_test_path("keep.aem");
     (void)state;
-    path_in_dir(path, sizeof path, "keep.aem");
     assert_int_equal(ae_preset_build(&a, AE_PRESET_SIMPLE, 1), AE_OK);
     assert_int_equal(ae_preset_build(&b, AE_PRESET_SIMPLE, 2), AE_OK);
     assert_int_equal(ae_model_save(a, path), AE_OK);
@@ -231,16 +172,11 @@ static void test_failed_save_keeps_old_file(void **state)
     assert_int_equal(ae_model_load(&back, path), AE_OK);
     assert_memory_equal(back->params, a->params, a->n_params * sizeof(float));
     ae_model_free(back);
-    snprintf(nodir, sizeof nodir, "%s/no/such/dir/m.aem", dir);
-    assert_int_equal(ae_model_save(a, nodir), AE_ERR_IO);
+    assert_int_equal(ae_model_save(a, ae_test_path("no/such/dir/m.aem")), AE_ERR_IO);
     assert_int_equal(ae_model_save(NULL, path), AE_ERR_INVALID_ARG);
     assert_int_equal(ae_model_load(NULL, path), AE_ERR_INVALID_ARG);
     /* no temporary files are left behind */
-    {
-        char cmd[160];
-        snprintf(cmd, sizeof cmd, "ls '%s' | grep -q tmp", dir);
-        assert_int_not_equal(system(cmd), 0);
-    }
+    assert_int_equal(ae_test_find_names(ae_test_tmpdir(), "tmp", NULL, 0), 0);
     ae_model_free(a);
     ae_model_free(b);
 }
@@ -254,5 +190,5 @@ int main(void)
         cmocka_unit_test(test_checksummed_but_invalid),
         cmocka_unit_test(test_failed_save_keeps_old_file),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, ae_test_group_setup, ae_test_group_teardown);
 }

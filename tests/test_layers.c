@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "nn.h"
+#include "test_support.h"
 
 /* A one-layer model on the given input shape, built through the public builder. */
 typedef ae_status (*add_fn)(ae_builder *b);
@@ -22,13 +23,6 @@ static ae_model *one_layer(int rank, const size_t *dims, add_fn add)
     assert_int_equal(ae_builder_build(&m, b, 7), AE_OK);
     ae_builder_free(b);
     return m;
-}
-
-static void fill_random(float *v, size_t n, unsigned seed, float lo, float hi)
-{
-    ae__rng r;
-    ae__rng_seed(&r, seed);
-    for (size_t i = 0; i < n; i++) v[i] = lo + (hi - lo) * (float)ae__rng_uniform(&r);
 }
 
 /* L = sum(y * r): dL/dy = r. Forward in double-checked float, central differences. */
@@ -88,8 +82,11 @@ static void gradient_check(const ae_model *m, size_t n)
     float *g = calloc(m->n_params + 1, sizeof *g);
     const float eps = 1e-3f;
     size_t kinks = 0;
-    fill_random(x, n * in, 11, -1.0f, 1.0f);
-    fill_random(r, n * out, 12, -1.0f, 1.0f);
+    ae_test_rng rng;
+    ae_test_rng_seed(&rng, 11);
+    ae_test_fill(&rng, x, n * in, -1.0, 1.0);
+    ae_test_rng_seed(&rng, 12);
+    ae_test_fill(&rng, r, n * out, -1.0, 1.0);
     ae__layer_forward(L, x, y, n, ws);
     memcpy(dy, r, n * out * sizeof *dy);
     ae__layer_backward(L, x, y, dy, 0, dx, g, g + L->n_kernel, n, ws);
@@ -110,8 +107,11 @@ static void gradient_check(const ae_model *m, size_t n)
 /* Random non-zero biases so relu kinks and bias gradients are exercised. */
 static void randomise_bias(ae_model *m)
 {
-    for (size_t i = 0; i < m->n_layers; i++)
-        if (m->layers[i].n_bias) fill_random(m->layers[i].bias, m->layers[i].n_bias, 5, -0.3f, 0.3f);
+    for (size_t i = 0; i < m->n_layers; i++) {
+        ae_test_rng r;
+        ae_test_rng_seed(&r, 5);
+        ae_test_fill(&r, m->layers[i].bias, m->layers[i].n_bias, -0.3, 0.3);
+    }
 }
 
 static ae_status add_dense_relu(ae_builder *b) { return ae_builder_dense(b, 5, AE_ACT_RELU); }

@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "nn.h"
+#include "test_support.h"
 
 
 static void expect_shape(const ae_layer *L, int rank, size_t a, size_t b, size_t c)
@@ -91,9 +92,9 @@ static void test_predict_any_batch(void **state)
         ae_model *m;
         const size_t n = 300;
         float *x = malloc(n * 784 * sizeof *x), *y = malloc(n * 784 * sizeof *y), one[784];
-        ae__rng r;
-        ae__rng_seed(&r, 3);
-        for (size_t i = 0; i < n * 784; i++) x[i] = (float)ae__rng_uniform(&r);
+        ae_test_rng r;
+        ae_test_rng_seed(&r, 3);
+        ae_test_fill(&r, x, n * 784, 0.0, 1.0);
         assert_int_equal(ae_preset_build(&m, presets[p], 9), AE_OK);
         assert_int_equal(ae_model_predict(m, x, n, y, n * 784), AE_OK);
         for (size_t i = 0; i < n * 784; i++) assert_true(y[i] > 0.0f && y[i] < 1.0f);
@@ -181,13 +182,13 @@ static void check_model_gradient(ae_model *m, int loss, size_t samples)
     float *g = malloc(m->n_params * sizeof *g);
     const float eps = 2e-3f;
     const int logits = loss == AE_LOSS_BCE;
-    ae__rng r;
+    ae_test_rng r;
     size_t kinks = 0;
-    ae__rng_seed(&r, 17);
-    for (size_t i = 0; i < n * in; i++) x[i] = (float)ae__rng_uniform(&r);
+    ae_test_rng_seed(&r, 17);
+    ae_test_fill(&r, x, n * in, 0.0, 1.0);
     for (size_t i = 0; i < m->n_layers; i++) /* non-zero biases: visible bias gradients */
         for (size_t j = 0; j < m->layers[i].n_bias; j++)
-            m->layers[i].bias[j] = 0.1f * (float)(ae__rng_uniform(&r) - 0.3);
+            m->layers[i].bias[j] = 0.1f * (float)(ae_test_rng_uniform(&r) - 0.3);
     assert_int_equal(ae__workspace_create(m, n, 1, &ws), AE_OK);
     {
         const float *p = ae__model_forward_ws(m, ws, x, n);
@@ -244,9 +245,9 @@ static void test_threaded_passes_match(void **state)
         float *x = malloc(n * 784 * sizeof *x), *d1 = malloc(n * 784 * sizeof *d1);
         float *d3 = malloc(n * 784 * sizeof *d3), *g1, *g3;
         const float *y1, *y3;
-        ae__rng r;
-        ae__rng_seed(&r, 31);
-        for (size_t i = 0; i < n * 784; i++) x[i] = (float)ae__rng_uniform(&r);
+        ae_test_rng r;
+        ae_test_rng_seed(&r, 31);
+        ae_test_fill(&r, x, n * 784, 0.0, 1.0);
         assert_int_equal(ae_preset_build(&m, presets[p], 8), AE_OK);
         g1 = malloc(m->n_params * sizeof *g1);
         g3 = malloc(m->n_params * sizeof *g3);

@@ -14,62 +14,18 @@
 
 #include "internal.h"
 
-#include "counting_alloc.h"
-
-static char g_dir[256];
-
-static int group_setup(void **state)
-{
-    (void)state;
-    return counting_group_setup(g_dir, sizeof g_dir, "ae_test_npy_");
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    return counting_group_teardown(g_dir);
-}
+#include "test_support.h"
 
 /* ---- file builders ---------------------------------------------------------- */
-static const char *tpath(const char *name)
-{
-    static char buf[512];
-    snprintf(buf, sizeof buf, "%s/%s", g_dir, name);
-    return buf;
-}
-
 static void write_bytes(const char *path, const void *p, size_t n)
 {
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    if (n) assert_int_equal(fwrite(p, 1, n, f), n);
-    fclose(f);
+    assert_int_equal(ae_test_write_file(path, p, n), 0);
 }
 
-/* Writes magic, version major.0, the header length, dict + spaces up to a
- * multiple of `align` (0: no padding) + '\n', then the data. */
 static void write_npy(const char *path, int major, const char *dict, size_t align,
                       const void *data, size_t data_len)
 {
-    unsigned char buf[70000];
-    size_t prefix = major == 1 ? 10 : 12, dl = strlen(dict), hl = dl + 1, pos;
-    if (align) hl += (align - (prefix + hl) % align) % align;
-    assert_true(prefix + hl + data_len <= sizeof buf);
-    memcpy(buf, "\x93NUMPY", 6);
-    buf[6] = (unsigned char)major;
-    buf[7] = 0;
-    buf[8] = (unsigned char)(hl & 0xFF);
-    buf[9] = (unsigned char)(hl >> 8 & 0xFF);
-    if (major != 1) {
-        buf[10] = (unsigned char)(hl >> 16 & 0xFF);
-        buf[11] = (unsigned char)(hl >> 24 & 0xFF);
-    }
-    memcpy(buf + prefix, dict, dl);
-    memset(buf + prefix + dl, ' ', hl - dl - 1);
-    buf[prefix + hl - 1] = '\n';
-    pos = prefix + hl;
-    if (data_len) memcpy(buf + pos, data, data_len);
-    write_bytes(path, buf, pos + data_len);
+    assert_int_equal(ae_test_write_npy(path, major, dict, align, data, data_len), 0);
 }
 
 static unsigned char g_u8[4096];
@@ -95,15 +51,15 @@ static void valid_u8_2d_v1(void **state)
     size_t dims[2] = {3, 4};
     (void)state;
     fill_data();
-    write_npy(tpath("u8.npy"), 1, "{'descr': '|u1', 'fortran_order': False, 'shape': (3, 4), }",
+    write_npy(ae_test_path("u8.npy"), 1, "{'descr': '|u1', 'fortran_order': False, 'shape': (3, 4), }",
               64, g_u8, 12);
-    assert_int_equal(ae_npy_load(&t, tpath("u8.npy"), AE_NPY_U8_UNIT), AE_OK);
+    assert_int_equal(ae_npy_load(&t, ae_test_path("u8.npy"), AE_NPY_U8_UNIT), AE_OK);
     check_tensor(t, 2, dims);
     for (size_t i = 0; i < 12; i++)
         assert_float_equal(ae_tensor_data(t)[i], g_u8[i] / 255.0f, 1e-6);
     ae_tensor_free(t);
     /* scale 1 keeps 0..255 */
-    assert_int_equal(ae_npy_load(&t, tpath("u8.npy"), 1.0f), AE_OK);
+    assert_int_equal(ae_npy_load(&t, ae_test_path("u8.npy"), 1.0f), AE_OK);
     for (size_t i = 0; i < 12; i++) assert_true(ae_tensor_data(t)[i] == (float)g_u8[i]);
     ae_tensor_free(t);
 }
@@ -139,14 +95,14 @@ static void valid_u8_variants(void **state)
         ae_npy_dtype dtype = AE_NPY_U8;
         int rank = 0;
         size_t dims[AE_TENSOR_MAX_RANK];
-        write_npy(tpath("v.npy"), cases[c].major, cases[c].dict, cases[c].align, g_u8, 12);
-        assert_int_equal(ae_npy_info(&dtype, &rank, dims, tpath("v.npy")),
+        write_npy(ae_test_path("v.npy"), cases[c].major, cases[c].dict, cases[c].align, g_u8, 12);
+        assert_int_equal(ae_npy_info(&dtype, &rank, dims, ae_test_path("v.npy")),
                          AE_OK);
         assert_int_equal(dtype, AE_NPY_U8);
         assert_int_equal(rank, cases[c].rank);
         for (int i = 0; i < AE_TENSOR_MAX_RANK; i++)
             assert_int_equal(dims[i], i < rank ? cases[c].dims[i] : 0);
-        assert_int_equal(ae_npy_load(&t, tpath("v.npy"), 2.0f), AE_OK);
+        assert_int_equal(ae_npy_load(&t, ae_test_path("v.npy"), 2.0f), AE_OK);
         check_tensor(t, cases[c].rank, cases[c].dims);
         for (size_t i = 0; i < 12; i++) assert_true(ae_tensor_data(t)[i] == 2.0f * g_u8[i]);
         ae_tensor_free(t);
@@ -182,31 +138,9 @@ static void valid_f32(void **state)
             for (size_t i = 0; i < n; i++) big[i] = (float)i / 7.0f;
             src = big;
         }
-        {
-            FILE *f;
-            unsigned char *buf = malloc(n * 4 + 4096);
-            size_t prefix = cases[c].major == 1 ? 10 : 12, dl = strlen(cases[c].dict);
-            size_t hl = dl + 1;
-            assert_non_null(buf);
-            hl += (64 - (prefix + hl) % 64) % 64;
-            memcpy(buf, "\x93NUMPY", 6);
-            buf[6] = (unsigned char)cases[c].major;
-            buf[7] = 0;
-            buf[8] = (unsigned char)hl;
-            buf[9] = (unsigned char)(hl >> 8);
-            buf[10] = buf[11] = 0;
-            memcpy(buf + prefix, cases[c].dict, dl);
-            memset(buf + prefix + dl, ' ', hl - dl - 1);
-            buf[prefix + hl - 1] = '\n';
-            memcpy(buf + prefix + hl, src, n * 4);
-            f = fopen(tpath("f.npy"), "wb");
-            assert_non_null(f);
-            assert_int_equal(fwrite(buf, 1, prefix + hl + n * 4, f), prefix + hl + n * 4);
-            fclose(f);
-            free(buf);
-        }
+        write_npy(ae_test_path("f.npy"), cases[c].major, cases[c].dict, 64, src, n * 4);
         /* the scale does not apply to float32 */
-        assert_int_equal(ae_npy_load(&t, tpath("f.npy"), 3.0f), AE_OK);
+        assert_int_equal(ae_npy_load(&t, ae_test_path("f.npy"), 3.0f), AE_OK);
         check_tensor(t, cases[c].rank, cases[c].dims);
         assert_memory_equal(ae_tensor_data(t), src, n * sizeof(float));
         ae_tensor_free(t);
@@ -222,30 +156,30 @@ static void rows_and_caps(void **state)
     (void)state;
     fill_data();
     /* 8 rows of 2x3 */
-    write_npy(tpath("r.npy"), 1, "{'descr': '|u1', 'fortran_order': False, 'shape': (8, 2, 3), }",
+    write_npy(ae_test_path("r.npy"), 1, "{'descr': '|u1', 'fortran_order': False, 'shape': (8, 2, 3), }",
               64, g_u8, 48);
-    assert_int_equal(ae_npy_load_rows(&t, tpath("r.npy"), 2, 1.0f), AE_OK);
+    assert_int_equal(ae_npy_load_rows(&t, ae_test_path("r.npy"), 2, 1.0f), AE_OK);
     check_tensor(t, 3, dims);
     for (size_t i = 0; i < 12; i++) assert_true(ae_tensor_data(t)[i] == g_u8[i]);
     ae_tensor_free(t);
-    assert_int_equal(ae_npy_load_rows(&t, tpath("r.npy"), 100, 1.0f), AE_OK);
+    assert_int_equal(ae_npy_load_rows(&t, ae_test_path("r.npy"), 100, 1.0f), AE_OK);
     assert_int_equal(ae_tensor_dim(t, 0), 8);
     ae_tensor_free(t);
-    assert_int_equal(ae_npy_load_rows(&t, tpath("r.npy"), 0, 1.0f), AE_OK);
+    assert_int_equal(ae_npy_load_rows(&t, ae_test_path("r.npy"), 0, 1.0f), AE_OK);
     assert_int_equal(ae_tensor_dim(t, 0), 8);
     ae_tensor_free(t);
 
-    assert_int_equal(ae_npy_read_rows(tpath("r.npy"), 3, 4, 1.0f, buf, 24), AE_OK);
+    assert_int_equal(ae_npy_read_rows(ae_test_path("r.npy"), 3, 4, 1.0f, buf, 24), AE_OK);
     for (size_t i = 0; i < 24; i++) assert_true(buf[i] == g_u8[18 + i]);
-    assert_int_equal(ae_npy_read_rows(tpath("r.npy"), 5, 4, 1.0f, buf, 24), AE_ERR_RANGE);
-    assert_int_equal(ae_npy_read_rows(tpath("r.npy"), 0, 5, 1.0f, buf, 24), AE_ERR_RANGE);
+    assert_int_equal(ae_npy_read_rows(ae_test_path("r.npy"), 5, 4, 1.0f, buf, 24), AE_ERR_RANGE);
+    assert_int_equal(ae_npy_read_rows(ae_test_path("r.npy"), 0, 5, 1.0f, buf, 24), AE_ERR_RANGE);
     assert_true(strlen(ae_last_error()) > 0);
-    assert_int_equal(ae_npy_read_rows(tpath("r.npy"), 8, 0, 1.0f, buf, 24), AE_OK);
-    assert_int_equal(ae_npy_load(&t, tpath("r.npy"), NAN), AE_ERR_RANGE);
+    assert_int_equal(ae_npy_read_rows(ae_test_path("r.npy"), 8, 0, 1.0f, buf, 24), AE_OK);
+    assert_int_equal(ae_npy_load(&t, ae_test_path("r.npy"), NAN), AE_ERR_RANGE);
     assert_null(t);
-    assert_int_equal(ae_npy_load(NULL, tpath("r.npy"), 1.0f), AE_ERR_INVALID_ARG);
+    assert_int_equal(ae_npy_load(NULL, ae_test_path("r.npy"), 1.0f), AE_ERR_INVALID_ARG);
     assert_int_equal(ae_npy_load(&t, NULL, 1.0f), AE_ERR_INVALID_ARG);
-    assert_int_equal(ae_npy_load(&t, tpath("does-not-exist.npy"), 1.0f), AE_ERR_IO);
+    assert_int_equal(ae_npy_load(&t, ae_test_path("does-not-exist.npy"), 1.0f), AE_ERR_IO);
     assert_non_null(strstr(ae_last_error(), "does-not-exist.npy"));
 }
 
@@ -261,9 +195,9 @@ static void save_roundtrip(void **state)
         FILE *f;
         size_t hl;
         for (int i = 0; i < rank; i++) n *= dims[i];
-        assert_int_equal(ae_npy_save_f32(tpath("s.npy"), g_f32, rank, dims), AE_OK);
+        assert_int_equal(ae_npy_save_f32(ae_test_path("s.npy"), g_f32, rank, dims), AE_OK);
         /* header: v1.0, aligned to 64, ends in '\n' */
-        f = fopen(tpath("s.npy"), "rb");
+        f = fopen(ae_test_path("s.npy"), "rb");
         assert_non_null(f);
         assert_int_equal(fread(head, 1, sizeof head, f), sizeof head);
         fclose(f);
@@ -277,20 +211,20 @@ static void save_roundtrip(void **state)
             text[sizeof head] = '\0';
             assert_non_null(strstr(text + 10, rank == 1 ? "'shape': (3,)" : "'shape': (3, 5"));
         }
-        assert_int_equal(ae_npy_load(&t, tpath("s.npy"), 1.0f), AE_OK);
+        assert_int_equal(ae_npy_load(&t, ae_test_path("s.npy"), 1.0f), AE_OK);
         check_tensor(t, rank, dims);
         assert_memory_equal(ae_tensor_data(t), g_f32, n * sizeof(float));
         ae_tensor_free(t);
     }
-    assert_int_equal(ae_npy_save_f32(tpath("s.npy"), g_f32, 0, dims), AE_ERR_INVALID_ARG);
-    assert_int_equal(ae_npy_save_f32(tpath("s.npy"), g_f32, 5, dims), AE_ERR_INVALID_ARG);
+    assert_int_equal(ae_npy_save_f32(ae_test_path("s.npy"), g_f32, 0, dims), AE_ERR_INVALID_ARG);
+    assert_int_equal(ae_npy_save_f32(ae_test_path("s.npy"), g_f32, 5, dims), AE_ERR_INVALID_ARG);
     assert_int_equal(ae_npy_save_f32(NULL, g_f32, 1, dims), AE_ERR_INVALID_ARG);
     {
         size_t zero[2] = {3, 0};
-        assert_int_equal(ae_npy_save_f32(tpath("s.npy"), g_f32, 2, zero), AE_ERR_INVALID_ARG);
+        assert_int_equal(ae_npy_save_f32(ae_test_path("s.npy"), g_f32, 2, zero), AE_ERR_INVALID_ARG);
     }
     /* unwritable target: error, and the temp file does not stay behind */
-    assert_int_equal(ae_npy_save_f32(tpath("no-such-dir/s.npy"), g_f32, 1, dims), AE_ERR_IO);
+    assert_int_equal(ae_npy_save_f32(ae_test_path("no-such-dir/s.npy"), g_f32, 1, dims), AE_ERR_IO);
     assert_true(strlen(ae_last_error()) > 0);
 }
 
@@ -298,7 +232,7 @@ static void save_roundtrip(void **state)
 static void expect_format(const char *name, const char *needle)
 {
     ae_tensor *t = (ae_tensor *)(void *)&t; /* must be reset to NULL */
-    ae_status st = ae_npy_load(&t, tpath(name), AE_NPY_U8_UNIT);
+    ae_status st = ae_npy_load(&t, ae_test_path(name), AE_NPY_U8_UNIT);
     if (st != AE_ERR_FORMAT || !strstr(ae_last_error(), needle))
         print_error("%s: status %d, message '%s', expected '%s'\n", name, st, ae_last_error(),
                     needle);
@@ -306,9 +240,9 @@ static void expect_format(const char *name, const char *needle)
     assert_null(t);
     assert_non_null(strstr(ae_last_error(), name)); /* the message names the file */
     assert_non_null(strstr(ae_last_error(), needle));
-    assert_int_equal(ae_npy_info(NULL, NULL, NULL, tpath(name)),
+    assert_int_equal(ae_npy_info(NULL, NULL, NULL, ae_test_path(name)),
                      AE_ERR_FORMAT);
-    assert_int_equal(g_live, 0);
+    assert_int_equal(ae_test_alloc_live_blocks(), 0);
 }
 
 static void bad_preamble(void **state)
@@ -316,46 +250,37 @@ static void bad_preamble(void **state)
     unsigned char buf[128];
     (void)state;
     fill_data();
-    write_bytes(tpath("empty.npy"), "", 0);
+    write_bytes(ae_test_path("empty.npy"), "", 0);
     expect_format("empty.npy", "too short");
-    write_bytes(tpath("short.npy"), "\x93NUMPY\x01", 7);
+    write_bytes(ae_test_path("short.npy"), "\x93NUMPY\x01", 7);
     expect_format("short.npy", "too short");
-    write_npy(tpath("magic.npy"), 1, "{'descr': '|u1', 'fortran_order': False, 'shape': (3,), }",
+    write_npy(ae_test_path("magic.npy"), 1, "{'descr': '|u1', 'fortran_order': False, 'shape': (3,), }",
               64, g_u8, 3);
-    {
-        FILE *f = fopen(tpath("magic.npy"), "r+b");
-        fputc('X', f);
-        fclose(f);
-    }
+    assert_int_equal(ae_test_patch_file(ae_test_path("magic.npy"), 0, "X", 1), 0);
     expect_format("magic.npy", "bad magic");
-    write_bytes(tpath("png.npy"), "\x89PNG\r\n\x1a\n\0\0\0\0", 12);
+    write_bytes(ae_test_path("png.npy"), "\x89PNG\r\n\x1a\n\0\0\0\0", 12);
     expect_format("png.npy", "bad magic");
 
-    write_npy(tpath("ver4.npy"), 4, "{'descr': '|u1', 'fortran_order': False, 'shape': (3,), }",
+    write_npy(ae_test_path("ver4.npy"), 4, "{'descr': '|u1', 'fortran_order': False, 'shape': (3,), }",
               64, g_u8, 3);
     expect_format("ver4.npy", "version 4.0");
-    write_npy(tpath("ver11.npy"), 1, "{'descr': '|u1', 'fortran_order': False, 'shape': (3,), }",
+    write_npy(ae_test_path("ver11.npy"), 1, "{'descr': '|u1', 'fortran_order': False, 'shape': (3,), }",
               64, g_u8, 3);
-    {
-        FILE *f = fopen(tpath("ver11.npy"), "r+b");
-        fseek(f, 7, SEEK_SET);
-        fputc(1, f);
-        fclose(f);
-    }
+    assert_int_equal(ae_test_patch_file(ae_test_path("ver11.npy"), 7, "\1", 1), 0);
     expect_format("ver11.npy", "version 1.1");
 
     /* header length 0, larger than the file, larger than allowed */
     memcpy(buf, "\x93NUMPY\x01\x00\x00\x00\n\n", 12);
-    write_bytes(tpath("hlen0.npy"), buf, 12);
+    write_bytes(ae_test_path("hlen0.npy"), buf, 12);
     expect_format("hlen0.npy", "zero");
     memcpy(buf, "\x93NUMPY\x01\x00\x70\x00{'descr'", 17);
-    write_bytes(tpath("trunchdr.npy"), buf, 17);
+    write_bytes(ae_test_path("trunchdr.npy"), buf, 17);
     expect_format("trunchdr.npy", "truncated header");
     memcpy(buf, "\x93NUMPY\x02\x00\x00\x00\x10\x00{'descr'", 19);
-    write_bytes(tpath("hugehdr.npy"), buf, 19);
+    write_bytes(ae_test_path("hugehdr.npy"), buf, 19);
     expect_format("hugehdr.npy", "larger than");
     memcpy(buf, "\x93NUMPY\x02\x00\x10\x00", 10); /* v2 needs 4 length bytes */
-    write_bytes(tpath("v2short.npy"), buf, 10);
+    write_bytes(ae_test_path("v2short.npy"), buf, 10);
     expect_format("v2short.npy", "truncated header length");
 }
 
@@ -363,43 +288,43 @@ static void bad_data(void **state)
 {
     (void)state;
     fill_data();
-    write_npy(tpath("truncdata.npy"), 1,
+    write_npy(ae_test_path("truncdata.npy"), 1,
               "{'descr': '|u1', 'fortran_order': False, 'shape': (3, 4), }", 64, g_u8, 11);
     expect_format("truncdata.npy", "truncated data");
-    write_npy(tpath("nodata.npy"), 1,
+    write_npy(ae_test_path("nodata.npy"), 1,
               "{'descr': '|u1', 'fortran_order': False, 'shape': (3, 4), }", 64, g_u8, 0);
     expect_format("nodata.npy", "truncated data");
-    write_npy(tpath("extra.npy"), 1, "{'descr': '|u1', 'fortran_order': False, 'shape': (3, 4), }",
+    write_npy(ae_test_path("extra.npy"), 1, "{'descr': '|u1', 'fortran_order': False, 'shape': (3, 4), }",
               64, g_u8, 13);
     expect_format("extra.npy", "shape/length mismatch");
-    write_npy(tpath("f4short.npy"), 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (3,), }",
+    write_npy(ae_test_path("f4short.npy"), 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (3,), }",
               64, g_f32, 11);
     expect_format("f4short.npy", "truncated data");
     /* overflow: element count, byte count, a number wider than size_t */
-    write_npy(tpath("ovf1.npy"), 1,
+    write_npy(ae_test_path("ovf1.npy"), 1,
               "{'descr': '|u1', 'fortran_order': False, 'shape': (4294967296, 4294967296, 2), }",
               64, g_u8, 16);
     expect_format("ovf1.npy", "too large");
-    write_npy(tpath("ovf2.npy"), 1,
+    write_npy(ae_test_path("ovf2.npy"), 1,
               "{'descr': '<f4', 'fortran_order': False, 'shape': (4611686018427387904,), }", 64,
               g_u8, 16);
     expect_format("ovf2.npy", "too large");
-    write_npy(tpath("ovf3.npy"), 1,
+    write_npy(ae_test_path("ovf3.npy"), 1,
               "{'descr': '|u1', 'fortran_order': False, 'shape': (184467440737095516160,), }", 64,
               g_u8, 16);
     expect_format("ovf3.npy", "too large");
     /* huge but not overflowing: refused by the length check, nothing allocated */
-    write_npy(tpath("huge.npy"), 1,
+    write_npy(ae_test_path("huge.npy"), 1,
               "{'descr': '<f4', 'fortran_order': False, 'shape': (100000000, 784), }", 64, g_u8,
               16);
     expect_format("huge.npy", "truncated data");
-    write_npy(tpath("zero.npy"), 1, "{'descr': '|u1', 'fortran_order': False, 'shape': (0, 784), }",
+    write_npy(ae_test_path("zero.npy"), 1, "{'descr': '|u1', 'fortran_order': False, 'shape': (0, 784), }",
               64, g_u8, 0);
     expect_format("zero.npy", "empty arrays");
-    write_npy(tpath("scalar.npy"), 1, "{'descr': '|u1', 'fortran_order': False, 'shape': (), }",
+    write_npy(ae_test_path("scalar.npy"), 1, "{'descr': '|u1', 'fortran_order': False, 'shape': (), }",
               64, g_u8, 1);
     expect_format("scalar.npy", "0-d");
-    write_npy(tpath("rank5.npy"), 1,
+    write_npy(ae_test_path("rank5.npy"), 1,
               "{'descr': '|u1', 'fortran_order': False, 'shape': (1, 1, 1, 1, 2), }", 64, g_u8, 2);
     expect_format("rank5.npy", "more than 4 dimensions");
 }
@@ -408,19 +333,19 @@ static void bad_dtype_order(void **state)
 {
     (void)state;
     fill_data();
-    write_npy(tpath("f8.npy"), 1, "{'descr': '<f8', 'fortran_order': False, 'shape': (2,), }",
+    write_npy(ae_test_path("f8.npy"), 1, "{'descr': '<f8', 'fortran_order': False, 'shape': (2,), }",
               64, g_f32, 16);
     expect_format("f8.npy", "dtype '<f8' is not supported");
-    write_npy(tpath("bigend.npy"), 1, "{'descr': '>f4', 'fortran_order': False, 'shape': (2,), }",
+    write_npy(ae_test_path("bigend.npy"), 1, "{'descr': '>f4', 'fortran_order': False, 'shape': (2,), }",
               64, g_f32, 8);
     expect_format("bigend.npy", "big-endian");
-    write_npy(tpath("i4.npy"), 1, "{'descr': '<i4', 'fortran_order': False, 'shape': (2,), }",
+    write_npy(ae_test_path("i4.npy"), 1, "{'descr': '<i4', 'fortran_order': False, 'shape': (2,), }",
               64, g_f32, 8);
     expect_format("i4.npy", "dtype '<i4'");
-    write_npy(tpath("struct.npy"), 1,
+    write_npy(ae_test_path("struct.npy"), 1,
               "{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (2,), }", 64, g_f32, 8);
     expect_format("struct.npy", "structured");
-    write_npy(tpath("fortran.npy"), 1, "{'descr': '|u1', 'fortran_order': True, 'shape': (3, 4), }",
+    write_npy(ae_test_path("fortran.npy"), 1, "{'descr': '|u1', 'fortran_order': True, 'shape': (3, 4), }",
               64, g_u8, 12);
     expect_format("fortran.npy", "fortran_order arrays are not supported");
 }
@@ -461,7 +386,7 @@ static void bad_dict(void **state)
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         char name[32];
         snprintf(name, sizeof name, "dict%02zu.npy", c);
-        write_npy(tpath(name), 1, cases[c].dict, 64, g_u8, 12);
+        write_npy(ae_test_path(name), 1, cases[c].dict, 64, g_u8, 12);
         expect_format(name, cases[c].needle);
     }
     /* no newline at the end; a NUL inside; an unterminated string */
@@ -475,20 +400,20 @@ static void bad_dict(void **state)
         memcpy(buf + 10, d, dl);
         buf[10 + dl] = 1;
         buf[11 + dl] = 2;
-        write_bytes(tpath("nonl.npy"), buf, 12 + dl);
+        write_bytes(ae_test_path("nonl.npy"), buf, 12 + dl);
         expect_format("nonl.npy", "newline");
         buf[8] = (unsigned char)(dl + 1);
         buf[10 + dl] = '\n';
         buf[11 + dl] = 1;
         buf[12 + dl] = 2;
         buf[15] = '\0';
-        write_bytes(tpath("nul.npy"), buf, 13 + dl);
+        write_bytes(ae_test_path("nul.npy"), buf, 13 + dl);
         expect_format("nul.npy", "NUL");
         memcpy(buf + 10, "{'descr    \n", 12);
         buf[8] = 12;
         buf[22] = 1;
         buf[23] = 2;
-        write_bytes(tpath("unterm.npy"), buf, 24);
+        write_bytes(ae_test_path("unterm.npy"), buf, 24);
         expect_format("unterm.npy", "unterminated");
     }
 }
@@ -500,38 +425,37 @@ static void alloc_failures(void **state)
     long k;
     (void)state;
     fill_data();
-    write_npy(tpath("af.npy"), 1, "{'descr': '|u1', 'fortran_order': False, 'shape': (3, 4), }",
+    write_npy(ae_test_path("af.npy"), 1, "{'descr': '|u1', 'fortran_order': False, 'shape': (3, 4), }",
               64, g_u8, 12);
-    for (k = 0;; k++) {
+    for (k = 1;; k++) {
         ae_tensor *t = NULL;
-        g_count = 0;
-        g_fail_at = k;
-        st = ae_npy_load(&t, tpath("af.npy"), 1.0f);
-        g_fail_at = -1;
+        ae_test_alloc_fail_at(k);
+        st = ae_npy_load(&t, ae_test_path("af.npy"), 1.0f);
+        ae_test_alloc_fail_at(0);
         if (st == AE_OK) {
             ae_tensor_free(t);
             break;
         }
         assert_int_equal(st, AE_ERR_NOMEM);
         assert_null(t);
-        assert_int_equal(g_live, 0);
+        assert_int_equal(ae_test_alloc_live_blocks(), 0);
     }
-    assert_true(k >= 2); /* header, tensor, data */
+    assert_true(k - 1 >= 2); /* failure points: header, tensor, data */
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(valid_u8_2d_v1, test_setup, test_teardown),
-        cmocka_unit_test_setup_teardown(valid_u8_variants, test_setup, test_teardown),
-        cmocka_unit_test_setup_teardown(valid_f32, test_setup, test_teardown),
-        cmocka_unit_test_setup_teardown(rows_and_caps, test_setup, test_teardown),
-        cmocka_unit_test_setup_teardown(save_roundtrip, test_setup, test_teardown),
-        cmocka_unit_test_setup_teardown(bad_preamble, test_setup, test_teardown),
-        cmocka_unit_test_setup_teardown(bad_data, test_setup, test_teardown),
-        cmocka_unit_test_setup_teardown(bad_dtype_order, test_setup, test_teardown),
-        cmocka_unit_test_setup_teardown(bad_dict, test_setup, test_teardown),
-        cmocka_unit_test_setup_teardown(alloc_failures, test_setup, test_teardown),
+        cmocka_unit_test_teardown(valid_u8_2d_v1, ae_test_alloc_teardown),
+        cmocka_unit_test_teardown(valid_u8_variants, ae_test_alloc_teardown),
+        cmocka_unit_test_teardown(valid_f32, ae_test_alloc_teardown),
+        cmocka_unit_test_teardown(rows_and_caps, ae_test_alloc_teardown),
+        cmocka_unit_test_teardown(save_roundtrip, ae_test_alloc_teardown),
+        cmocka_unit_test_teardown(bad_preamble, ae_test_alloc_teardown),
+        cmocka_unit_test_teardown(bad_data, ae_test_alloc_teardown),
+        cmocka_unit_test_teardown(bad_dtype_order, ae_test_alloc_teardown),
+        cmocka_unit_test_teardown(bad_dict, ae_test_alloc_teardown),
+        cmocka_unit_test_teardown(alloc_failures, ae_test_alloc_teardown),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, ae_test_group_setup, ae_test_group_teardown);
 }

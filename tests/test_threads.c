@@ -22,18 +22,7 @@
 #include <cmocka.h>
 
 #include "autoenc/autoenc.h"
-
-static float *rand_rows(size_t n, size_t d, uint32_t seed)
-{
-    float *x = malloc(n * d * sizeof *x);
-    uint32_t s = seed * 2654435761u + 1;
-    assert_non_null(x);
-    for (size_t i = 0; i < n * d; i++) {
-        s = s * 1664525u + 1013904223u;
-        x[i] = (float)(s >> 8) / 16777216.0f;
-    }
-    return x;
-}
+#include "test_support.h"
 
 static ae_model *small_conv(uint64_t seed)
 {
@@ -68,7 +57,7 @@ static void fit2(ae_model *m, const float *x, size_t n)
 static void test_fit_two_threads(void **state)
 {
     const size_t n = 80, d = 144;
-    float *x = rand_rows(n, d, 1), *ya = malloc(n * d * 4), *yb = malloc(n * d * 4);
+    float *x = ae_test_rows(n, d, 1), *ya = malloc(n * d * 4), *yb = malloc(n * d * 4);
     ae_model *a = small_conv(5), *b = small_conv(5);
     (void)state;
     fit2(a, x, n);
@@ -107,7 +96,7 @@ static void *predict_thread(void *arg)
 static void test_predict_three_threads(void **state)
 {
     const size_t n = 300, d = 144;
-    float *x = rand_rows(n, d, 2), *ref = malloc(n * d * 4), *ref_codes = malloc(n * 16 * 4);
+    float *x = ae_test_rows(n, d, 2), *ref = malloc(n * d * 4), *ref_codes = malloc(n * 16 * 4);
     ae_model *m = small_conv(7);
     ae_encoder *e;
     job jobs[3];

@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "nn.h"
+#include "test_support.h"
 
 /* ---- optimisers ------------------------------------------------------------------ */
 
@@ -80,15 +81,6 @@ static ae_model *small_model(uint64_t seed)
     return m;
 }
 
-static float *random_rows(size_t n, size_t width, uint64_t seed)
-{
-    float *x = malloc(n * width * sizeof *x);
-    ae__rng r;
-    ae__rng_seed(&r, seed);
-    for (size_t i = 0; i < n * width; i++) x[i] = (float)ae__rng_uniform(&r);
-    return x;
-}
-
 static ae_train_config *config(int epochs, int batch, double split)
 {
     ae_train_config *c;
@@ -106,7 +98,7 @@ static ae_train_config *config(int epochs, int batch, double split)
 static void test_validation_split_rows(void **state)
 {
     const size_t n = 103;
-    float *x = random_rows(n, 16, 1);
+    float *x = ae_test_rows(n, 16, 1);
     ae_model *m = small_model(1);
     ae_train_config *c = config(2, 8, 0.2);
     ae_history *h;
@@ -132,7 +124,7 @@ static void test_validation_split_rows(void **state)
 static void test_shuffle_determinism(void **state)
 {
     const size_t n = 200;
-    float *x = random_rows(n, 16, 2);
+    float *x = ae_test_rows(n, 16, 2);
     ae_model *a = small_model(3), *b = small_model(3), *d = small_model(3);
     ae_train_config *c = config(3, 16, 0.1);
     (void)state;
@@ -162,7 +154,7 @@ static void test_shuffle_determinism(void **state)
 static void test_early_stopping_restores_best(void **state)
 {
     const size_t n = 100, n_train = 80;
-    float *x = random_rows(n, 16, 4), *y = calloc(n * 16, sizeof *y);
+    float *x = ae_test_rows(n, 16, 4), *y = calloc(n * 16, sizeof *y);
     ae_model *m = small_model(5);
     ae_train_config *c = config(50, 10, 0.2);
     ae_history *h;
@@ -213,7 +205,7 @@ static int stopper(ae_train_event event, size_t epoch, size_t step, size_t steps
 
 static void test_callback_stops(void **state)
 {
-    float *x = random_rows(64, 16, 6);
+    float *x = ae_test_rows(64, 16, 6);
     ae_model *m = small_model(6);
     ae_train_config *c = config(10, 16, 0);
     ae_history *h;
@@ -234,7 +226,7 @@ static void test_callback_stops(void **state)
 
 static void test_nan_and_divergence(void **state)
 {
-    float *x = random_rows(64, 16, 7);
+    float *x = ae_test_rows(64, 16, 7);
     ae_model *m = small_model(7);
     ae_train_config *c = config(3, 16, 0);
     float *before = malloc(m->n_params * sizeof *before);
@@ -261,7 +253,7 @@ static void test_nan_and_divergence(void **state)
 static void test_threaded_fit(void **state)
 {
     const size_t n = 203;
-    float *x = random_rows(n, 16, 12);
+    float *x = ae_test_rows(n, 16, 12);
     ae_model *one = small_model(13), *three = small_model(13), *again = small_model(13);
     ae_train_config *c = config(3, 20, 0.1);
     (void)state;
@@ -394,22 +386,18 @@ static void test_bce_matches_reference(void **state)
 static void test_real_training_learns(void **state)
 {
     const size_t n = 400;
-    float *x = calloc(n * 784, sizeof *x);
-    ae__rng r;
+    float *x = malloc(n * 784 * sizeof *x);
+    unsigned char img[784];
+    ae_test_rng r;
     ae_model *m;
     ae_train_config *c = config(8, 32, 0.2);
     ae_history *h;
     double first, last, before;
     (void)state;
-    ae__rng_seed(&r, 9);
+    ae_test_rng_seed(&r, 9);
     for (size_t i = 0; i < n; i++) {
-        double cx = 8 + 12 * ae__rng_uniform(&r), cy = 8 + 12 * ae__rng_uniform(&r);
-        double rad = 3 + 5 * ae__rng_uniform(&r);
-        for (int py = 0; py < 28; py++)
-            for (int px = 0; px < 28; px++) {
-                double d = sqrt((px - cx) * (px - cx) + (py - cy) * (py - cy));
-                x[i * 784 + (size_t)py * 28 + (size_t)px] = fabs(d - rad) < 1.0 ? 1.0f : 0.0f;
-            }
+        ae_test_draw(img, AE_TEST_RING, &r);
+        for (size_t j = 0; j < 784; j++) x[i * 784 + j] = img[j] / 255.0f;
     }
     assert_int_equal(ae_preset_build(&m, AE_PRESET_SIMPLE, 1), AE_OK);
     assert_int_equal(ae_model_evaluate(&before, m, AE_LOSS_BCE, x, NULL, n),

@@ -6,7 +6,7 @@
 if(AE_BUILD_CLI AND UNIX)
   if(NOT TARGET make_tiny_quickdraw) # shared with tests/cmake/examples.cmake
     add_executable(make_tiny_quickdraw ${CMAKE_CURRENT_SOURCE_DIR}/examples/make_tiny_quickdraw.c)
-    target_link_libraries(make_tiny_quickdraw PRIVATE m)
+    target_link_libraries(make_tiny_quickdraw PRIVATE ae_test_support)
     ae_target_warnings(make_tiny_quickdraw)
   endif()
   find_package(PNG REQUIRED)

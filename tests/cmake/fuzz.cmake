@@ -15,7 +15,7 @@ set(AE_FUZZ_HARNESSES npy model index)
 set(AE_FUZZ_SEEDS ${CMAKE_CURRENT_BINARY_DIR}/fuzz-seeds)
 
 add_executable(make_seeds ${AE_FUZZ_DIR}/make_seeds.c)
-target_link_libraries(make_seeds PRIVATE autoenc_static m Threads::Threads)
+target_link_libraries(make_seeds PRIVATE ae_test_support autoenc_static m Threads::Threads)
 ae_target_warnings(make_seeds)
 add_test(NAME fuzz_seeds COMMAND make_seeds ${AE_FUZZ_SEEDS})
 set_tests_properties(fuzz_seeds PROPERTIES LABELS "unit;fuzz" FIXTURES_SETUP fuzz_seeds)
@@ -23,7 +23,7 @@ set_tests_properties(fuzz_seeds PROPERTIES LABELS "unit;fuzz" FIXTURES_SETUP fuz
 foreach(h ${AE_FUZZ_HARNESSES})
   add_executable(fuzz_replay_${h} ${AE_FUZZ_DIR}/fuzz_${h}.c ${AE_FUZZ_DIR}/replay_main.c)
   target_include_directories(fuzz_replay_${h} PRIVATE ${PROJECT_SOURCE_DIR}/lib)
-  target_link_libraries(fuzz_replay_${h} PRIVATE autoenc_static m Threads::Threads)
+  target_link_libraries(fuzz_replay_${h} PRIVATE ae_test_support autoenc_static m Threads::Threads)
   ae_target_warnings(fuzz_replay_${h})
   add_test(NAME fuzz_replay_${h}
     COMMAND ${AE_TEST_LAUNCHER} $<TARGET_FILE:fuzz_replay_${h}>
@@ -40,7 +40,8 @@ if(NOT AE_SANITIZE AND NOT AE_TEST_LAUNCHER)
     set(AE_FUZZ_SMOKE_SECONDS 4 CACHE STRING "libFuzzer seconds per harness in ctest")
     set(_out ${CMAKE_CURRENT_BINARY_DIR}/fuzz)
     file(GLOB _lib_srcs CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/lib/*.c ${PROJECT_SOURCE_DIR}/lib/*.h
-      ${PROJECT_SOURCE_DIR}/lib/*.inc ${PROJECT_SOURCE_DIR}/include/autoenc/*.h)
+      ${PROJECT_SOURCE_DIR}/lib/*.inc ${PROJECT_SOURCE_DIR}/include/autoenc/*.h
+      ${PROJECT_SOURCE_DIR}/tests/support/*.c ${PROJECT_SOURCE_DIR}/tests/support/*.h)
     set(_bins)
     foreach(h ${AE_FUZZ_HARNESSES})
       list(APPEND _bins ${_out}/fuzz_${h})

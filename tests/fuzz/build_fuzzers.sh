@@ -16,7 +16,8 @@ CBLAS_INC=$(dirname "$(find /usr/include -name cblas.h -path '*openblas*' -print
 SAN=(-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer)
 # no function multi-versioning (target_clones) in the fuzz build: one code path
 COMMON=(-std=c11 -g -O1 -fno-math-errno -Wno-psabi -DAE_STATIC -DAE_BUILDING_LIBRARY -DAE_NO_MULTIVERSION
-        -DAE_NO_TARGET_CLONES -I"$ROOT/include" -I"$ROOT/lib" -I"$CBLAS_INC")
+        -DAE_NO_TARGET_CLONES -I"$ROOT/include" -I"$ROOT/lib" -I"$ROOT/tests/support" -I"$CBLAS_INC")
+SUPPORT=("$ROOT"/tests/support/*.c) # the tests' shared helpers (tests/support/README.md)
 export CC OUT
 export COMMON_FLAGS="${COMMON[*]} ${SAN[*]} -fsanitize=fuzzer-no-link"
 # compile the library in parallel, only what changed
@@ -32,8 +33,8 @@ done
 LIBS=(-lopenblas -lm -lpthread)
 for h in npy model index; do
     "$CC" "${COMMON[@]}" "${SAN[@]}" -fsanitize=fuzzer "$ROOT/tests/fuzz/fuzz_$h.c" \
-        "$OUT"/obj/*.o "${LIBS[@]}" -o "$OUT/fuzz_$h"
+        "${SUPPORT[@]}" "$OUT"/obj/*.o "${LIBS[@]}" -o "$OUT/fuzz_$h"
 done
-"$CC" "${COMMON[@]}" "$ROOT/tests/fuzz/make_seeds.c" "$ROOT"/lib/*.c "${LIBS[@]}" \
+"$CC" "${COMMON[@]}" "$ROOT/tests/fuzz/make_seeds.c" "${SUPPORT[@]}" "$ROOT"/lib/*.c "${LIBS[@]}" \
     -o "$OUT/make_seeds" 2>/dev/null || true # optional: cmake builds its own
 echo "build_fuzzers: $OUT/fuzz_{npy,model,index}"

@@ -3,7 +3,7 @@
  *
  * The loaders take file paths, so each input is written to a private temp
  * file (in /dev/shm when it exists: no disk traffic) which is rewritten per
- * input and removed at exit. The harnesses are plain C: built with clang
+ * input and removed at exit (the file helpers of tests/support). The harnesses are plain C: built with clang
  * -fsanitize=fuzzer,address,undefined they are libFuzzer targets; built with
  * replay_main.c by any compiler they replay files (the regression tests).
  */
@@ -16,35 +16,33 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "autoenc/autoenc.h"
-#include "internal.h" /* ae__crc32 */
+#include "test_support.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static char g_fuzz_path[128], g_fuzz_out[160];
+static char g_fuzz_path[1024], g_fuzz_out[1024];
 
 static void fuzz_cleanup(void)
 {
-    if (g_fuzz_path[0]) unlink(g_fuzz_path);
-    if (g_fuzz_out[0]) unlink(g_fuzz_out);
+    ae_test_tmpdir_remove();
 }
 
-/* Writes the input to this process's temp file; returns its path. */
+/* Writes the input to this process's temp file; returns its path. The
+ * first call makes the process's folder (g_fuzz_out, for the round trips,
+ * lives there too); it is removed at exit. */
 static const char *fuzz_write_input(const char *tag, const uint8_t *data, size_t size)
 {
-    FILE *f;
     if (!g_fuzz_path[0]) {
-        const char *dir = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
-        snprintf(g_fuzz_path, sizeof g_fuzz_path, "%s/ae_fuzz_%s_%ld", dir, tag, (long)getpid());
-        snprintf(g_fuzz_out, sizeof g_fuzz_out, "%s.out", g_fuzz_path);
+        char prefix[64];
+        snprintf(prefix, sizeof prefix, "ae_fuzz_%s_", tag);
+        if (!ae_test_tmpdir_create(prefix, AE_TEST_SHM)) abort();
+        snprintf(g_fuzz_path, sizeof g_fuzz_path, "%s", ae_test_path("input"));
+        snprintf(g_fuzz_out, sizeof g_fuzz_out, "%s", ae_test_path("input.out"));
         atexit(fuzz_cleanup);
     }
-    f = fopen(g_fuzz_path, "wb");
-    if (!f) abort();
-    if (size && fwrite(data, 1, size, f) != size) abort();
-    if (fclose(f) != 0) abort();
+    if (ae_test_write_file(g_fuzz_path, data, size) != 0) abort();
     return g_fuzz_path;
 }
 
@@ -57,10 +55,7 @@ static inline uint8_t *fuzz_fix_crc(const uint8_t *data, size_t size)
     uint8_t *copy = malloc(size ? size : 1);
     if (!copy) abort();
     if (size) memcpy(copy, data, size);
-    if (size >= 8) {
-        uint32_t crc = ae__crc32(0, copy, size - 4);
-        memcpy(copy + size - 4, &crc, 4); /* little-endian host */
-    }
+    if (size >= 8) ae_test_fix_crc32(copy, size);
     return copy;
 }
 

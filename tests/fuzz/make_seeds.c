@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "autoenc/autoenc.h"
+#include "test_support.h"
 
 static char g_out[4096];
 
@@ -36,30 +37,17 @@ static void mkdir_p(const char *p)
     }
 }
 
-static void fill(float *x, size_t n, unsigned seed)
+static void fill(float *x, size_t n, uint64_t seed)
 {
-    unsigned s = seed * 2654435761u + 7;
-    for (size_t i = 0; i < n; i++) {
-        s = s * 1664525u + 1013904223u;
-        x[i] = (float)(s >> 8) / 16777216.0f - 0.25f;
-    }
+    ae_test_rng r;
+    ae_test_rng_seed(&r, seed);
+    ae_test_fill(&r, x, n, -0.25, 0.75);
 }
 
 /* A raw .npy file with an arbitrary header (uint8 data, or format 2.0). */
 static void raw_npy(const char *name, int major, const char *dict, const void *body, size_t n)
 {
-    FILE *f = fopen(out("npy", name), "wb");
-    size_t len = strlen(dict), prefix = major == 1 ? 10 : 12;
-    size_t pad = (64 - (prefix + len + 1) % 64) % 64, hl = len + pad + 1;
-    unsigned char pre[12] = {0x93, 'N', 'U', 'M', 'P', 'Y', (unsigned char)major, 0,
-                             (unsigned char)(hl & 0xFF), (unsigned char)(hl >> 8), 0, 0};
-    if (!f) exit(1);
-    fwrite(pre, 1, prefix, f);
-    fwrite(dict, 1, len, f);
-    for (size_t i = 0; i < pad; i++) fputc(' ', f);
-    fputc('\n', f);
-    fwrite(body, 1, n, f);
-    fclose(f);
+    if (ae_test_write_npy(out("npy", name), major, dict, 64, body, n) != 0) exit(1);
 }
 
 static void seeds_npy(void)

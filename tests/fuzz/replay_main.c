@@ -10,29 +10,16 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "test_support.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static int replay_file(const char *path)
 {
-    FILE *f = fopen(path, "rb");
-    unsigned char *buf;
-    long len;
-    if (!f) {
-        fprintf(stderr, "cannot open %s\n", path);
-        return 1;
-    }
-    if (fseek(f, 0, SEEK_END) != 0 || (len = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) {
-        fclose(f);
-        return 1;
-    }
-    buf = malloc((size_t)len + 1);
-    if (!buf || fread(buf, 1, (size_t)len, f) != (size_t)len) {
-        free(buf);
-        fclose(f);
-        return 1;
-    }
-    fclose(f);
-    LLVMFuzzerTestOneInput(buf, (size_t)len);
+    size_t len;
+    unsigned char *buf = ae_test_read_file(path, &len);
+    if (!buf) return 1;
+    LLVMFuzzerTestOneInput(buf, len);
     free(buf);
     return 0;
 }
