@@ -5,6 +5,8 @@
 #ifndef AE_TEST_COUNTING_ALLOC_H
 #define AE_TEST_COUNTING_ALLOC_H
 
+#include "test_tmpdir.h"
+
 static long g_live;         /* library blocks alive */
 static long g_fail_at = -1; /* fail the allocation with this number (0-based) */
 static long g_count;        /* allocations counted since the last reset */
@@ -32,17 +34,14 @@ static void *count_alloc(void *ud, void *ptr, size_t old_size, size_t new_size)
 static int counting_group_setup(char *dir, size_t cap, const char *prefix)
 {
     if (ae_set_allocator(count_alloc, NULL) != AE_OK) return -1;
-    snprintf(dir, cap, "%s/%sXXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", prefix);
-    return mkdtemp(dir) ? 0 : -1;
+    return ae_test_mkdtemp(dir, cap, prefix);
 }
 
 /* Removes the folder and restores the default allocator. */
 static int counting_group_teardown(const char *dir)
 {
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     ae_set_allocator(NULL, NULL);
-    return system(cmd) == 0 ? 0 : -1;
+    return ae_test_rmtree(dir);
 }
 
 static int test_setup(void **state)

@@ -32,6 +32,7 @@
 
 #include "autoenc/autoenc.h"
 #include "nn.h"
+#include "test_tmpdir.h"
 
 /* ---- counting, failing allocator ---------------------------------------------- */
 typedef struct hdr {
@@ -180,7 +181,7 @@ static long run_scenario(const char *name, step_fn fn, check_fn check, void *ctx
 }
 
 /* ---- helpers ----------------------------------------------------------------------- */
-static char g_dir[64];
+static char g_dir[128];
 
 static const char *path_in(const char *name)
 {
@@ -247,19 +248,16 @@ static ae_status build_conv(ae_model **out, uint64_t seed)
 static int setup(void **state)
 {
     (void)state;
-    snprintf(g_dir, sizeof g_dir, "/tmp/ae_allocfail_XXXXXX");
-    if (!mkdtemp(g_dir)) return -1;
+    if (ae_test_mkdtemp(g_dir, sizeof g_dir, "ae_allocfail_") != 0) return -1;
     if (ae_set_allocator(fail_alloc, NULL) != AE_OK) return -1;
     return 0;
 }
 
 static int teardown(void **state)
 {
-    char cmd[128];
     (void)state;
     ae_set_allocator(NULL, NULL);
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-    if (system(cmd) != 0) return -1;
+    if (ae_test_rmtree(g_dir) != 0) return -1;
     printf("[ alloc-fail ] failure points exercised per scenario:\n");
     for (int i = 0; i < g_n_tally; i++)
         printf("[ alloc-fail ]   %-34s %6ld\n", g_tally[i].name, g_tally[i].points);

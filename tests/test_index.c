@@ -21,6 +21,7 @@
 
 #include "autoenc/index.h"
 #include "internal.h"
+#include "test_tmpdir.h"
 
 /* ---- counting allocator ------------------------------------------------------ */
 static atomic_long g_live_blocks, g_live_bytes, g_bad_sizes, g_fail_at, g_alloc_count;
@@ -916,11 +917,8 @@ int main(int argc, char **argv)
     /* tmpfs when there is one: the atomic writer fsyncs every save */
     char tmpl[64] = "/dev/shm/ae-test-index-XXXXXX";
     int rc;
-    if (!mkdtemp(tmpl)) {
-        snprintf(tmpl, sizeof tmpl, "/tmp/ae-test-index-XXXXXX");
-        if (!mkdtemp(tmpl)) return 1;
-    }
-    snprintf(g_dir, sizeof g_dir, "%s", tmpl);
+    if (mkdtemp(tmpl)) snprintf(g_dir, sizeof g_dir, "%s", tmpl);
+    else if (ae_test_mkdtemp(g_dir, sizeof g_dir, "ae-test-index-") != 0) return 1;
     if (ae_set_allocator(count_alloc, NULL) != AE_OK) return 1;
     /* "threads" runs only the concurrency test (the TSan target) */
     if (argc > 1 && strcmp(argv[1], "threads") == 0)

@@ -12,22 +12,20 @@
 #include <cmocka.h>
 
 #include "nn.h"
+#include "test_tmpdir.h"
 
-static char dir[64];
+static char dir[96];
 
 static int setup(void **state)
 {
     (void)state;
-    snprintf(dir, sizeof dir, "/tmp/ae_test_io_XXXXXX");
-    return mkdtemp(dir) ? 0 : -1;
+    return ae_test_mkdtemp(dir, sizeof dir, "ae_test_io_");
 }
 
 static int teardown(void **state)
 {
-    char cmd[128];
     (void)state;
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return ae_test_rmtree(dir);
 }
 
 static void path_in_dir(char *buf, size_t cap, const char *name)

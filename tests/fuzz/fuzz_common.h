@@ -36,7 +36,8 @@ static const char *fuzz_write_input(const char *tag, const uint8_t *data, size_t
 {
     FILE *f;
     if (!g_fuzz_path[0]) {
-        const char *dir = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+        const char *tmp = getenv("TMPDIR");
+        const char *dir = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : tmp && *tmp ? tmp : "/tmp";
         snprintf(g_fuzz_path, sizeof g_fuzz_path, "%s/ae_fuzz_%s_%ld", dir, tag, (long)getpid());
         snprintf(g_fuzz_out, sizeof g_fuzz_out, "%s.out", g_fuzz_path);
         atexit(fuzz_cleanup);
