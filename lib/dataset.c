@@ -102,7 +102,8 @@ static ae_status list_files(ae_dataset *ds, const char *dir)
     char **names = NULL;
     size_t n = 0, cap = 0;
     ae_status st = AE_OK;
-    if (!d) return ae__fail(NULL, AE_ERR_IO, "cannot open directory '%s': %s", dir, strerror(errno));
+    if (!d) return ae__file_fail("ae_dataset_load", dir, AE_ERR_IO, "cannot open the directory: %s",
+                                 strerror(errno));
     while ((e = readdir(d)) != NULL) {
         struct stat sb;
         size_t pcap;
@@ -167,7 +168,7 @@ static ae_status read_headers(ae_dataset *ds, const char *dir, size_t per_catego
         ae_status st;
         char *path = join_path(dir, k->file, &pcap);
         if (!path) return ae__fail(NULL, AE_ERR_NOMEM, "out of memory");
-        st = ae_npy_info(path, &k->dtype, &rank, dims);
+        st = ae__npy_info("ae_dataset_load", path, &k->dtype, &rank, dims);
         ae__free(path, pcap);
         if (st != AE_OK) return st;
         for (int i = 1; i < rank; i++) width *= dims[i]; /* no overflow: validated */
@@ -223,7 +224,8 @@ static ae_status load_category(ae_dataset *ds, const char *dir, size_t c, const 
     if (!path) return ae__fail(NULL, AE_ERR_NOMEM, "out of memory");
     for (size_t r0 = 0; r0 < k->rows && st == AE_OK; r0 += chunk_rows) {
         size_t n = k->rows - r0 < chunk_rows ? k->rows - r0 : chunk_rows;
-        st = ae_npy_read_rows(path, r0, n, AE_NPY_U8_UNIT, chunk, chunk_rows * ds->width);
+        st = ae__npy_read_rows("ae_dataset_load", path, r0, n, AE_NPY_U8_UNIT, chunk,
+                               chunk_rows * ds->width);
         if (st != AE_OK) break;
         if (k->dtype == AE_NPY_F32 && !ae__all_finite(chunk, n * ds->width)) {
             st = ae__fail(NULL, AE_ERR_NUMERIC, "%s: NaN or infinity in rows %zu..%zu", path,

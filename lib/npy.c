@@ -40,7 +40,7 @@ typedef struct npy_hdr {
 typedef struct parser {
     const char *s;
     size_t n, pos;
-    const char *path;
+    const char *fn, *path; /* for messages */
 } parser;
 
 static ae_status perr(const parser *p, const char *fmt, ...)
@@ -55,7 +55,7 @@ static ae_status perr(const parser *p, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
-    return ae__fail(NULL, AE_ERR_FORMAT, "%s: %s", p->path, buf);
+    return ae__file_fail(p->fn, p->path, AE_ERR_FORMAT, "%s", buf);
 }
 
 static void skip_ws(parser *p)
@@ -218,24 +218,27 @@ static ae_status parse_header(parser *p, char *descr, size_t descr_cap, int *for
 }
 
 /* ---- opening a file --------------------------------------------------------- */
-static ae_status read_exact(FILE *f, void *buf, size_t n, const char *path, const char *what)
+static ae_status read_exact(FILE *f, void *buf, size_t n, const char *fn, const char *path,
+                            const char *what)
 {
     if (fread(buf, 1, n, f) != n) {
         if (ferror(f))
-            return ae__fail(NULL, AE_ERR_IO, "%s: read error: %s", path, strerror(errno));
-        return ae__fail(NULL, AE_ERR_FORMAT, "%s: truncated %s", path, what);
+            return ae__file_fail(fn, path, AE_ERR_IO, "read error: %s", strerror(errno));
+        return ae__file_fail(fn, path, AE_ERR_FORMAT, "truncated %s", what);
     }
     return AE_OK;
 }
 
 /* Opens path, parses and validates the header against the file length and
- * leaves the stream positioned at the first data byte. */
-static ae_status npy_open(const char *path, FILE **fp, npy_hdr *h)
+ * leaves the stream positioned at the first data byte. fn: the public
+ * function named in messages. */
+static ae_status npy_open(const char *fn, const char *path, FILE **fp, npy_hdr *h)
 {
     unsigned char pre[12];
     char *hdr = NULL, descr[32];
     size_t prefix, hlen = 0, total = 1, data_bytes;
-    off_t file_len;
+    uint64_t file_len;
+    void *vf;
     int major, fortran = 0;
     FILE *f;
     ae_status st;
@@ -243,60 +246,55 @@ static ae_status npy_open(const char *path, FILE **fp, npy_hdr *h)
 
     *fp = NULL;
     memset(h, 0, sizeof *h);
-    if (!path) return ae__fail(NULL, AE_ERR_INVALID_ARG, "npy: file path is NULL");
-    f = fopen(path, "rb");
-    if (!f) return ae__fail(NULL, AE_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
-    if (fseeko(f, 0, SEEK_END) != 0 || (file_len = ftello(f)) < 0 || fseeko(f, 0, SEEK_SET) != 0) {
-        fclose(f);
-        return ae__fail(NULL, AE_ERR_IO, "%s: cannot get the file size (not a regular file?)",
-                        path);
-    }
+    if ((st = ae__file_open(fn, path, &vf, &file_len)) != AE_OK) return st;
+    f = vf;
     if (file_len < 10) {
         fclose(f);
-        return ae__fail(NULL, AE_ERR_FORMAT, "%s: too short to be a .npy file (%lld bytes)",
-                        path, (long long)file_len);
+        return ae__file_fail(fn, path, AE_ERR_FORMAT, "truncated: %llu bytes is too short for a "
+                             ".npy file", (unsigned long long)file_len);
     }
-    if ((st = read_exact(f, pre, 8, path, "preamble")) != AE_OK) goto fail;
+    if ((st = read_exact(f, pre, 8, fn, path, "preamble")) != AE_OK) goto fail;
     if (memcmp(pre, NPY_MAGIC, NPY_MAGIC_LEN) != 0) {
-        st = ae__fail(NULL, AE_ERR_FORMAT, "%s: not a .npy file (bad magic)", path);
+        st = ae__file_fail(fn, path, AE_ERR_FORMAT, "not a .npy file (bad magic)");
         goto fail;
     }
     major = pre[6];
     if ((major != 1 && major != 2 && major != 3) || pre[7] != 0) {
-        st = ae__fail(NULL, AE_ERR_FORMAT, "%s: unsupported .npy format version %d.%d", path,
-                      pre[6], pre[7]);
+        st = ae__file_fail(fn, path, AE_ERR_FORMAT, "unsupported .npy format version %d.%d",
+                           pre[6], pre[7]);
         goto fail;
     }
     if (major == 1) {
-        if ((st = read_exact(f, pre + 8, 2, path, "header length")) != AE_OK) goto fail;
+        if ((st = read_exact(f, pre + 8, 2, fn, path, "header length")) != AE_OK) goto fail;
         hlen = (size_t)pre[8] | (size_t)pre[9] << 8;
         prefix = 10;
     } else {
-        if ((st = read_exact(f, pre + 8, 4, path, "header length")) != AE_OK) goto fail;
+        if ((st = read_exact(f, pre + 8, 4, fn, path, "header length")) != AE_OK) goto fail;
         hlen = (size_t)pre[8] | (size_t)pre[9] << 8 | (size_t)pre[10] << 16 |
                (size_t)pre[11] << 24;
         prefix = 12;
     }
     if (hlen == 0 || hlen > NPY_MAX_HEADER) {
-        st = ae__fail(NULL, AE_ERR_FORMAT, "%s: header length %zu is %s", path, hlen,
-                      hlen ? "larger than the 65536 bytes allowed" : "zero");
+        st = ae__file_fail(fn, path, AE_ERR_FORMAT, "header length %zu is %s", hlen,
+                           hlen ? "larger than the 65536 bytes allowed" : "zero");
         goto fail;
     }
     if ((uint64_t)file_len < (uint64_t)prefix + hlen) {
-        st = ae__fail(NULL, AE_ERR_FORMAT, "%s: truncated header (%zu bytes announced, %lld "
-                      "in the file)", path, hlen, (long long)file_len - (long long)prefix);
+        st = ae__file_fail(fn, path, AE_ERR_FORMAT, "truncated header (%zu bytes announced, %llu "
+                           "in the file)", hlen, (unsigned long long)(file_len - prefix));
         goto fail;
     }
     hdr = ae__malloc(hlen);
     if (!hdr) {
-        st = ae__fail(NULL, AE_ERR_NOMEM, "%s: out of memory for the header", path);
+        st = ae__file_fail(fn, path, AE_ERR_NOMEM, "out of memory for the header");
         goto fail;
     }
-    if ((st = read_exact(f, hdr, hlen, path, "header")) != AE_OK) goto fail;
+    if ((st = read_exact(f, hdr, hlen, fn, path, "header")) != AE_OK) goto fail;
 
     p.s = hdr;
     p.n = hlen;
     p.pos = 0;
+    p.fn = fn;
     p.path = path;
     if ((st = parse_header(&p, descr, sizeof descr, &fortran, &h->rank, h->dims)) != AE_OK)
         goto fail;
@@ -308,42 +306,43 @@ static ae_status npy_open(const char *path, FILE **fp, npy_hdr *h)
         h->dtype = AE_NPY_F32;
         h->esize = 4;
     } else {
-        st = ae__fail(NULL, AE_ERR_FORMAT, "%s: dtype '%s' is not supported (%s)", path, descr,
-                      descr[0] == '>' ? "big-endian data; only little-endian '<f4' float32 "
-                                        "and '|u1' uint8 are read"
-                                      : "only uint8 '|u1' and float32 '<f4' are read");
+        st = ae__file_fail(fn, path, AE_ERR_FORMAT, "dtype '%s' is not supported (%s)", descr,
+                           descr[0] == '>' ? "big-endian data; only little-endian '<f4' float32 "
+                                             "and '|u1' uint8 are read"
+                                           : "only uint8 '|u1' and float32 '<f4' are read");
         goto fail;
     }
     if (fortran) {
-        st = ae__fail(NULL, AE_ERR_FORMAT, "%s: fortran_order arrays are not supported", path);
+        st = ae__file_fail(fn, path, AE_ERR_FORMAT, "fortran_order arrays are not supported");
         goto fail;
     }
     if (h->rank == 0) {
-        st = ae__fail(NULL, AE_ERR_FORMAT, "%s: 0-d (scalar) arrays are not supported", path);
+        st = ae__file_fail(fn, path, AE_ERR_FORMAT, "0-d (scalar) arrays are not supported");
         goto fail;
     }
     for (int i = 0; i < h->rank; i++) {
         if (h->dims[i] == 0) {
-            st = ae__fail(NULL, AE_ERR_FORMAT, "%s: empty arrays (dimension %d is 0) are not "
-                          "supported", path, i);
+            st = ae__file_fail(fn, path, AE_ERR_FORMAT, "empty arrays (dimension %d is 0) are "
+                               "not supported", i);
             goto fail;
         }
         if (ae__mul_size(total, h->dims[i], &total) != 0) {
-            st = ae__fail(NULL, AE_ERR_FORMAT, "%s: shape is too large (element count "
-                          "overflows)", path);
+            st = ae__file_fail(fn, path, AE_ERR_FORMAT, "shape is too large (element count "
+                               "overflows)");
             goto fail;
         }
     }
     if (ae__mul_size(total, h->esize, &data_bytes) != 0 || total > SIZE_MAX / sizeof(float)) {
-        st = ae__fail(NULL, AE_ERR_FORMAT, "%s: shape is too large (byte count overflows)", path);
+        st = ae__file_fail(fn, path, AE_ERR_FORMAT, "shape is too large (byte count overflows)");
         goto fail;
     }
     h->data_offset = (uint64_t)prefix + hlen;
     if ((uint64_t)file_len - h->data_offset != (uint64_t)data_bytes) {
         uint64_t have = (uint64_t)file_len - h->data_offset;
-        st = ae__fail(NULL, AE_ERR_FORMAT, "%s: %s: the shape needs %zu data bytes, the file has "
-                      "%llu", path, have < data_bytes ? "truncated data" : "shape/length mismatch",
-                      data_bytes, (unsigned long long)have);
+        st = ae__file_fail(fn, path, AE_ERR_FORMAT, "%s: the shape needs %zu data bytes, the file "
+                           "has %llu",
+                           have < data_bytes ? "truncated data" : "shape/length mismatch",
+                           data_bytes, (unsigned long long)have);
         goto fail;
     }
     h->rows = h->dims[0];
@@ -359,23 +358,23 @@ fail:
 }
 
 /* Reads n_rows rows starting at first_row of an opened file into dst. */
-static ae_status npy_read(FILE *f, const npy_hdr *h, const char *path, size_t first_row,
-                          size_t n_rows, float u8_scale, float *dst)
+static ae_status npy_read(FILE *f, const npy_hdr *h, const char *fn, const char *path,
+                          size_t first_row, size_t n_rows, float u8_scale, float *dst)
 {
     size_t count = n_rows * h->row_elems; /* fits: bounded by the validated total */
     uint64_t off = h->data_offset + (uint64_t)first_row * h->row_bytes;
     if (fseeko(f, (off_t)off, SEEK_SET) != 0)
-        return ae__fail(NULL, AE_ERR_IO, "%s: seek failed: %s", path, strerror(errno));
+        return ae__file_fail(fn, path, AE_ERR_IO, "seek failed: %s", strerror(errno));
     if (h->dtype == AE_NPY_F32) {
         /* little-endian host (fileio.c refuses to build elsewhere) */
-        return read_exact(f, dst, count * sizeof(float), path, "data");
+        return read_exact(f, dst, count * sizeof(float), fn, path, "data");
     }
     {
         unsigned char buf[NPY_CHUNK];
         size_t done = 0;
         while (done < count) {
             size_t n = count - done < NPY_CHUNK ? count - done : NPY_CHUNK;
-            ae_status st = read_exact(f, buf, n, path, "data");
+            ae_status st = read_exact(f, buf, n, fn, path, "data");
             if (st != AE_OK) return st;
             for (size_t i = 0; i < n; i++) dst[done + i] = (float)buf[i] * u8_scale;
             done += n;
@@ -385,11 +384,11 @@ static ae_status npy_read(FILE *f, const npy_hdr *h, const char *path, size_t fi
 }
 
 /* ---- public ------------------------------------------------------------------ */
-ae_status ae_npy_info(const char *path, int *dtype, int *rank, size_t *dims)
+ae_status ae__npy_info(const char *fn, const char *path, int *dtype, int *rank, size_t *dims)
 {
     FILE *f;
     npy_hdr h;
-    ae_status st = npy_open(path, &f, &h);
+    ae_status st = npy_open(fn, path, &f, &h);
     if (st != AE_OK) return st;
     fclose(f);
     if (dtype) *dtype = h.dtype;
@@ -399,35 +398,40 @@ ae_status ae_npy_info(const char *path, int *dtype, int *rank, size_t *dims)
     return AE_OK;
 }
 
-static ae_status check_scale(float s)
+ae_status ae_npy_info(const char *path, int *dtype, int *rank, size_t *dims)
 {
-    if (!isfinite(s))
-        return ae__fail(NULL, AE_ERR_RANGE, "npy: u8_scale must be finite");
+    return ae__npy_info("ae_npy_info", path, dtype, rank, dims);
+}
+
+static ae_status check_scale(const char *fn, float s)
+{
+    if (!isfinite(s)) return ae__fail(NULL, AE_ERR_RANGE, "%s: u8_scale must be finite", fn);
     return AE_OK;
 }
 
-ae_status ae_npy_load_rows(ae_tensor **out, const char *path, size_t max_rows, float u8_scale)
+static ae_status load_rows(const char *fn, ae_tensor **out, const char *path, size_t max_rows,
+                           float u8_scale)
 {
     FILE *f;
     npy_hdr h;
     ae_tensor *t = NULL;
     size_t dims[AE_TENSOR_MAX_RANK], n;
     ae_status st;
-    if (!out) return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_npy_load: out is NULL");
+    if (!out) return ae__fail(NULL, AE_ERR_INVALID_ARG, "%s: out is NULL", fn);
     *out = NULL;
-    if ((st = check_scale(u8_scale)) != AE_OK) return st;
-    if ((st = npy_open(path, &f, &h)) != AE_OK) return st;
+    if ((st = check_scale(fn, u8_scale)) != AE_OK) return st;
+    if ((st = npy_open(fn, path, &f, &h)) != AE_OK) return st;
     n = (max_rows == 0 || max_rows > h.rows) ? h.rows : max_rows;
     memcpy(dims, h.dims, sizeof dims);
     dims[0] = n;
     if ((st = ae_tensor_create(&t, h.rank, dims)) != AE_OK) {
         fclose(f);
         return st == AE_ERR_NOMEM
-                   ? ae__fail(NULL, st, "%s: out of memory for %zu x %zu floats", path, n,
-                              h.row_elems)
+                   ? ae__file_fail(fn, path, st, "out of memory for %zu x %zu floats", n,
+                                   h.row_elems)
                    : st;
     }
-    st = npy_read(f, &h, path, 0, n, u8_scale, ae_tensor_data(t));
+    st = npy_read(f, &h, fn, path, 0, n, u8_scale, ae_tensor_data(t));
     fclose(f);
     if (st != AE_OK) {
         ae_tensor_free(t);
@@ -437,34 +441,44 @@ ae_status ae_npy_load_rows(ae_tensor **out, const char *path, size_t max_rows, f
     return AE_OK;
 }
 
+ae_status ae_npy_load_rows(ae_tensor **out, const char *path, size_t max_rows, float u8_scale)
+{
+    return load_rows("ae_npy_load_rows", out, path, max_rows, u8_scale);
+}
+
 ae_status ae_npy_load(ae_tensor **out, const char *path, float u8_scale)
 {
-    return ae_npy_load_rows(out, path, 0, u8_scale);
+    return load_rows("ae_npy_load", out, path, 0, u8_scale);
+}
+
+ae_status ae__npy_read_rows(const char *fn, const char *path, size_t first_row, size_t n_rows,
+                            float u8_scale, float *dst, size_t dst_len)
+{
+    FILE *f;
+    npy_hdr h;
+    ae_status st;
+    if (!dst && n_rows) return ae__fail(NULL, AE_ERR_INVALID_ARG, "%s: dst is NULL", fn);
+    if ((st = check_scale(fn, u8_scale)) != AE_OK) return st;
+    if ((st = npy_open(fn, path, &f, &h)) != AE_OK) return st;
+    if (first_row > h.rows || n_rows > h.rows - first_row) {
+        fclose(f);
+        return ae__file_fail(fn, path, AE_ERR_RANGE, "rows %zu..%zu requested, the file has %zu",
+                             first_row, first_row + n_rows, h.rows);
+    }
+    if (n_rows * h.row_elems > dst_len) {
+        fclose(f);
+        return ae__file_fail(fn, path, AE_ERR_RANGE, "%zu rows of %zu values do not fit in %zu "
+                             "floats", n_rows, h.row_elems, dst_len);
+    }
+    st = n_rows ? npy_read(f, &h, fn, path, first_row, n_rows, u8_scale, dst) : AE_OK;
+    fclose(f);
+    return st;
 }
 
 ae_status ae_npy_read_rows(const char *path, size_t first_row, size_t n_rows, float u8_scale,
                            float *dst, size_t dst_len)
 {
-    FILE *f;
-    npy_hdr h;
-    ae_status st;
-    if (!dst && n_rows)
-        return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_npy_read_rows: dst is NULL");
-    if ((st = check_scale(u8_scale)) != AE_OK) return st;
-    if ((st = npy_open(path, &f, &h)) != AE_OK) return st;
-    if (first_row > h.rows || n_rows > h.rows - first_row) {
-        fclose(f);
-        return ae__fail(NULL, AE_ERR_RANGE, "%s: rows %zu..%zu requested, the file has %zu",
-                        path, first_row, first_row + n_rows, h.rows);
-    }
-    if (n_rows * h.row_elems > dst_len) {
-        fclose(f);
-        return ae__fail(NULL, AE_ERR_RANGE, "%s: %zu rows of %zu values do not fit in %zu "
-                        "floats", path, n_rows, h.row_elems, dst_len);
-    }
-    st = n_rows ? npy_read(f, &h, path, first_row, n_rows, u8_scale, dst) : AE_OK;
-    fclose(f);
-    return st;
+    return ae__npy_read_rows("ae_npy_read_rows", path, first_row, n_rows, u8_scale, dst, dst_len);
 }
 
 ae_status ae_npy_save_f32(const char *path, const float *data, int rank, const size_t *dims)
@@ -521,9 +535,9 @@ ae_status ae_npy_save_f32(const char *path, const float *data, int rank, const s
     pre[10] = (unsigned char)(len >> 16 & 0xFF);
     pre[11] = (unsigned char)(len >> 24 & 0xFF);
 
-    if ((st = ae__writer_open(&w, path, NULL)) != AE_OK) return st;
+    if ((st = ae__writer_open(&w, "ae_npy_save_f32", path, NULL)) != AE_OK) return st;
     ae__writer_write(&w, pre, prefix);
     ae__writer_write(&w, hdr, len);
     ae__writer_f32s(&w, data, total);
-    return ae__writer_commit(&w, path, NULL);
+    return ae__writer_commit(&w, "ae_npy_save_f32", path, NULL);
 }
