@@ -102,7 +102,8 @@ static ae_status list_files(ae_dataset *ds, const char *dir)
     char **names = NULL;
     size_t n = 0, cap = 0;
     ae_status st = AE_OK;
-    if (!d) return ae__fail(NULL, AE_ERR_IO, "cannot open directory '%s': %s", dir, strerror(errno));
+    if (!d) return ae__file_fail(NULL, dir, AE_ERR_IO, "cannot open the directory: %s",
+                                 strerror(errno));
     while ((e = readdir(d)) != NULL) {
         struct stat sb;
         size_t pcap;

@@ -1,10 +1,12 @@
-/* Atomic file writes (temp file + fsync + rename) and bounds-checked reads,
- * shared by the model, index and data formats. */
+/* Atomic file writes (temp file + fsync + rename), the checks every loader
+ * makes before reading a file, and bounds-checked reads, shared by the model,
+ * index and data formats. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -17,33 +19,118 @@
 #error "libautoenc file formats need a little-endian host"
 #endif
 
+ae_status ae__file_fail(char *msg, const char *path, ae_status status, const char *fmt, ...)
+{
+    char what[AE__MSG_CAP];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    return ae__fail(msg, status, "'%s': %s", path, what);
+}
+
+/* What a non-regular file is, for messages. */
+static const char *file_kind(mode_t m)
+{
+    if (S_ISDIR(m)) return "a directory";
+    if (S_ISCHR(m)) return "a character device";
+    if (S_ISBLK(m)) return "a block device";
+    if (S_ISFIFO(m)) return "a FIFO";
+    if (S_ISSOCK(m)) return "a socket";
+    return "a special file";
+}
+
+/* ---- writing ------------------------------------------------------------------
+ * The temporary file is created with open(O_CREAT | O_EXCL) rather than
+ * mkstemp: mkstemp always creates mode 0600, which would survive the rename
+ * and leave saved files unreadable to other accounts. Asking open for 0666
+ * lets the kernel apply the process umask (or the directory's default ACL)
+ * exactly as for fopen(path, "w"), without reading the umask: umask(2) can
+ * only be read by setting it, which would race with other threads creating
+ * files. */
+#define TMP_SUFFIX ".tmp-"
+#define TMP_RANDOM 6      /* random characters after the suffix */
+#define TMP_ATTEMPTS 100  /* names tried before giving up (EEXIST each time) */
+
+static void random_name(char *out, ae__rng *r)
+{
+    static const char chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    for (int i = 0; i < TMP_RANDOM; i++) out[i] = chars[ae__rng_below(r, sizeof chars - 1)];
+    out[TMP_RANDOM] = '\0';
+}
+
+/* Seed for temporary names: no global state. Two writers seeding alike (same
+ * nanosecond, process and stack address) cannot both create one name:
+ * O_EXCL makes the second try another. */
+static uint64_t name_seed(const void *w)
+{
+    struct timespec ts = {0, 0};
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_nsec ^ (uint64_t)ts.tv_sec << 30 ^ (uint64_t)getpid() << 40 ^
+           (uint64_t)(uintptr_t)w;
+}
+
+/* The write bits a save requires of an existing target. faccessat checks
+ * what open(O_WRONLY) would (owner, group, other bits, ACLs) for the
+ * effective ids; a process that bypasses permission checks (root) passes it
+ * for any file, so a target without a single write bit (0444, 0555) is
+ * refused for every caller: those bits are then the only sign that the file
+ * is meant to be kept. */
+static int target_read_only(const char *path, mode_t mode)
+{
+    if ((mode & (S_IWUSR | S_IWGRP | S_IWOTH)) == 0) return 1;
+    return faccessat(AT_FDCWD, path, W_OK, AT_EACCESS) != 0 && (errno == EACCES || errno == EPERM);
+}
+
 ae_status ae__writer_open(ae__writer *w, const char *path, char *msg)
 {
-    int fd;
-    size_t n;
+    struct stat target;
+    size_t n, base;
+    ae__rng rng;
+    int fd = -1, e = 0;
     memset(w, 0, sizeof *w);
     if (!path || !*path) return ae__fail(msg, AE_ERR_INVALID_ARG, "empty file path");
-    n = strlen(path) + sizeof ".tmp-XXXXXX";
+    if (stat(path, &target) == 0) {
+        if (!S_ISREG(target.st_mode))
+            return ae__file_fail(msg, path, AE_ERR_IO, "exists and is %s; only a regular file is "
+                                 "replaced", file_kind(target.st_mode));
+        if (target_read_only(path, target.st_mode))
+            return ae__file_fail(msg, path, AE_ERR_IO, "read-only (mode %04o); a save does not "
+                                 "replace it", (unsigned)(target.st_mode & 07777));
+        w->replace = 1;
+        w->mode = (unsigned)(target.st_mode & (S_IRWXU | S_IRWXG | S_IRWXO));
+    }
+    base = strlen(path) + sizeof TMP_SUFFIX - 1;
+    n = base + TMP_RANDOM + 1;
     w->tmp_path = ae__malloc(n);
-    if (!w->tmp_path) return ae__fail(msg, AE_ERR_NOMEM, "out of memory for a file name");
+    if (!w->tmp_path)
+        return ae__file_fail(msg, path, AE_ERR_NOMEM, "out of memory for a file name");
     w->tmp_cap = n;
-    snprintf(w->tmp_path, n, "%s.tmp-XXXXXX", path);
-    fd = mkstemp(w->tmp_path);
+    memcpy(w->tmp_path, path, base - (sizeof TMP_SUFFIX - 1));
+    memcpy(w->tmp_path + base - (sizeof TMP_SUFFIX - 1), TMP_SUFFIX, sizeof TMP_SUFFIX - 1);
+    ae__rng_seed(&rng, name_seed(w));
+    for (int attempt = 0; attempt < TMP_ATTEMPTS; attempt++) {
+        random_name(w->tmp_path + base, &rng);
+        /* a replacement is written owner-only and given the target's mode at
+         * commit, so its half-written contents are never more visible than
+         * the old file's were */
+        fd = open(w->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, w->replace ? 0600 : 0666);
+        if (fd >= 0 || (e = errno) != EEXIST) break;
+    }
     if (fd < 0) {
-        int e = errno;
         ae__free(w->tmp_path, w->tmp_cap);
         w->tmp_path = NULL;
-        return ae__fail(msg, AE_ERR_IO, "cannot create a temporary file beside '%s': %s", path,
-                        strerror(e));
+        return ae__file_fail(msg, path, AE_ERR_IO, "cannot create a temporary file beside it: %s",
+                             strerror(e));
     }
     w->file = fdopen(fd, "wb");
     if (!w->file) {
-        int e = errno;
+        e = errno;
         close(fd);
         unlink(w->tmp_path);
         ae__free(w->tmp_path, w->tmp_cap);
         w->tmp_path = NULL;
-        return ae__fail(msg, AE_ERR_IO, "cannot open '%s': %s", path, strerror(e));
+        return ae__file_fail(msg, path, AE_ERR_IO, "cannot open: %s", strerror(e));
     }
     return AE_OK;
 }
@@ -86,66 +173,98 @@ ae_status ae__writer_commit(ae__writer *w, const char *path, char *msg)
     int ok;
     if (!f || w->failed) {
         ae__writer_abort(w);
-        return ae__fail(msg, AE_ERR_IO, "writing '%s' failed; the old file is untouched", path);
+        return ae__file_fail(msg, path, AE_ERR_IO, "writing failed; the old file is untouched");
     }
+    /* The replaced file's permission bits. A failure is ignored: it only
+     * happens where modes are not stored (FAT, some network mounts), and the
+     * file then keeps the owner-only mode it was created with. */
+    if (w->replace) (void)fchmod(fileno(f), (mode_t)w->mode);
     ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
     ok = (fclose(f) == 0) && ok;
     w->file = NULL;
     if (!ok || rename(w->tmp_path, path) != 0) {
         int e = errno;
         ae__writer_abort(w);
-        return ae__fail(msg, AE_ERR_IO, "cannot write '%s': %s; the old file is untouched", path,
-                        strerror(e));
+        return ae__file_fail(msg, path, AE_ERR_IO, "cannot write: %s; the old file is untouched",
+                             strerror(e));
     }
     ae__free(w->tmp_path, w->tmp_cap);
     w->tmp_path = NULL;
     return AE_OK;
 }
 
+/* ---- reading ------------------------------------------------------------------- */
+ae_status ae__file_open(const char *path, void **out, uint64_t *size, char *msg)
+{
+    struct stat info;
+    FILE *f;
+    int fd;
+    *out = NULL;
+    *size = 0;
+    if (!path) return ae__fail(msg, AE_ERR_INVALID_ARG, "NULL file path");
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused
+     * below like every other non-regular file */
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0) return ae__file_fail(msg, path, AE_ERR_IO, "cannot open: %s", strerror(errno));
+    if (fstat(fd, &info) != 0) {
+        int e = errno;
+        close(fd);
+        return ae__file_fail(msg, path, AE_ERR_IO, "cannot stat: %s", strerror(e));
+    }
+    if (!S_ISREG(info.st_mode)) {
+        close(fd);
+        return ae__file_fail(msg, path, AE_ERR_IO, "not a regular file (%s)",
+                             file_kind(info.st_mode));
+    }
+    if (info.st_size <= 0) {
+        close(fd);
+        return ae__file_fail(msg, path, AE_ERR_FORMAT, "the file is empty");
+    }
+    (void)fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK); /* no effect on regular files */
+    f = fdopen(fd, "rb");
+    if (!f) {
+        int e = errno;
+        close(fd);
+        return ae__file_fail(msg, path, AE_ERR_IO, "cannot open: %s", strerror(e));
+    }
+    *out = f;
+    *size = (uint64_t)info.st_size;
+    return AE_OK;
+}
+
 ae_status ae__read_file(const char *path, size_t max_bytes, unsigned char **data, size_t *len,
                         char *msg)
 {
+    void *fp;
     FILE *f;
-    long end;
+    uint64_t size;
     unsigned char *buf;
+    ae_status st;
     *data = NULL;
     *len = 0;
-    if (!path) return ae__fail(msg, AE_ERR_INVALID_ARG, "NULL file path");
-    f = fopen(path, "rb");
-    if (!f) return ae__fail(msg, AE_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
-    {
-        struct stat info;
-        if (fstat(fileno(f), &info) != 0 || !S_ISREG(info.st_mode)) {
-            fclose(f);
-            return ae__fail(msg, AE_ERR_IO, "'%s' is not a regular file", path);
-        }
-    }
-    if (fseek(f, 0, SEEK_END) != 0 || (end = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) {
+    if ((st = ae__file_open(path, &fp, &size, msg)) != AE_OK) return st;
+    f = fp;
+    if (size > max_bytes) {
         fclose(f);
-        return ae__fail(msg, AE_ERR_IO, "cannot size '%s' (not a regular file?)", path);
+        return ae__file_fail(msg, path, AE_ERR_FORMAT, "%llu bytes, more than the %zu allowed",
+                             (unsigned long long)size, max_bytes);
     }
-    if ((unsigned long)end > max_bytes) {
-        fclose(f);
-        return ae__fail(msg, AE_ERR_FORMAT, "'%s' is %ld bytes, more than the %zu allowed", path,
-                        end, max_bytes);
-    }
-    if (end == 0) {
-        fclose(f);
-        return ae__fail(msg, AE_ERR_FORMAT, "'%s' is empty", path);
-    }
-    buf = ae__malloc((size_t)end);
+    buf = ae__malloc((size_t)size);
     if (!buf) {
         fclose(f);
-        return ae__fail(msg, AE_ERR_NOMEM, "out of memory reading '%s' (%ld bytes)", path, end);
+        return ae__file_fail(msg, path, AE_ERR_NOMEM, "out of memory for %llu bytes",
+                             (unsigned long long)size);
     }
-    if (fread(buf, 1, (size_t)end, f) != (size_t)end) {
+    if (fread(buf, 1, (size_t)size, f) != (size_t)size) {
+        int e = ferror(f) ? errno : 0;
         fclose(f);
-        ae__free(buf, (size_t)end);
-        return ae__fail(msg, AE_ERR_IO, "cannot read '%s'", path);
+        ae__free(buf, (size_t)size);
+        return ae__file_fail(msg, path, AE_ERR_IO, "%s%s", e ? "read error: " : "the file shrank "
+                             "while being read", e ? strerror(e) : "");
     }
     fclose(f);
     *data = buf;
-    *len = (size_t)end;
+    *len = (size_t)size;
     return AE_OK;
 }
 

@@ -190,8 +190,10 @@ static int cmp_id_row(const void *a, const void *b)
     return (x->id > y->id) - (x->id < y->id);
 }
 
-/* Sorts input rows by id into idx->by_id; fails on duplicates. */
-static ae_status make_by_id(ae_index *idx, char *msg, const char *fn, ae_status dup_status)
+/* Sorts input rows by id into idx->by_id; fails on duplicates (with
+ * AE_ERR_FORMAT naming the file when loading from path, else
+ * AE_ERR_INVALID_ARG). */
+static ae_status make_by_id(ae_index *idx, char *msg, const char *fn, const char *path)
 {
     size_t n = idx->n;
     id_row *t = ae__malloc(n * sizeof *t);
@@ -210,8 +212,9 @@ static ae_status make_by_id(ae_index *idx, char *msg, const char *fn, ae_status 
         if (i > 0 && t[i].id == t[i - 1].id) {
             long long dup = (long long)t[i].id;
             ae__free(t, n * sizeof *t);
-            return ae__fail(msg, dup_status,
-                            "id %lld appears more than once", dup);
+            return path ? ae__file_fail(msg, path, AE_ERR_FORMAT, "id %lld appears more than once",
+                                        dup)
+                        : ae__fail(msg, AE_ERR_INVALID_ARG, "id %lld appears more than once", dup);
         }
         idx->by_id[i] = t[i].row;
     }
@@ -222,8 +225,10 @@ static ae_status make_by_id(ae_index *idx, char *msg, const char *fn, ae_status 
 /* Squared norms must stay below FLT_MAX / 4 so no distance overflows. */
 #define AE__MAX_SQNORM ((double)FLT_MAX / 4.0)
 
-/* Computes max_norm (and norms for brute force) of idx->data. */
-static ae_status finish_norms(ae_index *idx, char *msg, const char *fn)
+/* Computes max_norm (and norms for brute force) of idx->data. A row too
+ * large is AE_ERR_NUMERIC, or AE_ERR_FORMAT naming the file when loading
+ * from path. */
+static ae_status finish_norms(ae_index *idx, char *msg, const char *fn, const char *path)
 {
     size_t n = idx->n, d = idx->dim;
     double mx = 0.0;
@@ -236,9 +241,11 @@ static ae_status finish_norms(ae_index *idx, char *msg, const char *fn)
         double s = 0.0;
         for (size_t j = 0; j < d; j++) s += (double)x[j] * x[j];
         if (s > AE__MAX_SQNORM)
-            return ae__fail(msg, AE_ERR_NUMERIC,
-                            "row %zu has squared norm %g, too large for float distances",
-                            i, s);
+            return path ? ae__file_fail(msg, path, AE_ERR_FORMAT, "row %zu has squared norm %g, "
+                                        "too large for float distances", i, s)
+                        : ae__fail(msg, AE_ERR_NUMERIC,
+                                   "row %zu has squared norm %g, too large for float distances",
+                                   i, s);
         if (s > mx) mx = s;
         if (idx->norms) idx->norms[i] = ae__dot(x, x, d);
     }
@@ -296,11 +303,11 @@ ae_status ae_index_build(ae_index *idx, const float *x, size_t n, const int64_t 
     else
         for (size_t i = 0; i < n; i++) idx->ids[i] = (int64_t)i;
     if (labels) memcpy(idx->labels, labels, n * sizeof(int32_t));
-    if ((st = make_by_id(idx, idx->msg, fn, AE_ERR_INVALID_ARG)) != AE_OK) goto fail;
+    if ((st = make_by_id(idx, idx->msg, fn, NULL)) != AE_OK) goto fail;
     if (idx->metric == AE_INDEX_COSINE &&
         (st = normalise_rows(idx->data, n, d, idx->msg, fn, "row")) != AE_OK)
         goto fail;
-    if ((st = finish_norms(idx, idx->msg, fn)) != AE_OK) goto fail;
+    if ((st = finish_norms(idx, idx->msg, fn, NULL)) != AE_OK) goto fail;
 
     switch (idx->backend) {
     case AE_INDEX_BRUTE: st = ae__brute_build(idx); break;
@@ -665,9 +672,8 @@ static ae_status load_body(ae_index *idx, const unsigned char *buf, size_t len,
     if (has_labels) ae__reader_bytes(&rd, idx->labels, n * 4);
     if (!ae__all_finite(idx->data, n * d))
         return ae__fail(NULL, AE_ERR_FORMAT, "'%s' holds NaN or infinite codes", path);
-    if ((st = make_by_id(idx, NULL, fn, AE_ERR_FORMAT)) != AE_OK) return st;
-    if ((st = finish_norms(idx, NULL, fn)) != AE_OK)
-        return st == AE_ERR_NUMERIC ? AE_ERR_FORMAT : st;
+    if ((st = make_by_id(idx, NULL, fn, path)) != AE_OK) return st;
+    if ((st = finish_norms(idx, NULL, fn, path)) != AE_OK) return st;
 
     if (idx->backend == AE_INDEX_BALLTREE) {
         uint32_t levels, zero;

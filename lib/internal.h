@@ -87,13 +87,18 @@ int ae__blas_get_threads(void);
  * A writer writes to a temporary file beside the target, keeps a running
  * CRC-32 of everything written, and on commit flushes, fsyncs and renames it
  * over the target, so a crash at any moment leaves the old file intact.
- * Multi-byte values are written little-endian. */
+ * Multi-byte values are written little-endian. A new file gets the mode
+ * fopen would give it (0666 less the umask); a replaced file keeps its
+ * permission bits; a read-only or non-regular target is refused with
+ * AE_ERR_IO (policy in docs/reliability.md). */
 typedef struct ae__writer {
     void *file;      /* FILE * */
     char *tmp_path;  /* allocated, tmp_cap bytes */
     size_t tmp_cap;
     uint32_t crc;    /* CRC-32 of every byte written so far */
     int failed;      /* a write failed: commit will refuse */
+    int replace;     /* the target exists: give the new file its mode */
+    unsigned mode;   /* the target's permission bits (when replace) */
 } ae__writer;
 ae_status ae__writer_open(ae__writer *w, const char *path, char *msg);
 ae_status ae__writer_write(ae__writer *w, const void *data, size_t n);
@@ -104,7 +109,21 @@ ae_status ae__writer_f32s(ae__writer *w, const float *v, size_t n); /* little-en
 ae_status ae__writer_commit(ae__writer *w, const char *path, char *msg);
 void ae__writer_abort(ae__writer *w); /* closes and removes the temp file; idempotent */
 
-/* Reads a whole file (at most max_bytes) into a new ae__malloc block. */
+/* Every file error reads "<function>: '<path>': <what>": ae__fail with the
+ * path (and handle_msg, may be NULL) in front of the formatted text. */
+ae_status ae__file_fail(char *handle_msg, const char *path, ae_status status, const char *fmt,
+                        ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+/* The checks every loader makes before reading, so that one cause gives one
+ * status everywhere: a file that cannot be opened or is not a regular file
+ * (directory, device, FIFO) is AE_ERR_IO, an empty file AE_ERR_FORMAT.
+ * *f (a FILE *) is positioned at the start; *size is the file's length. */
+ae_status ae__file_open(const char *path, void **f, uint64_t *size, char *msg);
+/* Reads a whole file (at most max_bytes, else AE_ERR_FORMAT) into a new
+ * ae__malloc block, after the checks of ae__file_open. */
 ae_status ae__read_file(const char *path, size_t max_bytes, unsigned char **data, size_t *len,
                         char *msg);
 

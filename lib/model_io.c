@@ -4,8 +4,8 @@
  *   magic "AEMODEL\0" (8) | u32 format version | u32 flags (0)
  *   u32 input rank | u64 input dims[3]
  *   u32 layer count | u32 has_code | u64 code layer
- *   per layer: u32 kind | u32 activation | u32 padding | u64 units | u64 kernel
- *              | u32 output rank | u64 output dims[3]
+ *   per layer (56 bytes): u32 kind | u32 activation | u32 padding | u64 units
+ *              | u64 kernel | u32 output rank | u64 output dims[3]
  *   u64 parameter count | f32 parameters[count]
  *   u32 CRC-32 of every byte before it
  * The architecture is replayed through the builder on load, so a file can only
@@ -16,7 +16,9 @@
 
 static const char model_magic[8] = {'A', 'E', 'M', 'O', 'D', 'E', 'L', '\0'};
 #define MAX_MODEL_FILE ((size_t)1 << 32) /* 4 GiB: far above any model here */
-#define LAYER_RECORD_BYTES (4 * 3 + 8 * 2 + 4 + 8 * 3)
+#define LAYER_COUNT_AT (8 + 4 * 3 + 8 * 3) /* after magic, version, flags, input shape: 44 */
+#define HEADER_BYTES (LAYER_COUNT_AT + 4 * 2 + 8) /* up to the layer records: 60 */
+#define LAYER_RECORD_BYTES (4 * 3 + 8 * 2 + 4 + 8 * 3) /* 56 */
 
 ae_status ae_model_save(const ae_model *m, const char *path)
 {
@@ -56,8 +58,8 @@ ae_status ae_model_save(const ae_model *m, const char *path)
  * could describe a model whose first predict allocates terabytes. */
 #define MAX_LAYER_FLOATS ((uint64_t)1 << 31)
 
-/* Reliability fix: the parameter count of a stored architecture, derived from
- * the layer records themselves (the builder's rules: dense in*units+units,
+/* The parameter count of a stored architecture, derived from the layer
+ * records themselves (the builder's rules: dense in*units+units,
  * conv k*k*cin*filters+filters), so that it can be checked against the
  * file's length BEFORE ae_builder_build allocates and initialises that many
  * weights. `prev` is the previous layer's output shape; the function also
@@ -113,8 +115,7 @@ static int infer_layer(const ae__shape *prev, uint32_t kind, uint32_t pad, uint6
 }
 
 /* Builder failures while replaying a file are format errors, except running
- * out of memory, which must stay AE_ERR_NOMEM (reliability fix: it used to
- * be reported as a malformed file). */
+ * out of memory, which must stay AE_ERR_NOMEM: the file may be fine. */
 static ae_status replay_status(ae_status st)
 {
     return st == AE_ERR_NOMEM ? AE_ERR_NOMEM : AE_ERR_FORMAT;
@@ -159,20 +160,21 @@ static ae_status parse_model(const unsigned char *data, size_t len, const char *
     ae__reader_u32(&r, &n_layers);
     ae__reader_u32(&r, &has_code);
     ae__reader_u64(&r, &code_layer);
-    if (r.failed) return ae__fail(NULL, AE_ERR_FORMAT, "'%s': truncated header", path);
-    if (flags != 0) return ae__fail(NULL, AE_ERR_FORMAT, "'%s': unknown flags 0x%x", path, flags);
+    if (r.failed) return ae__file_fail(NULL, path, AE_ERR_FORMAT, "truncated header");
+    if (flags != 0) return ae__file_fail(NULL, path, AE_ERR_FORMAT, "unknown flags 0x%x", flags);
     if (n_layers == 0 || n_layers > 256 || (uint64_t)n_layers * LAYER_RECORD_BYTES > len)
-        return ae__fail(NULL, AE_ERR_FORMAT, "'%s': implausible layer count %u", path, n_layers);
+        return ae__file_fail(NULL, path, AE_ERR_FORMAT, "implausible layer count %u",
+                             n_layers);
     if (has_code > 1 || (has_code && code_layer >= n_layers))
-        return ae__fail(NULL, AE_ERR_FORMAT, "'%s': bad code layer", path);
+        return ae__file_fail(NULL, path, AE_ERR_FORMAT, "bad code layer");
     for (int i = 0; i < 3; i++) {
         if (dims[i] == 0 || dims[i] > ((uint64_t)1 << 31))
-            return ae__fail(NULL, AE_ERR_FORMAT, "'%s': bad input shape", path);
+            return ae__file_fail(NULL, path, AE_ERR_FORMAT, "bad input shape");
         in_dims[i] = (size_t)dims[i];
     }
     if ((st = AE__NESTED(ae_builder_create(&b, (int)rank, in_dims))) != AE_OK)
-        return ae__fail(NULL, replay_status(st), "'%s': bad input shape: %s", path,
-                        ae__last_error_text());
+        return ae__file_fail(NULL, path, replay_status(st), "bad input shape: %s",
+                             ae__last_error_text());
     prev.rank = (int)rank;
     for (int k = 0; k < 3; k++) prev.d[k] = rank == 1 && k > 0 ? 1 : in_dims[k];
     for (uint32_t i = 0; i < n_layers; i++) {
@@ -183,27 +185,31 @@ static ae_status parse_model(const unsigned char *data, size_t len, const char *
         ae__reader_u64(&r, &ksize);
         ae__reader_u32(&r, &lrank);
         for (int k = 0; k < 3; k++) ae__reader_u64(&r, &dims[k]);
-        if (r.failed) { st = ae__fail(NULL, AE_ERR_FORMAT, "'%s': truncated layer %u", path, i); goto fail; }
+        if (r.failed) {
+            st = ae__file_fail(NULL, path, AE_ERR_FORMAT, "truncated layer %u", i);
+            goto fail;
+        }
         out_shape.rank = (int)lrank;
         for (int k = 0; k < 3; k++) out_shape.d[k] = dims[k] > SIZE_MAX ? 0 : (size_t)dims[k];
         if (units > SIZE_MAX || ksize > SIZE_MAX ||
             (st = replay_layer(b, lk, la, lp, units, ksize, &out_shape)) != AE_OK) {
-            st = ae__fail(NULL, replay_status(st), "'%s': layer %u is invalid: %s", path, i,
-                          ae__last_error_text());
+            st = ae__file_fail(NULL, path, replay_status(st), "layer %u is invalid: %s", i,
+                               ae__last_error_text());
             goto fail;
         }
         if (lrank != 1 && lrank != 3) {
-            st = ae__fail(NULL, AE_ERR_FORMAT, "'%s': layer %u has output rank %u", path, i, lrank);
+            st = ae__file_fail(NULL, path, AE_ERR_FORMAT, "layer %u has output rank %u", i,
+                               lrank);
             goto fail;
         }
-        /* reliability fix: check the stored shape and count the parameters
-         * before anything is allocated for them (see infer_layer) */
+        /* check the stored shape and count the parameters before anything
+         * is allocated for them (see infer_layer) */
         if (infer_layer(&prev, lk, lp, units, ksize, &out_shape, &next, &layer_params) != 0 ||
             !ae__shape_equal(&next, &out_shape) || ae__shape_size(&next) == 0 ||
             ae__shape_size(&next) > MAX_LAYER_FLOATS ||
             layer_params > UINT64_MAX / 8 - want_params) {
-            st = ae__fail(NULL, AE_ERR_FORMAT, "'%s': layer %u's stored shape disagrees with its "
-                          "architecture or is too large", path, i);
+            st = ae__file_fail(NULL, path, AE_ERR_FORMAT, "layer %u's stored shape disagrees "
+                               "with its architecture or is too large", i);
             goto fail;
         }
         want_params += layer_params;
@@ -215,38 +221,40 @@ static ae_status parse_model(const unsigned char *data, size_t len, const char *
      * the floats): checked before ae_builder_build allocates them */
     if (r.failed || r.len - r.pos < 8 || (r.len - r.pos - 8) / 4 != want_params ||
         (r.len - r.pos - 8) % 4 != 0) {
-        st = ae__fail(NULL, AE_ERR_FORMAT, "'%s': its architecture needs %llu parameters, which "
-                      "do not match the file's length", path, (unsigned long long)want_params);
+        st = ae__file_fail(NULL, path, AE_ERR_FORMAT, "its architecture needs %llu parameters, "
+                           "which do not match the file's length", (unsigned long long)want_params);
         goto fail;
     }
     if ((st = AE__NESTED(ae_builder_build(&m, b, 0))) != AE_OK) {
-        if (st != AE_ERR_NOMEM) st = AE_ERR_FORMAT;
+        st = ae__file_fail(NULL, path, replay_status(st), "its architecture does not build: %s",
+                           ae__last_error_text());
         goto fail;
     }
     /* the stored output shapes must be the ones the builder inferred */
     for (uint32_t i = 0; i < n_layers; i++) {
         if (!ae__shape_equal(&m->layers[i].out, &stored[i])) {
-            st = ae__fail(NULL, AE_ERR_FORMAT, "'%s': layer %u's stored shape disagrees with its "
-                          "architecture", path, i);
+            st = ae__file_fail(NULL, path, AE_ERR_FORMAT, "layer %u's stored shape disagrees "
+                               "with its architecture", i);
             goto fail;
         }
     }
     ae__reader_u64(&r, &n_params);
     if (r.failed || n_params != m->n_params) {
-        st = ae__fail(NULL, AE_ERR_FORMAT, "'%s': the file holds %llu parameters, its architecture %zu",
-                      path, (unsigned long long)n_params, m->n_params);
+        st = ae__file_fail(NULL, path, AE_ERR_FORMAT, "the file holds %llu parameters, its "
+                           "architecture %zu", (unsigned long long)n_params, m->n_params);
         goto fail;
     }
     if (ae__reader_f32s(&r, m->params, m->n_params) != 0) {
-        st = ae__fail(NULL, AE_ERR_FORMAT, "'%s': truncated weights", path);
+        st = ae__file_fail(NULL, path, AE_ERR_FORMAT, "truncated weights");
         goto fail;
     }
     if (r.pos != r.len) {
-        st = ae__fail(NULL, AE_ERR_FORMAT, "'%s': %zu unexpected bytes after the weights", path, r.len - r.pos);
+        st = ae__file_fail(NULL, path, AE_ERR_FORMAT, "%zu unexpected bytes after the weights",
+                           r.len - r.pos);
         goto fail;
     }
     if (!ae__all_finite(m->params, m->n_params)) {
-        st = ae__fail(NULL, AE_ERR_FORMAT, "'%s': weights contain NaN or infinity", path);
+        st = ae__file_fail(NULL, path, AE_ERR_FORMAT, "weights contain NaN or infinity");
         goto fail;
     }
     ae_builder_free(b);
@@ -258,26 +266,56 @@ fail:
     return st;
 }
 
+/* The file length the header implies: the header, L layer records, the
+ * parameter count P, P floats and the checksum. Checked before the CRC so
+ * that a truncated file (or one with bytes appended) is AE_ERR_FORMAT, as
+ * for every other loader, rather than a checksum mismatch. Returns 0 when
+ * the file is too short to hold the L records and P, or on overflow. */
+static uint64_t implied_length(const unsigned char *data, size_t len)
+{
+    uint32_t n_layers;
+    uint64_t at, n_params;
+    if (len < HEADER_BYTES) return 0;
+    memcpy(&n_layers, data + LAYER_COUNT_AT, 4);
+    at = HEADER_BYTES + (uint64_t)n_layers * LAYER_RECORD_BYTES;
+    if (at + 8 > len) return 0;
+    memcpy(&n_params, data + at, 8);
+    if (n_params > (UINT64_MAX - at - 12) / 4) return 0;
+    return at + 8 + 4 * n_params + 4;
+}
+
 ae_status ae_model_load(ae_model **out, const char *path)
 {
     AE__ENTER();
     unsigned char *data;
     size_t len;
     uint32_t version, stored_crc;
+    uint64_t want;
     ae_status st;
     if (!out) return ae__fail(NULL, AE_ERR_INVALID_ARG, "out is NULL");
     *out = NULL;
+    if (!path) return ae__fail(NULL, AE_ERR_INVALID_ARG, "path is NULL");
     if ((st = ae__read_file(path, MAX_MODEL_FILE, &data, &len, NULL)) != AE_OK) return st;
     if (len < 8 + 4 + 4) {
-        st = ae__fail(NULL, AE_ERR_FORMAT, "'%s' is too short (%zu bytes) to be a model file", path, len);
+        st = ae__file_fail(NULL, path, AE_ERR_FORMAT, "truncated: %zu bytes is too short for "
+                           "a model file", len);
     } else if (memcmp(data, model_magic, 8) != 0) {
-        st = ae__fail(NULL, AE_ERR_FORMAT, "'%s' is not a libautoenc model file (bad magic)", path);
+        st = ae__file_fail(NULL, path, AE_ERR_FORMAT, "not a libautoenc model file (bad magic)");
     } else if (memcpy(&version, data + 8, 4), version != AE_MODEL_FORMAT_VERSION) {
-        st = ae__fail(NULL, version > AE_MODEL_FORMAT_VERSION ? AE_ERR_VERSION : AE_ERR_FORMAT,
-                      "'%s' has model format version %u; this library reads version %d", path,
-                      version, AE_MODEL_FORMAT_VERSION);
+        st = ae__file_fail(NULL, path,
+                           version > AE_MODEL_FORMAT_VERSION ? AE_ERR_VERSION : AE_ERR_FORMAT,
+                           "model format version %u; this library reads version %d", version,
+                           AE_MODEL_FORMAT_VERSION);
+    } else if ((want = implied_length(data, len)) == 0) {
+        st = ae__file_fail(NULL, path, AE_ERR_FORMAT, "truncated: %zu bytes do not hold the "
+                           "header and layer records", len);
+    } else if (want != len) {
+        st = want < len ? ae__file_fail(NULL, path, AE_ERR_FORMAT, "%llu unexpected bytes after "
+                                        "the checksum", (unsigned long long)(len - want))
+                        : ae__file_fail(NULL, path, AE_ERR_FORMAT, "truncated: %zu bytes, its "
+                                        "header implies %llu", len, (unsigned long long)want);
     } else if (memcpy(&stored_crc, data + len - 4, 4), stored_crc != ae__crc32(0, data, len - 4)) {
-        st = ae__fail(NULL, AE_ERR_CHECKSUM, "'%s' is corrupt or truncated (checksum mismatch)", path);
+        st = ae__file_fail(NULL, path, AE_ERR_CHECKSUM, "corrupt (checksum mismatch)");
     } else {
         st = parse_model(data, len, path, out);
     }

@@ -40,7 +40,7 @@ typedef struct npy_hdr {
 typedef struct parser {
     const char *s;
     size_t n, pos;
-    const char *path;
+    const char *path; /* for messages */
 } parser;
 
 static ae_status perr(const parser *p, const char *fmt, ...)
@@ -55,7 +55,7 @@ static ae_status perr(const parser *p, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
-    return ae__fail(NULL, AE_ERR_FORMAT, "%s: %s", p->path, buf);
+    return ae__file_fail(NULL, p->path, AE_ERR_FORMAT, "%s", buf);
 }
 
 static void skip_ws(parser *p)
@@ -222,8 +222,8 @@ static ae_status read_exact(FILE *f, void *buf, size_t n, const char *path, cons
 {
     if (fread(buf, 1, n, f) != n) {
         if (ferror(f))
-            return ae__fail(NULL, AE_ERR_IO, "%s: read error: %s", path, strerror(errno));
-        return ae__fail(NULL, AE_ERR_FORMAT, "%s: truncated %s", path, what);
+            return ae__file_fail(NULL, path, AE_ERR_IO, "read error: %s", strerror(errno));
+        return ae__file_fail(NULL, path, AE_ERR_FORMAT, "truncated %s", what);
     }
     return AE_OK;
 }
@@ -235,7 +235,8 @@ static ae_status npy_open(const char *path, FILE **fp, npy_hdr *h)
     unsigned char pre[12];
     char *hdr = NULL, descr[32];
     size_t prefix, hlen = 0, total = 1, data_bytes;
-    off_t file_len;
+    uint64_t file_len;
+    void *vf;
     int major, fortran = 0;
     FILE *f;
     ae_status st;
@@ -243,28 +244,22 @@ static ae_status npy_open(const char *path, FILE **fp, npy_hdr *h)
 
     *fp = NULL;
     memset(h, 0, sizeof *h);
-    if (!path) return ae__fail(NULL, AE_ERR_INVALID_ARG, "file path is NULL");
-    f = fopen(path, "rb");
-    if (!f) return ae__fail(NULL, AE_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
-    if (fseeko(f, 0, SEEK_END) != 0 || (file_len = ftello(f)) < 0 || fseeko(f, 0, SEEK_SET) != 0) {
-        fclose(f);
-        return ae__fail(NULL, AE_ERR_IO, "%s: cannot get the file size (not a regular file?)",
-                        path);
-    }
+    if ((st = ae__file_open(path, &vf, &file_len, NULL)) != AE_OK) return st;
+    f = vf;
     if (file_len < 10) {
         fclose(f);
-        return ae__fail(NULL, AE_ERR_FORMAT, "%s: too short to be a .npy file (%lld bytes)",
-                        path, (long long)file_len);
+        return ae__file_fail(NULL, path, AE_ERR_FORMAT, "truncated: %llu bytes is too short for a "
+                             ".npy file", (unsigned long long)file_len);
     }
     if ((st = read_exact(f, pre, 8, path, "preamble")) != AE_OK) goto fail;
     if (memcmp(pre, NPY_MAGIC, NPY_MAGIC_LEN) != 0) {
-        st = ae__fail(NULL, AE_ERR_FORMAT, "%s: not a .npy file (bad magic)", path);
+        st = ae__file_fail(NULL, path, AE_ERR_FORMAT, "not a .npy file (bad magic)");
         goto fail;
     }
     major = pre[6];
     if ((major != 1 && major != 2 && major != 3) || pre[7] != 0) {
-        st = ae__fail(NULL, AE_ERR_FORMAT, "%s: unsupported .npy format version %d.%d", path,
-                      pre[6], pre[7]);
+        st = ae__file_fail(NULL, path, AE_ERR_FORMAT, "unsupported .npy format version %d.%d",
+                           pre[6], pre[7]);
         goto fail;
     }
     if (major == 1) {
@@ -278,18 +273,18 @@ static ae_status npy_open(const char *path, FILE **fp, npy_hdr *h)
         prefix = 12;
     }
     if (hlen == 0 || hlen > NPY_MAX_HEADER) {
-        st = ae__fail(NULL, AE_ERR_FORMAT, "%s: header length %zu is %s", path, hlen,
-                      hlen ? "larger than the 65536 bytes allowed" : "zero");
+        st = ae__file_fail(NULL, path, AE_ERR_FORMAT, "header length %zu is %s", hlen,
+                           hlen ? "larger than the 65536 bytes allowed" : "zero");
         goto fail;
     }
     if ((uint64_t)file_len < (uint64_t)prefix + hlen) {
-        st = ae__fail(NULL, AE_ERR_FORMAT, "%s: truncated header (%zu bytes announced, %lld "
-                      "in the file)", path, hlen, (long long)file_len - (long long)prefix);
+        st = ae__file_fail(NULL, path, AE_ERR_FORMAT, "truncated header (%zu bytes announced, %llu "
+                           "in the file)", hlen, (unsigned long long)(file_len - prefix));
         goto fail;
     }
     hdr = ae__malloc(hlen);
     if (!hdr) {
-        st = ae__fail(NULL, AE_ERR_NOMEM, "%s: out of memory for the header", path);
+        st = ae__file_fail(NULL, path, AE_ERR_NOMEM, "out of memory for the header");
         goto fail;
     }
     if ((st = read_exact(f, hdr, hlen, path, "header")) != AE_OK) goto fail;
@@ -308,42 +303,43 @@ static ae_status npy_open(const char *path, FILE **fp, npy_hdr *h)
         h->dtype = AE_NPY_F32;
         h->esize = 4;
     } else {
-        st = ae__fail(NULL, AE_ERR_FORMAT, "%s: dtype '%s' is not supported (%s)", path, descr,
-                      descr[0] == '>' ? "big-endian data; only little-endian '<f4' float32 "
-                                        "and '|u1' uint8 are read"
-                                      : "only uint8 '|u1' and float32 '<f4' are read");
+        st = ae__file_fail(NULL, path, AE_ERR_FORMAT, "dtype '%s' is not supported (%s)", descr,
+                           descr[0] == '>' ? "big-endian data; only little-endian '<f4' float32 "
+                                             "and '|u1' uint8 are read"
+                                           : "only uint8 '|u1' and float32 '<f4' are read");
         goto fail;
     }
     if (fortran) {
-        st = ae__fail(NULL, AE_ERR_FORMAT, "%s: fortran_order arrays are not supported", path);
+        st = ae__file_fail(NULL, path, AE_ERR_FORMAT, "fortran_order arrays are not supported");
         goto fail;
     }
     if (h->rank == 0) {
-        st = ae__fail(NULL, AE_ERR_FORMAT, "%s: 0-d (scalar) arrays are not supported", path);
+        st = ae__file_fail(NULL, path, AE_ERR_FORMAT, "0-d (scalar) arrays are not supported");
         goto fail;
     }
     for (int i = 0; i < h->rank; i++) {
         if (h->dims[i] == 0) {
-            st = ae__fail(NULL, AE_ERR_FORMAT, "%s: empty arrays (dimension %d is 0) are not "
-                          "supported", path, i);
+            st = ae__file_fail(NULL, path, AE_ERR_FORMAT, "empty arrays (dimension %d is 0) are "
+                               "not supported", i);
             goto fail;
         }
         if (ae__mul_size(total, h->dims[i], &total) != 0) {
-            st = ae__fail(NULL, AE_ERR_FORMAT, "%s: shape is too large (element count "
-                          "overflows)", path);
+            st = ae__file_fail(NULL, path, AE_ERR_FORMAT, "shape is too large (element count "
+                               "overflows)");
             goto fail;
         }
     }
     if (ae__mul_size(total, h->esize, &data_bytes) != 0 || total > SIZE_MAX / sizeof(float)) {
-        st = ae__fail(NULL, AE_ERR_FORMAT, "%s: shape is too large (byte count overflows)", path);
+        st = ae__file_fail(NULL, path, AE_ERR_FORMAT, "shape is too large (byte count overflows)");
         goto fail;
     }
     h->data_offset = (uint64_t)prefix + hlen;
     if ((uint64_t)file_len - h->data_offset != (uint64_t)data_bytes) {
         uint64_t have = (uint64_t)file_len - h->data_offset;
-        st = ae__fail(NULL, AE_ERR_FORMAT, "%s: %s: the shape needs %zu data bytes, the file has "
-                      "%llu", path, have < data_bytes ? "truncated data" : "shape/length mismatch",
-                      data_bytes, (unsigned long long)have);
+        st = ae__file_fail(NULL, path, AE_ERR_FORMAT, "%s: the shape needs %zu data bytes, the file "
+                           "has %llu",
+                           have < data_bytes ? "truncated data" : "shape/length mismatch",
+                           data_bytes, (unsigned long long)have);
         goto fail;
     }
     h->rows = h->dims[0];
@@ -365,7 +361,7 @@ static ae_status npy_read(FILE *f, const npy_hdr *h, const char *path, size_t fi
     size_t count = n_rows * h->row_elems; /* fits: bounded by the validated total */
     uint64_t off = h->data_offset + (uint64_t)first_row * h->row_bytes;
     if (fseeko(f, (off_t)off, SEEK_SET) != 0)
-        return ae__fail(NULL, AE_ERR_IO, "%s: seek failed: %s", path, strerror(errno));
+        return ae__file_fail(NULL, path, AE_ERR_IO, "seek failed: %s", strerror(errno));
     if (h->dtype == AE_NPY_F32) {
         /* little-endian host (fileio.c refuses to build elsewhere) */
         return read_exact(f, dst, count * sizeof(float), path, "data");
@@ -425,8 +421,8 @@ ae_status ae_npy_load_rows(ae_tensor **out, const char *path, size_t max_rows, f
     if ((st = AE__NESTED(ae_tensor_create(&t, h.rank, dims))) != AE_OK) {
         fclose(f);
         return st == AE_ERR_NOMEM
-                   ? ae__fail(NULL, st, "%s: out of memory for %zu x %zu floats", path, n,
-                              h.row_elems)
+                   ? ae__file_fail(NULL, path, st, "out of memory for %zu x %zu floats", n,
+                                   h.row_elems)
                    : st;
     }
     st = npy_read(f, &h, path, 0, n, u8_scale, ae_tensor_data(t));
@@ -458,13 +454,13 @@ ae_status ae_npy_read_rows(const char *path, size_t first_row, size_t n_rows, fl
     if ((st = npy_open(path, &f, &h)) != AE_OK) return st;
     if (first_row > h.rows || n_rows > h.rows - first_row) {
         fclose(f);
-        return ae__fail(NULL, AE_ERR_RANGE, "%s: rows %zu..%zu requested, the file has %zu",
-                        path, first_row, first_row + n_rows, h.rows);
+        return ae__file_fail(NULL, path, AE_ERR_RANGE, "rows %zu..%zu requested, the file has %zu",
+                             first_row, first_row + n_rows, h.rows);
     }
     if (n_rows * h.row_elems > dst_len) {
         fclose(f);
-        return ae__fail(NULL, AE_ERR_RANGE, "%s: %zu rows of %zu values do not fit in %zu "
-                        "floats", path, n_rows, h.row_elems, dst_len);
+        return ae__file_fail(NULL, path, AE_ERR_RANGE, "%zu rows of %zu values do not fit in %zu "
+                             "floats", n_rows, h.row_elems, dst_len);
     }
     st = n_rows ? npy_read(f, &h, path, first_row, n_rows, u8_scale, dst) : AE_OK;
     fclose(f);

@@ -231,7 +231,11 @@ AE_API const char *ae_index_errmsg(const ae_index *idx);
  * Save a built index to @p path atomically: written to a temporary file
  * beside it, fsynced, then renamed over @p path, so a failure leaves any old
  * file untouched. The format (docs/formats-index.md) is versioned and
- * CRC-32 checksummed and holds everything needed to search.
+ * CRC-32 checksummed and holds everything needed to search. A new file gets
+ * the mode fopen would give it (0666 less the umask); a replaced file keeps
+ * its permission bits. A read-only target (no write bit, or a file the
+ * caller may not write) or one that is not a regular file is not replaced:
+ * AE_ERR_IO, and it stays as it was (docs/reliability.md).
  * @return AE_OK, AE_ERR_INVALID_ARG (NULL), AE_ERR_STATE (not built) or
  *         AE_ERR_IO.
  */

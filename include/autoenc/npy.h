@@ -94,7 +94,11 @@ AE_API ae_status ae_npy_read_rows(const char *path, size_t first_row, size_t n_r
  * Writes a float32 array as a .npy file (format 1.0, '<f4', C order; format
  * 2.0 only when the header would not fit in 1.0). The file is written to a
  * temporary name beside @p path and renamed into place, so a failure leaves
- * an existing file untouched.
+ * an existing file untouched. A new file gets the mode fopen would give it
+ * (0666 less the umask); a replaced file keeps its permission bits. A
+ * read-only target (no write bit, or a file the caller may not write) or one
+ * that is not a regular file is not replaced: AE_ERR_IO, and it stays as it
+ * was (docs/reliability.md).
  *
  * @param path  the file to create or replace.
  * @param data  product(dims) floats, row-major.

@@ -6,8 +6,8 @@ Run with the system interpreter (Debian packages python3-sklearn,
 python3-faiss, python3-hnswlib):
 
     /usr/bin/python3 tests/bench/bench_index.py \\
-        --bench-bin /tmp/build-index/tests/bench_index \\
-        --quickdraw /tmp/qd/quickdraw10 --workdir /tmp/qd-bench [--proj random|pca]
+        --bench-bin build/bench/tests/bench_index \\
+        --quickdraw build/data/quickdraw10 [--workdir build/qd-bench] [--proj random|pca]
 
 or on existing float32 .npy files:
 
@@ -33,6 +33,8 @@ import sys
 import time
 
 import numpy as np
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def rss_mb():
@@ -139,7 +141,9 @@ def main():
     ap.add_argument("--bench-bin", required=True, help="path to the built bench_index program")
     ap.add_argument("--codes"), ap.add_argument("--queries")
     ap.add_argument("--quickdraw", help="directory of QuickDraw-10 .npy files")
-    ap.add_argument("--workdir", default="/tmp/qd-bench")
+    ap.add_argument("--workdir", default=os.path.join(REPO, "build", "qd-bench"),
+                    help="where --quickdraw writes its codes (default: build/qd-bench in the "
+                         "repository)")
     ap.add_argument("--proj", choices=["random", "pca"], default="random")
     ap.add_argument("--dim", type=int, default=128)
     ap.add_argument("--n-queries", type=int, default=7802)

@@ -7,7 +7,8 @@
 #     --data DIR        QuickDraw-10 folder of <category>.npy files (default:
 #                       $AUTOENC_DATA, else the archive below is unpacked into
 #                       the work folder)
-#     --archive FILE    archive to unpack (/work/shared/quickdraw10.tar.xz)
+#     --archive FILE    archive to unpack (../shared/quickdraw10.tar.xz from
+#                       the repository, as examples/run.sh)
 #     --models LIST     comma list of simple,deep,conv (all three)
 #     --threads LIST    thread counts of every configuration (1,2)
 #     --epochs N        epochs per training configuration (3: a warm-up epoch,
@@ -19,7 +20,8 @@
 #                       stops (150; 60 with --quick): a pathologically slow
 #                       one (OpenMP threads spinning on a loaded machine) must
 #                       not eat the budget; the table marks it with '*'
-#     --build-dir DIR   CMake build folder (/tmp/build-bench); bench_train is
+#     --build-dir DIR   CMake build folder (build/bench in the repository);
+#                       bench_train is
 #                       (re)built there with -DCMAKE_BUILD_TYPE=Release
 #     --bin FILE        use this bench_train binary, build nothing
 #     --work DIR        work folder (default: a new temporary folder, removed
@@ -42,13 +44,13 @@ SRC=$(cd "$HERE/../.." && pwd)
 PY=/usr/bin/python3
 BENCH_PY=$HERE/bench_train.py
 DATA=${AUTOENC_DATA:-}
-ARCHIVE=/work/shared/quickdraw10.tar.xz
+ARCHIVE=$SRC/../shared/quickdraw10.tar.xz
 MODELS=simple,deep,conv
 THREADS=1,2
 EPOCHS=
 TIME_CAP=
 QUICK=0
-BUILD=/tmp/build-bench
+BUILD=$SRC/build/bench
 BIN=
 WORK=
 RESULTS_COPY=

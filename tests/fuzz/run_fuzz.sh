@@ -6,14 +6,14 @@
 # Builds the harnesses with clang (build_fuzzers.sh), writes seed corpora made
 # by the library (make_seeds), then runs each harness for FUZZ_SECONDS
 # (default 600) with -timeout=10 and -rss_limit_mb=2048. Work lives in
-# FUZZ_DIR (default /tmp/ae-fuzz): build/, seeds/, corpus-<h>/ (grows between
+# FUZZ_DIR (default build/fuzz in the repository): build/, seeds/, corpus-<h>/ (grows between
 # runs), artifacts/<h>-crash-* etc. Harnesses run one after another unless
 # FUZZ_PARALLEL=1. Exit status is non-zero if any harness found a crash, a
 # leak or a timeout; add the artifact to tests/fuzz/regressions/<h>/ once
 # fixed (the ctest fuzz_replay_<h> tests replay that folder in every pass).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-FUZZ_DIR=${FUZZ_DIR:-/tmp/ae-fuzz}
+FUZZ_DIR=${FUZZ_DIR:-$ROOT/build/fuzz}
 SECONDS_PER=${FUZZ_SECONDS:-600}
 CLANG=${CLANG:-clang}
 harnesses=("$@")

@@ -60,7 +60,10 @@ AE_API ae_status ae_encoder_encode(const ae_encoder *enc, const float *x, size_t
  * Saves the encoder alone to @p path, as a model file (docs/formats.md) whose
  * last layer is the code layer, atomically as ae_model_save does. The file
  * stands alone: it can be loaded with ae_encoder_load (or ae_model_load)
- * without the model the encoder came from.
+ * without the model the encoder came from. The file's mode follows
+ * ae_model_save: a new file gets 0666 less the umask, a replaced file keeps
+ * its permission bits, and a read-only or non-regular target is not replaced
+ * (AE_ERR_IO, left as it was).
  * @return AE_OK, AE_ERR_INVALID_ARG or AE_ERR_IO.
  */
 AE_API ae_status ae_encoder_save(const ae_encoder *enc, const char *path);

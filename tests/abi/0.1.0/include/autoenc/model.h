@@ -115,6 +115,10 @@ AE_API ae_status ae_model_evaluate(double *value, const ae_model *m, ae_loss los
  * name beside @p path, flushed to disk and renamed over it, so a crash never
  * leaves a half-written model (docs/reliability.md). Safe concurrently with
  * other const calls on the model.
+ * A new file gets the mode fopen would give it (0666 less the umask); a
+ * replaced file keeps its permission bits. A read-only target (no write bit,
+ * or a file the caller may not write) or one that is not a regular file is
+ * not replaced: AE_ERR_IO, and it stays as it was (make it writable first).
  * @return AE_OK, AE_ERR_INVALID_ARG or AE_ERR_IO.
  */
 AE_API ae_status ae_model_save(const ae_model *m, const char *path);

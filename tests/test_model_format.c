@@ -1,0 +1,428 @@
+/*
+ * docs/formats.md against the bytes ae_model_save writes.
+ *
+ * An independent reader: it uses only the public API (to save the models and
+ * to read what they hold through their accessors) and its own little-endian
+ * decoding and CRC-32, never the library's internals. It takes the layout
+ * from docs/formats.md itself: the two tables of the "Model files" section
+ * (file header and layer record) are parsed, their offset and size
+ * expressions (such as "60 + 56L" or "4P") evaluated for the file at hand,
+ * and every field is read at the offset the document gives. So a change of
+ * the layout in lib/model_io.c that is not made in the document, or a wrong
+ * number in the document, fails here.
+ *
+ * Checked for each reference model (simple, deep, conv) and one model with
+ * every layer kind: magic, version, flags, input shape, layer count, code
+ * layer, each record (kind, activation, padding from the shapes, units,
+ * kernel side from the parameter count, output shape), the parameter count,
+ * every parameter value (kernel then bias, layer by layer), the CRC-32 and
+ * its position at the end of the file; and that the tables' rows follow each
+ * other without gaps.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <ctype.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "autoenc/autoenc.h"
+#include "test_support.h"
+
+#ifndef AE_SOURCE_DIR
+#error "AE_SOURCE_DIR (the repository) must be defined to find docs/formats.md"
+#endif
+
+/* ---- the document's tables -------------------------------------------------------- */
+#define MAX_ROWS 32
+
+typedef struct row {
+    char offset[160], size[160]; /* expressions in L and P */
+    char type[160];              /* "u32", "u64[3]", "f32[P]", "" (bytes) */
+    char name[160];              /* the field name after the type */
+} row;
+
+typedef struct table {
+    row rows[MAX_ROWS];
+    int n;
+} table;
+
+static void trim(char *s)
+{
+    size_t n = strlen(s), a = 0;
+    while (n > 0 && isspace((unsigned char)s[n - 1])) s[--n] = '\0';
+    while (s[a] && isspace((unsigned char)s[a])) a++;
+    memmove(s, s + a, n - a + 1);
+}
+
+/* Splits "| a | b | c | d |" into at most max trimmed cells; returns the count. */
+static int split_cells(const char *line, char cells[][160], int max)
+{
+    int n = 0;
+    const char *p = strchr(line, '|');
+    while (p && n < max) {
+        const char *q = strchr(p + 1, '|');
+        size_t len;
+        if (!q) break;
+        len = (size_t)(q - p - 1) < 159 ? (size_t)(q - p - 1) : 159;
+        memcpy(cells[n], p + 1, len);
+        cells[n][len] = '\0';
+        trim(cells[n]);
+        n++;
+        p = q;
+    }
+    return n;
+}
+
+/* "`u32` format version" -> type "u32", name "format version"; "magic" -> "", "magic". */
+static void split_field(const char *cell, row *r)
+{
+    const char *p = cell;
+    r->type[0] = '\0';
+    if (*p == '`') {
+        const char *q = strchr(p + 1, '`');
+        assert_non_null(q);
+        snprintf(r->type, sizeof r->type, "%.*s", (int)(q - p - 1), p + 1);
+        p = q + 1;
+    }
+    snprintf(r->name, sizeof r->name, "%s", p);
+    trim(r->name);
+}
+
+/* Reads the "Model files" section of docs/formats.md and the two tables in it
+ * whose header starts "| offset | size | field |": the file header first, the
+ * layer record second. */
+static void read_doc_tables(table *file, table *record)
+{
+    FILE *f = fopen(AE_SOURCE_DIR "/docs/formats.md", "r");
+    char line[1024];
+    int in_section = 0, which = -1;
+    assert_non_null(f);
+    file->n = record->n = 0;
+    while (fgets(line, sizeof line, f)) {
+        char cells[6][160];
+        int n;
+        if (strncmp(line, "## ", 3) == 0) {
+            in_section = strncmp(line, "## Model files", 14) == 0;
+            which = -1;
+            continue;
+        }
+        if (!in_section) continue;
+        if (line[0] != '|') { /* a table ends at the first line that is not a row */
+            which = -1;
+            continue;
+        }
+        n = split_cells(line, cells, 6);
+        if (n >= 3 && strcmp(cells[0], "offset") == 0 && strcmp(cells[1], "size") == 0 &&
+            strcmp(cells[2], "field") == 0) {
+            which = (file->n == 0) ? 0 : 1;
+            continue;
+        }
+        if (which < 0 || n < 3 || cells[0][0] == '-') continue; /* the |---| line */
+        {
+            table *t = which == 0 ? file : record;
+            row *r;
+            assert_true(t->n < MAX_ROWS);
+            r = &t->rows[t->n++];
+            snprintf(r->offset, sizeof r->offset, "%s", cells[0]);
+            snprintf(r->size, sizeof r->size, "%s", cells[1]);
+            split_field(cells[2], r);
+        }
+    }
+    fclose(f);
+    if (file->n == 0 || record->n == 0)
+        fail_msg("docs/formats.md: no file header or layer record table in \"## Model files\"");
+}
+
+/* Evaluates "60", "56 x L", "60 + 56L", "68 + 56L + 4P": a sum of terms, each
+ * a number, a variable, or a number times a variable ("56L" or "56 x L"). */
+static uint64_t eval(const char *expr, uint64_t L, uint64_t P)
+{
+    uint64_t total = 0;
+    const char *p = expr;
+    for (;;) {
+        uint64_t num = 1, var = 1;
+        int have_num = 0, have_var = 0;
+        while (*p == ' ') p++;
+        if (isdigit((unsigned char)*p)) {
+            num = strtoull(p, (char **)&p, 10);
+            have_num = 1;
+            while (*p == ' ') p++;
+            if (*p == 'x' && (p[1] == ' ' || p[1] == 'L' || p[1] == 'P')) {
+                p++;
+                while (*p == ' ') p++;
+            }
+        }
+        if (*p == 'L' || *p == 'P') {
+            var = *p == 'L' ? L : P;
+            have_var = 1;
+            p++;
+        }
+        if (!have_num && !have_var) fail_msg("docs/formats.md: cannot read '%s'", expr);
+        total += num * var;
+        while (*p == ' ') p++;
+        if (*p == '\0') return total;
+        if (*p != '+') fail_msg("docs/formats.md: cannot read '%s'", expr);
+        p++;
+    }
+}
+
+static const row *find(const table *t, const char *name)
+{
+    for (int i = 0; i < t->n; i++)
+        if (strcmp(t->rows[i].name, name) == 0) return &t->rows[i];
+    fail_msg("docs/formats.md: no field '%s'", name);
+    return &t->rows[0]; /* not reached: fail_msg does not return */
+}
+
+/* Bytes a field of this type takes, or 0 when the table's size alone says. */
+static uint64_t type_bytes(const char *type)
+{
+    if (strcmp(type, "u32") == 0) return 4;
+    if (strcmp(type, "u64") == 0) return 8;
+    if (strcmp(type, "u64[3]") == 0) return 24;
+    return 0;
+}
+
+/* Each row starts where the one before ends, the first at 0; sizes agree
+ * with the types. Returns where the last row ends. */
+static uint64_t check_contiguous(const table *t, uint64_t L, uint64_t P)
+{
+    uint64_t end = 0;
+    for (int i = 0; i < t->n; i++) {
+        uint64_t off = eval(t->rows[i].offset, L, P), size = eval(t->rows[i].size, L, P);
+        if (off != end)
+            fail_msg("docs/formats.md: '%s' at %s = %llu, but the field before ends at %llu",
+                     t->rows[i].name, t->rows[i].offset, (unsigned long long)off,
+                     (unsigned long long)end);
+        if (type_bytes(t->rows[i].type) && type_bytes(t->rows[i].type) != size)
+            fail_msg("docs/formats.md: '%s' is a %s of %s bytes", t->rows[i].name,
+                     t->rows[i].type, t->rows[i].size);
+        end = off + size;
+    }
+    return end;
+}
+
+/* ---- the file, decoded independently ------------------------------------------------- */
+typedef struct bytes {
+    unsigned char *p;
+    size_t n;
+} bytes;
+
+static bytes slurp(const char *path)
+{
+    bytes b;
+    b.p = ae_test_read_file(path, &b.n);
+    assert_non_null(b.p);
+    assert_true(b.n > 0);
+    return b;
+}
+
+static uint64_t le(const bytes *b, uint64_t off, int width)
+{
+    uint64_t v = 0;
+    if (off + (uint64_t)width > b->n)
+        fail_msg("reading %d bytes at %llu past the end (%zu bytes)", width,
+                 (unsigned long long)off, b->n);
+    for (int i = width - 1; i >= 0; i--) v = v << 8 | b->p[off + (uint64_t)i];
+    return v;
+}
+
+static float le_f32(const bytes *b, uint64_t off)
+{
+    uint32_t u = (uint32_t)le(b, off, 4);
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+/* IEEE 802.3 CRC-32, bit by bit (zlib's crc32). */
+static uint32_t crc32_bitwise(const unsigned char *p, size_t n)
+{
+    uint32_t c = 0xFFFFFFFFu;
+    for (size_t i = 0; i < n; i++) {
+        c ^= p[i];
+        for (int k = 0; k < 8; k++) c = (c >> 1) ^ (0xEDB88320u & (0u - (c & 1u)));
+    }
+    return ~c;
+}
+
+/* Value of field `name` of the file header. */
+static uint64_t hdr(const bytes *b, const table *t, const char *name, int elem, uint64_t L,
+                    uint64_t P)
+{
+    const row *r = find(t, name);
+    int width = strncmp(r->type, "u64", 3) == 0 ? 8 : 4;
+    return le(b, eval(r->offset, L, P) + (uint64_t)elem * (uint64_t)width, width);
+}
+
+static void check_model_file(const ae_model *m, const char *path, const table *ft,
+                             const table *rt)
+{
+    bytes b = slurp(path);
+    uint64_t L, P, rec0, rec_size, par, crc_at, pos;
+    size_t code;
+    int rank = ae_model_input_rank(m);
+    size_t prev[3], total_params = 0;
+
+    /* magic and the fixed-offset fields first: L gives the rest */
+    {
+        const row *r = find(ft, "magic");
+        assert_int_equal(eval(r->size, 0, 0), 8);
+        assert_memory_equal(b.p + eval(r->offset, 0, 0), "AEMODEL\0", 8);
+    }
+    L = hdr(&b, ft, "layer count L", 0, 0, 0);
+    P = le(&b, eval(find(ft, "parameter count P")->offset, L, 0), 8);
+    assert_int_equal(check_contiguous(ft, L, P), b.n);
+    assert_int_equal(hdr(&b, ft, "format version", 0, L, P), AE_MODEL_FORMAT_VERSION);
+    assert_int_equal(hdr(&b, ft, "flags", 0, L, P), 0);
+    assert_int_equal(hdr(&b, ft, "input rank", 0, L, P), (uint64_t)rank);
+    for (int k = 0; k < 3; k++) {
+        uint64_t d = hdr(&b, ft, "input dims", k, L, P);
+        assert_int_equal(d, k < rank ? (uint64_t)ae_model_input_dim(m, k) : 1u);
+        prev[k] = k < rank ? ae_model_input_dim(m, k) : 1;
+    }
+    assert_int_equal(L, ae_model_layer_count(m));
+    if (ae_model_code_layer(&code, m) == AE_OK) {
+        assert_int_equal(hdr(&b, ft, "has code", 0, L, P), 1);
+        assert_int_equal(hdr(&b, ft, "code layer", 0, L, P), code);
+    } else {
+        assert_int_equal(hdr(&b, ft, "has code", 0, L, P), 0);
+    }
+    assert_int_equal(P, ae_model_param_count(m));
+
+    /* layer records */
+    rec0 = eval(find(ft, "layer records")->offset, L, P);
+    rec_size = check_contiguous(rt, L, P);
+    assert_int_equal(eval(find(ft, "layer records")->size, L, P), rec_size * L);
+    for (uint64_t i = 0; i < L; i++) {
+        const ae_layer *ly = ae_model_layer(m, (size_t)i);
+        uint64_t at = rec0 + i * rec_size;
+#define FIELD(name, elem) le(&b, at + eval(find(rt, name)->offset, L, P) + 8 * (elem), \
+                             type_bytes(find(rt, name)->type) == 4 ? 4 : 8)
+        uint64_t kind = FIELD("kind", 0), act = FIELD("activation", 0), pad = FIELD("padding", 0);
+        uint64_t units = FIELD("units", 0), ksize = FIELD("kernel", 0);
+        uint64_t orank = FIELD("output rank", 0);
+        size_t out[3];
+        assert_int_equal(kind, (uint64_t)ae_layer_kind_of(ly));
+        assert_int_equal(act, (uint64_t)ae_layer_activation(ly));
+        assert_int_equal(orank, (uint64_t)ae_layer_output_rank(ly));
+        for (int k = 0; k < 3; k++) out[k] = k < (int)orank ? ae_layer_output_dim(ly, k) : 1;
+        for (int k = 0; k < (int)orank; k++) assert_int_equal(FIELD("output dims", k), out[k]);
+        assert_true(pad == AE_PAD_SAME || pad == AE_PAD_VALID);
+        switch ((int)kind) {
+        case AE_LAYER_DENSE:
+            assert_int_equal(units, out[0]);
+            assert_int_equal(ksize, 0);
+            assert_int_equal(ae_layer_param_count(ly), prev[0] * units + units);
+            break;
+        case AE_LAYER_CONV2D:
+            assert_int_equal(units, out[2]);
+            assert_int_equal(ae_layer_param_count(ly), ksize * ksize * prev[2] * units + units);
+            /* same keeps the size, valid loses k - 1 */
+            assert_int_equal(out[0], pad == AE_PAD_SAME ? prev[0] : prev[0] - ksize + 1);
+            break;
+        case AE_LAYER_MAXPOOL2D:
+            assert_int_equal(units, 0);
+            assert_int_equal(out[0], pad == AE_PAD_SAME ? (prev[0] + 1) / 2 : prev[0] / 2);
+            break;
+        default:
+            assert_int_equal(units, 0);
+            assert_int_equal(ksize, 0);
+            assert_int_equal(ae_layer_param_count(ly), 0);
+        }
+#undef FIELD
+        total_params += ae_layer_param_count(ly);
+        if (orank == 1) prev[0] = out[0], prev[1] = prev[2] = 1;
+        else memcpy(prev, out, sizeof prev);
+    }
+    assert_int_equal(total_params, P);
+
+    /* parameters: every layer's kernel then bias, in layer order */
+    par = eval(find(ft, "parameters")->offset, L, P);
+    assert_int_equal(eval(find(ft, "parameters")->size, L, P), 4 * P);
+    pos = par;
+    for (size_t i = 0; i < L; i++) {
+        const ae_layer *ly = ae_model_layer(m, i);
+        if (ae_layer_param_count(ly) == 0) continue;
+        for (int which = AE_PARAM_KERNEL; which <= AE_PARAM_BIAS; which++) {
+            const float *v;
+            size_t n;
+            assert_int_equal(ae_layer_param(&v, &n, ly, (ae_param_kind)which), AE_OK);
+            for (size_t j = 0; j < n; j++, pos += 4) {
+                float got = le_f32(&b, pos);
+                if (memcmp(&got, &v[j], 4) != 0)
+                    fail_msg("layer %zu %s[%zu]: the file has %g at %llu, the model %g", i,
+                             which == AE_PARAM_KERNEL ? "kernel" : "bias", j, (double)got,
+                             (unsigned long long)pos, (double)v[j]);
+            }
+        }
+    }
+    assert_int_equal(pos, par + 4 * P);
+
+    /* the checksum: the last field, over every byte before it */
+    crc_at = eval(find(ft, "CRC-32")->offset, L, P);
+    assert_int_equal(crc_at, pos);
+    assert_int_equal(crc_at + 4, b.n);
+    assert_int_equal(le(&b, crc_at, 4), crc32_bitwise(b.p, (size_t)crc_at));
+    free(b.p);
+}
+
+/* ---- tests ------------------------------------------------------------------------------ */
+static void save_and_check(ae_model *m, const char *name)
+{
+    table ft, rt;
+    char path[256];
+    snprintf(path, sizeof path, "%s", ae_test_path("%s.aem", name));
+    read_doc_tables(&ft, &rt);
+    assert_int_equal(ae_model_save(m, path), AE_OK);
+    check_model_file(m, path, &ft, &rt);
+    ae_model_free(m);
+}
+
+static void test_reference_models(void **state)
+{
+    ae_model *m;
+    (void)state;
+    assert_int_equal(ae_preset_build(&m, AE_PRESET_SIMPLE, 11), AE_OK);
+    save_and_check(m, "simple");
+    assert_int_equal(ae_preset_build(&m, AE_PRESET_DEEP, 12), AE_OK);
+    save_and_check(m, "deep");
+    assert_int_equal(ae_preset_build(&m, AE_PRESET_CONV, 13), AE_OK);
+    save_and_check(m, "conv");
+}
+
+/* Valid convolution and pooling, flatten, activation, reshape and a model
+ * without a code layer: the kinds and paddings the reference models lack. */
+static void test_other_layer_kinds(void **state)
+{
+    ae_builder *b;
+    ae_model *m;
+    size_t in[3] = {7, 7, 3}, back[3] = {3, 3, 2};
+    (void)state;
+    assert_int_equal(ae_builder_create(&b, 3, in), AE_OK);
+    assert_int_equal(ae_builder_conv2d(b, 2, 2, AE_PAD_VALID, AE_ACT_LINEAR), AE_OK); /* 6x6x2 */
+    assert_int_equal(ae_builder_maxpool2d(b, AE_PAD_VALID), AE_OK);                 /* 3x3x2 */
+    assert_int_equal(ae_builder_flatten(b), AE_OK);                                 /* 18 */
+    assert_int_equal(ae_builder_activation(b, AE_ACT_RELU), AE_OK);
+    assert_int_equal(ae_builder_dense(b, 18, AE_ACT_SIGMOID), AE_OK);
+    assert_int_equal(ae_builder_reshape(b, 3, back), AE_OK);
+    assert_int_equal(ae_builder_upsample2d(b), AE_OK);                              /* 6x6x2 */
+    assert_int_equal(ae_builder_build(&m, b, 5), AE_OK);
+    ae_builder_free(b);
+    save_and_check(m, "kinds");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(test_reference_models, ae_test_alloc_teardown),
+        cmocka_unit_test_teardown(test_other_layer_kinds, ae_test_alloc_teardown),
+    };
+    return cmocka_run_group_tests(tests, ae_test_group_setup, ae_test_group_teardown);
+}
