@@ -62,5 +62,5 @@ ae_status ae_encoder_encode(const ae_encoder *e, const float *x, size_t n, float
                             size_t codes_len)
 {
     if (!e) return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_encoder_encode: encoder is NULL");
-    return ae_model_predict(e->net, x, n, codes, codes_len);
+    return ae__model_predict(e->net, x, n, codes, codes_len, "ae_encoder_encode");
 }

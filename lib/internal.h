@@ -53,6 +53,8 @@ uint32_t ae__crc32(uint32_t crc, const void *data, size_t n); /* start with 0 */
 
 /* ---- numeric checks -------------------------------------------------------- */
 int ae__all_finite(const float *x, size_t n); /* 1 if no NaN/inf */
+/* dst = src (n floats, not overlapping); 1 if no NaN/inf was copied */
+int ae__copy_finite(float *restrict dst, const float *restrict src, size_t n);
 
 
 /* ---- BLAS: blas.c is the only file that calls cblas_* --------------------

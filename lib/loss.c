@@ -31,6 +31,8 @@ ae_status ae_loss_value(int loss, const float *pred, const float *target, size_t
         return ae__fail(NULL, AE_ERR_INVALID_ARG, "ae_loss_value: unknown loss %d", loss);
     *value = ae__loss_sum(loss, pred, target, count, NULL, count, 0) / (double)count;
     if (!isfinite(*value))
-        return ae__fail(NULL, AE_ERR_NUMERIC, "ae_loss_value: the loss is not finite");
+        return ae__fail(NULL, AE_ERR_NUMERIC,
+                        "ae_loss_value: the loss is not finite (NaN or infinity in the "
+                        "predictions or targets, or an overflow)");
     return AE_OK;
 }

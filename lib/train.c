@@ -223,7 +223,11 @@ ae_status ae_model_evaluate(const ae_model *m, int loss, const float *x, const f
     if ((st = ae__workspace_create(m, n < 256 ? n : 256, 0, &ws)) != AE_OK) return st;
     *value = mean_loss(m, ws, loss, x, y ? y : x, n);
     ae__workspace_free(ws);
-    if (!isfinite(*value)) return ae__fail(NULL, AE_ERR_NUMERIC, "ae_model_evaluate: loss is not finite");
+    /* inputs and targets are finite (check_rows): the predictions overflowed */
+    if (!isfinite(*value))
+        return ae__fail(NULL, AE_ERR_NUMERIC,
+                        "ae_model_evaluate: the loss is not finite (the predictions overflowed to "
+                        "NaN or infinity)");
     return AE_OK;
 }
 

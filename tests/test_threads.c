@@ -127,9 +127,8 @@ static void test_predict_three_threads(void **state)
     for (int t = 0; t < 3; t++) {
         assert_int_equal(pthread_join(th[t], NULL), 0);
         assert_int_equal(jobs[t].st, AE_OK);
-        for (size_t i = 0; i < n * d; i++) assert_true(fabsf(jobs[t].y[i] - ref[i]) < 1e-5f);
-        for (size_t i = 0; i < n * 16; i++)
-            assert_true(fabsf(jobs[t].codes[i] - ref_codes[i]) < 1e-4f);
+        assert_memory_equal(jobs[t].y, ref, n * d * sizeof *ref);
+        assert_memory_equal(jobs[t].codes, ref_codes, n * 16 * sizeof *ref_codes);
         free(jobs[t].y);
         free(jobs[t].codes);
     }

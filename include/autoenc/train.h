@@ -141,11 +141,19 @@ AE_API int ae_history_stopped_early(const ae_history *h);
 AE_API ae_status ae_fit(ae_model *model, const ae_train_config *cfg, const float *x,
                         const float *y, size_t n, ae_history *history);
 
-/** Mean loss of the model's predictions on @p n rows (y NULL: targets = x). */
+/**
+ * Mean loss of the model's predictions on @p n rows (y NULL: targets = x).
+ * AE_ERR_NUMERIC if @p x or @p y hold NaN or infinity, or if the predictions
+ * overflow to NaN or infinity (the BCE clamp does not hide them).
+ */
 AE_API ae_status ae_model_evaluate(const ae_model *model, int loss, const float *x,
                                    const float *y, size_t n, double *value);
 
-/** Mean loss of @p count predictions against targets (BCE clamped as Keras). */
+/**
+ * Mean loss of @p count predictions against targets (BCE clamped as Keras).
+ * AE_ERR_NUMERIC if a prediction or target is NaN or infinite (for BCE too:
+ * the clamp applies to finite predictions only) or the loss overflows.
+ */
 AE_API ae_status ae_loss_value(int loss, const float *pred, const float *target, size_t count,
                                double *value);
 
