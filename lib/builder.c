@@ -18,7 +18,7 @@ struct ae_builder {
 
 static int valid_activation(int a) { return a >= AE_ACT_LINEAR && a <= AE_ACT_SIGMOID; }
 
-static ae_status check_dims(char *msg, const char *fn, int rank, const size_t *dims,
+static ae_status check_dims(char *msg, int rank, const size_t *dims,
                             ae__shape *out)
 {
     size_t total = 1;
@@ -44,7 +44,7 @@ ae_status ae_builder_create(ae_builder **out, int rank, const size_t *input_dims
     ae_status st;
     if (!out) return ae__fail(NULL, AE_ERR_INVALID_ARG, "out is NULL");
     *out = NULL;
-    if ((st = check_dims(NULL, "ae_builder_create", rank, input_dims, &s)) != AE_OK) return st;
+    if ((st = check_dims(NULL, rank, input_dims, &s)) != AE_OK) return st;
     b = ae__calloc(1, sizeof *b);
     if (!b) return ae__fail(NULL, AE_ERR_NOMEM, "out of memory");
     b->input = b->cur = s;
@@ -80,12 +80,12 @@ static ae_status push(ae_builder *b, ae_layer *L)
     return AE_OK;
 }
 
-static ae_status need_image(ae_builder *b, const char *fn)
+static ae_status need_image(ae_builder *b)
 {
     if (!b) return ae__fail(NULL, AE_ERR_INVALID_ARG, "builder is NULL");
     if (b->cur.rank != 3)
         return ae__fail(b->msg, AE_ERR_SHAPE,
-                        "%s needs an image input (h, w, c); the previous output has rank 1", fn);
+                        "needs an image input (h, w, c); the previous output has rank 1");
     return AE_OK;
 }
 
@@ -97,7 +97,7 @@ ae_status ae_builder_dense(ae_builder *b, size_t units, ae_activation activation
     if (!b) return ae__fail(NULL, AE_ERR_INVALID_ARG, "builder is NULL");
     if (b->cur.rank != 1)
         return ae__fail(b->msg, AE_ERR_SHAPE,
-                        "ae_builder_dense needs a rank-1 input; flatten the (%zu, %zu, %zu) "
+                        "needs a rank-1 input; flatten the (%zu, %zu, %zu) "
                         "image first", b->cur.d[0], b->cur.d[1], b->cur.d[2]);
     if (units == 0 || units > ((size_t)1 << 24))
         return ae__fail(b->msg, AE_ERR_RANGE, "units must be 1..2^24, not %zu",
@@ -126,7 +126,7 @@ ae_status ae_builder_conv2d(ae_builder *b, size_t filters, size_t kernel, ae_pad
     AE__ENTER();
     ae_layer L = {0};
     ae_status st;
-    if ((st = need_image(b, "ae_builder_conv2d")) != AE_OK) return st;
+    if ((st = need_image(b)) != AE_OK) return st;
     if (filters == 0 || filters > 65536 || kernel == 0 || kernel > 64)
         return ae__fail(b->msg, AE_ERR_RANGE,
                         "filters must be 1..65536 and kernel 1..64 (got %zu, %zu)",
@@ -167,7 +167,7 @@ ae_status ae_builder_maxpool2d(ae_builder *b, ae_padding padding)
     AE__ENTER();
     ae_layer L = {0};
     ae_status st;
-    if ((st = need_image(b, "ae_builder_maxpool2d")) != AE_OK) return st;
+    if ((st = need_image(b)) != AE_OK) return st;
     if (padding != AE_PAD_SAME && padding != AE_PAD_VALID)
         return ae__fail(b->msg, AE_ERR_INVALID_ARG, "unknown padding %d",
                         padding);
@@ -189,7 +189,7 @@ ae_status ae_builder_upsample2d(ae_builder *b)
     AE__ENTER();
     ae_layer L = {0};
     ae_status st;
-    if ((st = need_image(b, "ae_builder_upsample2d")) != AE_OK) return st;
+    if ((st = need_image(b)) != AE_OK) return st;
     if (b->cur.d[0] > (1u << 15) || b->cur.d[1] > (1u << 15))
         return ae__fail(b->msg, AE_ERR_RANGE, "input too large");
     L.kind = AE_LAYER_UPSAMPLE2D;
@@ -231,7 +231,7 @@ ae_status ae_builder_reshape(ae_builder *b, int rank, const size_t *dims)
     ae_layer L = {0};
     ae_status st;
     if (!b) return ae__fail(NULL, AE_ERR_INVALID_ARG, "builder is NULL");
-    if ((st = check_dims(b->msg, "ae_builder_reshape", rank, dims, &L.out)) != AE_OK) return st;
+    if ((st = check_dims(b->msg, rank, dims, &L.out)) != AE_OK) return st;
     if (ae__shape_size(&L.out) != ae__shape_size(&b->cur))
         return ae__fail(b->msg, AE_ERR_SHAPE,
                         "%zu floats per sample cannot become %zu",

@@ -71,6 +71,8 @@ uint32_t ae__crc32(uint32_t crc, const void *data, size_t n); /* start with 0 */
 
 /* ---- numeric checks -------------------------------------------------------- */
 int ae__all_finite(const float *x, size_t n); /* 1 if no NaN/inf */
+/* dst = src (n floats, not overlapping); 1 if no NaN/inf was copied */
+int ae__copy_finite(float *restrict dst, const float *restrict src, size_t n);
 
 
 /* ---- BLAS: blas.c is the only file that calls cblas_* --------------------
@@ -79,9 +81,15 @@ int ae__all_finite(const float *x, size_t n); /* 1 if no NaN/inf */
 void ae__sgemm(int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha,
                const float *a, size_t lda, const float *b, size_t ldb, float beta, float *c,
                size_t ldc);
-/* Sets OpenBLAS' thread count (no-op when the build cannot); returns old. */
-int ae__blas_set_threads(int n);
-int ae__blas_get_threads(void);
+/* A section whose GEMMs run on the calling thread only: our own threads
+ * already split the work, and OpenBLAS' threads nested inside them only
+ * contend. OpenBLAS' thread count is process-wide, so sections nest through
+ * one lock-protected count: the first begin saves the host's count and sets
+ * 1, the last end restores the saved count, unless the host changed it in
+ * the meantime (a count other than 1 is then left alone). Every begin needs
+ * its end. */
+void ae__blas_single_begin(void);
+void ae__blas_single_end(void);
 
 /* ---- files: atomic writes and whole-file reads (fileio.c) -----------------
  * A writer writes to a temporary file beside the target, keeps a running

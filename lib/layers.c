@@ -1,7 +1,9 @@
 /*
  * Layer kernels: forward and backward passes of dense, conv2d, max-pool,
  * upsampling, activation and reshape layers, on batches in NHWC order.
- * Convolutions use im2col + GEMM (blas.c); the column buffer is the caller's
+ * Forward products go through dense.c (a fixed summation order per output);
+ * backward products through GEMM (blas.c). Convolutions too wide for the
+ * direct kernels (conv.c) use im2col; the column buffer is the caller's
  * workspace so nothing is allocated here.
  */
 #include <math.h>
@@ -27,15 +29,6 @@ static void activation_backward(int act, const float *y, float *dy, size_t count
         for (size_t i = 0; i < count; i++) dy[i] = y[i] > 0.0f ? dy[i] : 0.0f;
     } else if (act == AE_ACT_SIGMOID) {
         for (size_t i = 0; i < count; i++) dy[i] *= y[i] * (1.0f - y[i]);
-    }
-}
-
-/* y (rows, cols) += bias (cols) on every row */
-static void add_bias_rows(float *y, const float *bias, size_t rows, size_t cols)
-{
-    for (size_t r = 0; r < rows; r++) {
-        float *row = y + r * cols;
-        for (size_t c = 0; c < cols; c++) row[c] += bias[c];
     }
 }
 
@@ -260,8 +253,7 @@ void ae__layer_forward(const ae_layer *L, const float *x, float *y, size_t n, fl
     const size_t in = ae__shape_size(&L->in), out = ae__shape_size(&L->out);
     switch (L->kind) {
     case AE_LAYER_DENSE: /* y (n, units) = x (n, in) . W (in, units) + b */
-        ae__sgemm(0, 0, n, L->units, in, 1.0f, x, in, L->kernel, L->units, 0.0f, y, L->units);
-        add_bias_rows(y, L->bias, n, L->units);
+        ae__dense_forward(x, n, in, L->kernel, L->units, L->bias, y);
         break;
     case AE_LAYER_CONV2D: { /* y (n*oh*ow, cout) = cols (n*oh*ow, k*k*cin) . W + b */
         const size_t rows = n * L->out.d[0] * L->out.d[1];
@@ -273,9 +265,7 @@ void ae__layer_forward(const ae_layer *L, const float *x, float *y, size_t n, fl
             break;
         }
         im2col(L, x, ws, n);
-        ae__sgemm(0, 0, rows, L->units, kdim, 1.0f, ws, kdim, L->kernel, L->units, 0.0f, y,
-                  L->units);
-        add_bias_rows(y, L->bias, rows, L->units);
+        ae__dense_forward(ws, rows, kdim, L->kernel, L->units, L->bias, y);
         break;
     }
     case AE_LAYER_MAXPOOL2D: maxpool_forward(L, x, y, n); break;

@@ -32,6 +32,7 @@ ae_status ae_loss_value(double *value, ae_loss loss, const float *pred, const fl
         return ae__fail(NULL, AE_ERR_INVALID_ARG, "unknown loss %d", (int)loss);
     *value = ae__loss_sum(loss, pred, target, count, NULL, count, 0) / (double)count;
     if (!isfinite(*value))
-        return ae__fail(NULL, AE_ERR_NUMERIC, "the loss is not finite");
+        return ae__fail(NULL, AE_ERR_NUMERIC, "the loss is not finite (NaN or infinity in the "
+                        "predictions or targets, or an overflow)");
     return AE_OK;
 }

@@ -452,8 +452,10 @@ static size_t predict_chunk(const ae_model *m, size_t n)
     return chunk < n ? chunk : n;
 }
 
-/* One thread's rows, in chunks through one inference workspace. */
-static ae_status run_rows(const ae_model *m, const float *x, size_t n, float *y)
+/* One thread's rows, in chunks through one inference workspace. NaN or
+ * infinity in the inputs stops it with AE_ERR_NUMERIC, and so does one in the
+ * outputs (finite inputs, but weights that overflow), then with *bad_output. */
+static ae_status run_rows(const ae_model *m, const float *x, size_t n, float *y, int *bad_output)
 {
     const size_t in_size = ae__shape_size(&m->input), out_size = ae_model_output_size(m);
     size_t chunk = predict_chunk(m, n);
@@ -470,7 +472,11 @@ static ae_status run_rows(const ae_model *m, const float *x, size_t n, float *y)
             break;
         }
         res = ae__model_forward_ws(m, ws, x + done * in_size, rows);
-        memcpy(y + done * out_size, res, rows * out_size * sizeof *y);
+        if (!ae__copy_finite(y + done * out_size, res, rows * out_size)) {
+            *bad_output = 1;
+            st = AE_ERR_NUMERIC;
+            break;
+        }
     }
     ae__workspace_free(ws);
     return st;
@@ -485,6 +491,7 @@ typedef struct run_job {
     float *y;
     size_t n;
     ae_status st[AE__MAX_THREADS];
+    int bad_output[AE__MAX_THREADS];
 } run_job;
 
 static void run_task(void *ctx, int t, int nt)
@@ -493,37 +500,45 @@ static void run_task(void *ctx, int t, int nt)
     const size_t in_size = ae__shape_size(&j->m->input), out_size = ae_model_output_size(j->m);
     size_t lo, hi;
     ae__split(j->n, t, nt, &lo, &hi);
-    j->st[t] = lo < hi ? run_rows(j->m, j->x + lo * in_size, hi - lo, j->y + lo * out_size) : AE_OK;
+    j->bad_output[t] = 0;
+    j->st[t] = lo < hi ? run_rows(j->m, j->x + lo * in_size, hi - lo, j->y + lo * out_size,
+                                  &j->bad_output[t])
+                       : AE_OK;
 }
 
-ae_status ae__model_run(const ae_model *m, const float *x, size_t n, float *y)
+/* Forward of n rows, split over the model's threads. */
+static ae_status model_run(const ae_model *m, const float *x, size_t n, float *y)
 {
     /* inference splits the rows, not each layer: every thread runs whole
-     * chunks through its own workspace, with no synchronisation in between */
+     * chunks through its own workspace, with no synchronisation in between.
+     * Forward passes never call BLAS (dense.c), so OpenBLAS' process-wide
+     * thread count is neither read nor changed here. */
     int threads = m->threads > 0 ? m->threads : ae__default_threads();
     size_t useful = (n + AE__ROWS_PER_THREAD - 1) / AE__ROWS_PER_THREAD;
     ae__pool *pool;
     run_job job;
     ae_status st = AE_OK;
+    int bad_output = 0;
     if (threads > AE__MAX_THREADS) threads = AE__MAX_THREADS;
     if ((size_t)threads > useful) threads = (int)useful;
     if (threads <= 1 || ae__pool_create(&pool, threads) != AE_OK) {
-        st = run_rows(m, x, n, y);
+        st = run_rows(m, x, n, y, &bad_output);
     } else {
-        /* BLAS runs single-threaded inside each share: two levels of threads
-         * on the same cores only contend (measured: the simple encoder runs
-         * 1.7x faster this way than with OpenBLAS' threads nested in ours) */
-        const int blas_threads = ae__blas_get_threads();
-        if (blas_threads > 1) ae__blas_set_threads(1);
         job.m = m;
         job.x = x;
         job.y = y;
         job.n = n;
         ae__pool_run(pool, run_task, &job);
         ae__pool_free(pool);
-        if (blas_threads > 1) ae__blas_set_threads(blas_threads);
-        for (int t = 0; t < threads && st == AE_OK; t++) st = job.st[t];
+        for (int t = 0; t < threads && st == AE_OK; t++) {
+            st = job.st[t];
+            bad_output = job.bad_output[t];
+        }
     }
+    if (st == AE_ERR_NUMERIC && bad_output)
+        return ae__fail(NULL, st,
+                        "the outputs overflowed to NaN or infinity from finite inputs "
+                        "(weights too large for them; the output is incomplete)");
     if (st == AE_ERR_NUMERIC)
         return ae__fail(NULL, st, "inputs contain NaN or infinity (the output is incomplete)");
     if (st != AE_OK)
@@ -556,7 +571,7 @@ ae_status ae_model_predict(const ae_model *m, const float *x, size_t n, float *y
     if (y_len < need)
         return ae__fail(NULL, AE_ERR_SHAPE, "output buffer holds %zu floats, %zu samples need %zu",
                         y_len, n, need);
-    return ae__model_run(m, x, n, y); /* checks the inputs for NaN/inf as it goes */
+    return model_run(m, x, n, y); /* checks inputs and outputs for NaN/inf as it goes */
 }
 
 ae_status ae_model_forward(const ae_model *m, const ae_tensor *x, ae_tensor *y)

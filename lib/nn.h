@@ -86,9 +86,14 @@ void ae__layer_backward(const ae_layer *L, const float *x, const float *y, float
 /* Glorot-uniform kernel, zero bias, as Keras' defaults. */
 void ae__layer_init(ae_layer *L, ae__rng *rng);
 
-/* Forward n samples in internal batches (no argument checks). */
-ae_status ae__model_run(const ae_model *m, const float *x, size_t n, float *y);
 
+
+/* ---- forward matrix product (dense.c) ----------------------------------------------
+ * y (n, units) = x (n, k) W (k, units) + bias, every output summed in the
+ * same fixed order whatever n is, so a row's result never depends on the
+ * rows computed with it (forward passes never go through BLAS). */
+void ae__dense_forward(const float *x, size_t n, size_t k, const float *w, size_t units,
+                       const float *bias, float *y);
 
 /* ---- direct convolution kernels (conv.c), on samples [b0, b1) -----------------
  * forward applies bias and (if relu) the relu; grad_params ACCUMULATES into
@@ -172,7 +177,8 @@ void ae__model_backward_ws(const ae_model *m, ae__workspace *ws, const float *x,
 
 
 /* ---- losses (loss.c) ----------------------------------------------------------
- * Returns the SUM of per-element losses over count elements. If grad is not
+ * Returns the SUM of per-element losses over count elements, not finite when
+ * a prediction or target is not (callers check the sum). If grad is not
  * NULL it receives dL/dpred of the MEAN loss over norm elements; with
  * sigmoid_logits (BCE after a sigmoid layer) it receives instead the exact
  * gradient with respect to the sigmoid's input, (pred - target) / norm. */
@@ -181,8 +187,9 @@ double ae__loss_sum(int loss, const float *pred, const float *target, size_t cou
 
 /* ---- vectorised element-wise math (vecmath.c) */
 void ae__sigmoid_inplace(float *v, size_t n);
-/* BCE with the Keras clamp: returns the sum over n, fills grad (if not NULL)
- * with dL/dpred * inv_norm, or (pred - target) * inv_norm with sigmoid_logits. */
+/* BCE with the Keras clamp: returns the sum over n (NaN if a prediction is
+ * NaN or infinite), fills grad (if not NULL) with dL/dpred * inv_norm, or
+ * (pred - target) * inv_norm with sigmoid_logits. */
 double ae__bce_sum(const float *pred, const float *target, size_t n, float *grad,
                    float inv_norm, int sigmoid_logits);
 

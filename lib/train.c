@@ -301,7 +301,10 @@ ae_status ae_model_evaluate(double *value, const ae_model *m, ae_loss loss, cons
     if ((st = ae__workspace_create(m, n < 256 ? n : 256, 0, &ws)) != AE_OK) return st;
     *value = mean_loss(m, ws, loss, x, y ? y : x, n);
     ae__workspace_free(ws);
-    if (!isfinite(*value)) return ae__fail(NULL, AE_ERR_NUMERIC, "loss is not finite");
+    /* inputs and targets are finite (check_rows): the predictions overflowed */
+    if (!isfinite(*value))
+        return ae__fail(NULL, AE_ERR_NUMERIC,
+                        "the loss is not finite (the predictions overflowed to NaN or infinity)");
     return AE_OK;
 }
 
@@ -490,7 +493,7 @@ ae_status ae_train_fit(ae_model *m, const ae_train_config *c, const float *x, co
     ae__rng rng;
     ae_status st = AE_OK;
     size_t n_train, n_val, epochs, patience, wait = 0, pbytes;
-    int loss, old_threads = 0, threads, has_best = 0;
+    int loss, threads, has_best = 0;
     double best_loss = INFINITY, min_delta;
     if (!m) return ae__fail(NULL, AE_ERR_INVALID_ARG, "model is NULL");
     if (!c) return ae__fail(m->msg, AE_ERR_INVALID_ARG, "config is NULL");
@@ -518,7 +521,8 @@ ae_status ae_train_fit(ae_model *m, const ae_train_config *c, const float *x, co
     }
     pbytes = m->n_params * sizeof(float);
     /* batches are split by samples over our own threads; BLAS runs inside
-     * each share single-threaded so the two never compete for cores */
+     * each share single-threaded so the two never compete for cores (the
+     * section is process-wide: see ae__blas_single_begin) */
     threads = c->iv[AE_TRAIN_THREADS] > 0 ? (int)c->iv[AE_TRAIN_THREADS] : ae__default_threads();
     if (threads > 64) threads = 64;
     if ((size_t)threads > s.batch) threads = (int)s.batch; /* a thread needs a row */
@@ -527,7 +531,7 @@ ae_status ae_train_fit(ae_model *m, const ae_train_config *c, const float *x, co
         ae__keep_msg(m->msg);
         return st;
     }
-    old_threads = ae__blas_set_threads(1);
+    ae__blas_single_begin();
     ae__rng_seed(&rng, (uint64_t)c->iv[AE_TRAIN_SEED]);
 
     for (size_t epoch = 0; epoch < epochs; epoch++) {
@@ -595,7 +599,7 @@ done:
     /* keep the best epoch's weights when monitoring, as EarlyStopping(restore_best_weights) */
     if ((st == AE_OK || st == AE_STOPPED) && has_best && patience && c->iv[AE_TRAIN_RESTORE_BEST] != 0)
         memcpy(m->params, s.best, pbytes);
-    ae__blas_set_threads(old_threads);
+    ae__blas_single_end();
     fit_state_free(&s);
     return st;
 }

@@ -1,12 +1,17 @@
 /*
  * Vectorisable element-wise math for the training hot path: sigmoid, the
- * binary cross-entropy sum and its gradient, and the finiteness check.
+ * binary cross-entropy sum and its gradient, and the finiteness checks.
  *
  * libm's expf/logf are scalar calls; a training step of the simple model
  * spends more time in them than in its matrix products. These loops use the
  * Cephes single-precision polynomials (max relative error about 1e-7, the
  * same as float rounding) written branch-free so the compiler vectorises
  * them, and are built for AVX-512, AVX2 and baseline x86-64 (target_clones).
+ *
+ * An element's result never depends on where a loop starts or ends: the
+ * vector body and the scalar remainder of a loop perform the same IEEE
+ * operations (no fused multiply-add: -ffp-contract=off), so a sigmoid output
+ * is the same bits whether its row was the tenth of a chunk or the last.
  */
 #include <math.h>
 #include <string.h>
@@ -27,6 +32,12 @@ static inline uint32_t float_to_bits(float f)
     uint32_t u;
     memcpy(&u, &f, sizeof u);
     return u;
+}
+
+/* 1 for NaN or infinity (exponent all ones); branch-free, so loops vectorise */
+static inline uint32_t non_finite(float f)
+{
+    return (float_to_bits(f) & 0x7F800000u) == 0x7F800000u;
 }
 
 /* e^x for x in [-87, 88] (callers clamp): Cephes expf */
@@ -88,17 +99,23 @@ AE_HOT void ae__sigmoid_inplace(float *v, size_t n)
 
 /* BCE terms are computed 256 at a time into a buffer (a vector loop), then
  * added in double (float accumulation would lose digits that finite-difference
- * checks and long epochs notice). */
+ * checks and long epochs notice). The clamp would turn a NaN or infinite
+ * prediction into a finite loss, so those are looked for in the same loop and
+ * make the sum NaN. */
 AE_HOT double ae__bce_sum(const float *pred, const float *target, size_t n, float *grad,
                           float inv_norm, int sigmoid_logits)
 {
     const float eps = 1e-7f, hi = 1.0f - 1e-7f;
     float terms[256], clamped[256];
     double total = 0.0;
+    uint32_t bad = 0;
     for (size_t start = 0; start < n; start += 256) {
         const size_t len = n - start < 256 ? n - start : 256;
         const float *p = pred + start, *t = target + start;
-        for (size_t i = 0; i < len; i++) clamped[i] = p[i] < eps ? eps : (p[i] > hi ? hi : p[i]);
+        for (size_t i = 0; i < len; i++) {
+            bad |= non_finite(p[i]);
+            clamped[i] = p[i] < eps ? eps : (p[i] > hi ? hi : p[i]);
+        }
         for (size_t i = 0; i < len; i++)
             terms[i] = t[i] * log_poly(clamped[i]) + (1.0f - t[i]) * log_poly(1.0f - clamped[i]);
         {
@@ -124,16 +141,24 @@ AE_HOT double ae__bce_sum(const float *pred, const float *target, size_t n, floa
             }
         }
     }
-    return total;
+    return bad ? (double)NAN : total;
 }
 
 AE_HOT int ae__all_finite(const float *x, size_t n)
 {
     uint32_t bad = 0;
+    for (size_t i = 0; i < n; i++) bad |= non_finite(x[i]);
+    return !bad;
+}
+
+/* The check rides on a copy the caller makes anyway (prediction outputs
+ * leaving the workspace), so it costs no second pass over memory. */
+AE_HOT int ae__copy_finite(float *restrict dst, const float *restrict src, size_t n)
+{
+    uint32_t bad = 0;
     for (size_t i = 0; i < n; i++) {
-        uint32_t u;
-        memcpy(&u, &x[i], sizeof u);
-        bad |= (u & 0x7F800000u) == 0x7F800000u; /* exponent all ones: inf or NaN */
+        dst[i] = src[i];
+        bad |= non_finite(src[i]);
     }
     return !bad;
 }

@@ -90,12 +90,37 @@ static void test_errors(void **state)
     ae_builder_free(b);
 }
 
+/* Codes that overflow to infinity (finite inputs, enormous finite weights)
+ * are an error, not AE_OK with infinite codes. */
+static void test_overflowing_codes(void **state)
+{
+    const size_t n = 100;
+    ae_model *m;
+    ae_encoder *e;
+    float *x = malloc(n * 784 * sizeof *x), *codes = malloc(n * 32 * sizeof *codes);
+    float *huge = malloc(784 * 32 * sizeof *huge);
+    (void)state;
+    for (size_t i = 0; i < n * 784; i++) x[i] = (float)(i % 5) / 5.0f;
+    for (size_t i = 0; i < 784 * 32; i++) huge[i] = 3e38f;
+    assert_int_equal(ae_preset_build(&m, AE_PRESET_SIMPLE, 2), AE_OK);
+    assert_int_equal(ae_model_set_param(m, 0, AE_PARAM_KERNEL, huge, 784 * 32), AE_OK);
+    assert_int_equal(ae_encoder_create(&e, m), AE_OK);
+    assert_int_equal(ae_encoder_encode(e, x, n, codes, n * 32), AE_ERR_NUMERIC);
+    assert_non_null(strstr(ae_last_error(), "ae_encoder_encode"));
+    ae_encoder_free(e);
+    ae_model_free(m);
+    free(x);
+    free(codes);
+    free(huge);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_code_sizes_and_values),
         cmocka_unit_test(test_conv_code_shape),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_overflowing_codes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

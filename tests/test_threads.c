@@ -4,9 +4,12 @@
  *   - ae_train_fit with AE_TRAIN_THREADS = 2 (batches split over the pool);
  *   - ae_model_predict and ae_encoder_encode with 3 threads;
  *   - several application threads predicting on one const model at once,
- *     each call with its own internal pool.
+ *     each call with its own internal pool;
+ *   - concurrent fits and predicts on several application threads, which
+ *     must leave the host's OpenBLAS thread count as the host set it and
+ *     give each fit the weights of a fit run alone.
  * Results are also checked: 2-thread training is deterministic for a seed,
- * and threaded predictions equal the 1-thread ones up to BLAS rounding.
+ * and threaded predictions and codes equal the 1-thread ones bit for bit.
  * Also a plain unit test (label unit) in the other passes.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -23,6 +26,10 @@
 
 #include "autoenc/autoenc.h"
 #include "test_support.h"
+
+/* OpenBLAS extensions (the tests link OpenBLAS through the static library). */
+void openblas_set_num_threads(int num_threads);
+int openblas_get_num_threads(void);
 
 static ae_model *small_conv(uint64_t seed)
 {
@@ -116,9 +123,8 @@ static void test_predict_three_threads(void **state)
     for (int t = 0; t < 3; t++) {
         assert_int_equal(pthread_join(th[t], NULL), 0);
         assert_int_equal(jobs[t].st, AE_OK);
-        for (size_t i = 0; i < n * d; i++) assert_true(fabsf(jobs[t].y[i] - ref[i]) < 1e-5f);
-        for (size_t i = 0; i < n * 16; i++)
-            assert_true(fabsf(jobs[t].codes[i] - ref_codes[i]) < 1e-4f);
+        assert_memory_equal(jobs[t].y, ref, n * d * sizeof *ref);
+        assert_memory_equal(jobs[t].codes, ref_codes, n * 16 * sizeof *ref_codes);
         free(jobs[t].y);
         free(jobs[t].codes);
     }
@@ -129,11 +135,137 @@ static void test_predict_three_threads(void **state)
     free(ref_codes);
 }
 
+/* ---- OpenBLAS' process-wide thread count under concurrent calls ---------------- */
+
+/* One epoch of the simple model on n rows, batches of 64 split over 2 threads:
+ * its backward GEMMs (784 x 32 x 32) are large enough for OpenBLAS to split
+ * them over its own threads if the count were not 1 during the fit. */
+static ae_status fit_simple(ae_model *m, const float *x, size_t n)
+{
+    ae_train_config *c;
+    ae_status st;
+    if (ae_train_config_create(&c) != AE_OK) return AE_ERR_NOMEM;
+    ae_train_config_set_int(c, AE_TRAIN_EPOCHS, 1);
+    ae_train_config_set_int(c, AE_TRAIN_BATCH_SIZE, 64);
+    ae_train_config_set_int(c, AE_TRAIN_THREADS, 2);
+    ae_train_config_set_int(c, AE_TRAIN_SEED, 11);
+    st = ae_train_fit(m, c, x, NULL, n, NULL);
+    ae_train_config_free(c);
+    return st;
+}
+
+static void assert_same_weights(const ae_model *a, const ae_model *b, int round)
+{
+    assert_int_equal(ae_model_layer_count(a), ae_model_layer_count(b));
+    for (size_t i = 0; i < ae_model_layer_count(a); i++) {
+        const ae_layer *la = ae_model_layer(a, i), *lb = ae_model_layer(b, i);
+        for (int which = AE_PARAM_KERNEL; which <= AE_PARAM_BIAS; which++) {
+            const float *pa, *pb;
+            size_t na, nb;
+            if (ae_layer_param_count(la) == 0) continue;
+            assert_int_equal(ae_layer_param(&pa, &na, la, which), AE_OK);
+            assert_int_equal(ae_layer_param(&pb, &nb, lb, which), AE_OK);
+            assert_int_equal(na, nb);
+            if (memcmp(pa, pb, na * sizeof *pa) != 0)
+                fail_msg("round %d: layer %zu's weights differ from the fit run alone", round, i);
+        }
+    }
+}
+
+typedef struct fit_job {
+    ae_model *m;
+    const float *x;
+    size_t n;
+    ae_status st;
+} fit_job;
+
+static void *fit_thread(void *arg)
+{
+    fit_job *j = arg;
+    j->st = fit_simple(j->m, j->x, j->n);
+    return NULL;
+}
+
+typedef struct predict_job {
+    const ae_model *m;
+    const float *x;
+    size_t n;
+    float *y;
+    ae_status st;
+} predict_job;
+
+static void *predict_loop(void *arg)
+{
+    predict_job *j = arg;
+    j->st = AE_OK;
+    for (int r = 0; r < 8 && j->st == AE_OK; r++)
+        j->st = ae_model_predict(j->m, j->x, j->n, j->y, j->n * ae_model_output_size(j->m));
+    return NULL;
+}
+
+/* The host sets OpenBLAS to 2 threads; two fits and two threaded predicts run
+ * at once, several rounds. Afterwards the count is still 2, and every fit
+ * has the weights of the same fit run alone. */
+static void test_host_blas_threads_kept(void **state)
+{
+    enum { ROUNDS = 10, FITS = 2, PREDICTS = 2 };
+    const size_t n = 256;
+    const int host_before = openblas_get_num_threads();
+    float *x = ae_test_rows(n, 784, 9);
+    ae_model *solo, *shared;
+    (void)state;
+    openblas_set_num_threads(2);
+    if (openblas_get_num_threads() != 2) {
+        openblas_set_num_threads(host_before);
+        free(x);
+        skip(); /* an OpenBLAS built for one thread */
+    }
+    assert_int_equal(ae_preset_build(&solo, AE_PRESET_SIMPLE, 4), AE_OK);
+    assert_int_equal(fit_simple(solo, x, n), AE_OK);
+    assert_int_equal(openblas_get_num_threads(), 2);
+    assert_int_equal(ae_preset_build(&shared, AE_PRESET_SIMPLE, 5), AE_OK);
+    assert_int_equal(ae_model_set_threads(shared, 2), AE_OK);
+    for (int round = 0; round < ROUNDS; round++) {
+        fit_job fits[FITS];
+        predict_job preds[PREDICTS];
+        pthread_t th[FITS + PREDICTS];
+        for (int i = 0; i < FITS; i++) {
+            fits[i] = (fit_job){NULL, x, n, AE_ERR_INTERNAL};
+            assert_int_equal(ae_preset_build(&fits[i].m, AE_PRESET_SIMPLE, 4), AE_OK);
+        }
+        for (int i = 0; i < PREDICTS; i++)
+            preds[i] = (predict_job){shared, x, n, malloc(n * 784 * sizeof(float)), AE_ERR_INTERNAL};
+        for (int i = 0; i < FITS + PREDICTS; i++) {
+            int rc = i < FITS ? pthread_create(&th[i], NULL, fit_thread, &fits[i])
+                              : pthread_create(&th[i], NULL, predict_loop, &preds[i - FITS]);
+            assert_int_equal(rc, 0);
+        }
+        for (int i = 0; i < FITS + PREDICTS; i++) assert_int_equal(pthread_join(th[i], NULL), 0);
+        if (openblas_get_num_threads() != 2)
+            fail_msg("round %d: the host's OpenBLAS thread count is %d, it set 2", round,
+                     openblas_get_num_threads());
+        for (int i = 0; i < FITS; i++) {
+            assert_int_equal(fits[i].st, AE_OK);
+            assert_same_weights(solo, fits[i].m, round);
+            ae_model_free(fits[i].m);
+        }
+        for (int i = 0; i < PREDICTS; i++) {
+            assert_int_equal(preds[i].st, AE_OK);
+            free(preds[i].y);
+        }
+    }
+    ae_model_free(shared);
+    ae_model_free(solo);
+    openblas_set_num_threads(host_before);
+    free(x);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fit_two_threads),
         cmocka_unit_test(test_predict_three_threads),
+        cmocka_unit_test(test_host_blas_threads_kept),
     };
     return cmocka_run_group_tests_name("threads", tests, NULL, NULL);
 }

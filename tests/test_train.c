@@ -355,6 +355,45 @@ static void test_loss_values(void **state)
     assert_float_equal(v, -(log(0.9) + log(0.8) + 2 * log(1 - 1e-7)) / 4, 1e-6);
     assert_int_equal(ae_loss_value(&v, AE_LOSS_MSE, p, t, 4), AE_OK);
     assert_float_equal(v, (0.01 + 0.04) / 4, 1e-7);
+    /* a non-finite prediction is an error for both losses: BCE's clamp must
+     * not turn NaN or infinity into a finite loss */
+    for (int loss = AE_LOSS_BCE; loss <= AE_LOSS_MSE; loss++) {
+        const float bad[3] = {NAN, INFINITY, -INFINITY};
+        for (int b = 0; b < 3; b++) {
+            float q[4] = {0.9f, 0.2f, 0.0f, 1.0f};
+            q[b + 1] = bad[b];
+            v = 0;
+            if (ae_loss_value(&v, loss, q, t, 4) != AE_ERR_NUMERIC)
+                fail_msg("loss %d, prediction %g: loss %g, not AE_ERR_NUMERIC", loss,
+                         (double)bad[b], v);
+            if (ae_loss_value(&v, loss, p, q, 4) != AE_ERR_NUMERIC) /* as a target */
+                fail_msg("loss %d, target %g: loss %g, not AE_ERR_NUMERIC", loss, (double)bad[b], v);
+        }
+    }
+}
+
+/* ae_model_evaluate on finite inputs whose predictions overflow to NaN
+ * (enormous finite weights) reports AE_ERR_NUMERIC for both losses. */
+static void test_evaluate_overflow(void **state)
+{
+    const size_t n = 40;
+    ae_model *m;
+    float *x = ae_test_rows(n, 784, 3), *huge = malloc(784 * 32 * sizeof *huge);
+    double v;
+    (void)state;
+    for (size_t i = 0; i < 784 * 32; i++) huge[i] = 3e38f;
+    assert_int_equal(ae_preset_build(&m, AE_PRESET_SIMPLE, 4), AE_OK);
+    assert_int_equal(ae_model_evaluate(&v, m, AE_LOSS_BCE, x, NULL, n), AE_OK);
+    assert_int_equal(ae_model_set_param(m, 0, AE_PARAM_KERNEL, huge, 784 * 32), AE_OK);
+    for (int loss = AE_LOSS_BCE; loss <= AE_LOSS_MSE; loss++) {
+        v = 0;
+        if (ae_model_evaluate(&v, m, loss, x, NULL, n) != AE_ERR_NUMERIC)
+            fail_msg("loss %d: evaluate gave %g, not AE_ERR_NUMERIC", loss, v);
+        assert_non_null(strstr(ae_last_error(), "ae_model_evaluate"));
+    }
+    ae_model_free(m);
+    free(x);
+    free(huge);
 }
 
 /* The vectorised BCE sum matches a double-precision libm reference over the
@@ -430,6 +469,7 @@ int main(void)
         cmocka_unit_test(test_threaded_fit),
         cmocka_unit_test(test_config_bounds_and_errors),
         cmocka_unit_test(test_loss_values),
+        cmocka_unit_test(test_evaluate_overflow),
         cmocka_unit_test(test_bce_matches_reference),
         cmocka_unit_test(test_real_training_learns),
     };

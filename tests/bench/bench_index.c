@@ -177,7 +177,8 @@ static void report(const char *backend, const char *param, double build_s, long 
     fflush(stdout);
 }
 
-int ae__blas_set_threads(int n); /* internal (lib/internal.h); the bench links the static lib */
+/* OpenBLAS extension (the bench links OpenBLAS through the static library). */
+void openblas_set_num_threads(int num_threads);
 
 int main(int argc, char **argv)
 {
@@ -227,7 +228,7 @@ int main(int argc, char **argv)
                 k);
         return 1;
     }
-    if (threads > 0) ae__blas_set_threads(threads);
+    if (threads > 0) openblas_set_num_threads(threads);
     if (single > nq) single = nq;
     dist = malloc(nq * k * sizeof(float));
     truth = malloc(nq * k * sizeof(int64_t));

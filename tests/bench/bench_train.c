@@ -20,8 +20,11 @@
  *   bench_train encode --out WORKDIR --model M [--threads LIST] [--reps R]
  *       all drawings (WORKDIR/train.npy + test.npy from `export`, i.e. every
  *       row of the data set) through the model's encoder (fresh weights) with
- *       one ae_encoder_encode call, OpenBLAS set to each thread count; best
- *       of R calls after a warm-up.
+ *       one ae_encoder_encode call, the encoder (ae_encoder_set_threads) and
+ *       OpenBLAS set to each thread count; best of R calls after a warm-up.
+ *   bench_train predict --out WORKDIR --model M [--threads LIST] [--reps R]
+ *       the same through the whole model (ae_model_predict): the cost of
+ *       the decoder and of checking every output for NaN/inf.
  *
  * Every measurement is one JSON object per line on stdout (the driver parses
  * them); progress goes to stderr. Peak memory is getrusage's ru_maxrss of
@@ -424,8 +427,17 @@ static float *load_all_rows(const opts *o, size_t *n, size_t *width)
     return x;
 }
 
-static int cmd_encode(const opts *o)
+/* n rows through the encoder (enc) or, with enc NULL, the whole model m */
+static ae_status infer(const ae_model *m, const ae_encoder *enc, const float *x, size_t n,
+                       float *out, size_t out_len)
 {
+    return enc ? ae_encoder_encode(enc, x, n, out, out_len) : ae_model_predict(m, x, n, out, out_len);
+}
+
+/* `encode` (whole_model 0) and `predict` (whole_model 1) */
+static int cmd_infer(const opts *o, int whole_model)
+{
+    const char *kind = whole_model ? "predict" : "encode";
     const model_spec *spec = find_model(o->model);
     ae_model *m = NULL;
     ae_encoder *enc = NULL;
@@ -434,7 +446,7 @@ static int cmd_encode(const opts *o)
     int t[8], nt = thread_list(o->threads, t, 8), rc = 1;
     if (!spec) return 1;
     if (nt < 1) {
-        fprintf(stderr, "bench_train encode: bad --threads\n");
+        fprintf(stderr, "bench_train %s: bad --threads\n", kind);
         return 1;
     }
     if (!(x = load_all_rows(o, &n, &width))) return 1;
@@ -447,36 +459,39 @@ static int cmd_encode(const opts *o)
                 ae_encoder_input_size(enc));
         goto done;
     }
-    code = ae_encoder_code_size(enc);
+    code = whole_model ? ae_model_output_size(m) : ae_encoder_code_size(enc);
     if (!(codes = malloc(n * code * sizeof *codes))) {
         fprintf(stderr, "bench_train: out of memory\n");
         goto done;
     }
     for (int k = 0; k < nt; k++) {
+        const ae_encoder *e = whole_model ? NULL : enc;
         double s[64], best = INFINITY, med;
         long reps = o->reps < 64 ? o->reps : 64;
         openblas_set_num_threads(t[k]);
+        if (ae_encoder_set_threads(enc, t[k]) != AE_OK || ae_model_set_threads(m, t[k]) != AE_OK)
+            goto fail;
         /* warm-up on the first 4096 rows */
-        if (ae_encoder_encode(enc, x, n < 4096 ? n : 4096, codes, n * code) != AE_OK) goto fail;
+        if (infer(m, e, x, n < 4096 ? n : 4096, codes, n * code) != AE_OK) goto fail;
         for (long r = 0; r < reps; r++) {
             double t0 = now();
-            if (ae_encoder_encode(enc, x, n, codes, n * code) != AE_OK) goto fail;
+            if (infer(m, e, x, n, codes, n * code) != AE_OK) goto fail;
             s[r] = now() - t0;
             if (s[r] < best) best = s[r];
         }
         med = median(s, (size_t)reps);
-        fprintf(stderr, "  libautoenc encode %s T=%d: best %.3f s (%.0f img/s)\n", spec->name,
+        fprintf(stderr, "  libautoenc %s %s T=%d: best %.3f s (%.0f img/s)\n", kind, spec->name,
                 t[k], best, (double)n / best);
-        printf("{\"kind\": \"encode\", \"side\": \"libautoenc\", \"model\": \"%s\", "
+        printf("{\"kind\": \"%s\", \"side\": \"libautoenc\", \"model\": \"%s\", "
                "\"threads\": %d, \"chunk\": 0, \"rows\": %zu, \"code\": %zu, \"best_seconds\": %.4f, "
                "\"median_seconds\": %.4f, \"images_per_second\": %.1f, \"maxrss_mb\": %.1f}\n",
-               spec->name, t[k], n, code, best, med, (double)n / best, maxrss_mb());
+               kind, spec->name, t[k], n, code, best, med, (double)n / best, maxrss_mb());
         fflush(stdout);
     }
     rc = 0;
     goto done;
 fail:
-    fprintf(stderr, "bench_train: encode: %s\n", ae_last_error());
+    fprintf(stderr, "bench_train: %s: %s\n", kind, ae_last_error());
 done:
     free(x);
     free(codes);
@@ -494,9 +509,10 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "flops")) return cmd_flops(&o);
     if (!strcmp(cmd, "export")) return cmd_export(&o);
     if (!strcmp(cmd, "train")) return cmd_train(&o);
-    if (!strcmp(cmd, "encode")) return cmd_encode(&o);
+    if (!strcmp(cmd, "encode")) return cmd_infer(&o, 0);
+    if (!strcmp(cmd, "predict")) return cmd_infer(&o, 1);
     fprintf(stderr,
-            "usage: bench_train gemm|flops|export|train|encode [--data DIR] [--out DIR] "
+            "usage: bench_train gemm|flops|export|train|encode|predict [--data DIR] [--out DIR] "
             "[--model simple|deep|conv] [--threads LIST] [--epochs E] [--reps R] [--size N] "
             "[--seed S]\n");
     return 2;
