@@ -219,7 +219,7 @@ errors)
         --model "input 28x28x1; conv 16 3 same reluu; code" --out "$S/x.aem"
     expect 1 "column 18: 'abc' is not a number of units" "$A" train --data "$D" \
         --model "input 784; dense abc; code" --out "$S/x.aem"
-    expect 1 "column 12: conv: ae_builder_conv2d needs an image" "$A" train --data "$D" \
+    expect 1 "column 12: conv: needs an image" "$A" train --data "$D" \
         --model "input 784; conv 3 3; code" --out "$S/x.aem"
     expect 1 "no 'code'" "$A" train --data "$D" --model "input 784; dense 32 relu; dense 784 sigmoid" --out "$S/x.aem"
     expect 1 "gives 780 values per row but the input has 784" "$A" train --data "$D" \
