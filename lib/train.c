@@ -35,7 +35,7 @@ static const param_spec specs[AE__N_KEYS] = {
     [AE_TRAIN_PATIENCE] = {0, 1e6, 0, 1},
     [AE_TRAIN_MIN_DELTA] = {0, 1e6, 0, 0},
     [AE_TRAIN_RESTORE_BEST] = {0, 1, 1, 1},
-    [AE_TRAIN_THREADS] = {0, 64, 0, 1},
+    [AE_TRAIN_THREADS] = {0, AE__MAX_THREADS, 0, 1},
 };
 
 struct ae_train_config {
@@ -302,8 +302,8 @@ typedef struct step_job {
     const float *x, *y;
     size_t first, rows;
     int loss, logits;
-    double partial[64]; /* each thread's loss sum */
-    int bad[64];        /* a thread's gradient range held NaN/inf */
+    double partial[AE__MAX_THREADS]; /* each thread's loss sum */
+    int bad[AE__MAX_THREADS];        /* a thread's gradient range held NaN/inf */
 } step_job;
 
 /* Denormal floats are 10-100x slower on x86; a trained network's small
@@ -441,7 +441,7 @@ ae_status ae_fit(ae_model *m, const ae_train_config *c, const float *x, const fl
     /* batches are split by samples over our own threads; BLAS runs inside
      * each share single-threaded so the two never compete for cores */
     threads = c->v[AE_TRAIN_THREADS] > 0 ? (int)c->v[AE_TRAIN_THREADS] : ae__default_threads();
-    if (threads > 64) threads = 64;
+    if (threads > AE__MAX_THREADS) threads = AE__MAX_THREADS;
     if ((size_t)threads > s.batch) threads = (int)s.batch; /* a thread needs a row */
     if ((st = ae__workspace_set_threads(m, s.ws, threads)) != AE_OK) {
         fit_state_free(&s);

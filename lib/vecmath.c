@@ -13,8 +13,6 @@
 
 #include "nn.h"
 
-#define AE_HOT AE__HOT
-
 static inline float bits_to_float(uint32_t u)
 {
     float f;
@@ -73,7 +71,7 @@ static inline float log_poly(float x)
     return m + y + 0.693359375f * (float)e;
 }
 
-AE_HOT void ae__sigmoid_inplace(float *v, size_t n)
+AE__HOT void ae__sigmoid_inplace(float *v, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         const float in = v[i];
@@ -89,8 +87,8 @@ AE_HOT void ae__sigmoid_inplace(float *v, size_t n)
 /* BCE terms are computed 256 at a time into a buffer (a vector loop), then
  * added in double (float accumulation would lose digits that finite-difference
  * checks and long epochs notice). */
-AE_HOT double ae__bce_sum(const float *pred, const float *target, size_t n, float *grad,
-                          float inv_norm, int sigmoid_logits)
+AE__HOT double ae__bce_sum(const float *pred, const float *target, size_t n, float *grad,
+                           float inv_norm, int sigmoid_logits)
 {
     const float eps = 1e-7f, hi = 1.0f - 1e-7f;
     float terms[256], clamped[256];
@@ -127,7 +125,7 @@ AE_HOT double ae__bce_sum(const float *pred, const float *target, size_t n, floa
     return total;
 }
 
-AE_HOT int ae__all_finite(const float *x, size_t n)
+AE__HOT int ae__all_finite(const float *x, size_t n)
 {
     uint32_t bad = 0;
     for (size_t i = 0; i < n; i++) {
