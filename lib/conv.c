@@ -23,9 +23,6 @@
 #pragma GCC diagnostic ignored "-Wpsabi"
 #endif
 
-#define AE_HOT AE__HOT
-#define AE_INLINE static inline __attribute__((always_inline))
-
 /* Geometry of one convolution, resolved once per call. */
 typedef struct conv_geom {
     size_t ih, iw, cin, oh, ow, cout, k, pt, pl;
@@ -40,9 +37,10 @@ static conv_geom geom_of(const ae_layer *L)
 
 /* ---- forward: y (n, oh, ow, cout) = act(conv(x) + b) -------------------------- */
 
-AE_INLINE void fwd_impl(const conv_geom *g, const float *restrict x, const float *restrict w,
-                        const float *restrict bias, float *restrict y, size_t b0, size_t b1,
-                        int relu, const size_t cin, const size_t cout)
+AE__ALWAYS_INLINE void fwd_impl(const conv_geom *g, const float *restrict x,
+                                const float *restrict w, const float *restrict bias,
+                                float *restrict y, size_t b0, size_t b1, int relu,
+                                const size_t cin, const size_t cout)
 {
     enum { MAXC = 64 };
     for (size_t b = b0; b < b1; b++) {
@@ -98,9 +96,10 @@ AE_INLINE void fwd_impl(const conv_geom *g, const float *restrict x, const float
 
 /* ---- backward, parameters: gw (k, k, cin, cout) += x (x) dz; gb += dz ---------- */
 
-AE_INLINE void grad_w_impl(const conv_geom *g, const float *restrict x, const float *restrict dz,
-                           float *restrict gw, float *restrict gb, size_t b0, size_t b1,
-                           const size_t cin, const size_t cout)
+AE__ALWAYS_INLINE void grad_w_impl(const conv_geom *g, const float *restrict x,
+                                   const float *restrict dz, float *restrict gw,
+                                   float *restrict gb, size_t b0, size_t b1, const size_t cin,
+                                   const size_t cout)
 {
     for (size_t b = b0; b < b1; b++) {
         const float *xb = x + b * g->ih * g->iw * cin;
@@ -136,9 +135,9 @@ AE_INLINE void grad_w_impl(const conv_geom *g, const float *restrict x, const fl
 
 /* ---- backward, input: dx += conv^T(dz), with wt (k, k, cout, cin) --------------- */
 
-AE_INLINE void grad_x_impl(const conv_geom *g, const float *restrict dz, const float *restrict wt,
-                           float *restrict dx, size_t b0, size_t b1, const size_t cin,
-                           const size_t cout)
+AE__ALWAYS_INLINE void grad_x_impl(const conv_geom *g, const float *restrict dz,
+                                   const float *restrict wt, float *restrict dx, size_t b0,
+                                   size_t b1, const size_t cin, const size_t cout)
 {
     for (size_t b = b0; b < b1; b++) {
         float *xb = dx + b * g->ih * g->iw * cin;
@@ -170,18 +169,18 @@ AE_INLINE void grad_x_impl(const conv_geom *g, const float *restrict dz, const f
 
 /* ---- scalar instances for any channel counts ----------------------------------- */
 
-AE_HOT static void fwd_any(const conv_geom *g, const float *x, const float *w, const float *bias,
-                           float *y, size_t b0, size_t b1, int relu)
+AE__HOT static void fwd_any(const conv_geom *g, const float *x, const float *w, const float *bias,
+                            float *y, size_t b0, size_t b1, int relu)
 {
     fwd_impl(g, x, w, bias, y, b0, b1, relu, g->cin, g->cout);
 }
-AE_HOT static void gw_any(const conv_geom *g, const float *x, const float *dz, float *gw,
-                          float *gb, size_t b0, size_t b1)
+AE__HOT static void gw_any(const conv_geom *g, const float *x, const float *dz, float *gw,
+                           float *gb, size_t b0, size_t b1)
 {
     grad_w_impl(g, x, dz, gw, gb, b0, b1, g->cin, g->cout);
 }
-AE_HOT static void gx_any(const conv_geom *g, const float *dz, const float *wt, float *dx,
-                          size_t b0, size_t b1)
+AE__HOT static void gx_any(const conv_geom *g, const float *dz, const float *wt, float *dx,
+                           size_t b0, size_t b1)
 {
     grad_x_impl(g, dz, wt, dx, b0, b1, g->cin, g->cout);
 }

@@ -35,15 +35,12 @@
 #pragma GCC diagnostic ignored "-Wpsabi"
 #endif
 
-#define AE_HOT AE__HOT
-#define AE_INLINE static inline __attribute__((always_inline))
-
 #define LANES 16  /* floats per vector */
 #define TILE_ROWS 8
 
 typedef float vf __attribute__((vector_size(LANES * sizeof(float))));
 
-AE_INLINE vf vload(const float *p)
+AE__ALWAYS_INLINE vf vload(const float *p)
 {
     vf v;
     memcpy(&v, p, sizeof v);
@@ -55,7 +52,7 @@ AE_INLINE vf vload(const float *p)
 
 /* rows (1..TILE_ROWS) x nv (1 or 2) vectors of outputs; both are constants
  * where it is inlined, so the accumulators become registers. */
-AE_INLINE void tile(const float *restrict x, size_t k, const float *restrict w, size_t units,
+AE__ALWAYS_INLINE void tile(const float *restrict x, size_t k, const float *restrict w, size_t units,
                     const float *restrict bias, float *restrict y, const size_t rows,
                     const size_t nv)
 {
@@ -82,7 +79,7 @@ AE_INLINE void tile(const float *restrict x, size_t k, const float *restrict w, 
 }
 
 /* Rows [0, rows) of x (at most TILE_ROWS) through every column of W. */
-AE_INLINE void row_block(const float *restrict x, size_t k, const float *restrict w,
+AE__ALWAYS_INLINE void row_block(const float *restrict x, size_t k, const float *restrict w,
                          size_t units, const float *restrict bias, float *restrict y,
                          const size_t rows)
 {
@@ -99,7 +96,7 @@ AE_INLINE void row_block(const float *restrict x, size_t k, const float *restric
         }
 }
 
-AE_HOT void ae__dense_forward(const float *x, size_t n, size_t k, const float *w, size_t units,
+AE__HOT void ae__dense_forward(const float *x, size_t n, size_t k, const float *w, size_t units,
                               const float *bias, float *y)
 {
     size_t r = 0;

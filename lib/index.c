@@ -1,6 +1,8 @@
-/* Nearest-neighbour index: life cycle, parameters, input checks, search
- * dispatch, accessors, and the file format (docs/formats-index.md). The
- * backends live in index_brute.c, index_balltree.c and index_hnsw.c. */
+/* Nearest-neighbour index, the facade: life cycle, parameters, input checks,
+ * the rows, ids and labels every backend shares, accessors, and the file
+ * format (docs/formats-index.md). The backends (index_brute.c,
+ * index_balltree.c, index_hnsw.c) are reached only through their
+ * ae__index_ops tables. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,28 +13,28 @@
 typedef struct param_info {
     const char *name;
     int64_t lo, hi, def;
-    unsigned backends; /* bit (1 << backend) for each backend using it */
 } param_info;
 
-#define BIT(b) (1u << (b))
+/* Which backend uses which key is in each backend's ops->params. */
 static const param_info g_params[AE__INDEX_NPARAMS] = {
-    {NULL, 0, 0, 0, 0},
-    {"AE_INDEX_LEAF_SIZE", 1, 1 << 20, 40, BIT(AE_INDEX_BALLTREE)},
-    {"AE_INDEX_HNSW_M", 2, 256, 16, BIT(AE_INDEX_HNSW)},
-    {"AE_INDEX_HNSW_EF_CONSTRUCTION", 1, AE__INDEX_MAX_EF, 200, BIT(AE_INDEX_HNSW)},
-    {"AE_INDEX_HNSW_EF_SEARCH", 1, AE__INDEX_MAX_EF, 64, BIT(AE_INDEX_HNSW)},
-    {"AE_INDEX_SEED", 0, INT64_MAX, 42, BIT(AE_INDEX_HNSW)},
+    {NULL, 0, 0, 0},
+    {"AE_INDEX_LEAF_SIZE", 1, 1 << 20, 40},
+    {"AE_INDEX_HNSW_M", 2, 256, 16},
+    {"AE_INDEX_HNSW_EF_CONSTRUCTION", 1, AE__INDEX_MAX_EF, 200},
+    {"AE_INDEX_HNSW_EF_SEARCH", 1, AE__INDEX_MAX_EF, 64},
+    {"AE_INDEX_SEED", 0, INT64_MAX, 42},
 };
 
-static const char *backend_name(int b)
-{
-    switch (b) {
-    case AE_INDEX_BRUTE: return "brute";
-    case AE_INDEX_BALLTREE: return "balltree";
-    case AE_INDEX_HNSW: return "hnsw";
-    default: return "unknown";
-    }
-}
+/* Indexed by ae_index_backend. */
+static const ae__index_ops *const g_backends[] = {
+    NULL,
+    &ae__index_ops_brute,
+    &ae__index_ops_balltree,
+    &ae__index_ops_hnsw,
+};
+#define N_BACKENDS (sizeof g_backends / sizeof g_backends[0])
+
+static int uses_key(const ae__index_ops *ops, int key) { return (ops->params >> key) & 1u; }
 
 static int valid_key(int key) { return key >= 1 && key < AE__INDEX_NPARAMS; }
 
@@ -51,8 +53,7 @@ ae_status ae_index_param_type(ae_value_type *type, ae_index_param key)
 {
     AE__ENTER();
     if (!type) return ae__fail(NULL, AE_ERR_INVALID_ARG, "type is NULL");
-    if (!valid_key((int)key))
-        return ae__fail(NULL, AE_ERR_INVALID_ARG, "unknown key %d", (int)key);
+    if (!valid_key((int)key)) return ae__fail(NULL, AE_ERR_INVALID_ARG, "unknown key %d", (int)key);
     *type = AE_VALUE_INT;
     return AE_OK;
 }
@@ -62,12 +63,12 @@ const char *ae_index_param_name(ae_index_param key)
     return valid_key((int)key) ? g_params[key].name : NULL;
 }
 
-static ae_status check_key(const ae_index *idx, int key, char *msg, const char *fn)
+static ae_status check_key(const ae_index *idx, int key, char *msg)
 {
     if (!valid_key(key)) return ae__fail(msg, AE_ERR_INVALID_ARG, "unknown key %d", key);
-    if (!(g_params[key].backends & BIT(idx->backend)))
+    if (!uses_key(idx->ops, key))
         return ae__fail(msg, AE_ERR_INVALID_ARG, "%s is not used by the %s backend",
-                        g_params[key].name, backend_name(idx->backend));
+                        g_params[key].name, idx->ops->name);
     return AE_OK;
 }
 
@@ -76,7 +77,7 @@ ae_status ae_index_set_int(ae_index *idx, ae_index_param key, int64_t value)
     AE__ENTER();
     ae_status st;
     if (!idx) return ae__fail(NULL, AE_ERR_INVALID_ARG, "NULL index");
-    if ((st = check_key(idx, (int)key, idx->msg, "ae_index_set_int")) != AE_OK) return st;
+    if ((st = check_key(idx, (int)key, idx->msg)) != AE_OK) return st;
     if (idx->built)
         return ae__fail(idx->msg, AE_ERR_STATE,
                         "the index is built; parameters are fixed");
@@ -95,7 +96,7 @@ ae_status ae_index_get_int(int64_t *value, const ae_index *idx, ae_index_param k
     ae_status st;
     if (!idx || !value)
         return ae__fail(NULL, AE_ERR_INVALID_ARG, "NULL argument");
-    if ((st = check_key(idx, (int)key, NULL, "ae_index_get_int")) != AE_OK) return st;
+    if ((st = check_key(idx, (int)key, NULL)) != AE_OK) return st;
     *value = idx->params[key];
     return AE_OK;
 }
@@ -105,16 +106,16 @@ static ae_index *index_new(int backend, int metric, size_t dim)
 {
     ae_index *idx = ae__calloc(1, sizeof *idx);
     if (!idx) return NULL;
-    idx->backend = (ae_index_backend)backend;
+    idx->ops = g_backends[backend];
     idx->metric = (ae_index_metric)metric;
     idx->dim = dim;
     for (int k = 1; k < AE__INDEX_NPARAMS; k++) idx->params[k] = g_params[k].def;
     return idx;
 }
 
-static ae_status check_kind(int backend, int metric, size_t dim, const char *fn)
+static ae_status check_kind(int backend, int metric, size_t dim)
 {
-    if (backend < AE_INDEX_BRUTE || backend > AE_INDEX_HNSW)
+    if (backend < 1 || (size_t)backend >= N_BACKENDS)
         return ae__fail(NULL, AE_ERR_INVALID_ARG, "unknown backend %d", backend);
     if (metric != AE_INDEX_L2 && metric != AE_INDEX_COSINE)
         return ae__fail(NULL, AE_ERR_INVALID_ARG, "unknown metric %d", metric);
@@ -133,7 +134,7 @@ ae_status ae_index_create(ae_index **out, ae_index_backend backend, ae_index_met
     ae_index *idx;
     if (!out) return ae__fail(NULL, AE_ERR_INVALID_ARG, "NULL out");
     *out = NULL;
-    if ((st = check_kind((int)backend, (int)metric, dim, "ae_index_create")) != AE_OK) return st;
+    if ((st = check_kind((int)backend, (int)metric, dim)) != AE_OK) return st;
     idx = index_new((int)backend, (int)metric, dim);
     if (!idx) return ae__fail(NULL, AE_ERR_NOMEM, "out of memory");
     *out = idx;
@@ -145,28 +146,18 @@ ae_status ae_index_create(ae_index **out, ae_index_backend backend, ae_index_met
 static void index_release(ae_index *idx)
 {
     size_t n = idx->n, d = idx->dim;
+    idx->ops->free_state(idx);
     if (idx->data) ae__free_aligned(idx->data, n * d * sizeof(float));
-    ae__free(idx->norms, n * sizeof(float));
     ae__free(idx->ids, n * sizeof(int64_t));
     ae__free(idx->labels, n * sizeof(int32_t));
     ae__free(idx->by_id, n * sizeof(uint32_t));
-    ae__free(idx->perm, n * sizeof(uint32_t));
-    ae__free(idx->bt_start, idx->bt_nodes * sizeof(uint32_t));
-    ae__free(idx->bt_end, idx->bt_nodes * sizeof(uint32_t));
-    if (idx->bt_centroids) ae__free_aligned(idx->bt_centroids, idx->bt_nodes * d * sizeof(float));
-    ae__free(idx->bt_radii, idx->bt_nodes * sizeof(float));
-    ae__free(idx->h_levels, n);
-    ae__free(idx->h_links0, n * (1 + (size_t)idx->h_m0) * sizeof(uint32_t));
-    ae__free(idx->h_upper_off, n * sizeof(uint64_t));
-    ae__free(idx->h_upper, idx->h_upper_len * sizeof(uint32_t));
-    idx->data = idx->norms = idx->bt_centroids = idx->bt_radii = NULL;
+    idx->data = NULL;
     idx->ids = NULL;
     idx->labels = NULL;
-    idx->by_id = idx->perm = idx->bt_start = idx->bt_end = idx->h_links0 = idx->h_upper = NULL;
-    idx->h_levels = NULL;
-    idx->h_upper_off = NULL;
-    idx->n = idx->bt_nodes = idx->h_upper_len = 0;
-    idx->bt_levels = idx->h_m = idx->h_m0 = idx->h_max_level = idx->h_entry = 0;
+    idx->by_id = NULL;
+    idx->perm = NULL;
+    idx->state = NULL;
+    idx->n = 0;
     idx->max_norm = 0.0f;
     idx->built = 0;
 }
@@ -193,7 +184,7 @@ static int cmp_id_row(const void *a, const void *b)
 /* Sorts input rows by id into idx->by_id; fails on duplicates (with
  * AE_ERR_FORMAT naming the file when loading from path, else
  * AE_ERR_INVALID_ARG). */
-static ae_status make_by_id(ae_index *idx, char *msg, const char *fn, const char *path)
+static ae_status make_by_id(ae_index *idx, char *msg, const char *path)
 {
     size_t n = idx->n;
     id_row *t = ae__malloc(n * sizeof *t);
@@ -225,17 +216,12 @@ static ae_status make_by_id(ae_index *idx, char *msg, const char *fn, const char
 /* Squared norms must stay below FLT_MAX / 4 so no distance overflows. */
 #define AE__MAX_SQNORM ((double)FLT_MAX / 4.0)
 
-/* Computes max_norm (and norms for brute force) of idx->data. A row too
- * large is AE_ERR_NUMERIC, or AE_ERR_FORMAT naming the file when loading
- * from path. */
-static ae_status finish_norms(ae_index *idx, char *msg, const char *fn, const char *path)
+/* Computes max_norm of idx->data. A row too large is AE_ERR_NUMERIC, or
+ * AE_ERR_FORMAT naming the file when loading from path. */
+static ae_status finish_norms(ae_index *idx, char *msg, const char *path)
 {
     size_t n = idx->n, d = idx->dim;
     double mx = 0.0;
-    if (idx->backend == AE_INDEX_BRUTE) {
-        idx->norms = ae__malloc(n * sizeof(float));
-        if (!idx->norms) return ae__fail(msg, AE_ERR_NOMEM, "out of memory");
-    }
     for (size_t i = 0; i < n; i++) {
         const float *x = idx->data + i * d;
         double s = 0.0;
@@ -247,14 +233,13 @@ static ae_status finish_norms(ae_index *idx, char *msg, const char *fn, const ch
                                    "row %zu has squared norm %g, too large for float distances",
                                    i, s);
         if (s > mx) mx = s;
-        if (idx->norms) idx->norms[i] = ae__dot(x, x, d);
     }
     idx->max_norm = (float)sqrt(mx) * (1.0f + 1e-6f);
     return AE_OK;
 }
 
 /* Normalises rows for the cosine metric; a zero row is an error. */
-static ae_status normalise_rows(float *x, size_t n, size_t d, char *msg, const char *fn,
+static ae_status normalise_rows(float *x, size_t n, size_t d, char *msg,
                                 const char *what)
 {
     for (size_t i = 0; i < n; i++) {
@@ -275,7 +260,6 @@ ae_status ae_index_build(ae_index *idx, const float *x, size_t n, const int64_t 
                          const int32_t *labels)
 {
     AE__ENTER();
-    static const char fn[] = "ae_index_build";
     size_t d, nd;
     ae_status st;
     if (!idx) return ae__fail(NULL, AE_ERR_INVALID_ARG, "NULL index");
@@ -303,19 +287,13 @@ ae_status ae_index_build(ae_index *idx, const float *x, size_t n, const int64_t 
     else
         for (size_t i = 0; i < n; i++) idx->ids[i] = (int64_t)i;
     if (labels) memcpy(idx->labels, labels, n * sizeof(int32_t));
-    if ((st = make_by_id(idx, idx->msg, fn, NULL)) != AE_OK) goto fail;
+    if ((st = make_by_id(idx, idx->msg, NULL)) != AE_OK) goto fail;
     if (idx->metric == AE_INDEX_COSINE &&
-        (st = normalise_rows(idx->data, n, d, idx->msg, fn, "row")) != AE_OK)
+        (st = normalise_rows(idx->data, n, d, idx->msg, "row")) != AE_OK)
         goto fail;
-    if ((st = finish_norms(idx, idx->msg, fn, NULL)) != AE_OK) goto fail;
+    if ((st = finish_norms(idx, idx->msg, NULL)) != AE_OK) goto fail;
 
-    switch (idx->backend) {
-    case AE_INDEX_BRUTE: st = ae__brute_build(idx); break;
-    case AE_INDEX_BALLTREE: st = ae__balltree_build(idx); break;
-    case AE_INDEX_HNSW: st = ae__hnsw_build(idx); break;
-    default: st = ae__fail(NULL, AE_ERR_INTERNAL, "bad backend"); break;
-    }
-    if (st != AE_OK) {
+    if ((st = idx->ops->build(idx)) != AE_OK) {
         ae__keep_msg(idx->msg);
         goto fail;
     }
@@ -421,7 +399,6 @@ ae_status ae_index_search(const ae_index *idx, const float *queries, size_t nq, 
                           size_t ef_search, float *distances, int64_t *ids)
 {
     AE__ENTER();
-    static const char fn[] = "ae_index_search";
     size_t d, nd;
     const float *q = queries;
     float *qcopy = NULL;
@@ -448,7 +425,7 @@ ae_status ae_index_search(const ae_index *idx, const float *queries, size_t nq, 
         qcopy = ae__malloc(nd * sizeof(float));
         if (!qcopy) return ae__fail(NULL, AE_ERR_NOMEM, "out of memory");
         memcpy(qcopy, queries, nd * sizeof(float));
-        if ((st = normalise_rows(qcopy, nq, d, NULL, fn, "query")) != AE_OK) {
+        if ((st = normalise_rows(qcopy, nq, d, NULL, "query")) != AE_OK) {
             ae__free(qcopy, nd * sizeof(float));
             return st;
         }
@@ -465,12 +442,7 @@ ae_status ae_index_search(const ae_index *idx, const float *queries, size_t nq, 
         }
     }
     if (ef_search == 0) ef_search = (size_t)idx->params[AE_INDEX_HNSW_EF_SEARCH];
-    switch (idx->backend) {
-    case AE_INDEX_BRUTE: st = ae__brute_search(idx, q, nq, k, distances, ids); break;
-    case AE_INDEX_BALLTREE: st = ae__balltree_search(idx, q, nq, k, distances, ids); break;
-    case AE_INDEX_HNSW: st = ae__hnsw_search(idx, q, nq, k, ef_search, distances, ids); break;
-    default: st = ae__fail(NULL, AE_ERR_INTERNAL, "bad backend"); break;
-    }
+    st = idx->ops->search(idx, q, nq, k, ef_search, distances, ids);
     if (qcopy) ae__free(qcopy, nd * sizeof(float));
     return st;
 }
@@ -480,7 +452,7 @@ size_t ae_index_count(const ae_index *idx) { return idx && idx->built ? idx->n :
 size_t ae_index_dim(const ae_index *idx) { return idx ? idx->dim : 0; }
 ae_index_backend ae_index_backend_of(const ae_index *idx)
 {
-    return idx ? idx->backend : (ae_index_backend)0;
+    return idx ? idx->ops->backend : (ae_index_backend)0;
 }
 ae_index_metric ae_index_metric_of(const ae_index *idx)
 {
@@ -558,61 +530,71 @@ size_t ae_index_memory_bytes(const ae_index *idx)
     if (!idx->built) return b;
     b += n * d * sizeof(float) + n * (sizeof(int64_t) + sizeof(uint32_t));
     if (idx->labels) b += n * sizeof(int32_t);
-    if (idx->norms) b += n * sizeof(float);
-    if (idx->perm) b += n * sizeof(uint32_t);
-    b += idx->bt_nodes * (2 * sizeof(uint32_t) + (d + 1) * sizeof(float));
-    if (idx->h_links0)
-        b += n * (1 + sizeof(uint64_t) + (1 + (size_t)idx->h_m0) * sizeof(uint32_t)) +
-             idx->h_upper_len * sizeof(uint32_t);
-    return b;
+    return b + idx->ops->memory_bytes(idx);
 }
 
 /* ---- file format (docs/formats-index.md) ----------------------------------------- */
 static const unsigned char g_magic[8] = {0x89, 'A', 'E', 'I', 'D', 'X', '\r', '\n'};
-#define AE__INDEX_FORMAT_VERSION 1u
-#define AE__INDEX_HEADER_BYTES 88u
-#define AE__INDEX_FLAG_LABELS 1u
+#define FORMAT_VERSION 2u
+#define FLAG_LABELS 1u
+#define V1_HEADER 88u  /* version 1: fixed header; all five parameters, payload size at 80 */
+#define V2_HEADER 52u  /* version 2: fixed header; the parameter pairs follow */
+#define V2_PAIR 12u    /* u32 key, i64 value */
+#define V2_SECTION 16u /* u32 tag, u32 reserved, u64 size */
+enum { SECTION_CODES = 1, SECTION_IDS = 2, SECTION_LABELS = 3 };
+
+static void write_section(ae__writer *w, uint32_t tag, size_t size)
+{
+    ae__writer_u32(w, tag);
+    ae__writer_u32(w, 0);
+    ae__writer_u64(w, size);
+}
 
 ae_status ae_index_save(const ae_index *idx, const char *path)
 {
     AE__ENTER();
+    const ae__index_ops *ops;
     ae__writer w;
     ae_status st;
-    size_t n, d, payload;
+    size_t n, d, body, total;
+    uint32_t npairs = 0;
     if (!idx || !path) return ae__fail(NULL, AE_ERR_INVALID_ARG, "NULL argument");
     if (!idx->built) return ae__fail(NULL, AE_ERR_STATE, "the index is not built");
+    ops = idx->ops;
     n = idx->n;
     d = idx->dim;
-    payload = n * d * 4 + n * 8 + (idx->labels ? n * 4 : 0);
-    if (idx->backend == AE_INDEX_BALLTREE) payload += 8 + n * 4 + idx->bt_nodes * (d + 1) * 4;
-    if (idx->backend == AE_INDEX_HNSW)
-        payload += 8 + n + n * (1 + (size_t)idx->h_m0) * 4 + idx->h_upper_len * 4;
+    body = ops->file_section ? ops->file_bytes(idx) : 0;
+    for (int k = 1; k < AE__INDEX_NPARAMS; k++) npairs += (uint32_t)uses_key(ops, k);
+    total = V2_HEADER + npairs * V2_PAIR + V2_SECTION + n * d * 4 + V2_SECTION + n * 8 +
+            (idx->labels ? V2_SECTION + n * 4 : 0) + (ops->file_section ? V2_SECTION + body : 0) +
+            4;
 
     if ((st = ae__writer_open(&w, path, NULL)) != AE_OK) return st;
     ae__writer_write(&w, g_magic, 8);
-    ae__writer_u32(&w, AE__INDEX_FORMAT_VERSION);
-    ae__writer_u32(&w, (uint32_t)idx->backend);
+    ae__writer_u32(&w, FORMAT_VERSION);
+    ae__writer_u32(&w, (uint32_t)ops->backend);
     ae__writer_u32(&w, (uint32_t)idx->metric);
-    ae__writer_u32(&w, idx->labels ? AE__INDEX_FLAG_LABELS : 0u);
+    ae__writer_u32(&w, idx->labels ? FLAG_LABELS : 0u);
     ae__writer_u64(&w, d);
     ae__writer_u64(&w, n);
-    for (int k = 1; k < AE__INDEX_NPARAMS; k++) ae__writer_u64(&w, (uint64_t)idx->params[k]);
-    ae__writer_u64(&w, payload);
+    ae__writer_u64(&w, total);
+    ae__writer_u32(&w, npairs);
+    for (int k = 1; k < AE__INDEX_NPARAMS; k++)
+        if (uses_key(ops, k)) {
+            ae__writer_u32(&w, (uint32_t)k);
+            ae__writer_u64(&w, (uint64_t)idx->params[k]);
+        }
+    write_section(&w, SECTION_CODES, n * d * 4);
     ae__writer_f32s(&w, idx->data, n * d);
+    write_section(&w, SECTION_IDS, n * 8);
     ae__writer_write(&w, idx->ids, n * 8);
-    if (idx->labels) ae__writer_write(&w, idx->labels, n * 4);
-    if (idx->backend == AE_INDEX_BALLTREE) {
-        ae__writer_u32(&w, idx->bt_levels);
-        ae__writer_u32(&w, 0);
-        ae__writer_write(&w, idx->perm, n * 4);
-        ae__writer_f32s(&w, idx->bt_centroids, idx->bt_nodes * d);
-        ae__writer_f32s(&w, idx->bt_radii, idx->bt_nodes);
-    } else if (idx->backend == AE_INDEX_HNSW) {
-        ae__writer_u32(&w, idx->h_max_level);
-        ae__writer_u32(&w, idx->h_entry);
-        ae__writer_write(&w, idx->h_levels, n);
-        ae__writer_write(&w, idx->h_links0, n * (1 + (size_t)idx->h_m0) * 4);
-        ae__writer_write(&w, idx->h_upper, idx->h_upper_len * 4);
+    if (idx->labels) {
+        write_section(&w, SECTION_LABELS, n * 4);
+        ae__writer_write(&w, idx->labels, n * 4);
+    }
+    if (ops->file_section) {
+        write_section(&w, ops->file_section, body);
+        ops->save(idx, &w);
     }
     ae__writer_u32(&w, w.crc);
     return ae__writer_commit(&w, path, NULL);
@@ -631,176 +613,184 @@ static uint64_t rd_u64(const unsigned char *p)
     return v;
 }
 
-/* Adds count * size to *total; fails on overflow or when beyond limit. */
-static int add_size(size_t *total, size_t count, size_t size, size_t limit)
+/* Where the sections of a checked file are; labels is NULL when absent,
+ * body the backend's section (body_len bytes, possibly none). */
+typedef struct file_parts {
+    const unsigned char *codes, *ids, *labels, *body;
+    size_t body_len;
+} file_parts;
+
+static ae_status inconsistent(const char *path, size_t len)
 {
-    size_t b;
-    if (ae__mul_size(count, size, &b) != 0 || b > limit || *total > limit - b) return -1;
-    *total += b;
-    return 0;
+    return ae__fail(NULL, AE_ERR_FORMAT,
+                    "'%s' is inconsistent: its sections do not add up to its %zu "
+                    "bytes", path, len);
 }
 
-/* Parses the bytes of a checked file into idx; every size was validated
- * against the file length before the allocation it guards. */
-static ae_status load_body(ae_index *idx, const unsigned char *buf, size_t len,
-                           const char *path)
+static ae_status check_param(ae_index *idx, uint32_t key, int64_t v, const char *path)
 {
-    static const char fn[] = "ae_index_load";
-    const unsigned char *p = buf + AE__INDEX_HEADER_BYTES;
-    size_t payload = len - AE__INDEX_HEADER_BYTES - 4;
-    size_t n = (size_t)rd_u64(buf + 32), d = idx->dim, need = 0;
-    int has_labels = (rd_u32(buf + 20) & AE__INDEX_FLAG_LABELS) != 0;
-    ae__reader rd = {p, payload, 0, 0};
+    if (v < g_params[key].lo || v > g_params[key].hi)
+        return ae__fail(NULL, AE_ERR_FORMAT, "'%s' has %s = %lld, out of range",
+                        path, g_params[key].name, (long long)v);
+    idx->params[key] = v;
+    return AE_OK;
+}
+
+/* Version 1: the five parameters at 40, then codes, ids, labels and the
+ * backend's body, their sizes implied by n, d and the flags. */
+static ae_status parse_v1(ae_index *idx, const unsigned char *buf, size_t len, size_t n,
+                          const char *path, file_parts *fp)
+{
+    size_t payload = len - V1_HEADER - 4, d = idx->dim, need = 0, b;
+    int has_labels = (rd_u32(buf + 20) & FLAG_LABELS) != 0;
+    ae_status st;
+    for (uint32_t k = 1; k < AE__INDEX_NPARAMS; k++)
+        if ((st = check_param(idx, k, (int64_t)rd_u64(buf + 40 + 8 * (size_t)(k - 1)), path)) !=
+            AE_OK)
+            return st;
+    /* codes, ids and labels within the payload, with overflow checks */
+    if (ae__mul_size(n, d * 4, &b) != 0 || b > payload) return inconsistent(path, len);
+    need = b;
+    if (n > (payload - need) / 8) return inconsistent(path, len);
+    need += n * 8;
+    if (has_labels) {
+        if (n > (payload - need) / 4) return inconsistent(path, len);
+        need += n * 4;
+    }
+    fp->codes = buf + V1_HEADER;
+    fp->ids = fp->codes + n * d * 4;
+    fp->labels = has_labels ? fp->ids + n * 8 : NULL;
+    fp->body = buf + V1_HEADER + need;
+    fp->body_len = payload - need;
+    if (!idx->ops->file_section && fp->body_len != 0) return inconsistent(path, len);
+    return AE_OK;
+}
+
+/* Version 2: the parameter pairs at 52, then tagged sections. */
+static ae_status parse_v2(ae_index *idx, const unsigned char *buf, size_t len, size_t n,
+                          const char *path, file_parts *fp)
+{
+    const ae__index_ops *ops = idx->ops;
+    size_t d = idx->dim, end = len - 4, pos = V2_HEADER;
+    uint32_t npairs = rd_u32(buf + 48), prev = 0, want[4];
+    int has_labels = (rd_u32(buf + 20) & FLAG_LABELS) != 0, nwant = 0;
     ae_status st;
 
-    if (n == 0 || n > AE__INDEX_MAX_N)
-        return ae__fail(NULL, AE_ERR_FORMAT, "'%s' claims %zu codes", path, n);
-    /* fixed-size sections, checked before anything is allocated */
-    if (add_size(&need, n, d * 4, payload) || add_size(&need, n, 8, payload) ||
-        (has_labels && add_size(&need, n, 4, payload)))
-        goto truncated;
-    if (idx->backend == AE_INDEX_BRUTE && need != payload) goto truncated;
+    if (npairs > (end - V2_HEADER) / V2_PAIR)
+        return ae__fail(NULL, AE_ERR_FORMAT, "'%s' claims %u parameters", path, npairs);
+    for (uint32_t i = 0; i < npairs; i++, pos += V2_PAIR) {
+        uint32_t key = rd_u32(buf + pos);
+        if (key <= prev)
+            return ae__fail(NULL, AE_ERR_FORMAT,
+                            "'%s' has parameter key %u after key %u (keys ascend from 1)",
+                            path, key, prev);
+        prev = key;
+        if (key >= AE__INDEX_NPARAMS)
+            return ae__fail(NULL, AE_ERR_VERSION,
+                            "'%s' has parameter key %u, unknown to this library (written by "
+                            "a newer one?)", path, key);
+        if (!uses_key(ops, (int)key))
+            return ae__fail(NULL, AE_ERR_FORMAT,
+                            "'%s' has %s, which the %s backend does not use", path,
+                            g_params[key].name, ops->name);
+        if ((st = check_param(idx, key, (int64_t)rd_u64(buf + pos + 4), path)) != AE_OK) return st;
+    }
+
+    want[nwant++] = SECTION_CODES;
+    want[nwant++] = SECTION_IDS;
+    if (has_labels) want[nwant++] = SECTION_LABELS;
+    if (ops->file_section) want[nwant++] = ops->file_section;
+    memset(fp, 0, sizeof *fp);
+    for (int i = 0; i < nwant; i++) {
+        uint32_t tag;
+        uint64_t size;
+        size_t elem = 0, b;
+        const unsigned char *p;
+        if (end - pos < V2_SECTION) return inconsistent(path, len);
+        tag = rd_u32(buf + pos);
+        size = rd_u64(buf + pos + 8);
+        if (tag != want[i] || rd_u32(buf + pos + 4) != 0)
+            return ae__fail(NULL, AE_ERR_FORMAT, "'%s' has section %u where %u belongs",
+                            path, tag, want[i]);
+        pos += V2_SECTION;
+        if (size > end - pos) return inconsistent(path, len);
+        p = buf + pos;
+        switch (tag) {
+        case SECTION_CODES: elem = d * 4; fp->codes = p; break;
+        case SECTION_IDS: elem = 8; fp->ids = p; break;
+        case SECTION_LABELS: elem = 4; fp->labels = p; break;
+        default: fp->body = p; fp->body_len = (size_t)size; break;
+        }
+        if (elem && (ae__mul_size(n, elem, &b) != 0 || b != size))
+            return inconsistent(path, len);
+        pos += (size_t)size;
+    }
+    if (pos != end) return inconsistent(path, len);
+    return AE_OK;
+}
+
+/* The shared fields from the sections, then the backend's body. */
+static ae_status load_parts(ae_index *idx, size_t n, const file_parts *fp, const char *path)
+{
+    size_t d = idx->dim;
+    ae__reader rd = {fp->codes, n * d * 4, 0, 0};
+    ae_status st;
 
     idx->n = n;
     idx->data = ae__malloc_aligned(n * d * 4);
     idx->ids = ae__malloc(n * 8);
-    if (has_labels) idx->labels = ae__malloc(n * 4);
-    if (!idx->data || !idx->ids || (has_labels && !idx->labels))
+    if (fp->labels) idx->labels = ae__malloc(n * 4);
+    if (!idx->data || !idx->ids || (fp->labels && !idx->labels))
         return ae__fail(NULL, AE_ERR_NOMEM, "out of memory for %zu x %zu codes", n, d);
     ae__reader_f32s(&rd, idx->data, n * d);
-    ae__reader_bytes(&rd, idx->ids, n * 8);
-    if (has_labels) ae__reader_bytes(&rd, idx->labels, n * 4);
+    memcpy(idx->ids, fp->ids, n * 8);
+    if (fp->labels) memcpy(idx->labels, fp->labels, n * 4);
     if (!ae__all_finite(idx->data, n * d))
         return ae__fail(NULL, AE_ERR_FORMAT, "'%s' holds NaN or infinite codes", path);
-    if ((st = make_by_id(idx, NULL, fn, path)) != AE_OK) return st;
-    if ((st = finish_norms(idx, NULL, fn, path)) != AE_OK) return st;
-
-    if (idx->backend == AE_INDEX_BALLTREE) {
-        uint32_t levels, zero;
-        size_t nodes;
-        if (ae__reader_u32(&rd, &levels) || ae__reader_u32(&rd, &zero)) goto truncated;
-        if (zero != 0 || levels != ae__balltree_levels(n, (size_t)idx->params[AE_INDEX_LEAF_SIZE]))
-            return ae__fail(NULL, AE_ERR_FORMAT, "'%s' has an inconsistent ball tree",
-                            path);
-        nodes = ((size_t)1 << levels) - 1;
-        if (add_size(&need, 8 + (size_t)n * 4, 1, payload) ||
-            add_size(&need, nodes, (d + 1) * 4, payload) || need != payload)
-            goto truncated;
-        idx->bt_levels = levels;
-        if ((st = ae__balltree_ranges(idx)) != AE_OK) return st;
-        idx->perm = ae__malloc(n * 4);
-        idx->bt_centroids = ae__malloc_aligned(nodes * d * 4);
-        idx->bt_radii = ae__malloc(nodes * 4);
-        if (!idx->perm || !idx->bt_centroids || !idx->bt_radii)
-            return ae__fail(NULL, AE_ERR_NOMEM, "out of memory");
-        ae__reader_bytes(&rd, idx->perm, n * 4);
-        ae__reader_f32s(&rd, idx->bt_centroids, nodes * d);
-        ae__reader_f32s(&rd, idx->bt_radii, nodes);
-        /* perm must be a permutation */
-        {
-            unsigned char *seen = ae__calloc(n, 1);
-            int ok = 1;
-            if (!seen) return ae__fail(NULL, AE_ERR_NOMEM, "out of memory");
-            for (size_t i = 0; ok && i < n; i++) {
-                if (idx->perm[i] >= n || seen[idx->perm[i]]) ok = 0;
-                else seen[idx->perm[i]] = 1;
-            }
-            ae__free(seen, n);
-            if (!ok) return ae__fail(NULL, AE_ERR_FORMAT, "'%s' has a bad permutation", path);
-        }
-        if (!ae__all_finite(idx->bt_centroids, nodes * d) || !ae__all_finite(idx->bt_radii, nodes))
-            return ae__fail(NULL, AE_ERR_FORMAT, "'%s' has non-finite tree nodes", path);
-        for (size_t i = 0; i < nodes; i++)
-            if (idx->bt_radii[i] < 0.0f)
-                return ae__fail(NULL, AE_ERR_FORMAT, "'%s' has a negative radius", path);
-    } else if (idx->backend == AE_INDEX_HNSW) {
-        uint32_t max_level, entry, m = (uint32_t)idx->params[AE_INDEX_HNSW_M], m0 = 2 * m;
-        size_t upper = 0;
-        const unsigned char *lv;
-        if (ae__reader_u32(&rd, &max_level) || ae__reader_u32(&rd, &entry)) goto truncated;
-        if (add_size(&need, 8 + n, 1, payload) || add_size(&need, n, (1 + (size_t)m0) * 4, payload))
-            goto truncated;
-        lv = p + rd.pos; /* the levels, read in place to size the upper layers */
-        for (size_t i = 0; i < n; i++) {
-            if (lv[i] > AE__HNSW_MAX_LEVEL || lv[i] > max_level)
-                return ae__fail(NULL, AE_ERR_FORMAT, "'%s' has a bad HNSW level", path);
-            upper += lv[i];
-        }
-        if (max_level > AE__HNSW_MAX_LEVEL || entry >= n || lv[entry] != max_level)
-            return ae__fail(NULL, AE_ERR_FORMAT, "'%s' has a bad HNSW entry point", path);
-        if (add_size(&need, upper, (1 + (size_t)m) * 4, payload) || need != payload)
-            goto truncated;
-        idx->h_m = m;
-        idx->h_m0 = m0;
-        idx->h_max_level = max_level;
-        idx->h_entry = entry;
-        idx->h_upper_len = upper * (1 + (size_t)m);
-        idx->h_levels = ae__malloc(n);
-        idx->h_links0 = ae__malloc(n * (1 + (size_t)m0) * 4);
-        idx->h_upper_off = ae__malloc(n * 8);
-        idx->h_upper = idx->h_upper_len ? ae__malloc(idx->h_upper_len * 4) : NULL;
-        if (!idx->h_levels || !idx->h_links0 || !idx->h_upper_off ||
-            (idx->h_upper_len && !idx->h_upper))
-            return ae__fail(NULL, AE_ERR_NOMEM, "out of memory");
-        ae__reader_bytes(&rd, idx->h_levels, n);
-        ae__reader_bytes(&rd, idx->h_links0, n * (1 + (size_t)m0) * 4);
-        ae__reader_bytes(&rd, idx->h_upper, idx->h_upper_len * 4);
-        upper = 0;
-        for (size_t i = 0; i < n; i++) {
-            idx->h_upper_off[i] = upper;
-            upper += (size_t)idx->h_levels[i] * (1 + m);
-        }
-        for (size_t i = 0; i < n; i++) {
-            for (uint32_t l = 0; l <= idx->h_levels[i]; l++) {
-                const uint32_t *lk = l == 0 ? idx->h_links0 + i * (1 + (size_t)m0)
-                                            : idx->h_upper + idx->h_upper_off[i] +
-                                                  (size_t)(l - 1) * (1 + m);
-                uint32_t cnt = lk[0], cap = l == 0 ? m0 : m;
-                if (cnt > cap) goto bad_graph;
-                for (uint32_t j = 1; j <= cnt; j++)
-                    if (lk[j] >= n || idx->h_levels[lk[j]] < l) goto bad_graph;
-            }
-        }
-    }
-    if (rd.failed || rd.pos != payload) goto truncated;
+    if ((st = make_by_id(idx, NULL, path)) != AE_OK) return st;
+    if ((st = finish_norms(idx, NULL, path)) != AE_OK) return st;
+    if ((st = idx->ops->load(idx, fp->body, fp->body_len, path)) != AE_OK) return st;
     idx->built = 1;
     return AE_OK;
-bad_graph:
-    return ae__fail(NULL, AE_ERR_FORMAT, "'%s' has a corrupt HNSW graph", path);
-truncated:
-    return ae__fail(NULL, AE_ERR_FORMAT,
-                    "'%s' is inconsistent: its sections do not add up to its %zu bytes",
-                    path, len);
 }
 
 ae_status ae_index_load(ae_index **out, const char *path)
 {
     AE__ENTER();
-    static const char fn[] = "ae_index_load";
     unsigned char *buf = NULL;
-    size_t len = 0, d;
+    size_t len = 0, d, n, header;
     uint32_t version, backend, metric, flags, crc;
+    uint64_t declared;
+    file_parts fp;
     ae_index *idx;
     ae_status st;
 
     if (!out || !path) return ae__fail(NULL, AE_ERR_INVALID_ARG, "NULL argument");
     *out = NULL;
     if ((st = ae__read_file(path, SIZE_MAX / 2, &buf, &len, NULL)) != AE_OK) return st;
-    if (len < AE__INDEX_HEADER_BYTES + 4 || memcmp(buf, g_magic, 8) != 0) {
+    if (len < 12 || memcmp(buf, g_magic, 8) != 0) {
         st = ae__fail(NULL, AE_ERR_FORMAT, "'%s' is not a libautoenc index file%s",
-                      path, len < AE__INDEX_HEADER_BYTES + 4 ? " (too short)" : "");
+                      path, len < 12 ? " (too short)" : "");
         goto done;
     }
     version = rd_u32(buf + 8);
-    if (version == 0 || version > AE__INDEX_FORMAT_VERSION) {
+    if (version == 0 || version > FORMAT_VERSION) {
         st = ae__fail(NULL, version ? AE_ERR_VERSION : AE_ERR_FORMAT,
-                      "'%s' has format version %u; this library reads version %u", path,
-                      version, AE__INDEX_FORMAT_VERSION);
+                      "'%s' has format version %u; this library reads versions 1 to %u",
+                      path, version, FORMAT_VERSION);
         goto done;
     }
-    if (rd_u64(buf + 80) != len - AE__INDEX_HEADER_BYTES - 4) {
+    header = version == 1 ? V1_HEADER : V2_HEADER;
+    if (len < header + 4) {
+        st = ae__fail(NULL, AE_ERR_FORMAT, "'%s' is truncated (%zu bytes)", path, len);
+        goto done;
+    }
+    /* version 1 records the payload size, version 2 the file size */
+    declared = version == 1 ? rd_u64(buf + 80) : rd_u64(buf + 40);
+    if (declared != (version == 1 ? len - V1_HEADER - 4 : len)) {
         st = ae__fail(NULL, AE_ERR_FORMAT,
-                      "'%s' is truncated or has trailing bytes (%zu bytes, header says %llu)", path, len, (unsigned long long)rd_u64(buf + 80) + AE__INDEX_HEADER_BYTES + 4);
+                      "'%s' is truncated or has trailing bytes (%zu bytes, header says %llu)", path, len,
+                      (unsigned long long)(version == 1 ? declared + V1_HEADER + 4 : declared));
         goto done;
     }
     crc = rd_u32(buf + len - 4);
@@ -812,10 +802,16 @@ ae_status ae_index_load(ae_index **out, const char *path)
     metric = rd_u32(buf + 16);
     flags = rd_u32(buf + 20);
     d = (size_t)rd_u64(buf + 24);
-    if ((st = check_kind((int)backend, (int)metric, d, fn)) != AE_OK ||
-        (flags & ~AE__INDEX_FLAG_LABELS) != 0) {
+    if ((st = check_kind((int)backend, (int)metric, d)) != AE_OK ||
+        (flags & ~FLAG_LABELS) != 0) {
         st = ae__fail(NULL, AE_ERR_FORMAT, "'%s' has a bad header (backend %u, metric %u, "
                       "dimension %zu, flags %#x)", path, backend, metric, d, flags);
+        goto done;
+    }
+    n = (size_t)rd_u64(buf + 32);
+    if (n == 0 || n > AE__INDEX_MAX_N || rd_u64(buf + 32) > AE__INDEX_MAX_N) {
+        st = ae__fail(NULL, AE_ERR_FORMAT, "'%s' claims %llu codes", path,
+                      (unsigned long long)rd_u64(buf + 32));
         goto done;
     }
     idx = index_new((int)backend, (int)metric, d);
@@ -823,17 +819,9 @@ ae_status ae_index_load(ae_index **out, const char *path)
         st = ae__fail(NULL, AE_ERR_NOMEM, "out of memory");
         goto done;
     }
-    for (int k = 1; k < AE__INDEX_NPARAMS; k++) {
-        int64_t v = (int64_t)rd_u64(buf + 40 + 8 * (size_t)(k - 1));
-        if (v < g_params[k].lo || v > g_params[k].hi) {
-            st = ae__fail(NULL, AE_ERR_FORMAT, "'%s' has %s = %lld, out of range", path,
-                          g_params[k].name, (long long)v);
-            ae_index_free(idx);
-            goto done;
-        }
-        idx->params[k] = v;
-    }
-    st = load_body(idx, buf, len, path);
+    st = version == 1 ? parse_v1(idx, buf, len, n, path, &fp)
+                      : parse_v2(idx, buf, len, n, path, &fp);
+    if (st == AE_OK) st = load_parts(idx, n, &fp, path);
     if (st != AE_OK) {
         ae_index_free(idx);
         goto done;

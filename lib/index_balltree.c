@@ -15,7 +15,20 @@
 
 #include "index_impl.h"
 
-uint32_t ae__balltree_levels(size_t n, size_t leaf_size)
+/* Complete binary tree in arrays: node i has children 2i+1 and 2i+2. */
+typedef struct balltree {
+    size_t n, dim;
+    uint32_t levels;
+    size_t nodes;           /* 2^levels - 1 */
+    uint32_t *start, *end;  /* internal row range of each node */
+    float *centroids;       /* nodes x dim, aligned */
+    float *radii;           /* upper bounds of each node's radius */
+    uint32_t *perm;         /* internal row -> input row */
+} balltree;
+
+/* Tree depth for n points and a leaf size (scikit-learn's rule:
+ * 1 + floor(log2(max(1, (n - 1) / leaf_size)))). */
+static uint32_t tree_levels(size_t n, size_t leaf_size)
 {
     uint64_t m = n > 0 ? (uint64_t)n - 1 : 0;
     uint32_t j = 0;
@@ -24,17 +37,45 @@ uint32_t ae__balltree_levels(size_t n, size_t leaf_size)
     return j + 1;
 }
 
-ae_status ae__balltree_ranges(ae_index *idx)
+static void balltree_free(ae_index *idx)
 {
-    size_t nodes = ((size_t)1 << idx->bt_levels) - 1;
-    uint32_t *s = ae__malloc(nodes * sizeof(uint32_t)), *e = ae__malloc(nodes * sizeof(uint32_t));
-    if (!s || !e) {
-        ae__free(s, nodes * sizeof(uint32_t));
-        ae__free(e, nodes * sizeof(uint32_t));
-        return ae__fail(NULL, AE_ERR_NOMEM, "ball tree: out of memory for %zu nodes", nodes);
-    }
+    balltree *t = idx->state;
+    if (!t) return;
+    ae__free(t->start, t->nodes * sizeof(uint32_t));
+    ae__free(t->end, t->nodes * sizeof(uint32_t));
+    if (t->centroids) ae__free_aligned(t->centroids, t->nodes * t->dim * sizeof(float));
+    ae__free(t->radii, t->nodes * sizeof(float));
+    ae__free(t->perm, t->n * sizeof(uint32_t));
+    ae__free(t, sizeof *t);
+    idx->state = NULL;
+    idx->perm = NULL;
+}
+
+/* Creates the state for a tree of the given depth over idx->n rows: node
+ * ranges filled in (they are derived, never stored), perm, centroids and
+ * radii allocated. */
+static ae_status tree_alloc(ae_index *idx, uint32_t levels)
+{
+    size_t nodes = ((size_t)1 << levels) - 1, n = idx->n, d = idx->dim;
+    balltree *t = ae__calloc(1, sizeof *t);
+    uint32_t *s, *e;
+    if (!t) return ae__fail(NULL, AE_ERR_NOMEM, "out of memory for the ball tree");
+    idx->state = t;
+    t->n = n;
+    t->dim = d;
+    t->levels = levels;
+    t->nodes = nodes;
+    t->start = s = ae__malloc(nodes * sizeof(uint32_t));
+    t->end = e = ae__malloc(nodes * sizeof(uint32_t));
+    t->perm = ae__malloc(n * sizeof(uint32_t));
+    t->centroids = ae__malloc_aligned(nodes * d * sizeof(float));
+    t->radii = ae__malloc(nodes * sizeof(float));
+    if (!s || !e || !t->perm || !t->centroids || !t->radii)
+        return ae__fail(NULL, AE_ERR_NOMEM, "out of memory for a ball tree of %zu nodes",
+                        nodes);
+    idx->perm = t->perm;
     s[0] = 0;
-    e[0] = (uint32_t)idx->n;
+    e[0] = (uint32_t)n;
     for (size_t i = 0; 2 * i + 2 < nodes; i++) {
         uint32_t mid = (uint32_t)(((uint64_t)s[i] + e[i]) / 2);
         s[2 * i + 1] = s[i];
@@ -42,9 +83,6 @@ ae_status ae__balltree_ranges(ae_index *idx)
         s[2 * i + 2] = mid;
         e[2 * i + 2] = e[i];
     }
-    idx->bt_start = s;
-    idx->bt_end = e;
-    idx->bt_nodes = nodes;
     return AE_OK;
 }
 
@@ -78,38 +116,36 @@ static void select_kth(float *key, uint32_t *row, size_t lo, size_t hi, size_t k
     }
 }
 
-ae_status ae__balltree_build(ae_index *idx)
+static ae_status balltree_build(ae_index *idx)
 {
     size_t n = idx->n, d = idx->dim, nodes;
     float *key = NULL, *mn = NULL, *mx = NULL, *data2 = NULL;
     double *acc = NULL;
+    balltree *t;
     ae_status st;
 
-    idx->bt_levels = ae__balltree_levels(n, (size_t)idx->params[AE_INDEX_LEAF_SIZE]);
-    if ((st = ae__balltree_ranges(idx)) != AE_OK) return st;
-    nodes = idx->bt_nodes;
-    idx->perm = ae__malloc(n * sizeof(uint32_t));
-    idx->bt_centroids = ae__malloc_aligned(nodes * d * sizeof(float));
-    idx->bt_radii = ae__malloc(nodes * sizeof(float));
+    st = tree_alloc(idx, tree_levels(n, (size_t)idx->params[AE_INDEX_LEAF_SIZE]));
+    if (st != AE_OK) return st;
+    t = idx->state;
+    nodes = t->nodes;
     key = ae__malloc(n * sizeof(float));
     mn = ae__malloc(d * sizeof(float));
     mx = ae__malloc(d * sizeof(float));
     acc = ae__malloc(d * sizeof(double));
     data2 = ae__malloc_aligned(n * d * sizeof(float));
-    if (!idx->perm || !idx->bt_centroids || !idx->bt_radii || !key || !mn || !mx || !acc ||
-        !data2) {
+    if (!key || !mn || !mx || !acc || !data2) {
         st = ae__fail(NULL, AE_ERR_NOMEM, "out of memory for the ball tree");
         goto done;
     }
-    for (size_t i = 0; i < n; i++) idx->perm[i] = (uint32_t)i;
+    for (size_t i = 0; i < n; i++) t->perm[i] = (uint32_t)i;
 
     /* split every internal node at its median along its widest dimension */
     for (size_t i = 0; 2 * i + 2 < nodes; i++) {
-        size_t s = idx->bt_start[i], e = idx->bt_end[i], best = 0;
+        size_t s = t->start[i], e = t->end[i], best = 0;
         float spread = -1.0f;
-        for (size_t j = 0; j < d; j++) mn[j] = mx[j] = idx->data[(size_t)idx->perm[s] * d + j];
+        for (size_t j = 0; j < d; j++) mn[j] = mx[j] = idx->data[(size_t)t->perm[s] * d + j];
         for (size_t r = s + 1; r < e; r++) {
-            const float *x = idx->data + (size_t)idx->perm[r] * d;
+            const float *x = idx->data + (size_t)t->perm[r] * d;
             for (size_t j = 0; j < d; j++) {
                 mn[j] = x[j] < mn[j] ? x[j] : mn[j];
                 mx[j] = x[j] > mx[j] ? x[j] : mx[j];
@@ -117,21 +153,21 @@ ae_status ae__balltree_build(ae_index *idx)
         }
         for (size_t j = 0; j < d; j++)
             if (mx[j] - mn[j] > spread) spread = mx[j] - mn[j], best = j;
-        for (size_t r = s; r < e; r++) key[r] = idx->data[(size_t)idx->perm[r] * d + best];
-        select_kth(key, idx->perm, s, e, idx->bt_start[2 * i + 2]);
+        for (size_t r = s; r < e; r++) key[r] = idx->data[(size_t)t->perm[r] * d + best];
+        select_kth(key, t->perm, s, e, t->start[2 * i + 2]);
     }
 
     /* rows in tree order, so every node is one contiguous block */
     for (size_t r = 0; r < n; r++)
-        memcpy(data2 + r * d, idx->data + (size_t)idx->perm[r] * d, d * sizeof(float));
+        memcpy(data2 + r * d, idx->data + (size_t)t->perm[r] * d, d * sizeof(float));
     ae__free_aligned(idx->data, n * d * sizeof(float));
     idx->data = data2;
     data2 = NULL;
 
     /* centroid (mean) and a radius that bounds every member's true distance */
     for (size_t i = 0; i < nodes; i++) {
-        size_t s = idx->bt_start[i], e = idx->bt_end[i];
-        float *c = idx->bt_centroids + i * d;
+        size_t s = t->start[i], e = t->end[i];
+        float *c = t->centroids + i * d;
         double rad = 0.0;
         float rf;
         memset(acc, 0, d * sizeof(double));
@@ -141,13 +177,13 @@ ae_status ae__balltree_build(ae_index *idx)
         }
         for (size_t j = 0; j < d; j++) c[j] = (float)(acc[j] / (double)(e - s));
         for (size_t r = s; r < e; r++) {
-            double t = ae__l2sq_d(idx->data + r * d, c, d);
-            if (t > rad) rad = t;
+            double q = ae__l2sq_d(idx->data + r * d, c, d);
+            if (q > rad) rad = q;
         }
         rad = sqrt(rad) * (1.0 + 1e-12);
         rf = (float)rad;
         if ((double)rf < rad) rf = nextafterf(rf, INFINITY);
-        idx->bt_radii[i] = rf;
+        t->radii[i] = rf;
     }
     st = AE_OK;
 done:
@@ -161,7 +197,8 @@ done:
 
 /* ---- search ------------------------------------------------------------------------ */
 typedef struct bt_query {
-    const ae_index *idx;
+    const balltree *t;
+    const float *data; /* the rows, in tree order */
     const float *q;
     ae__nb *heap;
     size_t len, cap;
@@ -171,23 +208,23 @@ typedef struct bt_query {
 /* Lower bound of the true squared distance from q to any point of node i. */
 static inline double node_lb(const bt_query *c, size_t i)
 {
-    const ae_index *idx = c->idx;
-    float df = ae__l2sq(c->q, idx->bt_centroids + i * idx->dim, idx->dim);
-    double t = sqrt((double)df / c->rel1) - (double)idx->bt_radii[i];
-    return t > 0.0 ? t * t : 0.0;
+    const balltree *t = c->t;
+    float df = ae__l2sq(c->q, t->centroids + i * t->dim, t->dim);
+    double lb = sqrt((double)df / c->rel1) - (double)t->radii[i];
+    return lb > 0.0 ? lb * lb : 0.0;
 }
 
 AE__HOT static void bt_visit(bt_query *c, size_t i, double lb)
 {
-    const ae_index *idx = c->idx;
+    const balltree *t = c->t;
     /* prune: every point inside is at least lb away, and a point whose float
      * distance reaches the heap's worst can never be needed (see the header) */
     if (c->len == c->cap && lb * c->rel1 >= (double)c->heap[0].d) return;
-    if (2 * i + 1 >= idx->bt_nodes) {
-        size_t d = idx->dim, e = idx->bt_end[i];
+    if (2 * i + 1 >= t->nodes) {
+        size_t d = t->dim, e = t->end[i];
         const float *q = c->q;
-        for (size_t r = idx->bt_start[i]; r < e; r++) {
-            ae__nb v = {ae__l2sq(q, idx->data + r * d, d), (uint32_t)r};
+        for (size_t r = t->start[i]; r < e; r++) {
+            ae__nb v = {ae__l2sq(q, c->data + r * d, d), (uint32_t)r};
             ae__topk_offer(c->heap, &c->len, c->cap, v);
         }
     } else {
@@ -202,8 +239,8 @@ AE__HOT static void bt_visit(bt_query *c, size_t i, double lb)
     }
 }
 
-ae_status ae__balltree_search(const ae_index *idx, const float *q, size_t nq, size_t k,
-                              float *dist, int64_t *ids)
+static ae_status balltree_search(const ae_index *idx, const float *q, size_t nq, size_t k,
+                                 size_t ef, float *dist, int64_t *ids)
 {
     size_t n = idx->n, d = idx->dim;
     size_t cap0 = k + (k < 16 ? 8 : k / 2), cap;
@@ -211,6 +248,7 @@ ae_status ae__balltree_search(const ae_index *idx, const float *q, size_t nq, si
     ae__res *res;
     bt_query c;
 
+    (void)ef;
     if (cap0 > n) cap0 = n;
     cap = cap0;
     heap = ae__malloc(cap * sizeof *heap);
@@ -220,7 +258,8 @@ ae_status ae__balltree_search(const ae_index *idx, const float *q, size_t nq, si
         ae__free(res, cap * sizeof *res);
         return ae__fail(NULL, AE_ERR_NOMEM, "out of memory");
     }
-    c.idx = idx;
+    c.t = idx->state;
+    c.data = idx->data;
     c.rel1 = 1.0 + ae__l2sq_relerr(d);
     for (size_t i = 0; i < nq; i++) {
         size_t want = cap0;
@@ -262,3 +301,86 @@ ae_status ae__balltree_search(const ae_index *idx, const float *q, size_t nq, si
     ae__free(res, cap * sizeof *res);
     return AE_OK;
 }
+
+/* ---- files: the section body is
+ *   u32 levels, u32 0, u32 perm[n], f32 centroids[nodes][d], f32 radii[nodes]
+ * (docs/formats-index.md) */
+static size_t balltree_file_bytes(const ae_index *idx)
+{
+    const balltree *t = idx->state;
+    return 8 + t->n * 4 + t->nodes * (t->dim + 1) * 4;
+}
+
+static void balltree_save(const ae_index *idx, ae__writer *w)
+{
+    const balltree *t = idx->state;
+    ae__writer_u32(w, t->levels);
+    ae__writer_u32(w, 0);
+    ae__writer_write(w, t->perm, t->n * 4);
+    ae__writer_f32s(w, t->centroids, t->nodes * t->dim);
+    ae__writer_f32s(w, t->radii, t->nodes);
+}
+
+static ae_status balltree_load(ae_index *idx, const unsigned char *body, size_t len,
+                               const char *path)
+{
+    size_t n = idx->n, d = idx->dim, nodes;
+    ae__reader rd = {body, len, 0, 0};
+    uint32_t levels, zero;
+    unsigned char *seen;
+    balltree *t;
+    int ok = 1;
+    ae_status st;
+
+    if (ae__reader_u32(&rd, &levels) || ae__reader_u32(&rd, &zero)) goto inconsistent;
+    if (zero != 0 || levels != tree_levels(n, (size_t)idx->params[AE_INDEX_LEAF_SIZE]))
+        return ae__fail(NULL, AE_ERR_FORMAT, "'%s' has an inconsistent ball tree", path);
+    /* levels <= 41 (tree_levels), so nodes * (d + 1) * 4 cannot overflow */
+    nodes = ((size_t)1 << levels) - 1;
+    if (len != 8 + n * 4 + nodes * (d + 1) * 4) goto inconsistent;
+    if ((st = tree_alloc(idx, levels)) != AE_OK) return st;
+    t = idx->state;
+    ae__reader_bytes(&rd, t->perm, n * 4);
+    ae__reader_f32s(&rd, t->centroids, nodes * d);
+    ae__reader_f32s(&rd, t->radii, nodes);
+    /* perm must be a permutation */
+    seen = ae__calloc(n, 1);
+    if (!seen) return ae__fail(NULL, AE_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; ok && i < n; i++) {
+        if (t->perm[i] >= n || seen[t->perm[i]]) ok = 0;
+        else seen[t->perm[i]] = 1;
+    }
+    ae__free(seen, n);
+    if (!ok) return ae__fail(NULL, AE_ERR_FORMAT, "'%s' has a bad permutation", path);
+    if (!ae__all_finite(t->centroids, nodes * d) || !ae__all_finite(t->radii, nodes))
+        return ae__fail(NULL, AE_ERR_FORMAT, "'%s' has non-finite tree nodes", path);
+    for (size_t i = 0; i < nodes; i++)
+        if (t->radii[i] < 0.0f)
+            return ae__fail(NULL, AE_ERR_FORMAT, "'%s' has a negative radius", path);
+    return AE_OK;
+inconsistent:
+    return ae__fail(NULL, AE_ERR_FORMAT, "'%s' has a ball-tree section of the wrong size "
+                    "(%zu bytes)", path, len);
+}
+
+static size_t balltree_memory_bytes(const ae_index *idx)
+{
+    const balltree *t = idx->state;
+    if (!t) return 0;
+    return sizeof *t + t->n * sizeof(uint32_t) +
+           t->nodes * (2 * sizeof(uint32_t) + (t->dim + 1) * sizeof(float));
+}
+
+const ae__index_ops ae__index_ops_balltree = {
+    .backend = AE_INDEX_BALLTREE,
+    .name = "balltree",
+    .params = 1u << AE_INDEX_LEAF_SIZE,
+    .file_section = 16u,
+    .build = balltree_build,
+    .search = balltree_search,
+    .file_bytes = balltree_file_bytes,
+    .save = balltree_save,
+    .load = balltree_load,
+    .free_state = balltree_free,
+    .memory_bytes = balltree_memory_bytes,
+};

@@ -18,11 +18,36 @@
 #define BQ 512 /* queries per block */
 #define BX 1024 /* rows per block: the tile is BQ x BX floats = 2 MiB */
 
-ae_status ae__brute_build(ae_index *idx)
+typedef struct brute {
+    size_t n;
+    float *norms; /* squared norm of each row, as ae__dot computes it */
+} brute;
+
+static void brute_free(ae_index *idx)
 {
-    (void)idx; /* the row norms are computed by the common build code */
+    brute *b = idx->state;
+    if (!b) return;
+    ae__free(b->norms, b->n * sizeof(float));
+    ae__free(b, sizeof *b);
+    idx->state = NULL;
+}
+
+/* The state is only the row norms, so loading a file is building. */
+static ae_status make_norms(ae_index *idx)
+{
+    size_t n = idx->n, d = idx->dim;
+    brute *b = ae__calloc(1, sizeof *b);
+    if (!b) return ae__fail(NULL, AE_ERR_NOMEM, "out of memory");
+    idx->state = b;
+    b->norms = ae__malloc(n * sizeof(float));
+    if (!b->norms)
+        return ae__fail(NULL, AE_ERR_NOMEM, "out of memory for %zu row norms", n);
+    b->n = n;
+    for (size_t i = 0; i < n; i++) b->norms[i] = ae__dot(idx->data + i * d, idx->data + i * d, d);
     return AE_OK;
 }
+
+static ae_status brute_build(ae_index *idx) { return make_norms(idx); }
 
 /* Extra candidates kept per query beyond k, so the exactness check rarely fails. */
 static size_t extra_for(size_t k) { return k < 16 ? 8 : k / 2; }
@@ -57,9 +82,10 @@ AE__HOT static void select_row(const float *restrict dots, const float *restrict
     }
 }
 
-ae_status ae__brute_search(const ae_index *idx, const float *q, size_t nq, size_t k,
-                           float *dist, int64_t *ids)
+static ae_status brute_search(const ae_index *idx, const float *q, size_t nq, size_t k,
+                              size_t ef, float *dist, int64_t *ids)
 {
+    const brute *b = idx->state;
     size_t n = idx->n, d = idx->dim;
     size_t cap = k + extra_for(k), bq = nq < BQ ? nq : BQ, bx = n < BX ? n : BX;
     size_t tile_bytes, heap_bytes, res_bytes;
@@ -70,6 +96,7 @@ ae_status ae__brute_search(const ae_index *idx, const float *q, size_t nq, size_
     const double rel = ae__l2sq_relerr(d);
     ae_status st = AE_OK;
 
+    (void)ef;
     if (cap > n) cap = n;
     tile_bytes = bq * bx * sizeof(float);
     heap_bytes = bq * cap * sizeof(ae__nb);
@@ -95,7 +122,7 @@ ae_status ae__brute_search(const ae_index *idx, const float *q, size_t nq, size_
             size_t w = n - x0 < BX ? n - x0 : BX;
             ae__sgemm(0, 1, m, w, d, 1.0f, qb, d, idx->data + x0 * d, d, 0.0f, tile, w);
             for (size_t i = 0; i < m; i++)
-                select_row(tile + i * w, idx->norms + x0, w, (uint32_t)x0, heaps + i * cap,
+                select_row(tile + i * w, b->norms + x0, w, (uint32_t)x0, heaps + i * cap,
                            &hlen[i], cap);
         }
         for (size_t i = 0; i < m; i++) {
@@ -123,3 +150,32 @@ done:
     ae__free(res, res_bytes);
     return st;
 }
+
+static ae_status brute_load(ae_index *idx, const unsigned char *body, size_t len,
+                            const char *path)
+{
+    (void)body;
+    if (len != 0)
+        return ae__fail(NULL, AE_ERR_FORMAT, "'%s' has %zu stray bytes", path, len);
+    return make_norms(idx);
+}
+
+static size_t brute_memory_bytes(const ae_index *idx)
+{
+    const brute *b = idx->state;
+    return b ? sizeof *b + b->n * sizeof(float) : 0;
+}
+
+const ae__index_ops ae__index_ops_brute = {
+    .backend = AE_INDEX_BRUTE,
+    .name = "brute",
+    .params = 0u,
+    .file_section = 0u,
+    .build = brute_build,
+    .search = brute_search,
+    .file_bytes = NULL, /* no file section */
+    .save = NULL,
+    .load = brute_load,
+    .free_state = brute_free,
+    .memory_bytes = brute_memory_bytes,
+};

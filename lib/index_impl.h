@@ -1,6 +1,7 @@
 /*
- * Private to the index module (index.c, index_brute.c, index_balltree.c,
- * index_hnsw.c): the struct body, distance kernels and small heaps.
+ * Private to the index module: the facade (index.c) and the backends
+ * (index_brute.c, index_balltree.c, index_hnsw.c). The shared struct body,
+ * the backend ops table, distance kernels and small heaps.
  */
 #ifndef AUTOENC_INDEX_IMPL_H
 #define AUTOENC_INDEX_IMPL_H
@@ -9,39 +10,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "compiler.h"
 #include "internal.h"
-
-/* Hot functions are compiled once per instruction set and picked at load
- * time (GCC function multi-versioning through ifunc), so a generic x86-64
- * build still uses AVX2/AVX-512 where the CPU has them. The distance kernels
- * below are static inline and get inlined into every clone. Off under
- * ThreadSanitizer: its instrumented ifunc resolvers run before the TSan
- * runtime is up and crash at load time. */
-#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && !defined(__clang__) && \
-    !defined(__SANITIZE_THREAD__) && !defined(AE_NO_TARGET_CLONES)
-#define AE__HOT __attribute__((target_clones("default", "avx2", "avx512f")))
-#else
-#define AE__HOT
-#endif
-
-#if defined(__GNUC__)
-#define AE__PREFETCH(p) __builtin_prefetch((p), 0, 3)
-#define AE__LIKELY(x) __builtin_expect(!!(x), 1)
-#define AE__UNLIKELY(x) __builtin_expect(!!(x), 0)
-#else
-#define AE__PREFETCH(p) ((void)0)
-#define AE__LIKELY(x) (x)
-#define AE__UNLIKELY(x) (x)
-#endif
 
 #define AE__INDEX_NPARAMS 6      /* keys 1..5, slot 0 unused */
 #define AE__INDEX_MAX_DIM ((size_t)1 << 20)
 #define AE__INDEX_MAX_N ((size_t)UINT32_MAX - 1)
 #define AE__INDEX_MAX_EF 65536
-#define AE__HNSW_MAX_LEVEL 48
 
+typedef struct ae__index_ops ae__index_ops;
+
+/* What every backend shares; the facade (index.c) owns all of it except
+ * state, which belongs to the backend. */
 struct ae_index {
-    ae_index_backend backend;
+    const ae__index_ops *ops; /* the backend */
     ae_index_metric metric;
     size_t dim;
     int built;
@@ -50,31 +32,54 @@ struct ae_index {
     size_t n;
     float *data;     /* n x dim, 64-byte aligned, in internal row order;
                         normalised under cosine */
-    float *norms;    /* brute force: squared norm of each internal row */
     float max_norm;  /* largest L2 norm of a row (for error bounds) */
     int64_t *ids;    /* per input row */
     int32_t *labels; /* per input row, or NULL */
     uint32_t *by_id; /* input rows sorted by id (label lookup) */
-    uint32_t *perm;  /* internal row -> input row; NULL means identity */
-
-    /* ball tree: complete binary tree in an array, children 2i+1 and 2i+2 */
-    uint32_t bt_levels;
-    size_t bt_nodes;
-    uint32_t *bt_start, *bt_end; /* internal row range of each node */
-    float *bt_centroids;         /* bt_nodes x dim, aligned */
-    float *bt_radii;             /* upper bounds of each node's radius */
-
-    /* HNSW */
-    uint32_t h_m, h_m0;     /* max links on upper layers / layer 0 */
-    uint32_t h_max_level, h_entry;
-    uint8_t *h_levels;      /* top layer of each node */
-    uint32_t *h_links0;     /* n x (1 + m0): count then links */
-    uint64_t *h_upper_off;  /* n: offset into h_upper of layer 1 (levels>0) */
-    uint32_t *h_upper;      /* per node, per layer 1..level: count + m links */
-    size_t h_upper_len;     /* u32 entries in h_upper */
+    /* internal row -> input row, NULL for the identity; owned by the
+     * backend state (only the ball tree reorders rows) */
+    const uint32_t *perm;
+    void *state; /* the backend's own struct, NULL until built or loaded */
 
     char msg[AE__MSG_CAP];
 };
+
+/* A backend, in the manner of libgit2's git_odb_backend: the facade checks
+ * every argument and owns the shared fields, then calls these. A backend's
+ * state is private to its file. */
+struct ae__index_ops {
+    ae_index_backend backend;
+    const char *name;     /* for messages */
+    unsigned params;      /* bit (1 << key) for each ae_index_param it uses */
+    uint32_t file_section; /* tag of its section in an index file; 0: none */
+    /* Called with data (input order, normalised under cosine), n, ids,
+     * labels, by_id and max_norm set. Sets idx->state; may reorder the rows
+     * of idx->data and set idx->perm. On failure whatever it set is released
+     * by free_state. */
+    ae_status (*build)(ae_index *idx);
+    /* Queries are checked and normalised, 1 <= k <= n, ef >= 1 (the facade
+     * resolves ef_search = 0). Read-only: safe from many threads at once. */
+    ae_status (*search)(const ae_index *idx, const float *q, size_t nq, size_t k, size_t ef,
+                        float *dist, int64_t *ids);
+    /* The bytes of its section body, and the writer of exactly that many;
+     * both NULL when file_section is 0. */
+    size_t (*file_bytes)(const ae_index *idx);
+    void (*save)(const ae_index *idx, ae__writer *w);
+    /* The section body of a file (the same bytes in format versions 1 and
+     * 2), with the shared fields already loaded as for build. Every size is
+     * checked against len before the allocation it guards; a bad body is
+     * AE_ERR_FORMAT naming path; on failure free_state releases the rest. */
+    ae_status (*load)(ae_index *idx, const unsigned char *body, size_t len, const char *path);
+    /* Frees idx->state and what it owns (NULL state allowed); clears
+     * idx->state and idx->perm. */
+    void (*free_state)(ae_index *idx);
+    /* Bytes held by idx->state (0 when NULL). */
+    size_t (*memory_bytes)(const ae_index *idx);
+};
+
+extern const ae__index_ops ae__index_ops_brute;
+extern const ae__index_ops ae__index_ops_balltree;
+extern const ae__index_ops ae__index_ops_hnsw;
 
 /* A (distance, row) pair; heaps order by distance then row. */
 typedef struct ae__nb {
@@ -209,8 +214,8 @@ static inline float ae__dot(const float *restrict a, const float *restrict b, si
     return s + ae__fold32(acc);
 }
 
-/* Squared L2 distance in double, summed in order: the reference used to rank
- * the final candidates of every backend. */
+/* Squared L2 distance in double, summed in order: the reference the exact
+ * backends rank their final candidates by. */
 static inline double ae__l2sq_d(const float *a, const float *b, size_t d)
 {
     double s = 0.0;
@@ -224,7 +229,8 @@ static inline double ae__l2sq_d(const float *a, const float *b, size_t d)
 /* Relative error factor of ae__l2sq (with margin), for exactness checks. */
 static inline double ae__l2sq_relerr(size_t d) { return (double)(d + 4) * (double)FLT_EPSILON; }
 
-/* A final result: exact (double) squared distance and caller id. */
+/* A final result: squared distance (exact, in double, from the exact
+ * backends; HNSW's float distance as found) and caller id. */
 typedef struct ae__res {
     double d;
     int64_t id;
@@ -243,24 +249,5 @@ void ae__idx_exact_scan(const ae_index *idx, const float *q, size_t k, ae__res *
 void ae__idx_emit(const ae_index *idx, const ae__res *res, size_t k, float *dist, int64_t *ids);
 /* res[0..nc) = cand sorted by (float distance, id), no re-ranking (HNSW). */
 void ae__idx_order(const ae_index *idx, const ae__nb *cand, size_t nc, ae__res *res);
-
-/* ---- backends ----------------------------------------------------------------
- * build: idx->data/n/ids are set (data in input order, normalised under
- * cosine); may permute data and set perm. search: queries are already
- * checked and normalised; k <= n. */
-ae_status ae__brute_build(ae_index *idx);
-ae_status ae__brute_search(const ae_index *idx, const float *q, size_t nq, size_t k,
-                           float *dist, int64_t *ids);
-ae_status ae__balltree_build(ae_index *idx);
-ae_status ae__balltree_search(const ae_index *idx, const float *q, size_t nq, size_t k,
-                              float *dist, int64_t *ids);
-/* Tree depth for n points and a leaf size (scikit-learn's rule:
- * 1 + floor(log2(max(1, (n - 1) / leaf_size)))). */
-uint32_t ae__balltree_levels(size_t n, size_t leaf_size);
-/* Allocates and fills bt_start/bt_end (and bt_nodes) from bt_levels and n. */
-ae_status ae__balltree_ranges(ae_index *idx);
-ae_status ae__hnsw_build(ae_index *idx);
-ae_status ae__hnsw_search(const ae_index *idx, const float *q, size_t nq, size_t k, size_t ef,
-                          float *dist, int64_t *ids);
 
 #endif /* AUTOENC_INDEX_IMPL_H */

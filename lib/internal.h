@@ -11,9 +11,7 @@
 #include <stdint.h>
 
 #include "autoenc/autoenc.h"
-
-/* Most threads any call of the library runs (training, predict, encode). */
-#define AE__MAX_THREADS 64
+#include "compiler.h"
 
 /* ---- memory: every allocation goes through the allocator hook ---------- */
 void *ae__malloc(size_t n);               /* NULL on failure or n == 0 */

@@ -482,7 +482,6 @@ static ae_status run_rows(const ae_model *m, const float *x, size_t n, float *y,
     return st;
 }
 
-#define AE__MAX_THREADS 64
 #define AE__ROWS_PER_THREAD 64 /* fewer rows are not worth a thread's start-up */
 
 typedef struct run_job {

@@ -5,30 +5,8 @@
 #ifndef AUTOENC_NN_H
 #define AUTOENC_NN_H
 
+#include "compiler.h"
 #include "internal.h"
-
-/* Vector helpers are always inlined (AE_INLINE): at -O0 an out-of-line
- * helper would be compiled for baseline x86-64 and pass vectors with another
- * ABI than its AVX-512 caller expects. */
-/* Hot loops are compiled for AVX-512, AVX2+FMA and baseline x86-64; the
- * loader picks the best (GCC/Clang target_clones), so the library needs no
- * -march flag to be fast. */
-#if defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define AE__TSAN 1
-#endif
-#endif
-#if defined(__SANITIZE_THREAD__)
-#define AE__TSAN 1
-#endif
-/* (not under ThreadSanitizer: its runtime is not ready when the clones'
- * ifunc resolvers run at load time) */
-#if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__) && \
-    !defined(AE_NO_MULTIVERSION) && !defined(AE__TSAN)
-#define AE__HOT __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define AE__HOT
-#endif
 
 /* Per-sample shape: rank 1 (features) or rank 3 (height, width, channels). */
 typedef struct ae__shape {
@@ -117,7 +95,7 @@ int ae__pool_threads(const ae__pool *p);                  /* 1 for NULL */
 void ae__pool_run(ae__pool *p, ae__task_fn fn, void *ctx); /* fn on every thread, then join */
 void ae__pool_barrier(ae__pool *p); /* inside a run: all threads meet here */
 void ae__split(size_t n, int t, int nt, size_t *lo, size_t *hi); /* thread t's share of n */
-int ae__default_threads(void);                              /* online cores, 1..64 */
+int ae__default_threads(void);                              /* online cores, 1..AE__MAX_THREADS */
 
 /* ---- workspaces (model.c) ---------------------------------------------------
  * Everything a forward (and, for training, backward) pass needs for batches

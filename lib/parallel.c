@@ -78,7 +78,7 @@ static void *worker_main(void *arg)
 int ae__default_threads(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n < 1 ? 1 : (n > 64 ? 64 : (int)n);
+    return n < 1 ? 1 : (n > AE__MAX_THREADS ? AE__MAX_THREADS : (int)n);
 }
 
 ae_status ae__pool_create(ae__pool **out, int n)

@@ -383,8 +383,8 @@ typedef struct step_job {
     const float *x, *y;
     size_t first, rows;
     int loss, logits;
-    double partial[64]; /* each thread's loss sum */
-    int bad[64];        /* a thread's gradient range held NaN/inf */
+    double partial[AE__MAX_THREADS]; /* each thread's loss sum */
+    int bad[AE__MAX_THREADS];        /* a thread's gradient range held NaN/inf */
 } step_job;
 
 /* Denormal floats are 10-100x slower on x86; a trained network's small
@@ -524,7 +524,7 @@ ae_status ae_train_fit(ae_model *m, const ae_train_config *c, const float *x, co
      * each share single-threaded so the two never compete for cores (the
      * section is process-wide: see ae__blas_single_begin) */
     threads = c->iv[AE_TRAIN_THREADS] > 0 ? (int)c->iv[AE_TRAIN_THREADS] : ae__default_threads();
-    if (threads > 64) threads = 64;
+    if (threads > AE__MAX_THREADS) threads = AE__MAX_THREADS;
     if ((size_t)threads > s.batch) threads = (int)s.batch; /* a thread needs a row */
     if ((st = ae__workspace_set_threads(m, s.ws, threads)) != AE_OK) {
         fit_state_free(&s);

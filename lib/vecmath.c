@@ -18,8 +18,6 @@
 
 #include "nn.h"
 
-#define AE_HOT AE__HOT
-
 static inline float bits_to_float(uint32_t u)
 {
     float f;
@@ -84,7 +82,7 @@ static inline float log_poly(float x)
     return m + y + 0.693359375f * (float)e;
 }
 
-AE_HOT void ae__sigmoid_inplace(float *v, size_t n)
+AE__HOT void ae__sigmoid_inplace(float *v, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         const float in = v[i];
@@ -102,8 +100,8 @@ AE_HOT void ae__sigmoid_inplace(float *v, size_t n)
  * checks and long epochs notice). The clamp would turn a NaN or infinite
  * prediction into a finite loss, so those are looked for in the same loop and
  * make the sum NaN. */
-AE_HOT double ae__bce_sum(const float *pred, const float *target, size_t n, float *grad,
-                          float inv_norm, int sigmoid_logits)
+AE__HOT double ae__bce_sum(const float *pred, const float *target, size_t n, float *grad,
+                           float inv_norm, int sigmoid_logits)
 {
     const float eps = 1e-7f, hi = 1.0f - 1e-7f;
     float terms[256], clamped[256];
@@ -144,7 +142,7 @@ AE_HOT double ae__bce_sum(const float *pred, const float *target, size_t n, floa
     return bad ? (double)NAN : total;
 }
 
-AE_HOT int ae__all_finite(const float *x, size_t n)
+AE__HOT int ae__all_finite(const float *x, size_t n)
 {
     uint32_t bad = 0;
     for (size_t i = 0; i < n; i++) bad |= non_finite(x[i]);
@@ -153,7 +151,7 @@ AE_HOT int ae__all_finite(const float *x, size_t n)
 
 /* The check rides on a copy the caller makes anyway (prediction outputs
  * leaving the workspace), so it costs no second pass over memory. */
-AE_HOT int ae__copy_finite(float *restrict dst, const float *restrict src, size_t n)
+AE__HOT int ae__copy_finite(float *restrict dst, const float *restrict src, size_t n)
 {
     uint32_t bad = 0;
     for (size_t i = 0; i < n; i++) {

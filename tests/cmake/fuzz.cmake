@@ -1,5 +1,7 @@
 # Fuzzing (docs/reliability.md, tests/fuzz/):
 #  - make_seeds: writes seed corpora made by the library (fixture fuzz_seeds);
+#  - the index harness also starts from the committed version-1 index files
+#    (tests/data/index-v1, the older format its loader still reads);
 #  - fuzz_replay_<h>: the harnesses built with this compiler and a plain
 #    main() (tests/fuzz/replay_main.c), replaying the seeds and every
 #    reproducer in tests/fuzz/regressions/<h>/. Labels unit;fuzz, so the
@@ -13,6 +15,7 @@
 set(AE_FUZZ_DIR ${PROJECT_SOURCE_DIR}/tests/fuzz)
 set(AE_FUZZ_HARNESSES npy model index)
 set(AE_FUZZ_SEEDS ${CMAKE_CURRENT_BINARY_DIR}/fuzz-seeds)
+set(AE_FUZZ_EXTRA_SEEDS_index ${PROJECT_SOURCE_DIR}/tests/data/index-v1)
 
 add_executable(make_seeds ${AE_FUZZ_DIR}/make_seeds.c)
 target_link_libraries(make_seeds PRIVATE ae_test_support autoenc_static m Threads::Threads)
@@ -27,7 +30,7 @@ foreach(h ${AE_FUZZ_HARNESSES})
   ae_target_warnings(fuzz_replay_${h})
   add_test(NAME fuzz_replay_${h}
     COMMAND ${AE_TEST_LAUNCHER} $<TARGET_FILE:fuzz_replay_${h}>
-            ${AE_FUZZ_DIR}/regressions/${h} ${AE_FUZZ_SEEDS}/${h}
+            ${AE_FUZZ_DIR}/regressions/${h} ${AE_FUZZ_SEEDS}/${h} ${AE_FUZZ_EXTRA_SEEDS_${h}}
     WORKING_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR})
   set_tests_properties(fuzz_replay_${h} PROPERTIES LABELS "unit;fuzz"
     FIXTURES_REQUIRED fuzz_seeds ENVIRONMENT "OPENBLAS_NUM_THREADS=1")
@@ -58,6 +61,7 @@ if(NOT AE_SANITIZE AND NOT AE_TEST_LAUNCHER)
                 ${_out}/fuzz_${h} -max_total_time=${AE_FUZZ_SMOKE_SECONDS} -timeout=10
                 -rss_limit_mb=2048 -artifact_prefix=artifacts/${h}-
                 corpus-${h} ${AE_FUZZ_SEEDS}/${h} ${AE_FUZZ_DIR}/regressions/${h}
+                ${AE_FUZZ_EXTRA_SEEDS_${h}}
         WORKING_DIRECTORY ${_out})
       set_tests_properties(fuzz_smoke_${h} PROPERTIES LABELS fuzz FIXTURES_REQUIRED fuzz_seeds
         ENVIRONMENT "OPENBLAS_NUM_THREADS=1")

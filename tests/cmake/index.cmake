@@ -1,4 +1,4 @@
-# Index module: extra test registrations and the benchmark program.
+# Index module: extra test registrations and settings, and the benchmark program.
 # (Included by tests/CMakeLists.txt; test_index itself comes from the glob
 # and carries the `unit` label.)
 
@@ -13,3 +13,7 @@ set_tests_properties(test_index_threads PROPERTIES LABELS threads
 add_executable(bench_index ${CMAKE_CURRENT_SOURCE_DIR}/bench/bench_index.c)
 target_link_libraries(bench_index PRIVATE autoenc_static m Threads::Threads)
 ae_target_warnings(bench_index)
+
+# The file-format test reads the committed version-1 files in tests/data.
+target_compile_definitions(test_index_format PRIVATE
+  AE_TEST_DATA_DIR="${PROJECT_SOURCE_DIR}/tests/data")

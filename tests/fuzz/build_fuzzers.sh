@@ -15,7 +15,7 @@ CBLAS_INC=$(dirname "$(find /usr/include -name cblas.h -path '*openblas*' -print
                         find /usr/include -name cblas.h -print -quit)")
 SAN=(-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer)
 # no function multi-versioning (target_clones) in the fuzz build: one code path
-COMMON=(-std=c11 -g -O1 -fno-math-errno -Wno-psabi -DAE_STATIC -DAE_BUILDING_LIBRARY -DAE_NO_MULTIVERSION
+COMMON=(-std=c11 -g -O1 -fno-math-errno -Wno-psabi -DAE_STATIC -DAE_BUILDING_LIBRARY
         -DAE_NO_TARGET_CLONES -I"$ROOT/include" -I"$ROOT/lib" -I"$ROOT/tests/support" -I"$CBLAS_INC")
 SUPPORT=("$ROOT"/tests/support/*.c) # the tests' shared helpers (tests/support/README.md)
 export CC OUT

@@ -4,7 +4,8 @@
 #   FUZZ_SECONDS=600 bash tests/fuzz/run_fuzz.sh [npy model index]
 #
 # Builds the harnesses with clang (build_fuzzers.sh), writes seed corpora made
-# by the library (make_seeds), then runs each harness for FUZZ_SECONDS
+# by the library (make_seeds; the index harness also gets tests/data/index-v1),
+# then runs each harness for FUZZ_SECONDS
 # (default 600) with -timeout=10 and -rss_limit_mb=2048. Work lives in
 # FUZZ_DIR (default build/fuzz in the repository): build/, seeds/, corpus-<h>/ (grows between
 # runs), artifacts/<h>-crash-* etc. Harnesses run one after another unless
@@ -25,14 +26,16 @@ bash "$ROOT/tests/fuzz/build_fuzzers.sh" "$FUZZ_DIR/build" "$CLANG"
 mkdir -p "$FUZZ_DIR/artifacts"
 
 run_one() {
-    local h=$1
+    local h=$1 extra=()
+    # the index loader also reads version-1 files: start from the committed ones
+    if [ "$h" = index ]; then extra=("$ROOT/tests/data/index-v1"); fi
     mkdir -p "$FUZZ_DIR/corpus-$h"
     echo "run_fuzz: $h for ${SECONDS_PER}s"
     # corpus-<h> first (new inputs go there), then seeds and known regressions
     "$FUZZ_DIR/build/fuzz_$h" -max_total_time="$SECONDS_PER" -timeout=10 -rss_limit_mb=2048 \
         -print_final_stats=1 -artifact_prefix="$FUZZ_DIR/artifacts/$h-" \
         "$FUZZ_DIR/corpus-$h" "$FUZZ_DIR/seeds/$h" "$ROOT/tests/fuzz/regressions/$h" \
-        >"$FUZZ_DIR/$h.log" 2>&1
+        "${extra[@]}" >"$FUZZ_DIR/$h.log" 2>&1
 }
 
 rc=0
