@@ -81,7 +81,7 @@ AE_API ae_status ae_model_forward(const ae_model *m, const ae_tensor *x, ae_tens
  * library, another compiler or another CPU family.
  *
  * Inference never calls BLAS, so it neither uses nor changes OpenBLAS'
- * process-wide thread count (only ae_fit does; see train.h
+ * process-wide thread count (only ae_train_fit does; see train.h
  * AE_TRAIN_THREADS and docs/threading.md).
  */
 AE_API ae_status ae_model_set_threads(ae_model *m, int n_threads);

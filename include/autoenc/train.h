@@ -58,7 +58,7 @@ typedef enum ae_train_param {
      *  threads; 0 (default) = one per online core. Results are deterministic
      *  for a given seed and thread count, also while other fits or predicts
      *  run in the process, but differ in the last bits across thread counts
-     *  (gradient sums are added in another order). While any ae_fit runs,
+     *  (gradient sums are added in another order). While any ae_train_fit runs,
      *  OpenBLAS' process-wide thread count is 1 (its threads would only
      *  compete with these): the first of concurrent fits saves the program's
      *  count and sets 1, the last to return restores it, unless the program

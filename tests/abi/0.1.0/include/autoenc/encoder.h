@@ -12,6 +12,11 @@
  *
  * Threading: ae_encoder_encode takes a const encoder and is safe to call
  * concurrently from several threads.
+ *
+ * Reproducibility: a row's code is the same bits whatever the encoder's
+ * thread count and however rows are grouped into calls, and equals the
+ * model's own code-layer output for that row (ae_model_set_threads states
+ * what is and is not promised).
  */
 #ifndef AUTOENC_ENCODER_H
 #define AUTOENC_ENCODER_H
@@ -52,6 +57,9 @@ AE_API int ae_encoder_get_threads(const ae_encoder *enc);
 /**
  * Encodes @p n samples @p x (n * input_size floats) into @p codes, whose
  * capacity in floats is @p codes_len (at least n * code_size).
+ * AE_ERR_NUMERIC if @p x holds NaN or infinity or a code overflows to NaN or
+ * infinity (finite inputs, weights too large for them); @p codes is then
+ * partly written.
  */
 AE_API ae_status ae_encoder_encode(const ae_encoder *enc, const float *x, size_t n, float *codes,
                                    size_t codes_len);

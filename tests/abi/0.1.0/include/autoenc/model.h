@@ -53,7 +53,10 @@ AE_API ae_status ae_model_code_layer(size_t *index, const ae_model *m);
  * Runs the model on @p n samples @p x (n * input_size floats) and writes
  * n * output_size floats to @p y, whose capacity in floats is @p y_len.
  * Any n works; the work is done in internal batches. NaN or infinity in
- * @p x gives AE_ERR_NUMERIC (with @p y partly written).
+ * @p x gives AE_ERR_NUMERIC, and so do outputs that overflow to NaN or
+ * infinity from finite inputs (weights too large for them); @p y is then
+ * partly written. Each output row is bit-identical whatever the thread count
+ * and however the rows are split into calls (see ae_model_set_threads).
  */
 AE_API ae_status ae_model_predict(const ae_model *m, const float *x, size_t n, float *y,
                                   size_t y_len);
@@ -68,12 +71,18 @@ AE_API ae_status ae_model_forward(const ae_model *m, const ae_tensor *x, ae_tens
  * created from this model: large batches are split by rows over this many
  * threads. 0 (the default) means one per online core; 1 keeps all work on
  * the calling thread (what an embedder running its own thread pool wants).
- * Each row's output is computed the same way whatever the thread count (up
- * to BLAS kernels that may round the last bit differently for other block
- * sizes). While it splits work over its own threads, the library sets
- * OpenBLAS' thread count to 1 and restores it afterwards (nested threads
- * only contend); a program that runs OpenBLAS itself on other threads at the
- * same time may prefer 1 here. Range 0..64.
+ * Range 0..64.
+ *
+ * Reproducibility: a row's outputs are the same bits whatever this setting
+ * and however rows are grouped into calls (one call of 1000 rows or 1000
+ * calls of one), and while other threads predict or train: every output is
+ * summed in one fixed order by the library's own kernels, built without
+ * fused multiply-adds. Not promised: equal bits from another build of the
+ * library, another compiler or another CPU family.
+ *
+ * Inference never calls BLAS, so it neither uses nor changes OpenBLAS'
+ * process-wide thread count (only ae_train_fit does; see train.h
+ * AE_TRAIN_THREADS and docs/threading.md).
  */
 AE_API ae_status ae_model_set_threads(ae_model *m, int n_threads);
 /** The thread setting of ae_model_set_threads (0 = one per core). */

@@ -56,8 +56,14 @@ typedef enum ae_train_param {
     AE_TRAIN_RESTORE_BEST = 16,    /**< int 0/1, end with the best epoch's weights; default 1 */
     /** int, threads for fit: every batch is split by samples over this many
      *  threads; 0 (default) = one per online core. Results are deterministic
-     *  for a given seed and thread count, but differ in the last bits across
-     *  thread counts (gradient sums are added in another order). */
+     *  for a given seed and thread count, also while other fits or predicts
+     *  run in the process, but differ in the last bits across thread counts
+     *  (gradient sums are added in another order). While any ae_train_fit runs,
+     *  OpenBLAS' process-wide thread count is 1 (its threads would only
+     *  compete with these): the first of concurrent fits saves the program's
+     *  count and sets 1, the last to return restores it, unless the program
+     *  set another count than 1 meanwhile, which is kept. See
+     *  docs/threading.md. */
     AE_TRAIN_THREADS = 17
 } ae_train_param;
 
