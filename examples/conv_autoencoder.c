@@ -87,19 +87,7 @@ int main(int argc, char **argv)
     /* compile(optimizer="nadam", loss="binary_crossentropy"), then
      * fit(x, x, epochs, batch_size=32, shuffle=True, validation_split=0.2,
      *     callbacks=[EarlyStopping(patience=3, min_delta=1e-4, restore_best_weights=True)]) */
-    st = ae_train_config_create(&cfg);
-    if (st == AE_OK) st = ae_train_config_set_int(cfg, AE_TRAIN_OPTIMIZER, AE_OPT_NADAM);
-    if (st == AE_OK) st = ae_train_config_set_int(cfg, AE_TRAIN_LOSS, AE_LOSS_BCE);
-    if (st == AE_OK) st = ae_train_config_set_int(cfg, AE_TRAIN_EPOCHS, a.epochs);
-    if (st == AE_OK) st = ae_train_config_set_int(cfg, AE_TRAIN_BATCH_SIZE, fit.batch);
-    if (st == AE_OK) st = ae_train_config_set_int(cfg, AE_TRAIN_SHUFFLE, 1);
-    if (st == AE_OK) st = ae_train_config_set_int(cfg, AE_TRAIN_SEED, (int64_t)(a.seed & INT64_MAX));
-    if (st == AE_OK) st = ae_train_config_set_double(cfg, AE_TRAIN_VALIDATION_SPLIT, 0.2);
-    if (st == AE_OK) st = ae_train_config_set_int(cfg, AE_TRAIN_PATIENCE, fit.patience);
-    if (st == AE_OK) st = ae_train_config_set_double(cfg, AE_TRAIN_MIN_DELTA, fit.min_delta);
-    if (st == AE_OK) st = ae_train_config_set_int(cfg, AE_TRAIN_RESTORE_BEST, 1);
-    if (st == AE_OK) st = ae_train_config_set_int(cfg, AE_TRAIN_THREADS, fit.threads);
-    if (st == AE_OK) st = ae_train_config_set_callback(cfg, ex_print_epoch, &log);
+    st = ex_tutorial_config(&cfg, a.epochs, a.seed, &fit, &log);
     if (st == AE_OK) st = ae_history_create(&h);
     if (ex_failed(st, "training settings")) goto done;
     if (ex_epoch_log_open(&log, a.out_dir, NAME) != EX_OK) goto done;

@@ -218,3 +218,25 @@ int ex_args_parse(ex_args *a, const ex_option *extra, int argc, char **argv, con
     }
     return EX_OK;
 }
+
+ae_status ex_tutorial_config(ae_train_config **out, long epochs, uint64_t seed,
+                             const ex_fit_args *f, ex_epoch_log *log)
+{
+    ae_train_config *cfg;
+    ae_status st = ae_train_config_create(out);
+    if (st != AE_OK) return st;
+    cfg = *out;
+    st = ae_train_config_set_int(cfg, AE_TRAIN_OPTIMIZER, AE_OPT_NADAM);
+    if (st == AE_OK) st = ae_train_config_set_int(cfg, AE_TRAIN_LOSS, AE_LOSS_BCE);
+    if (st == AE_OK) st = ae_train_config_set_int(cfg, AE_TRAIN_EPOCHS, epochs);
+    if (st == AE_OK) st = ae_train_config_set_int(cfg, AE_TRAIN_BATCH_SIZE, f->batch);
+    if (st == AE_OK) st = ae_train_config_set_int(cfg, AE_TRAIN_SHUFFLE, 1);
+    if (st == AE_OK) st = ae_train_config_set_int(cfg, AE_TRAIN_SEED, (int64_t)(seed & INT64_MAX));
+    if (st == AE_OK) st = ae_train_config_set_double(cfg, AE_TRAIN_VALIDATION_SPLIT, 0.2);
+    if (st == AE_OK) st = ae_train_config_set_int(cfg, AE_TRAIN_PATIENCE, f->patience);
+    if (st == AE_OK) st = ae_train_config_set_double(cfg, AE_TRAIN_MIN_DELTA, f->min_delta);
+    if (st == AE_OK) st = ae_train_config_set_int(cfg, AE_TRAIN_RESTORE_BEST, 1);
+    if (st == AE_OK) st = ae_train_config_set_int(cfg, AE_TRAIN_THREADS, f->threads);
+    if (st == AE_OK) st = ae_train_config_set_callback(cfg, ex_print_epoch, log);
+    return st;
+}

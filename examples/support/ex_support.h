@@ -173,6 +173,19 @@ int ex_print_epoch(ae_train_event event, size_t epoch, size_t step, size_t steps
                    const ae_model *model, const ae_history *h, void *user);
 
 /**
+ * The tutorial's training settings, shared by every section: Keras'
+ * compile(optimizer="nadam", loss="binary_crossentropy") and
+ * fit(x, x, epochs, batch_size, shuffle=True, validation_split=0.2,
+ *     callbacks=[EarlyStopping(patience, min_delta, restore_best_weights=True)]),
+ * with @p f's batch, patience, min_delta and threads, a shuffling seed from
+ * @p seed, and ex_print_epoch on @p log as the progress callback. Creates
+ * the configuration into @p out (free it with ae_train_config_free, also on
+ * failure).
+ */
+ae_status ex_tutorial_config(ae_train_config **out, long epochs, uint64_t seed,
+                             const ex_fit_args *f, ex_epoch_log *log);
+
+/**
  * Prints what ae_train_fit is about to do with @p cfg on @p n rows: how many
  * train and validate, the batch size, the epoch cap, the patience.
  */
