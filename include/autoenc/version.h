@@ -8,11 +8,11 @@
 #include "common.h"
 
 #define AE_VERSION_MAJOR 0 /**< incremented on an ABI break */
-#define AE_VERSION_MINOR 1 /**< incremented when functions are added */
+#define AE_VERSION_MINOR 2 /**< incremented when functions are added */
 #define AE_VERSION_PATCH 0 /**< incremented for fixes */
 /** major * 10000 + minor * 100 + patch */
 #define AE_VERSION_NUMBER (AE_VERSION_MAJOR * 10000 + AE_VERSION_MINOR * 100 + AE_VERSION_PATCH)
-#define AE_VERSION_STRING "0.1.0" /**< the same version as text */
+#define AE_VERSION_STRING "0.2.0" /**< the same version as text */
 
 #ifdef __cplusplus
 extern "C" {
