@@ -9,7 +9,9 @@
  * other indexes) and ask for the k = 10 nearest neighbours of held-out
  * drawings: a clock must find clocks. Every held-out drawing is a query;
  * precision@1/10/100, mAP@100 and per-category precision@10 are reported for
- * the codes and, in the same run, for raw pixels. Draws the neighbours of
+ * the codes and, in the same run, for raw pixels and for PCA with as many
+ * components as the code has floats (--pca N to choose, 0 for none), with
+ * the test BCE of the autoencoder's and PCA's reconstructions. Draws the neighbours of
  * --show queries (a clock first) into --out/retrieval_<category>_<query>.png;
  * the last line printed is a JSON object of the figures.
  */
@@ -101,6 +103,47 @@ static int index_and_query(ae_index_backend backend, size_t dim, const float *ro
     if (keep) *keep = idx;
     else ae_index_free(idx);
     return EX_OK;
+}
+
+/* PCA fitted on the training rows: codes of both sets and the test BCE of
+ * its reconstructions. */
+typedef struct pca_result {
+    float *train_codes, *test_codes;
+    double explained, test_bce;
+} pca_result;
+
+static int pca_baseline(pca_result *r, size_t components, const float *train, size_t n_train,
+                        const float *test, size_t n_test)
+{
+    ex_pca *p = NULL;
+    float *recon = NULL;
+    double t0 = ex_now();
+    int rc = EX_ERR;
+    r->train_codes = malloc(n_train * components * sizeof *r->train_codes);
+    r->test_codes = malloc(n_test * components * sizeof *r->test_codes);
+    recon = malloc(n_test * 784 * sizeof *recon);
+    if (!r->train_codes || !r->test_codes || !recon) {
+        fprintf(stderr, "error: out of memory for the PCA baseline\n");
+        goto done;
+    }
+    if (ex_pca_fit(&p, train, n_train, 784, components) != EX_OK ||
+        ex_pca_project(p, train, n_train, r->train_codes) != EX_OK ||
+        ex_pca_project(p, test, n_test, r->test_codes) != EX_OK) {
+        fprintf(stderr, "error: PCA with %zu components failed\n", components);
+        goto done;
+    }
+    ex_pca_reconstruct(p, r->test_codes, n_test, recon);
+    r->explained = ex_pca_explained(p);
+    if (ex_failed(ae_loss_value(&r->test_bce, AE_LOSS_BCE, recon, test, n_test * 784),
+                  "PCA reconstruction loss"))
+        goto done;
+    printf("PCA-%zu fitted on %zu drawings in %.2f s: %.1f%% of the variance\n", components,
+           n_train, ex_now() - t0, 100 * r->explained);
+    rc = EX_OK;
+done:
+    ex_pca_free(p);
+    free(recon);
+    return rc;
 }
 
 /* The query drawing, then its k neighbours labelled with category and distance. */
@@ -209,7 +252,7 @@ int main(int argc, char **argv)
 {
     ex_args a;
     const char *backend_name = "balltree", *model_path = NULL, *export_dir = NULL;
-    long k = 10, leaf_size = 40, shown = 3;
+    long k = 10, leaf_size = 40, shown = 3, pca_components = -1;
     const ex_option extra[] = {
         {"backend", EX_OPT_STRING, &backend_name, 0, 0, "NAME", "balltree, brute or hnsw"},
         {"k", EX_OPT_INT, &k, 1, METRIC_K, "N", "neighbours shown per query"},
@@ -218,6 +261,8 @@ int main(int argc, char **argv)
          "trained model to load (default OUT/conv_autoencoder.aem, trained and saved there "
          "if absent)"},
         {"show", EX_OPT_INT, &shown, 0, 10, "N", "queries to print and draw (a clock first)"},
+        {"pca", EX_OPT_INT, &pca_components, -1, 784, "N",
+         "PCA baseline with N components (default -1: the code size; 0: none)"},
         {"export-codes", EX_OPT_STRING, &export_dir, 0, 0, "DIR",
          "also write the codes as DIR/train_codes.npy and DIR/test_codes.npy (float32)"},
         {NULL, EX_OPT_INT, NULL, 0, 0, NULL, NULL},
@@ -233,9 +278,10 @@ int main(int argc, char **argv)
     float *train_codes = NULL, *test_codes = NULL, *dists = NULL;
     int64_t *nbr = NULL;
     int32_t *nbr_labels = NULL;
-    char default_model[1024];
-    retrieval_scores codes_s, pixels_s;
-    double build_s, query_s, pix_build_s, pix_query_s, t0, encode_s;
+    char default_model[1024], what[64];
+    retrieval_scores codes_s, pixels_s, pca_s;
+    double build_s, query_s, pix_build_s, pix_query_s, t0, encode_s, model_bce = 0;
+    pca_result pca = {0};
     ae_status st;
     int rc, model_given;
 
@@ -347,19 +393,53 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < n_test * METRIC_K; i++) nbr_labels[i] = train_labels[nbr[i]];
     score(nbr_labels, test_labels, n_test, n_cat, &pixels_s);
 
+    /* the linear baseline with the same code size, and both reconstructions' BCE */
+    st = ae_model_evaluate(&model_bce, m, AE_LOSS_BCE, test, test, n_test);
+    if (ex_failed(st, "evaluating the model")) goto done;
+    if (pca_components < 0) pca_components = (long)(code < 784 ? code : 784);
+    if (pca_components > 0) {
+        if (pca_baseline(&pca, (size_t)pca_components, train, n_train, test, n_test) != EX_OK)
+            goto done;
+        if (index_and_query(AE_INDEX_BRUTE, (size_t)pca_components, pca.train_codes, n_train,
+                            train_labels, pca.test_codes, n_test, leaf_size, nbr, dists,
+                            &pix_build_s, &pix_query_s, NULL) != EX_OK)
+            goto done;
+        for (size_t i = 0; i < n_test * METRIC_K; i++) nbr_labels[i] = train_labels[nbr[i]];
+        score(nbr_labels, test_labels, n_test, n_cat, &pca_s);
+    }
+
     printf("\nretrieval quality over %zu held-out queries (%zu indexed):\n", n_test, n_train);
-    print_scores("conv codes (128-d)", &codes_s, ds);
+    snprintf(what, sizeof what, "model codes (%zu-d)", code);
+    print_scores(what, &codes_s, ds);
     print_scores("raw pixels (784-d)", &pixels_s, ds);
+    if (pca_components > 0) {
+        snprintf(what, sizeof what, "PCA-%ld codes", pca_components);
+        print_scores(what, &pca_s, ds);
+    }
+    printf("\n| representation | floats | test BCE | precision@10 |\n|---|---|---|---|\n");
+    printf("| autoencoder (%zu parameters) | %zu | %.4f | %.4f |\n", ae_model_param_count(m), code,
+           model_bce, codes_s.p10);
+    if (pca_components > 0)
+        printf("| PCA-%ld (%.1f%% of the variance) | %ld | %.4f | %.4f |\n", pca_components,
+               100 * pca.explained, pca_components, pca.test_bce, pca_s.p10);
+    printf("| raw pixels | 784 | - | %.4f |\n\n", pixels_s.p10);
     printf("{\"example\": \"image_retrieval\", \"backend\": \"%s\", \"indexed\": %zu, \"queries\": %zu, "
+           "\"code_floats\": %zu, \"test_bce\": %.4f, "
            "\"codes\": {\"precision_at_1\": %.4f, \"precision_at_10\": %.4f, \"precision_at_100\": %.4f, "
            "\"map_at_100\": %.4f}, \"pixels\": {\"precision_at_1\": %.4f, \"precision_at_10\": %.4f, "
-           "\"precision_at_100\": %.4f, \"map_at_100\": %.4f}, \"build_seconds\": %.3f, "
-           "\"query_ms\": %.4f}\n",
-           backend_name, n_train, n_test, codes_s.p1, codes_s.p10, codes_s.p100, codes_s.map100,
-           pixels_s.p1, pixels_s.p10, pixels_s.p100, pixels_s.map100, build_s,
+           "\"precision_at_100\": %.4f, \"map_at_100\": %.4f}, ",
+           backend_name, n_train, n_test, code, model_bce, codes_s.p1, codes_s.p10, codes_s.p100,
+           codes_s.map100, pixels_s.p1, pixels_s.p10, pixels_s.p100, pixels_s.map100);
+    if (pca_components > 0)
+        printf("\"pca\": {\"components\": %ld, \"test_bce\": %.4f, \"precision_at_1\": %.4f, "
+               "\"precision_at_10\": %.4f, \"precision_at_100\": %.4f, \"map_at_100\": %.4f}, ",
+               pca_components, pca.test_bce, pca_s.p1, pca_s.p10, pca_s.p100, pca_s.map100);
+    printf("\"build_seconds\": %.3f, \"query_ms\": %.4f}\n", build_s,
            1e3 * query_s / (double)n_test);
     rc = 0;
 done:
+    free(pca.train_codes);
+    free(pca.test_codes);
     free(train_codes);
     free(test_codes);
     free(nbr);

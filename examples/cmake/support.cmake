@@ -8,11 +8,14 @@
 add_library(ae_example_support STATIC
   ${CMAKE_CURRENT_SOURCE_DIR}/support/args.c
   ${CMAKE_CURRENT_SOURCE_DIR}/support/csv.c
+  ${CMAKE_CURRENT_SOURCE_DIR}/support/pca.c
   ${CMAKE_CURRENT_SOURCE_DIR}/support/pictures.c
   ${CMAKE_CURRENT_SOURCE_DIR}/support/report.c
   ${CMAKE_CURRENT_SOURCE_DIR}/support/util.c)
 target_include_directories(ae_example_support PUBLIC ${CMAKE_CURRENT_SOURCE_DIR}/support)
-target_link_libraries(ae_example_support PUBLIC autoenc ae_png_grid m)
+# pca.c calls CBLAS and LAPACK (ssyevd) directly: OpenBLAS holds both.
+target_include_directories(ae_example_support PRIVATE ${AE_CBLAS_INCLUDE_DIR})
+target_link_libraries(ae_example_support PUBLIC autoenc ae_png_grid ${BLAS_LIBRARIES} m)
 ae_target_warnings(ae_example_support)
 
 # A self-test of the support code (options, font, PNG, CSV), run by ctest.

@@ -232,6 +232,28 @@ double ex_now(void);
  */
 void ex_print_dataset(const ae_dataset *ds, const ex_args *a, double load_seconds);
 
+/* ---- principal component analysis (pca.c): image_retrieval's linear baseline ---------- */
+
+/** Principal axes and mean of a set of rows. */
+typedef struct ex_pca ex_pca;
+
+/**
+ * Fits @p components principal axes (largest variance first) to @p n rows of
+ * @p dim floats: the covariance by CBLAS ssyrk, its eigenvectors by LAPACK
+ * ssyevd. EX_ERR on bad sizes, out of memory or an ssyevd failure.
+ */
+int ex_pca_fit(ex_pca **out, const float *x, size_t n, size_t dim, size_t components);
+/** Releases @p p (NULL is fine). */
+void ex_pca_free(ex_pca *p);
+/** The number of axes @p p keeps. */
+size_t ex_pca_components(const ex_pca *p);
+/** The fraction of the training rows' total variance the kept axes explain. */
+double ex_pca_explained(const ex_pca *p);
+/** Codes (n x components) of @p n rows: their centred values on the axes. */
+int ex_pca_project(const ex_pca *p, const float *x, size_t n, float *codes);
+/** Rows (n x dim) back from @p codes, clipped to the pixel range [0, 1]. */
+void ex_pca_reconstruct(const ex_pca *p, const float *codes, size_t n, float *x);
+
 #ifdef __cplusplus
 }
 #endif

@@ -26,6 +26,14 @@ for backend in balltree brute hnsw; do
     tail -n 1 "$work/retrieval_$backend.log" | grep -q "^{\"example\": \"image_retrieval\", \"backend\": \"$backend\""
 done
 ls "$work/out"/retrieval_clock_*.png > /dev/null
+# the PCA baseline in the same run: as many components as the code (128) by
+# default, --pca N otherwise, in the table and the JSON line
+grep -q '^| PCA-128 (' "$work/retrieval_brute.log"
+tail -n 1 "$work/retrieval_brute.log" | grep -q '"pca": {"components": 128, "test_bce": [0-9.]*,'
+"$bin/image_retrieval" $common --show 0 --pca 8 > "$work/retrieval_pca8.log"
+tail -n 1 "$work/retrieval_pca8.log" | grep -q '"pca": {"components": 8,'
+"$bin/image_retrieval" $common --show 0 --pca 0 > "$work/retrieval_nopca.log"
+if tail -n 1 "$work/retrieval_nopca.log" | grep -q '"pca"'; then exit 1; fi
 # without a saved model, image_retrieval trains one first
 rm "$work/out/conv_autoencoder.aem"
 "$bin/image_retrieval" $common --show 1 > "$work/retrieval_train.log"
