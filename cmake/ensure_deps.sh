@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Shared by tests/run.sh and examples/run.sh (sourced, not run): makes sure
+# Shared by tests/run.sh, examples/run.sh and the benchmarks (sourced, not run): makes sure
 # the Debian packages a script needs are installed.
 #
 #   ae_ensure_packages PKG...
@@ -16,6 +16,10 @@
 AE_TEST_PACKAGES=(build-essential cmake pkg-config libopenblas-dev libcmocka-dev libpng-dev
                   valgrind g++ abigail-tools doxygen)
 AE_EXAMPLE_PACKAGES=(build-essential cmake pkg-config libopenblas-dev libpng-dev xz-utils)
+# The peers the benchmarks in tests/bench compare with (never needed to build
+# or test); they import under /usr/bin/python3.
+AE_BENCH_PACKAGES=(build-essential cmake pkg-config libopenblas-dev xz-utils python3-torch
+                   python3-sklearn python3-faiss python3-hnswlib)
 
 ae_ensure_packages() {
     if [ "${AE_SKIP_APT:-0}" = 1 ]; then

@@ -14,6 +14,11 @@
 #     --epochs N        epochs per training configuration (3: a warm-up epoch,
 #                       then 2 timed epochs, whose median counts; the
 #                       equal-work check compares the validation BCE after N)
+#     --rounds N        training rounds (3; 1 with --quick): every round runs
+#                       each configuration of both sides once, interleaved
+#                       (C, PyTorch, C, PyTorch, ...), so a slow spell of the
+#                       machine hits both; the report gives each side's min
+#                       and median over the rounds and the ratios of both
 #     --quick           smoke run: 2 epochs (1 timed), 1 encoding pass,
 #                       PyTorch chunks 64,256, 1 GEMM repetition, 60 s cap
 #     --time-cap S      seconds after which a PyTorch training configuration
@@ -48,6 +53,7 @@ ARCHIVE=$SRC/../shared/quickdraw10.tar.xz
 MODELS=simple,deep,conv
 THREADS=1,2
 EPOCHS=
+ROUNDS=
 TIME_CAP=
 QUICK=0
 BUILD=$SRC/build/bench
@@ -64,6 +70,7 @@ while [ $# -gt 0 ]; do
     --models) MODELS=${2:?}; shift 2 ;;
     --threads) THREADS=${2:?}; shift 2 ;;
     --epochs) EPOCHS=${2:?}; shift 2 ;;
+    --rounds) ROUNDS=${2:?}; shift 2 ;;
     --time-cap) TIME_CAP=${2:?}; shift 2 ;;
     --quick) QUICK=1; shift ;;
     --build-dir) BUILD=${2:?}; shift 2 ;;
@@ -82,10 +89,14 @@ for t in ${THREADS//,/ }; do
   case "$t" in ''|*[!0-9]*) die "bad thread count '$t'" ;; esac
 done
 if [ "$QUICK" = 1 ]; then
-  : "${EPOCHS:=2}"; ENC_REPS=1; GEMM_REPS=1; CHUNKS=64,256; : "${TIME_CAP:=60}"
+  : "${EPOCHS:=2}"; : "${ROUNDS:=1}"; ENC_REPS=1; GEMM_REPS=1; CHUNKS=64,256; : "${TIME_CAP:=60}"
 else
-  : "${EPOCHS:=3}"; ENC_REPS=2; GEMM_REPS=3; CHUNKS=64,128,256; : "${TIME_CAP:=150}"
+  : "${EPOCHS:=3}"; : "${ROUNDS:=3}"; ENC_REPS=2; GEMM_REPS=3; CHUNKS=64,128,256; : "${TIME_CAP:=150}"
 fi
+case "$ROUNDS" in ''|*[!0-9]*|0) die "bad round count '$ROUNDS'" ;; esac
+# shellcheck source=cmake/ensure_deps.sh
+source "$SRC/cmake/ensure_deps.sh"
+ae_ensure_packages "${AE_BENCH_PACKAGES[@]}" >&2 || die "installing the benchmark peers failed"
 [ -x "$PY" ] || die "$PY not found (Debian's python3-torch is needed)"
 
 T_START=$(date +%s)
@@ -139,7 +150,7 @@ run_py() {
     ${PY_ENV[@]+"${PY_ENV[@]}"} "$PY" "$BENCH_PY" "$@"
 }
 
-echo "== data: $DATA; models $MODELS; threads $THREADS; $EPOCHS epochs per configuration" >&2
+echo "== data: $DATA; models $MODELS; threads $THREADS; $EPOCHS epochs per configuration, $ROUNDS rounds" >&2
 run_c flops || die "bench_train flops failed"
 echo "== GEMM peak (start)" >&2
 run_c gemm --threads "$THREADS" --reps "$GEMM_REPS" || die "bench_train gemm failed"
@@ -147,23 +158,24 @@ echo "== writing the training rows for PyTorch" >&2
 run_c export --data "$DATA" --out "$WORK" || die "bench_train export failed"
 
 for m in ${MODELS//,/ }; do
-  echo "== $m: training" >&2
   BEAT=0
-  for t in ${THREADS//,/ }; do
-    run_c train --data "$DATA" --model "$m" --threads "$t" --epochs "$EPOCHS" ||
-      die "bench_train train $m T=$t failed"
-    # --beat: a PyTorch configuration projected > 3x slower than the fastest
-    # one already measured stops early (it cannot be the best)
-    for policy in default PASSIVE; do
-      [ "$policy" = default ] || [ "$t" -gt 1 ] || continue
-      # OpenMP's default wait policy spins; on a loaded machine that can make
-      # several threads far slower than one, so with several threads PyTorch
-      # also gets a run with OMP_WAIT_POLICY=PASSIVE
-      PY_ENV=()
-      [ "$policy" = default ] || PY_ENV=(OMP_WAIT_POLICY=PASSIVE)
-      run_py train --work "$WORK" --model "$m" --threads "$t" --epochs "$EPOCHS" \
-        --time-cap "$TIME_CAP" --beat "$BEAT" || die "bench_train.py train $m T=$t failed"
-      BEAT=$("$PY" -c 'import json, statistics, sys
+  for round in $(seq 1 "$ROUNDS"); do
+    echo "== $m: training, round $round of $ROUNDS" >&2
+    for t in ${THREADS//,/ }; do
+      run_c train --data "$DATA" --model "$m" --threads "$t" --epochs "$EPOCHS" ||
+        die "bench_train train $m T=$t failed"
+      # --beat: a PyTorch configuration projected > 3x slower than the fastest
+      # one already measured stops early (it cannot be the best)
+      for policy in default PASSIVE; do
+        [ "$policy" = default ] || [ "$t" -gt 1 ] || continue
+        # OpenMP's default wait policy spins; on a loaded machine that can make
+        # several threads far slower than one, so with several threads PyTorch
+        # also gets a run with OMP_WAIT_POLICY=PASSIVE
+        PY_ENV=()
+        [ "$policy" = default ] || PY_ENV=(OMP_WAIT_POLICY=PASSIVE)
+        run_py train --work "$WORK" --model "$m" --threads "$t" --epochs "$EPOCHS" \
+          --time-cap "$TIME_CAP" --beat "$BEAT" || die "bench_train.py train $m T=$t failed"
+        BEAT=$("$PY" -c 'import json, statistics, sys
 best = float(sys.argv[3])
 for line in open(sys.argv[1]):
     r = json.loads(line)
@@ -172,6 +184,7 @@ for line in open(sys.argv[1]):
         v = statistics.median(s)
         best = v if best == 0 else min(best, v)
 print(best)' "$RES" "$m" "$BEAT")
+      done
     done
   done
   echo "== $m: encoding" >&2
