@@ -75,6 +75,21 @@ ae_status ae__fail(char *handle_msg, ae_status status, const char *fmt, ...)
     return status;
 }
 
+ae_status ae_set_error(ae_status status, const char *message)
+{
+    const char *colon;
+    size_t len;
+    if (!message) message = "";
+    len = strlen(message);
+    if (len >= AE__MSG_CAP) len = AE__MSG_CAP - 1;
+    memcpy(tl_msg, message, len);
+    tl_msg[len] = '\0';
+    /* ae__last_error_text() is the text after "<function>: " */
+    colon = strstr(tl_msg, ": ");
+    tl_head = colon ? (size_t)(colon - tl_msg) + 2 : 0;
+    return status;
+}
+
 void ae__keep_msg(char *handle_msg)
 {
     if (handle_msg) memcpy(handle_msg, tl_msg, AE__MSG_CAP);

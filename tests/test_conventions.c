@@ -133,6 +133,7 @@ static void test_every_function_names_itself(void **state)
     EXPECT_FAIL(ae_index_param_int_bounds(NULL, NULL, (ae_index_param)0),
                 "ae_index_param_int_bounds");
     EXPECT_FAIL(ae_index_search(idx, x, 1, 1, 0, NULL, &iv), "ae_index_search");
+    EXPECT_FAIL(ae_index_merge_results(NULL, &iv, 1, 1, 1, NULL, 1, x, &iv), "ae_index_merge_results");
     EXPECT_FAIL(ae_index_check_dim(idx, 5), "ae_index_check_dim");
     EXPECT_FAIL(ae_index_label(&lab, idx, 0), "ae_index_label");
     EXPECT_FAIL(ae_index_id_at(&iv, idx, 0), "ae_index_id_at");

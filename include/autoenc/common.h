@@ -107,6 +107,15 @@ AE_API ae_status ae_set_allocator(ae_alloc_fn fn, void *ud);
 /** The current allocator and its user pointer (the default reports NULL fn). */
 AE_API void ae_get_allocator(ae_alloc_fn *fn, void **ud);
 
+/**
+ * Sets the calling thread's ae_last_error() to @p message (copied, truncated
+ * to 255 bytes; NULL counts as "") and returns @p status. For components built
+ * on libautoenc (libautoenc_mpi) and callbacks that report their failures
+ * the library's way; by the convention of docs/conventions.md the message
+ * starts with the name of the function the caller called, "ae_mpi_x: ...".
+ */
+AE_API ae_status ae_set_error(ae_status status, const char *message);
+
 #ifdef __cplusplus
 }
 #endif

@@ -173,6 +173,28 @@ AE_API ae_status ae_index_build(ae_index *idx, const float *x, size_t n, const i
 AE_API ae_status ae_index_search(const ae_index *idx, const float *queries, size_t nq, size_t k,
                                  size_t ef_search, float *distances, int64_t *ids);
 
+/**
+ * Merges the search results of @p n_shards indexes that each hold a part of
+ * one collection (a sharded index: shards on several processes or machines,
+ * see autoenc/mpi.h) into the @p k nearest per query, as one index over all
+ * rows would return them: nearest first, equal distances broken by the
+ * smaller global id. Shard s's results are @p nq x @p shard_k distances and
+ * ids at shard_distances/shard_ids + s * nq * shard_k (row-major per
+ * query, as ae_index_search writes them); its ids become global by adding
+ * @p id_offsets[s] (NULL: all 0, the shards already use global ids).
+ * Exact shards give exact merged results when shard_k >= k. Ids below 0
+ * (unfilled slots) are skipped. Keeps no state; safe from any thread.
+ * @param distances nq x k floats receiving the merged distances
+ * @param ids       nq x k ids receiving the merged global ids
+ * @return AE_OK, AE_ERR_INVALID_ARG (NULL inputs or outputs, n_shards or k
+ *         zero), AE_ERR_RANGE (k > n_shards * shard_k, or fewer than k
+ *         valid results for a query) or AE_ERR_NUMERIC (a NaN distance).
+ */
+AE_API ae_status ae_index_merge_results(const float *shard_distances, const int64_t *shard_ids,
+                                        size_t n_shards, size_t nq, size_t shard_k,
+                                        const int64_t *id_offsets, size_t k, float *distances,
+                                        int64_t *ids);
+
 /** Number of indexed codes (0 before build or for NULL). */
 AE_API size_t ae_index_count(const ae_index *idx);
 
