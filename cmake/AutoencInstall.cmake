@@ -16,9 +16,15 @@ install(TARGETS autoenc autoenc_static
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT development
   INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 
+# mpi.h belongs to libautoenc_mpi: installed only with it
+if(AE_BUILD_MPI)
+  set(_ae_header_exclude "")
+else()
+  set(_ae_header_exclude PATTERN "mpi.h" EXCLUDE)
+endif()
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/autoenc
   DESTINATION ${CMAKE_INSTALL_INCLUDEDIR} COMPONENT development
-  FILES_MATCHING PATTERN "*.h")
+  FILES_MATCHING PATTERN "*.h" ${_ae_header_exclude})
 
 # ---- CMake package --------------------------------------------------------
 install(EXPORT autoencTargets

@@ -17,9 +17,24 @@ else()
   message(WARNING "No C++ compiler found: the C++ header tests are not registered")
 endif()
 
+# mpi.h (libautoenc_mpi) needs MPI's headers: tested only when the component
+# is built, with MPI's include path
+set(_ae_mpi_includes "")
+if(AE_BUILD_MPI)
+  foreach(_dir ${MPI_C_INCLUDE_DIRS})
+    list(APPEND _ae_mpi_includes -I${_dir})
+  endforeach()
+else()
+  list(FILTER AE_PUBLIC_HEADERS EXCLUDE REGEX "/mpi\\.h$")
+endif()
+
 foreach(header ${AE_PUBLIC_HEADERS})
   get_filename_component(AE_HEADER_NAME ${header} NAME)     # e.g. model.h
   get_filename_component(_stem ${header} NAME_WE)           # e.g. model
+  set(_extra "")
+  if(_stem STREQUAL "mpi")
+    set(_extra ${_ae_mpi_includes})
+  endif()
   foreach(mode ${_ae_header_modes})
     if(mode STREQUAL "cxx11")
       set(_src ${AE_HEADER_TEST_DIR}/${_stem}_${mode}.cpp)
@@ -30,7 +45,7 @@ foreach(header ${AE_PUBLIC_HEADERS})
     endif()
     configure_file(${PROJECT_SOURCE_DIR}/tests/headers/header_test.c.in ${_src} @ONLY)
     add_test(NAME header_${_stem}_${mode}
-      COMMAND ${_cmd} ${AE_HEADER_TEST_FLAGS} -I${PROJECT_SOURCE_DIR}/include
+      COMMAND ${_cmd} ${AE_HEADER_TEST_FLAGS} -I${PROJECT_SOURCE_DIR}/include ${_extra}
               -c ${_src} -o ${AE_HEADER_TEST_DIR}/${_stem}_${mode}.o)
     set_tests_properties(header_${_stem}_${mode} PROPERTIES LABELS headers)
   endforeach()
