@@ -20,6 +20,32 @@ static const char model_magic[8] = {'A', 'E', 'M', 'O', 'D', 'E', 'L', '\0'};
 #define HEADER_BYTES (LAYER_COUNT_AT + 4 * 2 + 8) /* up to the layer records: 60 */
 #define LAYER_RECORD_BYTES (4 * 3 + 8 * 2 + 4 + 8 * 3) /* 56 */
 
+/* Everything of a model file but its final CRC (shared with checkpoints,
+ * which embed a model file: lib/train_state.c). */
+void ae__model_write_body(ae__writer *w, const ae_model *m)
+{
+    ae__writer_write(w, model_magic, sizeof model_magic);
+    ae__writer_u32(w, AE_MODEL_FORMAT_VERSION);
+    ae__writer_u32(w, 0);
+    ae__writer_u32(w, (uint32_t)m->input.rank);
+    for (int i = 0; i < 3; i++) ae__writer_u64(w, m->input.d[i]);
+    ae__writer_u32(w, (uint32_t)m->n_layers);
+    ae__writer_u32(w, (uint32_t)m->has_code);
+    ae__writer_u64(w, m->code_layer);
+    for (size_t i = 0; i < m->n_layers; i++) {
+        const ae_layer *L = &m->layers[i];
+        ae__writer_u32(w, (uint32_t)L->kind);
+        ae__writer_u32(w, (uint32_t)L->activation);
+        ae__writer_u32(w, (uint32_t)L->padding);
+        ae__writer_u64(w, L->units);
+        ae__writer_u64(w, L->ksize);
+        ae__writer_u32(w, (uint32_t)L->out.rank);
+        for (int k = 0; k < 3; k++) ae__writer_u64(w, L->out.d[k]);
+    }
+    ae__writer_u64(w, m->n_params);
+    ae__writer_f32s(w, m->params, m->n_params);
+}
+
 ae_status ae_model_save(const ae_model *m, const char *path)
 {
     AE__ENTER();
@@ -29,26 +55,7 @@ ae_status ae_model_save(const ae_model *m, const char *path)
     if (!ae__all_finite(m->params, m->n_params))
         return ae__fail(NULL, AE_ERR_NUMERIC, "the weights contain NaN or infinity");
     if ((st = ae__writer_open(&w, path, NULL)) != AE_OK) return st;
-    ae__writer_write(&w, model_magic, sizeof model_magic);
-    ae__writer_u32(&w, AE_MODEL_FORMAT_VERSION);
-    ae__writer_u32(&w, 0);
-    ae__writer_u32(&w, (uint32_t)m->input.rank);
-    for (int i = 0; i < 3; i++) ae__writer_u64(&w, m->input.d[i]);
-    ae__writer_u32(&w, (uint32_t)m->n_layers);
-    ae__writer_u32(&w, (uint32_t)m->has_code);
-    ae__writer_u64(&w, m->code_layer);
-    for (size_t i = 0; i < m->n_layers; i++) {
-        const ae_layer *L = &m->layers[i];
-        ae__writer_u32(&w, (uint32_t)L->kind);
-        ae__writer_u32(&w, (uint32_t)L->activation);
-        ae__writer_u32(&w, (uint32_t)L->padding);
-        ae__writer_u64(&w, L->units);
-        ae__writer_u64(&w, L->ksize);
-        ae__writer_u32(&w, (uint32_t)L->out.rank);
-        for (int k = 0; k < 3; k++) ae__writer_u64(&w, L->out.d[k]);
-    }
-    ae__writer_u64(&w, m->n_params);
-    ae__writer_f32s(&w, m->params, m->n_params);
+    ae__model_write_body(&w, m);
     ae__writer_u32(&w, w.crc);
     return ae__writer_commit(&w, path, NULL);
 }
@@ -284,41 +291,45 @@ static uint64_t implied_length(const unsigned char *data, size_t len)
     return at + 8 + 4 * n_params + 4;
 }
 
+ae_status ae__model_parse_file(const unsigned char *data, size_t len, const char *path,
+                               ae_model **out)
+{
+    uint32_t version, stored_crc;
+    uint64_t want;
+    if (len < 8 + 4 + 4)
+        return ae__file_fail(NULL, path, AE_ERR_FORMAT, "truncated: %zu bytes is too short for "
+                             "a model file", len);
+    if (memcmp(data, model_magic, 8) != 0)
+        return ae__file_fail(NULL, path, AE_ERR_FORMAT, "not a libautoenc model file (bad magic)");
+    if (memcpy(&version, data + 8, 4), version != AE_MODEL_FORMAT_VERSION)
+        return ae__file_fail(NULL, path,
+                             version > AE_MODEL_FORMAT_VERSION ? AE_ERR_VERSION : AE_ERR_FORMAT,
+                             "model format version %u; this library reads version %d", version,
+                             AE_MODEL_FORMAT_VERSION);
+    if ((want = implied_length(data, len)) == 0)
+        return ae__file_fail(NULL, path, AE_ERR_FORMAT, "truncated: %zu bytes do not hold the "
+                             "header and layer records", len);
+    if (want != len)
+        return want < len ? ae__file_fail(NULL, path, AE_ERR_FORMAT, "%llu unexpected bytes "
+                                          "after the checksum", (unsigned long long)(len - want))
+                          : ae__file_fail(NULL, path, AE_ERR_FORMAT, "truncated: %zu bytes, its "
+                                          "header implies %llu", len, (unsigned long long)want);
+    if (memcpy(&stored_crc, data + len - 4, 4), stored_crc != ae__crc32(0, data, len - 4))
+        return ae__file_fail(NULL, path, AE_ERR_CHECKSUM, "corrupt (checksum mismatch)");
+    return parse_model(data, len, path, out);
+}
+
 ae_status ae_model_load(ae_model **out, const char *path)
 {
     AE__ENTER();
     unsigned char *data;
     size_t len;
-    uint32_t version, stored_crc;
-    uint64_t want;
     ae_status st;
     if (!out) return ae__fail(NULL, AE_ERR_INVALID_ARG, "out is NULL");
     *out = NULL;
     if (!path) return ae__fail(NULL, AE_ERR_INVALID_ARG, "path is NULL");
     if ((st = ae__read_file(path, MAX_MODEL_FILE, &data, &len, NULL)) != AE_OK) return st;
-    if (len < 8 + 4 + 4) {
-        st = ae__file_fail(NULL, path, AE_ERR_FORMAT, "truncated: %zu bytes is too short for "
-                           "a model file", len);
-    } else if (memcmp(data, model_magic, 8) != 0) {
-        st = ae__file_fail(NULL, path, AE_ERR_FORMAT, "not a libautoenc model file (bad magic)");
-    } else if (memcpy(&version, data + 8, 4), version != AE_MODEL_FORMAT_VERSION) {
-        st = ae__file_fail(NULL, path,
-                           version > AE_MODEL_FORMAT_VERSION ? AE_ERR_VERSION : AE_ERR_FORMAT,
-                           "model format version %u; this library reads version %d", version,
-                           AE_MODEL_FORMAT_VERSION);
-    } else if ((want = implied_length(data, len)) == 0) {
-        st = ae__file_fail(NULL, path, AE_ERR_FORMAT, "truncated: %zu bytes do not hold the "
-                           "header and layer records", len);
-    } else if (want != len) {
-        st = want < len ? ae__file_fail(NULL, path, AE_ERR_FORMAT, "%llu unexpected bytes after "
-                                        "the checksum", (unsigned long long)(len - want))
-                        : ae__file_fail(NULL, path, AE_ERR_FORMAT, "truncated: %zu bytes, its "
-                                        "header implies %llu", len, (unsigned long long)want);
-    } else if (memcpy(&stored_crc, data + len - 4, 4), stored_crc != ae__crc32(0, data, len - 4)) {
-        st = ae__file_fail(NULL, path, AE_ERR_CHECKSUM, "corrupt (checksum mismatch)");
-    } else {
-        st = parse_model(data, len, path, out);
-    }
+    st = ae__model_parse_file(data, len, path, out);
     ae__free(data, len);
     return st;
 }

@@ -7,11 +7,11 @@
 #define AE__HAVE_MXCSR 1
 #endif
 
-#include "nn.h"
+#include "train_state.h"
 
 /* ---- configuration ------------------------------------------------------------- */
 
-#define AE__N_KEYS 18 /* keys 1..17 */
+#define AE__N_KEYS 19 /* keys 1..18 */
 
 /* Every key has one type. Integer keys keep an exact int64_t, so a seed
  * above 2^53 is not rounded; real keys a double. */
@@ -42,6 +42,7 @@ static const param_spec specs[AE__N_KEYS] = {
     REAL_KEY(AE_TRAIN_MIN_DELTA, 0, 1e6, 0),
     INT_KEY(AE_TRAIN_RESTORE_BEST, 0, 1, 1),
     INT_KEY(AE_TRAIN_THREADS, 0, AE__MAX_THREADS, 0),
+    INT_KEY(AE_TRAIN_CHECKPOINT_STEPS, 0, INT64_MAX, 0),
 };
 #undef INT_KEY
 #undef REAL_KEY
@@ -51,6 +52,9 @@ struct ae_train_config {
     double dv[AE__N_KEYS];  /* real keys */
     ae_progress_fn callback;
     void *user;
+    ae_grad_reduce_fn grad_reduce; /* ae_train_config_set_reduce */
+    ae_stat_reduce_fn stat_reduce;
+    void *reduce_user;
 };
 
 /* The spec of @p key if it exists and has @p type (0: any), else fails. */
@@ -180,6 +184,17 @@ ae_status ae_train_config_set_callback(ae_train_config *cfg, ae_progress_fn fn, 
     return AE_OK;
 }
 
+ae_status ae_train_config_set_reduce(ae_train_config *cfg, ae_grad_reduce_fn grads,
+                                     ae_stat_reduce_fn stats, void *user)
+{
+    AE__ENTER();
+    if (!cfg) return ae__fail(NULL, AE_ERR_INVALID_ARG, "training config is NULL");
+    cfg->grad_reduce = grads;
+    cfg->stat_reduce = stats;
+    cfg->reduce_user = grads || stats ? user : NULL;
+    return AE_OK;
+}
+
 /* ---- history --------------------------------------------------------------------- */
 
 typedef struct epoch_rec {
@@ -258,9 +273,9 @@ static int sigmoid_output(const ae_model *m)
     return m->layers[m->n_layers - 1].activation == AE_ACT_SIGMOID;
 }
 
-/* Mean loss over n rows using ws (forward only), in batches of ws->batch. */
-static double mean_loss(const ae_model *m, ae__workspace *ws, int loss, const float *x,
-                        const float *y, size_t n)
+/* Summed loss over n rows using ws (forward only), in batches of ws->batch. */
+static double loss_sum(const ae_model *m, ae__workspace *ws, int loss, const float *x,
+                       const float *y, size_t n)
 {
     const size_t in = ae_model_input_size(m), out = ae_model_output_size(m);
     double sum = 0;
@@ -269,7 +284,14 @@ static double mean_loss(const ae_model *m, ae__workspace *ws, int loss, const fl
         const float *p = ae__model_forward_ws(m, ws, x + done * in, rows);
         sum += ae__loss_sum(loss, p, y + done * out, rows * out, NULL, 1, 0);
     }
-    return sum / ((double)n * (double)out);
+    return sum;
+}
+
+/* Mean loss over n rows using ws. */
+static double mean_loss(const ae_model *m, ae__workspace *ws, int loss, const float *x,
+                        const float *y, size_t n)
+{
+    return loss_sum(m, ws, loss, x, y, n) / ((double)n * (double)ae_model_output_size(m));
 }
 
 static ae_status check_rows(char *msg, const ae_model *m, const float *x, const float *y,
@@ -317,24 +339,27 @@ static double now_seconds(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* Everything a fit needs, reserved before the first step. */
+/* Everything a fit needs, reserved before the first step. The optimiser and
+ * the best weights live in the training state (train_state.h), which
+ * ae_train_fit keeps for one call and ae_train_fit_state across calls. */
 typedef struct fit_state {
     ae__workspace *ws;       /* training workspace, batch rows */
-    ae__optimizer opt;
+    ae__optimizer *opt;      /* the state's */
     float *grads;            /* n_params */
-    float *best, *epoch_start; /* weight snapshots, n_params each */
+    float *epoch_start;      /* weight snapshot, n_params */
     float *xb, *yb, *dout;   /* gathered batch inputs/targets, output gradient */
     size_t *order;           /* training row order */
     size_t n_train, batch, n_params, in, out;
+    ae_grad_reduce_fn reduce; /* gradient hook, or NULL */
+    void *reduce_user;
+    int reduce_failed;       /* the hook failed in the last step */
 } fit_state;
 
 static void fit_state_free(fit_state *s)
 {
     size_t pbytes = (s->n_params ? s->n_params : 1) * sizeof(float);
     ae__workspace_free(s->ws);
-    ae__optim_free(&s->opt);
     ae__free_aligned(s->grads, pbytes);
-    ae__free_aligned(s->best, pbytes);
     ae__free_aligned(s->epoch_start, pbytes);
     ae__free_aligned(s->xb, s->batch * s->in * sizeof(float));
     ae__free_aligned(s->yb, s->batch * s->out * sizeof(float));
@@ -353,20 +378,17 @@ static ae_status fit_state_init(fit_state *s, const ae_model *m, const ae_train_
     s->n_params = m->n_params;
     s->in = ae_model_input_size(m);
     s->out = ae_model_output_size(m);
+    s->reduce = c->grad_reduce;
+    s->reduce_user = c->reduce_user;
     pbytes = (s->n_params ? s->n_params : 1) * sizeof(float);
     if ((st = ae__workspace_create(m, s->batch, 1, &s->ws)) != AE_OK) return st;
-    st = ae__optim_init(&s->opt, (int)c->iv[AE_TRAIN_OPTIMIZER], c->dv[AE_TRAIN_LEARNING_RATE],
-                        c->dv[AE_TRAIN_BETA1], c->dv[AE_TRAIN_BETA2], c->dv[AE_TRAIN_EPSILON],
-                        c->dv[AE_TRAIN_MOMENTUM], c->dv[AE_TRAIN_MOMENTUM_DECAY], m->n_params);
-    if (st != AE_OK) return st;
     s->grads = ae__malloc_aligned(pbytes);
-    s->best = ae__malloc_aligned(pbytes);
     s->epoch_start = ae__malloc_aligned(pbytes);
     s->xb = ae__malloc_aligned(s->batch * s->in * sizeof(float));
     s->yb = ae__malloc_aligned(s->batch * s->out * sizeof(float));
     s->dout = ae__malloc_aligned(s->batch * s->out * sizeof(float));
     s->order = ae__malloc(n_train * sizeof *s->order);
-    if (!s->grads || !s->best || !s->epoch_start || !s->xb || !s->yb || !s->dout || !s->order)
+    if (!s->grads || !s->epoch_start || !s->xb || !s->yb || !s->dout || !s->order)
         return ae__fail(NULL, AE_ERR_NOMEM, "out of memory reserving training buffers");
     for (size_t i = 0; i < n_train; i++) s->order[i] = i;
     return AE_OK;
@@ -452,11 +474,19 @@ static void step_task_body(step_job *j, int t, int nt)
     for (int k = 0; k < nt; k++) total += j->partial[k];
     if (!isfinite(total)) return; /* every thread sees the same total */
     ae__reduce_grads(ws, s->grads, t, nt);
+    if (s->reduce) {
+        /* the whole gradient is summed: hand it to the hook (on the calling
+         * thread, thread 0), then go on with what it left */
+        ae__pool_barrier(ws->pool);
+        if (t == 0) s->reduce_failed = s->reduce(s->grads, s->n_params, s->reduce_user) != 0;
+        ae__pool_barrier(ws->pool);
+        if (s->reduce_failed) return;
+    }
     ae__split(s->n_params, t, nt, &plo, &phi);
     j->bad[t] = !ae__all_finite(s->grads + plo, phi - plo);
     ae__pool_barrier(ws->pool);
     for (int k = 0; k < nt; k++) any_bad |= j->bad[k];
-    if (!any_bad) ae__optim_apply(&s->opt, j->m->params, s->grads, plo, phi);
+    if (!any_bad) ae__optim_apply(s->opt, j->m->params, s->grads, plo, phi);
 }
 
 /* One optimiser step on rows order[first .. first+rows). Returns the batch's
@@ -476,8 +506,10 @@ static double train_step(ae_model *m, fit_state *s, int loss, const float *x, co
     j.loss = loss;
     j.logits = loss == AE_LOSS_BCE && sigmoid_output(m);
     memset(j.bad, 0, sizeof j.bad);
-    ae__optim_begin_step(&s->opt);
+    s->reduce_failed = 0;
+    ae__optim_begin_step(s->opt);
     ae__pool_run(s->ws->pool, step_task, &j);
+    if (s->reduce_failed) return NAN;
     for (int k = 0; k < s->ws->n_threads; k++) {
         total += j.partial[k];
         if (j.bad[k]) return NAN;
@@ -485,18 +517,41 @@ static double train_step(ae_model *m, fit_state *s, int loss, const float *x, co
     return isfinite(total) ? total : NAN;
 }
 
-ae_status ae_train_fit(ae_model *m, const ae_train_config *c, const float *x, const float *y, size_t n,
-                 ae_history *hist)
+/* Checks that a state bound by an earlier fit belongs to this run. */
+static ae_status check_state_run(char *msg, const ae_train_state *ts, const ae_train_config *c,
+                                 size_t batch, size_t n_train, size_t n_val, size_t n_params)
 {
-    AE__ENTER();
+    const char *what = NULL;
+    if (ts->failed) return ae__fail(msg, AE_ERR_STATE, "the state's earlier fit failed");
+    if (!ts->bound) return AE_OK;
+    if (ts->n_params != n_params) what = "parameter count";
+    else if (ts->optimizer != (int)c->iv[AE_TRAIN_OPTIMIZER]) what = "AE_TRAIN_OPTIMIZER";
+    else if (ts->batch != batch) what = "AE_TRAIN_BATCH_SIZE";
+    else if (ts->shuffle != (c->iv[AE_TRAIN_SHUFFLE] != 0)) what = "AE_TRAIN_SHUFFLE";
+    else if (ts->seed != (uint64_t)c->iv[AE_TRAIN_SEED]) what = "AE_TRAIN_SEED";
+    else if (ts->n_train != n_train || ts->n_val != n_val) what = "training or validation row count";
+    if (what)
+        return ae__fail(msg, AE_ERR_STATE, "the training state belongs to a run with another %s",
+                        what);
+    return AE_OK;
+}
+
+/* The fit loop shared by ae_train_fit (persist = 0: a state of its own for
+ * one call, the row order shuffled further every epoch as in 0.1) and
+ * ae_train_fit_state (persist = 1: the caller's state, every epoch shuffles
+ * the identity order from the RNG saved at its start, so that a checkpoint
+ * can replay it). */
+static ae_status fit_run(ae_model *m, const ae_train_config *c, ae_train_state *ts, int persist,
+                         const float *x, const float *y, size_t n, ae_history *hist)
+{
     fit_state s;
-    ae__rng rng;
     ae_status st = AE_OK;
-    size_t n_train, n_val, epochs, patience, wait = 0, pbytes;
-    int loss, threads, has_best = 0;
-    double best_loss = INFINITY, min_delta;
+    size_t n_train, n_val, epochs, patience, pbytes, batch, ckpt_steps;
+    int loss, threads, stopped_early = 0, run_failed = 0;
+    double min_delta;
     if (!m) return ae__fail(NULL, AE_ERR_INVALID_ARG, "model is NULL");
     if (!c) return ae__fail(m->msg, AE_ERR_INVALID_ARG, "config is NULL");
+    if (!ts) return ae__fail(m->msg, AE_ERR_INVALID_ARG, "training state is NULL");
     if ((st = check_rows(m->msg, m, x, y, n, "ae_train_fit")) != AE_OK) return st;
     if (!y) y = x;
     /* Keras: validation = the last rows, split before any shuffling */
@@ -510,15 +565,31 @@ ae_status ae_train_fit(ae_model *m, const ae_train_config *c, const float *x, co
     epochs = (size_t)c->iv[AE_TRAIN_EPOCHS];
     patience = (size_t)c->iv[AE_TRAIN_PATIENCE];
     min_delta = c->dv[AE_TRAIN_MIN_DELTA];
+    ckpt_steps = persist && ts->ckpt_path ? (size_t)c->iv[AE_TRAIN_CHECKPOINT_STEPS] : 0;
+    batch = (size_t)c->iv[AE_TRAIN_BATCH_SIZE] < n_train ? (size_t)c->iv[AE_TRAIN_BATCH_SIZE] : n_train;
+    if ((st = check_state_run(m->msg, ts, c, batch, n_train, n_val, m->n_params)) != AE_OK)
+        return st;
     if (hist && (st = history_reserve(hist, epochs)) != AE_OK) {
         ae__keep_msg(m->msg);
         return st;
     }
-    if ((st = fit_state_init(&s, m, c, n_train)) != AE_OK) {
+    if ((st = fit_state_init(&s, m, c, n_train)) != AE_OK ||
+        (!ts->bound &&
+         (st = ae__train_state_bind(ts, (int)c->iv[AE_TRAIN_OPTIMIZER],
+                                    c->iv[AE_TRAIN_SHUFFLE] != 0, (uint64_t)c->iv[AE_TRAIN_SEED],
+                                    batch, n_train, n_val, m->n_params)) != AE_OK)) {
         fit_state_free(&s);
         ae__keep_msg(m->msg);
         return st;
     }
+    s.opt = &ts->opt;
+    /* the hyper-parameters of this call (a schedule may change them between calls) */
+    ts->opt.lr = c->dv[AE_TRAIN_LEARNING_RATE];
+    ts->opt.beta1 = c->dv[AE_TRAIN_BETA1];
+    ts->opt.beta2 = c->dv[AE_TRAIN_BETA2];
+    ts->opt.eps = c->dv[AE_TRAIN_EPSILON];
+    ts->opt.momentum = c->dv[AE_TRAIN_MOMENTUM];
+    ts->opt.momentum_decay = c->dv[AE_TRAIN_MOMENTUM_DECAY];
     pbytes = m->n_params * sizeof(float);
     /* batches are split by samples over our own threads; BLAS runs inside
      * each share single-threaded so the two never compete for cores (the
@@ -532,25 +603,40 @@ ae_status ae_train_fit(ae_model *m, const ae_train_config *c, const float *x, co
         return st;
     }
     ae__blas_single_begin();
-    ae__rng_seed(&rng, (uint64_t)c->iv[AE_TRAIN_SEED]);
 
-    for (size_t epoch = 0; epoch < epochs; epoch++) {
-        const size_t steps = (n_train + s.batch - 1) / s.batch;
-        double t0 = now_seconds(), sum = 0, train_loss, val_loss = NAN, monitored, seconds;
+    for (size_t e = 0; e < epochs; e++) {
+        const size_t steps = (n_train + s.batch - 1) / s.batch, epoch = (size_t)ts->epoch;
+        double t0 = now_seconds(), sum = ts->epoch_loss_sum, train_loss, val_loss = NAN;
+        double monitored, seconds, stats[4];
+        ae__rng rng = ts->rng; /* the RNG at the epoch's start: a resumed epoch replays its shuffle */
         int stop = 0;
         memcpy(s.epoch_start, m->params, pbytes);
+        if (persist)
+            for (size_t i = 0; i < n_train; i++) s.order[i] = i;
         if (c->iv[AE_TRAIN_SHUFFLE] != 0) ae__shuffle(&rng, s.order, n_train);
-        for (size_t step = 0; step < steps; step++) {
+        for (size_t step = (size_t)ts->step; step < steps; step++) {
             size_t first = step * s.batch, rows = n_train - first < s.batch ? n_train - first : s.batch;
             double batch_sum = train_step(m, &s, loss, x, y, first, rows);
             if (isnan(batch_sum)) {
-                memcpy(m->params, has_best && c->iv[AE_TRAIN_RESTORE_BEST] != 0 ? s.best : s.epoch_start, pbytes);
-                st = ae__fail(m->msg, AE_ERR_NUMERIC,
-                              "loss or gradient became NaN/inf at epoch %zu, step %zu; "
-                              "weights restored to the last good state", epoch, step);
+                memcpy(m->params, ts->has_best && c->iv[AE_TRAIN_RESTORE_BEST] != 0 ? ts->best : s.epoch_start, pbytes);
+                st = s.reduce_failed
+                         ? ae__fail(m->msg, AE_ERR_IO, "the gradient reduction callback failed "
+                                    "at epoch %zu, step %zu; weights restored to the last good "
+                                    "state", epoch, step)
+                         : ae__fail(m->msg, AE_ERR_NUMERIC,
+                                    "loss or gradient became NaN/inf at epoch %zu, step %zu; "
+                                    "weights restored to the last good state", epoch, step);
+                run_failed = 1;
                 goto done;
             }
             sum += batch_sum;
+            ts->step = step + 1;
+            ts->epoch_loss_sum = sum;
+            if (ckpt_steps && ts->opt.t % ckpt_steps == 0 && step + 1 < steps &&
+                (st = ae__train_state_write(ts, m, ts->ckpt_path)) != AE_OK) {
+                ae__keep_msg(m->msg);
+                goto done;
+            }
             if (c->callback &&
                 c->callback(AE_EVENT_BATCH_END, epoch, step + 1, steps,
                             batch_sum / ((double)rows * (double)s.out), m, hist, c->user)) {
@@ -559,23 +645,34 @@ ae_status ae_train_fit(ae_model *m, const ae_train_config *c, const float *x, co
             }
         }
         seconds = now_seconds() - t0;
-        train_loss = sum / ((double)n_train * (double)s.out);
-        if (n_val) val_loss = mean_loss(m, s.ws, loss, x + n_train * s.in, y + n_train * s.out, n_val);
+        stats[0] = sum;
+        stats[1] = (double)n_train * (double)s.out;
+        stats[2] = n_val ? loss_sum(m, s.ws, loss, x + n_train * s.in, y + n_train * s.out, n_val) : 0;
+        stats[3] = (double)n_val * (double)s.out;
+        if (c->stat_reduce && c->stat_reduce(stats, 4, c->reduce_user) != 0) {
+            st = ae__fail(m->msg, AE_ERR_IO, "the statistics reduction callback failed at "
+                          "epoch %zu", epoch);
+            run_failed = 1;
+            goto done;
+        }
+        train_loss = stats[0] / stats[1];
+        if (n_val) val_loss = stats[2] / stats[3];
         monitored = n_val ? val_loss : train_loss;
         if (!isfinite(monitored)) {
-            memcpy(m->params, has_best && c->iv[AE_TRAIN_RESTORE_BEST] != 0 ? s.best : s.epoch_start, pbytes);
+            memcpy(m->params, ts->has_best && c->iv[AE_TRAIN_RESTORE_BEST] != 0 ? ts->best : s.epoch_start, pbytes);
             st = ae__fail(m->msg, AE_ERR_NUMERIC, "validation loss is not finite at epoch %zu", epoch);
+            run_failed = 1;
             goto done;
         }
         /* Keras EarlyStopping: an improvement must beat the best by min_delta */
-        if (!has_best || monitored < best_loss - min_delta) {
-            best_loss = monitored;
-            has_best = 1;
-            wait = 0;
-            memcpy(s.best, m->params, pbytes);
-            if (hist) { hist->best = epoch; hist->has_best = 1; }
+        if (!ts->has_best || monitored < ts->best_loss - min_delta) {
+            ts->best_loss = monitored;
+            ts->has_best = 1;
+            ts->wait = 0;
+            memcpy(ts->best, m->params, pbytes);
+            if (hist) { hist->best = hist->n; hist->has_best = 1; }
         } else {
-            wait++;
+            ts->wait++;
         }
         if (hist) {
             epoch_rec *r = &hist->e[hist->n++];
@@ -584,9 +681,17 @@ ae_status ae_train_fit(ae_model *m, const ae_train_config *c, const float *x, co
             r->seconds = seconds;
             r->images_per_second = seconds > 0 ? (double)n_train / seconds : 0;
         }
-        if (patience && wait >= patience) {
+        ts->epoch++;
+        ts->step = 0;
+        ts->epoch_loss_sum = 0;
+        ts->rng = rng;
+        if (persist && ts->ckpt_path && (st = ae__train_state_write(ts, m, ts->ckpt_path)) != AE_OK) {
+            ae__keep_msg(m->msg);
+            goto done;
+        }
+        if (patience && ts->wait >= patience) {
             if (hist) hist->stopped_early = 1;
-            stop = 1;
+            stopped_early = stop = 1;
         }
         if (c->callback &&
             c->callback(AE_EVENT_EPOCH_END, epoch, steps, steps, train_loss, m, hist, c->user)) {
@@ -596,10 +701,32 @@ ae_status ae_train_fit(ae_model *m, const ae_train_config *c, const float *x, co
         if (stop) break;
     }
 done:
-    /* keep the best epoch's weights when monitoring, as EarlyStopping(restore_best_weights) */
-    if ((st == AE_OK || st == AE_STOPPED) && has_best && patience && c->iv[AE_TRAIN_RESTORE_BEST] != 0)
-        memcpy(m->params, s.best, pbytes);
+    /* keep the best epoch's weights when monitoring, as EarlyStopping(restore_best_weights);
+     * a persistent run only when it stopped early (otherwise it is paused) */
+    if (ts->has_best && patience && c->iv[AE_TRAIN_RESTORE_BEST] != 0 &&
+        (persist ? stopped_early && st == AE_OK : st == AE_OK || st == AE_STOPPED))
+        memcpy(m->params, ts->best, pbytes);
+    if (run_failed) ts->failed = 1;
     ae__blas_single_end();
     fit_state_free(&s);
     return st;
+}
+
+ae_status ae_train_fit(ae_model *m, const ae_train_config *c, const float *x, const float *y,
+                       size_t n, ae_history *hist)
+{
+    AE__ENTER();
+    ae_train_state ts;
+    ae_status st;
+    memset(&ts, 0, sizeof ts);
+    st = fit_run(m, c, &ts, 0, x, y, n, hist);
+    ae__train_state_release(&ts);
+    return st;
+}
+
+ae_status ae_train_fit_state(ae_model *m, const ae_train_config *c, ae_train_state *state,
+                             const float *x, const float *y, size_t n, ae_history *hist)
+{
+    AE__ENTER();
+    return fit_run(m, c, state, 1, x, y, n, hist);
 }

@@ -297,6 +297,59 @@ static void test_train(void **state)
     ae_model_free(m);
 }
 
+/* ---- scenarios: training states and checkpoints ---------------------------------------- */
+/* A fresh state with a checkpoint path, one epoch (checkpoints every 2
+ * steps and at the end), then the checkpoint loaded back. */
+static ae_status s_fit_state(void *ctx)
+{
+    fit_ctx *c = ctx;
+    ae_train_state *s = NULL, *s2 = NULL;
+    ae_model *m2 = NULL;
+    ae_status st;
+    if ((st = ae_train_state_create(&s)) != AE_OK) {
+        assert_null(s);
+        return st;
+    }
+    if ((st = ae_train_state_set_checkpoint(s, ae_test_path("run.aeckpt"))) == AE_OK &&
+        (st = ae_train_fit_state(c->m, c->cfg, s, c->x, NULL, c->n, NULL)) == AE_OK &&
+        (st = ae_train_state_load(&s2, &m2, ae_test_path("run.aeckpt"))) == AE_OK) {
+        assert_int_equal(ae_train_state_epoch(s2), 1);
+        assert_memory_equal(m2->params, c->m->params, c->m->n_params * sizeof(float));
+    } else {
+        assert_null(s2);
+        assert_null(m2);
+    }
+    memcpy(c->m->params, c->before, c->m->n_params * sizeof(float));
+    ae_train_state_free(s);
+    ae_train_state_free(s2);
+    ae_model_free(m2);
+    return st;
+}
+
+static void test_train_state(void **state)
+{
+    ae_model *m;
+    fit_ctx c = {NULL, NULL, NULL, 12, NULL, 0};
+    (void)state;
+    assert_int_equal(build_dense(&m, 16, 4), AE_OK);
+    c.m = m;
+    c.x = ae_test_rows(c.n, 16, 9);
+    c.before = malloc(m->n_params * sizeof(float));
+    memcpy(c.before, m->params, m->n_params * sizeof(float));
+    assert_int_equal(ae_train_config_create(&c.cfg), AE_OK);
+    assert_int_equal(ae_train_config_set_int(c.cfg, AE_TRAIN_EPOCHS, 1), AE_OK);
+    assert_int_equal(ae_train_config_set_int(c.cfg, AE_TRAIN_BATCH_SIZE, 4), AE_OK);
+    assert_int_equal(ae_train_config_set_int(c.cfg, AE_TRAIN_THREADS, 2), AE_OK);
+    assert_int_equal(ae_train_config_set_int(c.cfg, AE_TRAIN_CHECKPOINT_STEPS, 2), AE_OK);
+    assert_int_equal(ae_train_config_set_double(c.cfg, AE_TRAIN_VALIDATION_SPLIT, 0.25), AE_OK);
+    run_scenario("train state: fit, checkpoint, load", s_fit_state, NULL, &c, 1);
+    unlink(ae_test_path("run.aeckpt"));
+    ae_train_config_free(c.cfg);
+    free(c.before);
+    free((void *)c.x);
+    ae_model_free(m);
+}
+
 /* ---- scenarios: predict and encoders ---------------------------------------------------- */
 typedef struct pred_ctx {
     ae_model *m;
@@ -599,6 +652,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_build_models, ae_test_alloc_teardown),
         cmocka_unit_test_teardown(test_train, ae_test_alloc_teardown),
+        cmocka_unit_test_teardown(test_train_state, ae_test_alloc_teardown),
         cmocka_unit_test_teardown(test_predict_encode, ae_test_alloc_teardown),
         cmocka_unit_test_teardown(test_model_files, ae_test_alloc_teardown),
         cmocka_unit_test_teardown(test_indexes, ae_test_alloc_teardown),

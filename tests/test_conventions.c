@@ -106,6 +106,22 @@ static void test_every_function_names_itself(void **state)
     EXPECT_FAIL(ae_history_get(&v, h, 0, AE_HIST_TRAIN_LOSS), "ae_history_get");
     EXPECT_FAIL(ae_history_best_epoch(&sz, h), "ae_history_best_epoch");
     EXPECT_FAIL(ae_train_fit(m, cfg, x, NULL, 0, NULL), "ae_train_fit");
+    EXPECT_FAIL(ae_train_fit_state(m, cfg, NULL, x, NULL, 2, NULL), "ae_train_fit_state");
+    EXPECT_FAIL(ae_train_fit_state(m, cfg, NULL, x, NULL, 0, NULL), "ae_train_fit_state");
+    EXPECT_FAIL(ae_train_config_set_reduce(NULL, NULL, NULL, NULL), "ae_train_config_set_reduce");
+    EXPECT_FAIL(ae_train_state_create(NULL), "ae_train_state_create");
+    EXPECT_FAIL(ae_train_state_set_checkpoint(NULL, "x"), "ae_train_state_set_checkpoint");
+    EXPECT_FAIL(ae_train_state_save(NULL, m, "x"), "ae_train_state_save");
+    EXPECT_FAIL(ae_train_state_load(NULL, NULL, missing_path()), "ae_train_state_load");
+    {
+        ae_train_state *ts = NULL;
+        ae_model *tm = NULL;
+        EXPECT_FAIL(ae_train_state_load(&ts, &tm, missing_path()), "ae_train_state_load");
+        assert_int_equal(ae_train_state_create(&ts), AE_OK);
+        EXPECT_FAIL(ae_train_state_save(ts, m, missing_path()), "ae_train_state_save");
+        EXPECT_FAIL(ae_train_state_restore_best(ts, m), "ae_train_state_restore_best");
+        ae_train_state_free(ts);
+    }
     /* encoder.h */
     EXPECT_FAIL(ae_encoder_create(NULL, m), "ae_encoder_create");
     EXPECT_FAIL(ae_encoder_set_threads(enc, -1), "ae_encoder_set_threads");

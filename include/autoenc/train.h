@@ -64,7 +64,12 @@ typedef enum ae_train_param {
      *  count and sets 1, the last to return restores it, unless the program
      *  set another count than 1 meanwhile, which is kept. See
      *  docs/threading.md. */
-    AE_TRAIN_THREADS = 17
+    AE_TRAIN_THREADS = 17,
+    /** int >= 0: when the fit has a training state with a checkpoint path
+     *  (ae_train_state_set_checkpoint), also write a checkpoint after every
+     *  this many optimiser steps (counted over the whole run); 0 (default):
+     *  at epoch ends only. */
+    AE_TRAIN_CHECKPOINT_STEPS = 18
 } ae_train_param;
 
 /** Progress events passed to the callback. */
@@ -85,6 +90,11 @@ typedef enum ae_history_field {
 typedef struct ae_train_config ae_train_config;
 /** Opaque per-epoch training history. */
 typedef struct ae_history ae_history;
+/** Opaque training state: what continues a training run exactly (see ae_train_state_create). */
+typedef struct ae_train_state ae_train_state;
+
+/** Format version of checkpoint files written by ae_train_state_save (docs/formats.md). */
+#define AE_CHECKPOINT_FORMAT_VERSION 1
 
 /**
  * Progress callback, called on the thread that called ae_train_fit.
@@ -173,6 +183,115 @@ AE_API int ae_history_stopped_early(const ae_history *h);
  */
 AE_API ae_status ae_train_fit(ae_model *model, const ae_train_config *cfg, const float *x,
                               const float *y, size_t n, ae_history *history);
+
+/* ---- training state, checkpoints and exact resume --------------------------------- */
+
+/**
+ * New, empty training state. A state is what makes one training run out of
+ * several fit calls (ae_train_fit_state, ae_train_fit_source): the
+ * optimiser's moments and step count, the completed epochs and the steps done
+ * in the current one with its running loss, the shuffling RNG, and the
+ * early-stopping bookkeeping (best loss, best weights, epochs without
+ * improvement). The first fit binds it to its model's parameter count, the
+ * optimiser, batch size, seed, shuffle flag and row counts; a later fit with
+ * other values of these is AE_ERR_STATE (the learning rate and the other
+ * real-valued keys may change between calls).
+ *
+ * A run continued through a state is bit-identical to the same run done in
+ * one call: two fits of one epoch each equal one fit of two epochs, and a
+ * checkpoint (ae_train_state_save, AE_TRAIN_CHECKPOINT_STEPS) loaded after a
+ * crash, even one mid-epoch, continues to the same weights as a run that was
+ * never interrupted (same seed and thread count).
+ *
+ * Threading: a state is used by one fit at a time.
+ */
+AE_API ae_status ae_train_state_create(ae_train_state **out);
+/** Frees a training state. NULL is accepted. */
+AE_API void ae_train_state_free(ae_train_state *state);
+/**
+ * Sets (or clears, with NULL) the checkpoint file of @p state: fits with this
+ * state then save a checkpoint there (as ae_train_state_save, atomically) at
+ * every epoch end, and every AE_TRAIN_CHECKPOINT_STEPS steps when that key is
+ * set. A failed checkpoint write ends the fit with its error.
+ */
+AE_API ae_status ae_train_state_set_checkpoint(ae_train_state *state, const char *path);
+/** Completed epochs of the run (0 for NULL or a new state). */
+AE_API size_t ae_train_state_epoch(const ae_train_state *state);
+/** Optimiser steps done in the current, unfinished epoch (0 at an epoch boundary). */
+AE_API size_t ae_train_state_step(const ae_train_state *state);
+/**
+ * Writes a checkpoint: @p model (as a complete model file) and @p state,
+ * versioned and checksummed (docs/formats.md), atomically. @p state must have
+ * been used by a fit of @p model (or loaded), else AE_ERR_STATE.
+ * @return AE_OK, AE_ERR_INVALID_ARG, AE_ERR_STATE, AE_ERR_SHAPE (another
+ *         parameter count), AE_ERR_NUMERIC (non-finite weights) or AE_ERR_IO.
+ */
+AE_API ae_status ae_train_state_save(const ae_train_state *state, const ae_model *model,
+                                     const char *path);
+/**
+ * Loads a checkpoint written by ae_train_state_save (or by a fit) into a new
+ * state and a new model with the weights of that moment: continue the run
+ * with ae_train_fit_state(model, cfg, state, ...) and the same settings and
+ * rows. Both outs are set to NULL on failure.
+ * @return AE_OK, AE_ERR_INVALID_ARG, AE_ERR_IO, AE_ERR_FORMAT, AE_ERR_VERSION,
+ *         AE_ERR_CHECKSUM or AE_ERR_NOMEM.
+ */
+AE_API ae_status ae_train_state_load(ae_train_state **state, ae_model **model, const char *path);
+/**
+ * Copies the best epoch's weights recorded by early stopping into @p model
+ * (a fit with a state keeps the last weights when it ends by running out of
+ * epochs: see ae_train_fit_state).
+ * @return AE_OK, AE_ERR_INVALID_ARG, AE_ERR_STATE (no best epoch yet) or
+ *         AE_ERR_SHAPE (another parameter count).
+ */
+AE_API ae_status ae_train_state_restore_best(const ae_train_state *state, ae_model *model);
+
+/**
+ * ae_train_fit continued through a training state: runs AE_TRAIN_EPOCHS
+ * epochs more (finishing an epoch left unfinished by a checkpoint or by a
+ * callback's stop counts as one of them). Differences from ae_train_fit:
+ *  - every epoch shuffles the training rows afresh (identity order shuffled
+ *    by the run's RNG, seeded once from AE_TRAIN_SEED), so a checkpoint needs
+ *    no permutation; results therefore differ from ae_train_fit's after the
+ *    first epoch;
+ *  - the callback's epoch is the run's epoch, and the history receives this
+ *    call's completed epochs;
+ *  - a call that runs out of epochs keeps the last weights (the run is
+ *    paused, not over); early stopping still restores the best weights if
+ *    AE_TRAIN_RESTORE_BEST is on; a callback's stop leaves the last weights
+ *    and the state at that step, so the next call continues there;
+ *  - after an error the state is unusable (AE_ERR_STATE).
+ */
+AE_API ae_status ae_train_fit_state(ae_model *model, const ae_train_config *cfg,
+                                    ae_train_state *state, const float *x, const float *y,
+                                    size_t n, ae_history *history);
+
+/* ---- reduction hooks (data-parallel training) ------------------------------------ */
+
+/**
+ * Gradient reduction, called once per optimiser step on the fit's calling
+ * thread, after the batch's gradient is complete and before the optimiser
+ * uses it: @p grads holds @p count floats (the model's parameter count, in
+ * the layout of the parameters) that the callback may change in place, e.g.
+ * average over processes with MPI_Allreduce. Return 0 to go on, non-zero for
+ * a failure: the fit then fails with AE_ERR_IO.
+ */
+typedef int (*ae_grad_reduce_fn)(float *grads, size_t count, void *user);
+/**
+ * Statistics reduction, called at every epoch end before validation results
+ * are used: @p values holds @p count doubles to reduce by summing across
+ * processes, today 4: training loss sum, training element count, validation
+ * loss sum, validation element count (0 without validation). The fit
+ * computes its mean losses from the reduced values, so early stopping decides
+ * alike everywhere. Return non-zero for a failure (the fit fails with AE_ERR_IO).
+ */
+typedef int (*ae_stat_reduce_fn)(double *values, size_t count, void *user);
+/**
+ * Sets (or clears, with NULL) the reduction hooks, which share @p user.
+ * The gradient hook makes every step synchronise its threads once more.
+ */
+AE_API ae_status ae_train_config_set_reduce(ae_train_config *cfg, ae_grad_reduce_fn grads,
+                                            ae_stat_reduce_fn stats, void *user);
 
 #ifdef __cplusplus
 }

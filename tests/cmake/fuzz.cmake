@@ -13,7 +13,7 @@
 #    exists (otherwise skipped with a message).
 # Long campaigns: FUZZ_SECONDS=600 bash tests/fuzz/run_fuzz.sh
 set(AE_FUZZ_DIR ${PROJECT_SOURCE_DIR}/tests/fuzz)
-set(AE_FUZZ_HARNESSES npy model index)
+set(AE_FUZZ_HARNESSES npy model index checkpoint)
 set(AE_FUZZ_SEEDS ${CMAKE_CURRENT_BINARY_DIR}/fuzz-seeds)
 set(AE_FUZZ_EXTRA_SEEDS_index ${PROJECT_SOURCE_DIR}/tests/data/index-v1)
 
@@ -53,6 +53,7 @@ if(NOT AE_SANITIZE AND NOT AE_TEST_LAUNCHER)
       COMMAND bash ${AE_FUZZ_DIR}/build_fuzzers.sh ${_out} ${AE_FUZZ_CLANG}
       DEPENDS ${_lib_srcs} ${AE_FUZZ_DIR}/build_fuzzers.sh ${AE_FUZZ_DIR}/fuzz_common.h
               ${AE_FUZZ_DIR}/fuzz_npy.c ${AE_FUZZ_DIR}/fuzz_model.c ${AE_FUZZ_DIR}/fuzz_index.c
+              ${AE_FUZZ_DIR}/fuzz_checkpoint.c
       COMMENT "Building libFuzzer harnesses with ${AE_FUZZ_CLANG}" VERBATIM)
     add_custom_target(fuzzers ALL DEPENDS ${_bins})
     foreach(h ${AE_FUZZ_HARNESSES})

@@ -7,6 +7,8 @@
 # valgrind pass shrinks it through AE_TEST_VALGRIND=1.
 set_tests_properties(test_crash_save PROPERTIES LABELS "unit;reliability" RUN_SERIAL ON)
 set_tests_properties(test_alloc_fail PROPERTIES LABELS "unit;reliability")
+# Kill-during-training and exact resume: a few seconds of training per trial.
+set_tests_properties(test_crash_resume PROPERTIES LABELS "unit;reliability" RUN_SERIAL ON)
 
 # The training thread pool (lib/parallel.c) and threaded predict/encode, for
 # a -DAE_SANITIZE=thread build: ctest -L threads (tests/run.sh tsan).

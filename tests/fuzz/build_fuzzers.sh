@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets with clang:
 #   bash tests/fuzz/build_fuzzers.sh OUTDIR [CLANG]
-# -> OUTDIR/fuzz_npy, OUTDIR/fuzz_model, OUTDIR/fuzz_index, OUTDIR/make_seeds
+# -> OUTDIR/fuzz_npy, OUTDIR/fuzz_model, OUTDIR/fuzz_index, OUTDIR/fuzz_checkpoint,
+#    OUTDIR/make_seeds
 # The library sources are compiled once with -fsanitize=fuzzer-no-link,
 # address,undefined (UBSan without recovery) and linked into each harness.
 # Used by tests/cmake/fuzz.cmake (ctest smoke runs) and run_fuzz.sh.
@@ -31,10 +32,10 @@ for o in "$OUT"/obj/*.o; do
     [ -f "$ROOT/lib/$(basename "$o" .o).c" ] || rm -f "$o"
 done
 LIBS=(-lopenblas -lm -lpthread)
-for h in npy model index; do
+for h in npy model index checkpoint; do
     "$CC" "${COMMON[@]}" "${SAN[@]}" -fsanitize=fuzzer "$ROOT/tests/fuzz/fuzz_$h.c" \
         "${SUPPORT[@]}" "$OUT"/obj/*.o "${LIBS[@]}" -o "$OUT/fuzz_$h"
 done
 "$CC" "${COMMON[@]}" "$ROOT/tests/fuzz/make_seeds.c" "${SUPPORT[@]}" "$ROOT"/lib/*.c "${LIBS[@]}" \
     -o "$OUT/make_seeds" 2>/dev/null || true # optional: cmake builds its own
-echo "build_fuzzers: $OUT/fuzz_{npy,model,index}"
+echo "build_fuzzers: $OUT/fuzz_{npy,model,index,checkpoint}"

@@ -1,6 +1,6 @@
 /* Writes the fuzzers' seed corpora, made by the library itself:
  *   make_seeds OUTDIR  ->  OUTDIR/npy/<name>.npy, OUTDIR/model/<name>.aemodel,
- *                          OUTDIR/index/<name>.aeidx
+ *                          OUTDIR/index/<name>.aeidx, OUTDIR/checkpoint/<name>.aeckpt
  * Small files (a few KB at most) so that mutations reach every field. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -120,6 +120,42 @@ static void seeds_model(void)
     ae_model_free(m);
 }
 
+static int stop_mid_epoch(ae_train_event ev, size_t epoch, size_t step, size_t steps,
+                          double loss, const ae_model *m, const ae_history *h, void *user)
+{
+    (void)epoch; (void)steps; (void)loss; (void)m; (void)h; (void)user;
+    return ev == AE_EVENT_BATCH_END && step == 2;
+}
+
+/* Checkpoints of the small dense model: after an epoch (with best weights),
+ * and mid-epoch before any epoch ended (without), for Nadam and SGD. */
+static void seeds_checkpoint(void)
+{
+    float x[12 * 6];
+    ae_train_config *c;
+    fill(x, sizeof x / sizeof x[0], 3);
+    check(ae_train_config_create(&c), "config");
+    check(ae_train_config_set_int(c, AE_TRAIN_EPOCHS, 1), "epochs");
+    check(ae_train_config_set_int(c, AE_TRAIN_BATCH_SIZE, 3), "batch");
+    check(ae_train_config_set_int(c, AE_TRAIN_THREADS, 1), "threads");
+    check(ae_train_config_set_double(c, AE_TRAIN_VALIDATION_SPLIT, 0.25), "split");
+    for (int k = 0; k < 2; k++) {
+        ae_model *m = dense_model(1);
+        ae_train_state *s;
+        ae_status st;
+        check(ae_train_config_set_int(c, AE_TRAIN_OPTIMIZER, k ? AE_OPT_SGD : AE_OPT_NADAM), "opt");
+        check(ae_train_config_set_callback(c, k ? stop_mid_epoch : NULL, NULL), "callback");
+        check(ae_train_state_create(&s), "state");
+        st = ae_train_fit_state(m, c, s, x, NULL, 12, NULL);
+        if (st != AE_OK && st != AE_STOPPED) check(st, "fit");
+        check(ae_train_state_save(s, m, out("checkpoint", k ? "sgd_mid_epoch.aeckpt"
+                                                            : "nadam_epoch.aeckpt")), "save");
+        ae_train_state_free(s);
+        ae_model_free(m);
+    }
+    ae_train_config_free(c);
+}
+
 static void seeds_index(void)
 {
     static const char *bn[] = {"", "brute", "balltree", "hnsw"}, *mn[] = {"", "l2", "cos"};
@@ -161,9 +197,11 @@ int main(int argc, char **argv)
     mkdir_p(out("npy", ""));
     mkdir_p(out("model", ""));
     mkdir_p(out("index", ""));
+    mkdir_p(out("checkpoint", ""));
     seeds_npy();
     seeds_model();
     seeds_index();
-    printf("make_seeds: corpora written to %s/{npy,model,index}\n", g_out);
+    seeds_checkpoint();
+    printf("make_seeds: corpora written to %s/{npy,model,index,checkpoint}\n", g_out);
     return 0;
 }

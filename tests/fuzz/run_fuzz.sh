@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Bounded libFuzzer campaign over the three loaders (outside CI):
 #
-#   FUZZ_SECONDS=600 bash tests/fuzz/run_fuzz.sh [npy model index]
+#   FUZZ_SECONDS=600 bash tests/fuzz/run_fuzz.sh [npy model index checkpoint]
 #
 # Builds the harnesses with clang (build_fuzzers.sh), writes seed corpora made
 # by the library (make_seeds; the index harness also gets tests/data/index-v1),
@@ -18,7 +18,7 @@ FUZZ_DIR=${FUZZ_DIR:-$ROOT/build/fuzz}
 SECONDS_PER=${FUZZ_SECONDS:-600}
 CLANG=${CLANG:-clang}
 harnesses=("$@")
-[ "${#harnesses[@]}" -eq 0 ] && harnesses=(npy model index)
+[ "${#harnesses[@]}" -eq 0 ] && harnesses=(npy model index checkpoint)
 command -v "$CLANG" >/dev/null || { echo "run_fuzz: $CLANG not found" >&2; exit 2; }
 
 bash "$ROOT/tests/fuzz/build_fuzzers.sh" "$FUZZ_DIR/build" "$CLANG"

@@ -1,0 +1,41 @@
+/* The training state behind ae_train_state (train_state.c: life cycle and
+ * checkpoint files; train.c: the fit loop that advances it). */
+#ifndef AUTOENC_TRAIN_STATE_H
+#define AUTOENC_TRAIN_STATE_H
+
+#include "nn.h"
+
+struct ae_train_state {
+    int bound;  /* a fit (or a load) fixed the run's identity below */
+    int failed; /* a fit failed half-way: the state is unusable */
+    /* the run's identity, checked by every later fit */
+    int optimizer, shuffle;
+    uint64_t seed, batch, n_train, n_val, n_params;
+    /* position: completed epochs, steps done in the current epoch and the
+     * sum of their batch losses */
+    uint64_t epoch, step;
+    double epoch_loss_sum;
+    /* the shuffling RNG as it was at the start of the current epoch, before
+     * that epoch's shuffle (which is replayed from it on resume) */
+    ae__rng rng;
+    ae__optimizer opt; /* moments, step count, Nadam's momentum product */
+    /* early stopping */
+    int has_best;
+    uint64_t wait;
+    double best_loss;
+    float *best;       /* n_params weights of the best epoch */
+    char *ckpt_path;   /* checkpoint file, or NULL */
+    size_t ckpt_cap;
+};
+
+/* Binds a fresh state to a run, reserving its buffers (optimiser moments,
+ * best weights). */
+ae_status ae__train_state_bind(ae_train_state *s, int optimizer, int shuffle, uint64_t seed,
+                               uint64_t batch, uint64_t n_train, uint64_t n_val,
+                               size_t n_params);
+/* Frees the buffers of a state (not the handle). */
+void ae__train_state_release(ae_train_state *s);
+/* ae_train_state_save's body, for checkpoints written during a fit. */
+ae_status ae__train_state_write(const ae_train_state *s, const ae_model *m, const char *path);
+
+#endif /* AUTOENC_TRAIN_STATE_H */
