@@ -13,8 +13,9 @@
 # Every package tests/run.sh needs; examples/run.sh needs a subset.
 # abigail-tools: abidw/abidiff for the ABI test; doxygen: the docs pass.
 # shellcheck disable=SC2034  # used by the scripts that source this file
+# libopenmpi-dev/openmpi-bin: the optional MPI component and its mpirun tests.
 AE_TEST_PACKAGES=(build-essential cmake pkg-config libopenblas-dev libcmocka-dev libpng-dev
-                  valgrind g++ abigail-tools doxygen)
+                  valgrind g++ abigail-tools doxygen libopenmpi-dev openmpi-bin)
 AE_EXAMPLE_PACKAGES=(build-essential cmake pkg-config libopenblas-dev libpng-dev xz-utils)
 # The peers the benchmarks in tests/bench compare with (never needed to build
 # or test); they import under /usr/bin/python3.

@@ -472,7 +472,20 @@ static void step_task_body(step_job *j, int t, int nt)
     }
     ae__pool_barrier(ws->pool);
     for (int k = 0; k < nt; k++) total += j->partial[k];
-    if (!isfinite(total)) return; /* every thread sees the same total */
+    if (!isfinite(total)) {
+        /* every thread sees the same total. With a hook, its peers (other
+         * processes) are waiting in this step's reduction: a NaN gradient
+         * tells them to stop too, instead of leaving them blocked */
+        if (s->reduce) {
+            ae__pool_barrier(ws->pool);
+            if (t == 0) {
+                for (size_t i = 0; i < s->n_params; i++) s->grads[i] = NAN;
+                (void)s->reduce(s->grads, s->n_params, s->reduce_user);
+            }
+            ae__pool_barrier(ws->pool);
+        }
+        return;
+    }
     ae__reduce_grads(ws, s->grads, t, nt);
     if (s->reduce) {
         /* the whole gradient is summed: hand it to the hook (on the calling

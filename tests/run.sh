@@ -2,10 +2,12 @@
 # The test command: bash tests/run.sh [PASS...]
 #
 # Passes (default: all, in this order):
-#   normal    Release build (library, tests, examples), the whole ctest suite:
-#             cmocka unit tests, header tests, symbol and ABI tests (abidiff
-#             against docs/abi/libautoenc.abi, the 0.1.0 old consumer),
-#             installed-consumer tests (pkg-config and find_package).
+#   normal    Release build (library, tests, examples, the MPI component
+#             libautoenc_mpi), the whole ctest suite: cmocka unit tests,
+#             header tests, symbol and ABI tests (abidiff against
+#             docs/abi/libautoenc.abi, the 0.1.0 old consumer),
+#             installed-consumer tests (pkg-config and find_package), the
+#             mpirun -np 2 tests (label mpi).
 #   asan      the cmocka unit tests (label `unit`) built with
 #             -DAE_SANITIZE=address,undefined (ASan + UBSan, no recovery).
 #   valgrind  the cmocka unit tests under valgrind memcheck
@@ -73,7 +75,7 @@ configure_and_build() {
 pass_normal() {
     local dir=$BUILD_ROOT/test
     configure_and_build "$dir" -DCMAKE_BUILD_TYPE=Release -DAE_BUILD_TESTS=ON \
-        -DAE_BUILD_EXAMPLES=ON -DAE_SANITIZE= -DAE_TEST_LAUNCHER=
+        -DAE_BUILD_EXAMPLES=ON -DAE_BUILD_MPI=ON -DAE_SANITIZE= -DAE_TEST_LAUNCHER=
     (cd "$dir" && ctest --output-on-failure --no-tests=error -j "$JOBS" --timeout "$TIMEOUT")
 }
 

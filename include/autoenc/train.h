@@ -274,7 +274,10 @@ AE_API ae_status ae_train_fit_state(ae_model *model, const ae_train_config *cfg,
  * uses it: @p grads holds @p count floats (the model's parameter count, in
  * the layout of the parameters) that the callback may change in place, e.g.
  * average over processes with MPI_Allreduce. Return 0 to go on, non-zero for
- * a failure: the fit then fails with AE_ERR_IO.
+ * a failure: the fit then fails with AE_ERR_IO. A step whose loss is not
+ * finite still calls the hook, with every gradient value NaN, so that peers
+ * waiting in the same reduction learn of it (the fit then fails with
+ * AE_ERR_NUMERIC whatever the hook returns).
  */
 typedef int (*ae_grad_reduce_fn)(float *grads, size_t count, void *user);
 /**

@@ -5,7 +5,7 @@
 if(AE_BUILD_MPI)
   find_program(AE_MPIEXEC NAMES ${MPIEXEC_EXECUTABLE} mpirun mpiexec REQUIRED)
   add_executable(test_mpi ${PROJECT_SOURCE_DIR}/tests/mpi/test_mpi.c)
-  target_link_libraries(test_mpi PRIVATE autoenc_mpi)
+  target_link_libraries(test_mpi PRIVATE autoenc_mpi m)
   ae_target_warnings(test_mpi)
   set(_ae_mpirun ${AE_MPIEXEC} --allow-run-as-root --oversubscribe --mca btl self,vader -np 2)
   add_test(NAME mpi_equivalence COMMAND ${_ae_mpirun} $<TARGET_FILE:test_mpi> equivalence)
