@@ -48,6 +48,15 @@
 #ifndef AUTOENC_MPI_H
 #define AUTOENC_MPI_H
 
+/* Only MPI's C interface is used: skip the deprecated C++ bindings, which
+ * Open MPI's and MPICH's mpi.h otherwise pull into C++ programs (and which
+ * warn under -Wextra). */
+#ifndef OMPI_SKIP_MPICXX
+#define OMPI_SKIP_MPICXX 1
+#endif
+#ifndef MPICH_SKIP_MPICXX
+#define MPICH_SKIP_MPICXX 1
+#endif
 #include <mpi.h>
 
 #include "common.h"

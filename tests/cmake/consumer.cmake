@@ -27,6 +27,12 @@ add_test(NAME consumer_pkgconfig_static
   COMMAND ${AE_SH} ${AE_CONSUMER_SCRIPT} static ${AE_CONSUMER_PREFIX}
           ${AE_CONSUMER_DIR}/static ${CMAKE_C_COMPILER} ${AE_CONSUMER_FLAGS})
 set(_ae_consumer_tests consumer_install consumer_pkgconfig consumer_pkgconfig_static)
+if(AE_BUILD_MPI)
+  add_test(NAME consumer_pkgconfig_mpi
+    COMMAND ${AE_SH} ${AE_CONSUMER_SCRIPT} mpi ${AE_CONSUMER_PREFIX}
+            ${AE_CONSUMER_DIR}/mpi ${CMAKE_C_COMPILER} ${AE_MPIEXEC} ${AE_CONSUMER_FLAGS})
+  list(APPEND _ae_consumer_tests consumer_pkgconfig_mpi)
+endif()
 
 if(AE_TEST_CXX)
   add_test(NAME consumer_cmake

@@ -3,7 +3,9 @@
 # ranks run on a 1-core machine. Without the component (AE_BUILD_MPI=OFF) a
 # test that says so is registered instead and skips.
 if(AE_BUILD_MPI)
-  find_program(AE_MPIEXEC NAMES ${MPIEXEC_EXECUTABLE} mpirun mpiexec REQUIRED)
+  if(NOT AE_MPIEXEC)
+    message(FATAL_ERROR "AE_BUILD_MPI=ON but no mpirun was found (openmpi-bin)")
+  endif()
   add_executable(test_mpi ${PROJECT_SOURCE_DIR}/tests/mpi/test_mpi.c)
   target_link_libraries(test_mpi PRIVATE autoenc_mpi m)
   ae_target_warnings(test_mpi)

@@ -5,7 +5,10 @@
 #   consumer.sh pkgconfig PREFIX WORK CC [FLAGS...]   C program, pkg-config, libautoenc.so
 #   consumer.sh static    PREFIX WORK CC [FLAGS...]   C program, pkg-config --static, libautoenc.a
 #   consumer.sh cmake     PREFIX WORK CC CXX GENERATOR VERSION [FLAGS...]
-#                                                     find_package(autoenc) project (C++ + C)
+#                                                     find_package(autoenc) project (C++ + C,
+#                                                     and autoenc::autoenc_mpi when installed)
+#   consumer.sh mpi       PREFIX WORK CC MPIRUN [FLAGS...]
+#                                                     C program, pkg-config autoenc_mpi, mpirun
 #
 # FLAGS are extra compile/link flags (the sanitizer flags of a sanitizer build).
 set -eu
@@ -46,8 +49,12 @@ install)
                'autoencConfigVersion.cmake' 'autoencTargets.cmake'; do
         [ -n "$(find "$prefix" -name "$pat")" ] || die "missing $pat"
     done
-    # The installed headers are exactly the public ones.
+    # The installed headers are exactly the public ones (mpi.h only with
+    # libautoenc_mpi).
     want=$(cd "$here/../../include/autoenc" && ls -- *.h)
+    if [ -z "$(find "$prefix" -name 'libautoenc_mpi.so.0')" ]; then
+        want=$(printf '%s\n' "$want" | grep -vx 'mpi.h')
+    fi
     got=$(cd "$prefix/include/autoenc" && ls -- *.h)
     [ "$want" = "$got" ] || die "installed headers differ from include/autoenc/: $got"
     find "$prefix" -type f | sed "s|^$prefix/||" | sort
@@ -106,9 +113,27 @@ cmake)
     fi
     "$work/consumer_cxx"
     "$work/consumer_c_static" cmake-static
+    if [ -x "$work/consumer_mpi" ]; then
+        OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 "$work/consumer_mpi" cmake
+    fi
+    ;;
+
+mpi)
+    prefix=${1:?prefix}; work=${2:?work dir}; cc=${3:?C compiler}; mpirun=${4:?mpirun}; shift 4
+    use_prefix_pkgconfig "$prefix"
+    rm -rf "$work"; mkdir -p "$work"
+    cflags=$(pkg-config --cflags autoenc_mpi)
+    libs=$(pkg-config --libs autoenc_mpi)
+    say pkg-config --cflags --libs autoenc_mpi: "$cflags" "$libs"
+    # shellcheck disable=SC2086
+    "$cc" -std=c11 -Wall -Wextra -Wpedantic -Werror "$@" $cflags "$here/consumer_mpi.c" \
+        -o "$work/consumer_mpi" $libs -Wl,-rpath,"$libdir"
+    readelf -d "$work/consumer_mpi" | grep -q 'NEEDED.*\[libautoenc_mpi\.so\.0\]' \
+        || die "consumer_mpi does not need libautoenc_mpi.so.0"
+    "$mpirun" --allow-run-as-root --oversubscribe -np 2 "$work/consumer_mpi" pkg-config
     ;;
 
 *)
-    die "unknown mode (install, pkgconfig, static, cmake)"
+    die "unknown mode (install, pkgconfig, static, cmake, mpi)"
     ;;
 esac
