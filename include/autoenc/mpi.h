@@ -52,9 +52,11 @@
  * Open MPI's and MPICH's mpi.h otherwise pull into C++ programs (and which
  * warn under -Wextra). */
 #ifndef OMPI_SKIP_MPICXX
+/** Open MPI: leave out the C++ bindings. */
 #define OMPI_SKIP_MPICXX 1
 #endif
 #ifndef MPICH_SKIP_MPICXX
+/** MPICH: leave out the C++ bindings. */
 #define MPICH_SKIP_MPICXX 1
 #endif
 #include <mpi.h>
