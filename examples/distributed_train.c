@@ -52,12 +52,9 @@ int main(int argc, char **argv)
     ex_args a;
     ex_fit_args fit;
     const char *model_name = "simple";
-    const ex_option extra[] = {
-        {"model", EX_OPT_STRING, &model_name, 0, 0, "NAME", "simple, deep or conv"},
-        {"batch", EX_OPT_INT, &fit.batch, 1, 1 << 20, "N", "rows per step on each rank"},
-        {"threads", EX_OPT_INT, &fit.threads, 0, 64, "N", "threads per rank (0: one per core)"},
-        {NULL, EX_OPT_INT, NULL, 0, 0, NULL, NULL},
-    };
+    /* --model, then the training examples' --batch (per rank), --patience,
+     * --min-delta and --threads (per rank) */
+    ex_option extra[6] = {{"model", EX_OPT_STRING, &model_name, 0, 0, "NAME", "simple, deep or conv"}};
     ae_mpi *ctx = NULL;
     ae_preset preset;
     ae_dataset *ds = NULL;
@@ -81,6 +78,7 @@ int main(int argc, char **argv)
     a.epochs = 60;
     ex_fit_args_init(&fit, 32);
     fit.threads = 1;
+    memcpy(extra + 1, fit.options, sizeof fit.options);
     if (ae_mpi_create(&ctx, MPI_COMM_WORLD) != AE_OK) {
         fprintf(stderr, "error: %s\n", ae_last_error());
         MPI_Abort(MPI_COMM_WORLD, 1);
