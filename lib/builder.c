@@ -16,7 +16,13 @@ struct ae_builder {
     char msg[AE__MSG_CAP];
 };
 
-static int valid_activation(int a) { return a >= AE_ACT_LINEAR && a <= AE_ACT_SIGMOID; }
+static int valid_activation(int a) { return a >= AE_ACT_LINEAR && a <= AE_ACT_SOFTPLUS; }
+
+/* Keras' defaults: LeakyReLU layer 0.3, ELU 1.0 */
+static float default_alpha(int act)
+{
+    return act == AE_ACT_LEAKY_RELU ? 0.3f : act == AE_ACT_ELU ? 1.0f : 0.0f;
+}
 
 static ae_status check_dims(char *msg, int rank, const size_t *dims,
                             ae__shape *out)
@@ -75,6 +81,7 @@ static ae_status push(ae_builder *b, ae_layer *L)
         b->cap = cap;
     }
     L->in = b->cur;
+    L->alpha = default_alpha(L->activation);
     b->layers[b->n_layers++] = *L;
     b->cur = L->out;
     return AE_OK;
@@ -211,6 +218,23 @@ ae_status ae_builder_activation(ae_builder *b, ae_activation activation)
     L.activation = activation;
     L.out = b->cur;
     return push(b, &L);
+}
+
+ae_status ae_builder_activation_param(ae_builder *b, double alpha)
+{
+    AE__ENTER();
+    ae_layer *L;
+    if (!b) return ae__fail(NULL, AE_ERR_INVALID_ARG, "builder is NULL");
+    if (b->n_layers == 0) return ae__fail(b->msg, AE_ERR_STATE, "no layer added yet");
+    L = &b->layers[b->n_layers - 1];
+    if (L->activation != AE_ACT_LEAKY_RELU && L->activation != AE_ACT_ELU)
+        return ae__fail(b->msg, AE_ERR_STATE,
+                        "the last layer's activation (%d) takes no parameter; only leaky relu "
+                        "and elu do", L->activation);
+    if (!(alpha >= 0.0 && alpha <= 1000.0))
+        return ae__fail(b->msg, AE_ERR_RANGE, "alpha must be 0..1000, not %g", alpha);
+    L->alpha = (float)alpha;
+    return AE_OK;
 }
 
 ae_status ae_builder_flatten(ae_builder *b)

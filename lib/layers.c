@@ -13,22 +13,61 @@
 
 /* ---- activations ------------------------------------------------------------ */
 
-static void activation_forward(int act, float *y, size_t count)
+/* alpha: the leaky relu slope or the elu scale (ae_layer.alpha) */
+static void activation_forward(int act, float alpha, float *y, size_t count)
 {
-    if (act == AE_ACT_RELU) {
+    switch (act) {
+    case AE_ACT_RELU:
         for (size_t i = 0; i < count; i++) y[i] = y[i] > 0.0f ? y[i] : 0.0f;
-    } else if (act == AE_ACT_SIGMOID) {
-        ae__sigmoid_inplace(y, count);
+        break;
+    case AE_ACT_SIGMOID: ae__sigmoid_inplace(y, count); break;
+    case AE_ACT_TANH:
+        for (size_t i = 0; i < count; i++) y[i] = tanhf(y[i]);
+        break;
+    case AE_ACT_LEAKY_RELU:
+        for (size_t i = 0; i < count; i++) y[i] = y[i] > 0.0f ? y[i] : alpha * y[i];
+        break;
+    case AE_ACT_ELU:
+        for (size_t i = 0; i < count; i++) y[i] = y[i] > 0.0f ? y[i] : alpha * expm1f(y[i]);
+        break;
+    case AE_ACT_SOFTPLUS:
+        /* log(1 + e^z) = max(z, 0) + log1p(e^-|z|): no overflow for large |z| */
+        for (size_t i = 0; i < count; i++) {
+            const float z = y[i];
+            y[i] = (z > 0.0f ? z : 0.0f) + log1pf(expf(-fabsf(z)));
+        }
+        break;
+    default: break; /* linear */
     }
 }
 
-/* dy (dL/dy) becomes dL/dz in place, using the activation's output y. */
-static void activation_backward(int act, const float *y, float *dy, size_t count)
+/* dy (dL/dy) becomes dL/dz in place, using the activation's output y. The
+ * derivatives are written in terms of y so that forward need not keep z:
+ * tanh' = 1 - y^2; elu' = y + alpha where y <= 0 (y = alpha (e^z - 1));
+ * softplus' = sigmoid(z) = 1 - e^-y; leaky relu and elu keep the sign of z
+ * in y for alpha >= 0 (the builder's range). */
+static void activation_backward(int act, float alpha, const float *y, float *dy, size_t count)
 {
-    if (act == AE_ACT_RELU) {
+    switch (act) {
+    case AE_ACT_RELU:
         for (size_t i = 0; i < count; i++) dy[i] = y[i] > 0.0f ? dy[i] : 0.0f;
-    } else if (act == AE_ACT_SIGMOID) {
+        break;
+    case AE_ACT_SIGMOID:
         for (size_t i = 0; i < count; i++) dy[i] *= y[i] * (1.0f - y[i]);
+        break;
+    case AE_ACT_TANH:
+        for (size_t i = 0; i < count; i++) dy[i] *= 1.0f - y[i] * y[i];
+        break;
+    case AE_ACT_LEAKY_RELU:
+        for (size_t i = 0; i < count; i++) dy[i] = y[i] > 0.0f ? dy[i] : alpha * dy[i];
+        break;
+    case AE_ACT_ELU:
+        for (size_t i = 0; i < count; i++) dy[i] = y[i] > 0.0f ? dy[i] : (y[i] + alpha) * dy[i];
+        break;
+    case AE_ACT_SOFTPLUS:
+        for (size_t i = 0; i < count; i++) dy[i] *= -expm1f(-y[i]);
+        break;
+    default: break;
     }
 }
 
@@ -274,14 +313,14 @@ void ae__layer_forward(const ae_layer *L, const float *x, float *y, size_t n, fl
         if (y != x) memcpy(y, x, n * in * sizeof *y);
         break;
     }
-    activation_forward(L->activation, y, n * out);
+    activation_forward(L->activation, L->alpha, y, n * out);
 }
 
 void ae__layer_backward(const ae_layer *L, const float *x, const float *y, float *dy,
                         int dy_is_preact, float *dx, float *gk, float *gb, size_t n, float *ws)
 {
     const size_t in = ae__shape_size(&L->in), out = ae__shape_size(&L->out);
-    if (!dy_is_preact) activation_backward(L->activation, y, dy, n * out);
+    if (!dy_is_preact) activation_backward(L->activation, L->alpha, y, dy, n * out);
     switch (L->kind) {
     case AE_LAYER_DENSE:
         /* gW (in, units) = x^T dz; gb = sum dz; dx (n, in) = dz W^T */

@@ -60,6 +60,7 @@ static const char *kind_class(int kind)
 
 const char *ae_layer_name(const ae_layer *L) { return L ? L->name : ""; }
 ae_activation ae_layer_activation(const ae_layer *L) { return L ? (ae_activation)L->activation : AE_ACT_LINEAR; }
+double ae_layer_activation_param(const ae_layer *L) { return L ? (double)L->alpha : 0.0; }
 int ae_layer_output_rank(const ae_layer *L) { return L ? L->out.rank : 0; }
 size_t ae_layer_output_dim(const ae_layer *L, int axis)
 {

@@ -23,6 +23,7 @@ struct ae_layer {
     int kind;        /* AE_LAYER_* */
     int activation;  /* AE_ACT_*, fused after the layer's own operation */
     int padding;     /* AE_PAD_* (conv2d, maxpool2d) */
+    float alpha;     /* activation parameter (leaky relu slope, elu scale), else 0 */
     size_t units;    /* dense units or conv filters */
     size_t ksize;    /* conv kernel side */
     size_t pad_top, pad_left; /* leading padding of same conv/pool windows */

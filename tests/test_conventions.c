@@ -71,6 +71,7 @@ static void test_every_function_names_itself(void **state)
     EXPECT_FAIL(ae_builder_maxpool2d(b, AE_PAD_SAME), "ae_builder_maxpool2d");
     EXPECT_FAIL(ae_builder_upsample2d(b), "ae_builder_upsample2d");
     EXPECT_FAIL(ae_builder_activation(b, (ae_activation)99), "ae_builder_activation");
+    EXPECT_FAIL(ae_builder_activation_param(NULL, 0.1), "ae_builder_activation_param");
     EXPECT_FAIL(ae_builder_flatten(NULL), "ae_builder_flatten");
     EXPECT_FAIL(ae_builder_reshape(b, 1, (size_t[]){5}), "ae_builder_reshape");
     EXPECT_FAIL(ae_builder_mark_code(b), "ae_builder_mark_code");

@@ -131,6 +131,21 @@ static ae_status add_up(ae_builder *b) { return ae_builder_upsample2d(b); }
 static ae_status add_relu(ae_builder *b) { return ae_builder_activation(b, AE_ACT_RELU); }
 static ae_status add_sigmoid(ae_builder *b) { return ae_builder_activation(b, AE_ACT_SIGMOID); }
 static ae_status add_flatten(ae_builder *b) { return ae_builder_flatten(b); }
+static ae_status add_dense_tanh(ae_builder *b) { return ae_builder_dense(b, 4, AE_ACT_TANH); }
+static ae_status add_leaky(ae_builder *b) { return ae_builder_activation(b, AE_ACT_LEAKY_RELU); }
+static ae_status add_leaky_02(ae_builder *b)
+{
+    ae_status st = ae_builder_dense(b, 5, AE_ACT_LEAKY_RELU);
+    return st == AE_OK ? ae_builder_activation_param(b, 0.2) : st;
+}
+static ae_status add_elu(ae_builder *b) { return ae_builder_activation(b, AE_ACT_ELU); }
+static ae_status add_conv_elu_05(ae_builder *b)
+{
+    ae_status st = ae_builder_conv2d(b, 3, 3, AE_PAD_SAME, AE_ACT_ELU);
+    return st == AE_OK ? ae_builder_activation_param(b, 0.5) : st;
+}
+static ae_status add_softplus(ae_builder *b) { return ae_builder_activation(b, AE_ACT_SOFTPLUS); }
+static ae_status add_conv_softplus(ae_builder *b) { return ae_builder_conv2d(b, 8, 3, AE_PAD_SAME, AE_ACT_SOFTPLUS); }
 static ae_status add_reshape(ae_builder *b)
 {
     size_t d[3] = {3, 5, 2};
@@ -162,6 +177,13 @@ static const case_def cases[] = {
     {"sigmoid", 3, {2, 3, 2}, add_sigmoid},
     {"flatten", 3, {2, 3, 2}, add_flatten},
     {"reshape", 1, {30}, add_reshape},
+    {"dense tanh", 1, {6}, add_dense_tanh},
+    {"leaky relu", 1, {9}, add_leaky},
+    {"dense leaky relu alpha 0.2", 1, {5}, add_leaky_02},
+    {"elu", 3, {2, 3, 2}, add_elu},
+    {"conv elu alpha 0.5 4x4x2", 3, {4, 4, 2}, add_conv_elu_05},
+    {"softplus", 1, {9}, add_softplus},
+    {"conv softplus 3x3x1", 3, {3, 3, 1}, add_conv_softplus},
 };
 
 static void test_every_layer_gradient(void **state)
@@ -276,6 +298,53 @@ static void test_pool_and_upsample_by_hand(void **state)
     }
 }
 
+/* The new activations' values at a few points, against libm in double, and
+ * their parameters (defaults and ae_builder_activation_param's checks). */
+static void test_activations_by_hand(void **state)
+{
+    static const int acts[4] = {AE_ACT_TANH, AE_ACT_LEAKY_RELU, AE_ACT_ELU, AE_ACT_SOFTPLUS};
+    static const double alpha[4] = {0, 0.3, 1.0, 0};
+    const float x[6] = {-30.0f, -2.0f, -0.5f, 0.0f, 0.75f, 40.0f};
+    size_t dims[1] = {6};
+    float y[6];
+    (void)state;
+    for (int a = 0; a < 4; a++) {
+        ae_builder *b;
+        ae_model *m;
+        assert_int_equal(ae_builder_create(&b, 1, dims), AE_OK);
+        assert_int_equal(ae_builder_activation(b, (ae_activation)acts[a]), AE_OK);
+        assert_int_equal(ae_builder_build(&m, b, 1), AE_OK);
+        assert_float_equal(ae_layer_activation_param(ae_model_layer(m, 0)), alpha[a], 1e-7);
+        assert_int_equal(ae_model_predict(m, x, 1, y, 6), AE_OK);
+        for (int i = 0; i < 6; i++) {
+            double v = x[i], want;
+            switch (acts[a]) {
+            case AE_ACT_TANH: want = tanh(v); break;
+            case AE_ACT_LEAKY_RELU: want = v > 0 ? v : 0.3 * v; break;
+            case AE_ACT_ELU: want = v > 0 ? v : expm1(v); break;
+            default: want = log1p(exp(v)); break;
+            }
+            if (fabs(y[i] - want) > 1e-6 + 1e-6 * fabs(want))
+                fail_msg("activation %d at %g: %.9g, want %.9g", acts[a], v, y[i], want);
+        }
+        ae_model_free(m);
+        ae_builder_free(b);
+    }
+    {
+        ae_builder *b;
+        assert_int_equal(ae_builder_create(&b, 1, dims), AE_OK);
+        assert_int_equal(ae_builder_activation_param(b, 0.1), AE_ERR_STATE); /* no layer */
+        assert_int_equal(ae_builder_dense(b, 3, AE_ACT_RELU), AE_OK);
+        assert_int_equal(ae_builder_activation_param(b, 0.1), AE_ERR_STATE); /* relu: none */
+        assert_int_equal(ae_builder_dense(b, 3, AE_ACT_ELU), AE_OK);
+        assert_int_equal(ae_builder_activation_param(b, -1.0), AE_ERR_RANGE);
+        assert_int_equal(ae_builder_activation_param(b, NAN), AE_ERR_RANGE);
+        assert_int_equal(ae_builder_activation_param(b, 2.5), AE_OK);
+        assert_int_equal(ae_builder_activation(b, (ae_activation)7), AE_ERR_INVALID_ARG);
+        ae_builder_free(b);
+    }
+}
+
 /* The vectorised sigmoid agrees with libm's to float rounding. */
 static void test_fast_sigmoid(void **state)
 {
@@ -298,6 +367,7 @@ int main(void)
         cmocka_unit_test(test_dense_by_hand),
         cmocka_unit_test(test_pool_and_upsample_by_hand),
         cmocka_unit_test(test_fast_sigmoid),
+        cmocka_unit_test(test_activations_by_hand),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -54,6 +54,16 @@ AE_API ae_status ae_builder_maxpool2d(ae_builder *b, ae_padding padding);
 AE_API ae_status ae_builder_upsample2d(ae_builder *b);
 /** Stand-alone element-wise activation. */
 AE_API ae_status ae_builder_activation(ae_builder *b, ae_activation activation);
+/**
+ * Sets the parameter (alpha) of the activation of the most recently added
+ * layer: the negative slope of AE_ACT_LEAKY_RELU (default 0.3, as Keras'
+ * LeakyReLU layer) or the negative-branch scale of AE_ACT_ELU (default 1.0).
+ * @param b builder
+ * @param alpha finite, 0..1000
+ * @return AE_OK; AE_ERR_STATE if the last layer's activation has no
+ *         parameter (or no layer was added), AE_ERR_RANGE for a bad alpha
+ */
+AE_API ae_status ae_builder_activation_param(ae_builder *b, double alpha);
 /** (h, w, c) -> (h*w*c), in NHWC order. */
 AE_API ae_status ae_builder_flatten(ae_builder *b);
 /** Reshape to rank 1 or 3 with the same number of floats per sample. */

@@ -38,7 +38,11 @@ typedef enum ae_layer_kind {
 typedef enum ae_activation {
     AE_ACT_LINEAR = 0,  /**< identity */
     AE_ACT_RELU = 1,    /**< max(0, x) */
-    AE_ACT_SIGMOID = 2  /**< 1 / (1 + exp(-x)) */
+    AE_ACT_SIGMOID = 2,    /**< 1 / (1 + exp(-x)) */
+    AE_ACT_TANH = 3,       /**< tanh(x) */
+    AE_ACT_LEAKY_RELU = 4, /**< x for x > 0, alpha x otherwise (alpha 0.3 unless set) */
+    AE_ACT_ELU = 5,        /**< x for x > 0, alpha (exp(x) - 1) otherwise (alpha 1 unless set) */
+    AE_ACT_SOFTPLUS = 6    /**< log(1 + exp(x)) */
 } ae_activation;
 
 /** Padding of convolutions and rounding of pooling. Values are pinned. */
@@ -61,6 +65,12 @@ AE_API const char *ae_layer_kind_name(ae_layer_kind kind);
 AE_API const char *ae_layer_name(const ae_layer *layer);
 /** Activation applied by the layer (AE_ACT_LINEAR for none). */
 AE_API ae_activation ae_layer_activation(const ae_layer *layer);
+/**
+ * Parameter (alpha) of the layer's activation: the slope of leaky ReLU for
+ * negative inputs, the scale of ELU's negative branch; 0 for the other
+ * activations. Set with ae_builder_activation_param().
+ */
+AE_API double ae_layer_activation_param(const ae_layer *layer);
 /** Rank of the per-sample output shape (1 or 3). */
 AE_API int ae_layer_output_rank(const ae_layer *layer);
 /** Per-sample output dimension @p axis (0 if out of range). */
