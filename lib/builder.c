@@ -82,6 +82,7 @@ static ae_status push(ae_builder *b, ae_layer *L)
     }
     L->in = b->cur;
     L->alpha = default_alpha(L->activation);
+    if (L->stride == 0) L->stride = 1;
     b->layers[b->n_layers++] = *L;
     b->cur = L->out;
     return AE_OK;
@@ -127,46 +128,98 @@ ae_status ae_builder_dense(ae_builder *b, size_t units, ae_activation activation
     return push(b, &L);
 }
 
-ae_status ae_builder_conv2d(ae_builder *b, size_t filters, size_t kernel, ae_padding padding,
-                            ae_activation activation)
+/* Output side and leading padding of a convolution along one axis, as
+ * TensorFlow computes them: same -> ceil(in / s) outputs, the padding
+ * max((out - 1) s + k - in, 0) split with the odd one at the end; valid ->
+ * floor((in - k) / s) + 1 outputs (0 when the window does not fit). */
+static size_t conv_axis(size_t in, size_t k, size_t s, int padding, size_t *pad_lead)
 {
-    AE__ENTER();
+    size_t out, total;
+    *pad_lead = 0;
+    if (padding == AE_PAD_VALID) return in < k ? 0 : (in - k) / s + 1;
+    out = (in + s - 1) / s;
+    total = (out - 1) * s + k > in ? (out - 1) * s + k - in : 0;
+    *pad_lead = total / 2;
+    return out;
+}
+
+/* Keras' Conv2DTranspose sizes: same -> in s; valid -> in s + max(k - s, 0).
+ * The leading padding is that of the convolution from the output back to
+ * the input, whose input gradient this layer computes. */
+static size_t convt_axis(size_t in, size_t k, size_t s, int padding, size_t *pad_lead)
+{
+    size_t out = in * s + (padding == AE_PAD_VALID && k > s ? k - s : 0);
+    size_t total = (in - 1) * s + k > out ? (in - 1) * s + k - out : 0;
+    *pad_lead = total / 2;
+    return out;
+}
+
+/* conv2d (transpose 0) or conv2d_transpose (1), for the public functions */
+static ae_status add_conv(ae_builder *b, int transpose, size_t filters, size_t kernel,
+                          size_t stride, ae_padding padding, ae_activation activation)
+{
     ae_layer L = {0};
     ae_status st;
+    size_t total;
     if ((st = need_image(b)) != AE_OK) return st;
-    if (filters == 0 || filters > 65536 || kernel == 0 || kernel > 64)
+    if (filters == 0 || filters > 65536 || kernel == 0 || kernel > 64 || stride == 0 ||
+        stride > 64)
         return ae__fail(b->msg, AE_ERR_RANGE,
-                        "filters must be 1..65536 and kernel 1..64 (got %zu, %zu)",
-                        filters, kernel);
+                        "filters must be 1..65536, kernel 1..64 and stride 1..64 (got %zu, %zu, "
+                        "%zu)", filters, kernel, stride);
     if (padding != AE_PAD_SAME && padding != AE_PAD_VALID)
         return ae__fail(b->msg, AE_ERR_INVALID_ARG, "unknown padding %d",
                         padding);
     if (!valid_activation(activation))
         return ae__fail(b->msg, AE_ERR_INVALID_ARG, "unknown activation %d",
                         activation);
-    L.kind = AE_LAYER_CONV2D;
+    L.kind = transpose ? AE_LAYER_CONV2D_TRANSPOSE : AE_LAYER_CONV2D;
     L.activation = activation;
     L.padding = padding;
     L.units = filters;
     L.ksize = kernel;
+    L.stride = stride;
     L.out.rank = 3;
     L.out.d[2] = filters;
-    if (padding == AE_PAD_SAME) {
-        /* stride 1: output = input; TF puts the odd pad at the end */
-        L.out.d[0] = b->cur.d[0];
-        L.out.d[1] = b->cur.d[1];
-        L.pad_top = L.pad_left = (kernel - 1) / 2;
+    if (transpose) {
+        if (b->cur.d[0] > (1u << 15) || b->cur.d[1] > (1u << 15))
+            return ae__fail(b->msg, AE_ERR_RANGE, "input too large");
+        L.out.d[0] = convt_axis(b->cur.d[0], kernel, stride, padding, &L.pad_top);
+        L.out.d[1] = convt_axis(b->cur.d[1], kernel, stride, padding, &L.pad_left);
     } else {
-        if (b->cur.d[0] < kernel || b->cur.d[1] < kernel)
+        L.out.d[0] = conv_axis(b->cur.d[0], kernel, stride, padding, &L.pad_top);
+        L.out.d[1] = conv_axis(b->cur.d[1], kernel, stride, padding, &L.pad_left);
+        if (L.out.d[0] == 0 || L.out.d[1] == 0)
             return ae__fail(b->msg, AE_ERR_SHAPE,
                             "a valid %zux%zu convolution does not fit a "
                             "%zux%zu input", kernel, kernel, b->cur.d[0], b->cur.d[1]);
-        L.out.d[0] = b->cur.d[0] - kernel + 1;
-        L.out.d[1] = b->cur.d[1] - kernel + 1;
     }
+    if (ae__mul_size(L.out.d[0] * L.out.d[1], filters, &total) != 0 || total > ((size_t)1 << 31))
+        return ae__fail(b->msg, AE_ERR_RANGE, "output too large");
     L.n_kernel = kernel * kernel * b->cur.d[2] * filters;
     L.n_bias = filters;
     return push(b, &L);
+}
+
+ae_status ae_builder_conv2d(ae_builder *b, size_t filters, size_t kernel, ae_padding padding,
+                            ae_activation activation)
+{
+    AE__ENTER();
+    return add_conv(b, 0, filters, kernel, 1, padding, activation);
+}
+
+ae_status ae_builder_conv2d_ex(ae_builder *b, size_t filters, size_t kernel, size_t stride,
+                               ae_padding padding, ae_activation activation)
+{
+    AE__ENTER();
+    return add_conv(b, 0, filters, kernel, stride, padding, activation);
+}
+
+ae_status ae_builder_conv2d_transpose(ae_builder *b, size_t filters, size_t kernel, size_t stride,
+                                      ae_padding padding, ae_activation activation)
+{
+    AE__ENTER();
+    return add_conv(b, 1, filters, kernel, stride, padding, activation);
 }
 
 ae_status ae_builder_maxpool2d(ae_builder *b, ae_padding padding)

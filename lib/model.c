@@ -39,6 +39,7 @@ const char *ae_layer_kind_name(ae_layer_kind kind)
     case AE_LAYER_ACTIVATION: return "activation";
     case AE_LAYER_FLATTEN: return "flatten";
     case AE_LAYER_RESHAPE: return "reshape";
+    case AE_LAYER_CONV2D_TRANSPOSE: return "conv2d_transpose";
     default: return "unknown";
     }
 }
@@ -54,6 +55,7 @@ static const char *kind_class(int kind)
     case AE_LAYER_ACTIVATION: return "Activation";
     case AE_LAYER_FLATTEN: return "Flatten";
     case AE_LAYER_RESHAPE: return "Reshape";
+    case AE_LAYER_CONV2D_TRANSPOSE: return "Conv2DTranspose";
     default: return "?";
     }
 }
@@ -66,6 +68,7 @@ size_t ae_layer_output_dim(const ae_layer *L, int axis)
 {
     return L && axis >= 0 && axis < L->out.rank ? L->out.d[axis] : 0;
 }
+size_t ae_layer_stride(const ae_layer *L) { return L ? (L->stride ? L->stride : 1) : 0; }
 size_t ae_layer_output_size(const ae_layer *L) { return L ? ae__shape_size(&L->out) : 0; }
 size_t ae_layer_param_count(const ae_layer *L) { return L ? L->n_kernel + L->n_bias : 0; }
 
@@ -101,7 +104,7 @@ ae_status ae__model_alloc(const ae__shape *input, const ae_layer *layers, size_t
 {
     ae_model *m;
     size_t offset = 0;
-    int counts[AE_LAYER_RESHAPE + 1] = {0};
+    int counts[AE__LAYER_KINDS + 1] = {0};
     *out = NULL;
     m = ae__calloc(1, sizeof *m);
     if (!m) return ae__fail(NULL, AE_ERR_NOMEM, "out of memory for a model");
@@ -117,7 +120,7 @@ ae_status ae__model_alloc(const ae__shape *input, const ae_layer *layers, size_t
     m->code_layer = code_layer;
     for (size_t i = 0; i < n_layers; i++) {
         ae_layer *L = &m->layers[i];
-        int k = L->kind >= 1 && L->kind <= AE_LAYER_RESHAPE ? L->kind : 0;
+        int k = L->kind >= 1 && L->kind <= AE__LAYER_KINDS ? L->kind : 0;
         /* Keras names: dense, dense_1, dense_2, ... */
         if (counts[k] == 0) snprintf(L->name, sizeof L->name, "%s", ae_layer_kind_name(L->kind));
         else snprintf(L->name, sizeof L->name, "%s_%d", ae_layer_kind_name(L->kind), counts[k]);

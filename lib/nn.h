@@ -19,6 +19,8 @@ int ae__shape_equal(const ae__shape *a, const ae__shape *b);
 /* "(None, 28, 28, 1)" like Keras' summary */
 void ae__shape_format(const ae__shape *s, char *buf, size_t cap);
 
+#define AE__LAYER_KINDS AE_LAYER_CONV2D_TRANSPOSE /* the largest ae_layer_kind */
+
 struct ae_layer {
     int kind;        /* AE_LAYER_* */
     int activation;  /* AE_ACT_*, fused after the layer's own operation */
@@ -26,6 +28,7 @@ struct ae_layer {
     float alpha;     /* activation parameter (leaky relu slope, elu scale), else 0 */
     size_t units;    /* dense units or conv filters */
     size_t ksize;    /* conv kernel side */
+    size_t stride;   /* conv / transposed conv stride (1 for every other kind) */
     size_t pad_top, pad_left; /* leading padding of same conv/pool windows */
     ae__shape in, out;
     size_t n_kernel, n_bias;  /* parameter counts */

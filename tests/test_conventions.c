@@ -72,6 +72,9 @@ static void test_every_function_names_itself(void **state)
     EXPECT_FAIL(ae_builder_upsample2d(b), "ae_builder_upsample2d");
     EXPECT_FAIL(ae_builder_activation(b, (ae_activation)99), "ae_builder_activation");
     EXPECT_FAIL(ae_builder_activation_param(NULL, 0.1), "ae_builder_activation_param");
+    EXPECT_FAIL(ae_builder_conv2d_ex(b, 4, 3, 2, AE_PAD_SAME, AE_ACT_RELU), "ae_builder_conv2d_ex");
+    EXPECT_FAIL(ae_builder_conv2d_transpose(b, 4, 3, 2, AE_PAD_SAME, AE_ACT_RELU),
+                "ae_builder_conv2d_transpose");
     EXPECT_FAIL(ae_builder_flatten(NULL), "ae_builder_flatten");
     EXPECT_FAIL(ae_builder_reshape(b, 1, (size_t[]){5}), "ae_builder_reshape");
     EXPECT_FAIL(ae_builder_mark_code(b), "ae_builder_mark_code");

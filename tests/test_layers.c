@@ -144,6 +144,15 @@ static ae_status add_conv_elu_05(ae_builder *b)
     ae_status st = ae_builder_conv2d(b, 3, 3, AE_PAD_SAME, AE_ACT_ELU);
     return st == AE_OK ? ae_builder_activation_param(b, 0.5) : st;
 }
+static ae_status add_conv_s2_same(ae_builder *b) { return ae_builder_conv2d_ex(b, 3, 3, 2, AE_PAD_SAME, AE_ACT_LINEAR); }
+static ae_status add_conv_s2_valid(ae_builder *b) { return ae_builder_conv2d_ex(b, 2, 3, 2, AE_PAD_VALID, AE_ACT_TANH); }
+static ae_status add_conv_s3_even(ae_builder *b) { return ae_builder_conv2d_ex(b, 2, 2, 3, AE_PAD_SAME, AE_ACT_RELU); }
+static ae_status add_conv_s1_ex(ae_builder *b) { return ae_builder_conv2d_ex(b, 8, 3, 1, AE_PAD_SAME, AE_ACT_RELU); }
+static ae_status add_convt_k4s2_same(ae_builder *b) { return ae_builder_conv2d_transpose(b, 3, 4, 2, AE_PAD_SAME, AE_ACT_LINEAR); }
+static ae_status add_convt_k3s2_same(ae_builder *b) { return ae_builder_conv2d_transpose(b, 2, 3, 2, AE_PAD_SAME, AE_ACT_SIGMOID); }
+static ae_status add_convt_k3s2_valid(ae_builder *b) { return ae_builder_conv2d_transpose(b, 2, 3, 2, AE_PAD_VALID, AE_ACT_LINEAR); }
+static ae_status add_convt_k2s3_valid(ae_builder *b) { return ae_builder_conv2d_transpose(b, 2, 2, 3, AE_PAD_VALID, AE_ACT_ELU); }
+static ae_status add_convt_k3s1_same(ae_builder *b) { return ae_builder_conv2d_transpose(b, 4, 3, 1, AE_PAD_SAME, AE_ACT_RELU); }
 static ae_status add_softplus(ae_builder *b) { return ae_builder_activation(b, AE_ACT_SOFTPLUS); }
 static ae_status add_conv_softplus(ae_builder *b) { return ae_builder_conv2d(b, 8, 3, AE_PAD_SAME, AE_ACT_SOFTPLUS); }
 static ae_status add_reshape(ae_builder *b)
@@ -184,6 +193,15 @@ static const case_def cases[] = {
     {"conv elu alpha 0.5 4x4x2", 3, {4, 4, 2}, add_conv_elu_05},
     {"softplus", 1, {9}, add_softplus},
     {"conv softplus 3x3x1", 3, {3, 3, 1}, add_conv_softplus},
+    {"conv stride 2 same 5x4x2", 3, {5, 4, 2}, add_conv_s2_same},
+    {"conv stride 2 valid 7x6x2", 3, {7, 6, 2}, add_conv_s2_valid},
+    {"conv stride 3 even kernel 7x5x1", 3, {7, 5, 1}, add_conv_s3_even},
+    {"conv_ex stride 1 direct 4x3x2", 3, {4, 3, 2}, add_conv_s1_ex},
+    {"conv transpose k4 s2 same 3x2x2", 3, {3, 2, 2}, add_convt_k4s2_same},
+    {"conv transpose k3 s2 same 2x3x3", 3, {2, 3, 3}, add_convt_k3s2_same},
+    {"conv transpose k3 s2 valid 3x2x1", 3, {3, 2, 1}, add_convt_k3s2_valid},
+    {"conv transpose k2 s3 valid 2x2x2", 3, {2, 2, 2}, add_convt_k2s3_valid},
+    {"conv transpose k3 s1 same 3x3x2", 3, {3, 3, 2}, add_convt_k3s1_same},
 };
 
 static void test_every_layer_gradient(void **state)
@@ -345,6 +363,82 @@ static void test_activations_by_hand(void **state)
     }
 }
 
+/* Output sizes by Keras' rules (Conv2D strides; Conv2DTranspose, no output
+ * padding), and values against PyTorch (conv2d / conv_transpose2d on the
+ * same numbers, cropped or padded as TensorFlow does). */
+static void test_strided_and_transposed_by_hand(void **state)
+{
+    static const struct {
+        int transpose;
+        size_t in, k, s;
+        ae_padding pad;
+        size_t out;
+    } shapes[] = {
+        {0, 28, 3, 2, AE_PAD_SAME, 14}, {0, 7, 3, 2, AE_PAD_SAME, 4},
+        {0, 7, 3, 2, AE_PAD_VALID, 3},  {0, 8, 3, 3, AE_PAD_VALID, 2},
+        {0, 5, 1, 2, AE_PAD_SAME, 3},   {1, 7, 4, 2, AE_PAD_SAME, 14},
+        {1, 7, 4, 2, AE_PAD_VALID, 16}, {1, 3, 2, 3, AE_PAD_VALID, 9},
+        {1, 3, 3, 1, AE_PAD_VALID, 5},  {1, 5, 3, 2, AE_PAD_SAME, 10},
+    };
+    float w[9], y[16];
+    ae_builder *b;
+    ae_model *m;
+    (void)state;
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        size_t d[3] = {shapes[i].in, shapes[i].in + 1, 2};
+        assert_int_equal(ae_builder_create(&b, 3, d), AE_OK);
+        if (shapes[i].transpose)
+            assert_int_equal(ae_builder_conv2d_transpose(b, 3, shapes[i].k, shapes[i].s,
+                                                         shapes[i].pad, AE_ACT_LINEAR), AE_OK);
+        else
+            assert_int_equal(ae_builder_conv2d_ex(b, 3, shapes[i].k, shapes[i].s, shapes[i].pad,
+                                                  AE_ACT_LINEAR), AE_OK);
+        assert_int_equal(ae_builder_build(&m, b, 1), AE_OK);
+        assert_int_equal(ae_layer_output_dim(ae_model_layer(m, 0), 0), shapes[i].out);
+        assert_int_equal(ae_layer_stride(ae_model_layer(m, 0)), shapes[i].s);
+        ae_model_free(m);
+        ae_builder_free(b);
+    }
+    for (int i = 0; i < 9; i++) w[i] = (float)(i + 1);
+    { /* conv 3x3 stride 2 same on 4x4 (1..16): TF pads 0 above, 1 below */
+        size_t d[3] = {4, 4, 1};
+        float x[16];
+        const float want[4] = {348, 252, 274, 175};
+        for (int i = 0; i < 16; i++) x[i] = (float)(i + 1);
+        assert_int_equal(ae_builder_create(&b, 3, d), AE_OK);
+        assert_int_equal(ae_builder_conv2d_ex(b, 1, 3, 2, AE_PAD_SAME, AE_ACT_LINEAR), AE_OK);
+        assert_int_equal(ae_builder_build(&m, b, 1), AE_OK);
+        assert_int_equal(ae_model_set_param(m, 0, AE_PARAM_KERNEL, w, 9), AE_OK);
+        assert_int_equal(ae_model_predict(m, x, 1, y, 4), AE_OK);
+        assert_memory_equal(y, want, sizeof want);
+        ae_model_free(m);
+        ae_builder_free(b);
+    }
+    { /* transposed 3x3 stride 2 same on 2x2 (1..4): 4x4, the full 5x5 cropped at the end */
+        size_t d[3] = {2, 2, 1};
+        const float x[4] = {1, 2, 3, 4};
+        const float want[16] = {1, 2, 5, 4, 4, 5, 14, 10, 10, 14, 36, 24, 12, 15, 34, 20};
+        assert_int_equal(ae_builder_create(&b, 3, d), AE_OK);
+        assert_int_equal(ae_builder_conv2d_transpose(b, 1, 3, 2, AE_PAD_SAME, AE_ACT_LINEAR), AE_OK);
+        assert_int_equal(ae_builder_build(&m, b, 1), AE_OK);
+        assert_int_equal(ae_model_set_param(m, 0, AE_PARAM_KERNEL, w, 9), AE_OK);
+        assert_int_equal(ae_model_predict(m, x, 1, y, 16), AE_OK);
+        assert_memory_equal(y, want, sizeof want);
+        ae_model_free(m);
+        ae_builder_free(b);
+    }
+    { /* bad arguments */
+        size_t d[3] = {4, 4, 1};
+        assert_int_equal(ae_builder_create(&b, 3, d), AE_OK);
+        assert_int_equal(ae_builder_conv2d_ex(b, 1, 3, 0, AE_PAD_SAME, AE_ACT_LINEAR), AE_ERR_RANGE);
+        assert_int_equal(ae_builder_conv2d_ex(b, 1, 5, 2, AE_PAD_VALID, AE_ACT_LINEAR), AE_ERR_SHAPE);
+        assert_int_equal(ae_builder_conv2d_transpose(b, 1, 3, 65, AE_PAD_SAME, AE_ACT_LINEAR), AE_ERR_RANGE);
+        assert_int_equal(ae_builder_conv2d_transpose(b, 1, 3, 2, (ae_padding)5, AE_ACT_LINEAR), AE_ERR_INVALID_ARG);
+        assert_int_equal(ae_builder_layer_count(b), 0);
+        ae_builder_free(b);
+    }
+}
+
 /* The vectorised sigmoid agrees with libm's to float rounding. */
 static void test_fast_sigmoid(void **state)
 {
@@ -368,6 +462,7 @@ int main(void)
         cmocka_unit_test(test_pool_and_upsample_by_hand),
         cmocka_unit_test(test_fast_sigmoid),
         cmocka_unit_test(test_activations_by_hand),
+        cmocka_unit_test(test_strided_and_transposed_by_hand),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -48,6 +48,38 @@ AE_API ae_status ae_builder_dense(ae_builder *b, size_t units, ae_activation act
 /** Convolution on a rank-3 input: @p filters outputs, odd or even k x k kernel, stride 1. */
 AE_API ae_status ae_builder_conv2d(ae_builder *b, size_t filters, size_t kernel,
                                    ae_padding padding, ae_activation activation);
+/**
+ * Convolution with a stride, Keras' Conv2D(filters, kernel, strides=stride,
+ * padding): AE_PAD_SAME gives ceil(in / stride) outputs per axis, padded with
+ * zeros split as TensorFlow does (the odd one at the bottom/right); VALID
+ * gives floor((in - kernel) / stride) + 1.
+ * @param b builder
+ * @param filters output channels, 1..65536
+ * @param kernel window side, 1..64
+ * @param stride 1..64
+ * @param padding AE_PAD_SAME or AE_PAD_VALID
+ * @param activation fused activation
+ * @return AE_OK; AE_ERR_SHAPE if the window does not fit, AE_ERR_RANGE or
+ *         AE_ERR_INVALID_ARG for bad arguments
+ */
+AE_API ae_status ae_builder_conv2d_ex(ae_builder *b, size_t filters, size_t kernel, size_t stride,
+                                      ae_padding padding, ae_activation activation);
+/**
+ * Transposed convolution, Keras' Conv2DTranspose(filters, kernel,
+ * strides=stride, padding): AE_PAD_SAME gives in * stride outputs per axis,
+ * VALID in * stride + max(kernel - stride, 0). The weights are laid out
+ * (kernel, kernel, filters, in_channels) as in Keras.
+ * @param b builder
+ * @param filters output channels, 1..65536
+ * @param kernel window side, 1..64
+ * @param stride 1..64
+ * @param padding AE_PAD_SAME or AE_PAD_VALID
+ * @param activation fused activation
+ * @return AE_OK; AE_ERR_RANGE or AE_ERR_INVALID_ARG for bad arguments
+ */
+AE_API ae_status ae_builder_conv2d_transpose(ae_builder *b, size_t filters, size_t kernel,
+                                             size_t stride, ae_padding padding,
+                                             ae_activation activation);
 /** 2x2 max pooling with stride 2; AE_PAD_SAME rounds up (7 -> 4), VALID down (7 -> 3). */
 AE_API ae_status ae_builder_maxpool2d(ae_builder *b, ae_padding padding);
 /** Nearest-neighbour upsampling by 2 in height and width. */

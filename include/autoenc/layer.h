@@ -9,7 +9,9 @@
  * Weight layouts (for ae_layer_param):
  *  - dense:  kernel (in, units) row-major, bias (units) (as Keras);
  *  - conv2d: kernel (kh, kw, in_channels, filters) row-major, bias (filters)
- *            (as Keras' HWIO layout).
+ *            (as Keras' HWIO layout);
+ *  - conv2d_transpose: kernel (kh, kw, filters, in_channels) row-major, bias
+ *            (filters) (as Keras' Conv2DTranspose).
  */
 #ifndef AUTOENC_LAYER_H
 #define AUTOENC_LAYER_H
@@ -26,12 +28,13 @@ typedef struct ae_layer ae_layer;
 /** Kinds of layer. Values are pinned. */
 typedef enum ae_layer_kind {
     AE_LAYER_DENSE = 1,      /**< fully connected, optional fused activation */
-    AE_LAYER_CONV2D = 2,     /**< k x k convolution, stride 1, same or valid padding */
+    AE_LAYER_CONV2D = 2,     /**< k x k convolution, any stride, same or valid padding */
     AE_LAYER_MAXPOOL2D = 3,  /**< 2x2 max pooling, stride 2, same or valid rounding */
     AE_LAYER_UPSAMPLE2D = 4, /**< nearest-neighbour upsampling by 2 */
     AE_LAYER_ACTIVATION = 5, /**< element-wise activation */
     AE_LAYER_FLATTEN = 6,    /**< (h, w, c) -> (h*w*c) */
-    AE_LAYER_RESHAPE = 7     /**< any shape -> any shape of the same size */
+    AE_LAYER_RESHAPE = 7,    /**< any shape -> any shape of the same size */
+    AE_LAYER_CONV2D_TRANSPOSE = 8 /**< transposed k x k convolution (Keras Conv2DTranspose) */
 } ae_layer_kind;
 
 /** Activation functions. Values are pinned. */
@@ -75,6 +78,8 @@ AE_API double ae_layer_activation_param(const ae_layer *layer);
 AE_API int ae_layer_output_rank(const ae_layer *layer);
 /** Per-sample output dimension @p axis (0 if out of range). */
 AE_API size_t ae_layer_output_dim(const ae_layer *layer, int axis);
+/** Stride of a convolution or transposed convolution (1 for other layers, 0 for NULL). */
+AE_API size_t ae_layer_stride(const ae_layer *layer);
 /** Floats per sample in the output. */
 AE_API size_t ae_layer_output_size(const ae_layer *layer);
 /** Trainable parameters of the layer (0 for parameterless layers). */
