@@ -222,6 +222,25 @@ ae_status ae_builder_conv2d_transpose(ae_builder *b, size_t filters, size_t kern
     return add_conv(b, 1, filters, kernel, stride, padding, activation);
 }
 
+ae_status ae_builder_batchnorm(ae_builder *b, double momentum, double epsilon)
+{
+    AE__ENTER();
+    ae_layer L = {0};
+    if (!b) return ae__fail(NULL, AE_ERR_INVALID_ARG, "builder is NULL");
+    if (!(momentum >= 0.0 && momentum <= 1.0) || !(epsilon >= 1e-12 && epsilon <= 1.0))
+        return ae__fail(b->msg, AE_ERR_RANGE,
+                        "momentum must be 0..1 and epsilon 1e-12..1 (got %g, %g)", momentum,
+                        epsilon);
+    L.kind = AE_LAYER_BATCHNORM;
+    L.out = b->cur;
+    L.units = b->cur.rank == 1 ? b->cur.d[0] : b->cur.d[2];
+    L.momentum = momentum;
+    L.epsilon = epsilon;
+    L.n_kernel = L.n_bias = L.units;
+    L.n_stats = 2 * L.units; /* moving mean, moving variance */
+    return push(b, &L);
+}
+
 ae_status ae_builder_maxpool2d(ae_builder *b, ae_padding padding)
 {
     AE__ENTER();

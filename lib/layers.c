@@ -352,6 +352,18 @@ size_t ae__layer_ws_floats(const ae_layer *L, size_t n)
 
 void ae__layer_forward(const ae_layer *L, const float *x, float *y, size_t n, float *ws)
 {
+    ae__layer_forward_pass(L, x, y, n, ws, NULL);
+}
+
+void ae__layer_backward(const ae_layer *L, const float *x, const float *y, float *dy,
+                        int dy_is_preact, float *dx, float *gk, float *gb, size_t n, float *ws)
+{
+    ae__layer_backward_pass(L, x, y, dy, dy_is_preact, dx, gk, gb, n, ws, NULL);
+}
+
+void ae__layer_forward_pass(const ae_layer *L, const float *x, float *y, size_t n, float *ws,
+                            const ae__pass *p)
+{
     const size_t in = ae__shape_size(&L->in), out = ae__shape_size(&L->out);
     switch (L->kind) {
     case AE_LAYER_DENSE: /* y (n, units) = x (n, in) . W (in, units) + b */
@@ -374,6 +386,7 @@ void ae__layer_forward(const ae_layer *L, const float *x, float *y, size_t n, fl
         break;
     }
     case AE_LAYER_CONV2D_TRANSPOSE: convt_forward(L, x, y, n, ws); break;
+    case AE_LAYER_BATCHNORM: ae__bn_forward(L, x, y, n, p); break;
     case AE_LAYER_MAXPOOL2D: maxpool_forward(L, x, y, n); break;
     case AE_LAYER_UPSAMPLE2D: upsample_forward(L, x, y, n); break;
     default: /* activation, flatten, reshape: the data is unchanged */
@@ -383,8 +396,9 @@ void ae__layer_forward(const ae_layer *L, const float *x, float *y, size_t n, fl
     activation_forward(L->activation, L->alpha, y, n * out);
 }
 
-void ae__layer_backward(const ae_layer *L, const float *x, const float *y, float *dy,
-                        int dy_is_preact, float *dx, float *gk, float *gb, size_t n, float *ws)
+void ae__layer_backward_pass(const ae_layer *L, const float *x, const float *y, float *dy,
+                             int dy_is_preact, float *dx, float *gk, float *gb, size_t n,
+                             float *ws, const ae__pass *p)
 {
     const size_t in = ae__shape_size(&L->in), out = ae__shape_size(&L->out);
     if (!dy_is_preact) activation_backward(L->activation, L->alpha, y, dy, n * out);
@@ -422,6 +436,7 @@ void ae__layer_backward(const ae_layer *L, const float *x, const float *y, float
         break;
     }
     case AE_LAYER_CONV2D_TRANSPOSE: convt_backward(L, x, dy, dx, gk, gb, n, ws); break;
+    case AE_LAYER_BATCHNORM: ae__bn_backward(L, x, dy, dx, gk, gb, n, p); break;
     case AE_LAYER_MAXPOOL2D:
         if (dx) maxpool_backward(L, x, dy, dx, n);
         break;
@@ -438,6 +453,11 @@ void ae__layer_init(ae_layer *L, ae__rng *rng)
 {
     double fan_in, fan_out, limit;
     if (L->n_kernel == 0) return;
+    if (L->kind == AE_LAYER_BATCHNORM) { /* gamma 1, beta 0 */
+        for (size_t i = 0; i < L->n_kernel; i++) L->kernel[i] = 1.0f;
+        memset(L->bias, 0, L->n_bias * sizeof *L->bias);
+        return;
+    }
     if (L->kind == AE_LAYER_DENSE) {
         fan_in = (double)ae__shape_size(&L->in);
         fan_out = (double)L->units;

@@ -19,7 +19,7 @@ int ae__shape_equal(const ae__shape *a, const ae__shape *b);
 /* "(None, 28, 28, 1)" like Keras' summary */
 void ae__shape_format(const ae__shape *s, char *buf, size_t cap);
 
-#define AE__LAYER_KINDS AE_LAYER_CONV2D_TRANSPOSE /* the largest ae_layer_kind */
+#define AE__LAYER_KINDS AE_LAYER_BATCHNORM /* the largest ae_layer_kind */
 
 struct ae_layer {
     int kind;        /* AE_LAYER_* */
@@ -34,6 +34,12 @@ struct ae_layer {
     size_t n_kernel, n_bias;  /* parameter counts */
     size_t param_offset;      /* where kernel (then bias) starts in the model buffer */
     float *kernel, *bias;     /* views into the model's parameter buffer */
+    /* batch normalisation: units = channels (features of a rank-1 input);
+     * kernel = gamma, bias = beta; moving mean then moving variance (units
+     * each) at stats_offset in the model's statistics buffer */
+    double momentum, epsilon;
+    size_t stats_offset, n_stats;
+    float *moving_mean, *moving_var;
     char name[32];
 };
 
@@ -45,15 +51,46 @@ struct ae_model {
     size_t code_layer;
     size_t n_params;
     float *params;  /* one contiguous buffer: every layer's kernel then bias */
+    size_t n_stats; /* non-trainable statistics (batch norm moving mean, variance) */
+    float *stats;   /* their buffer, every batch-norm layer's mean then variance */
+    int syncs;      /* a training pass needs every thread (batch statistics) */
     int threads;    /* predict/encode threads; 0 = one per core */
     char msg[AE__MSG_CAP];
 };
 
+/* Copies src's parameters and statistics onto dst, whose layers are a
+ * prefix of src's (a clone or an encoder). */
+void ae__model_copy_weights(ae_model *dst, const ae_model *src);
 /* Fixes up the kernel/bias views after params moved or layers were copied. */
 void ae__model_bind_params(ae_model *m);
 /* New model with the given layers (copied) and zeroed parameters. */
 ae_status ae__model_alloc(const ae__shape *input, const ae_layer *layers, size_t n_layers,
                           int has_code, size_t code_layer, ae_model **out);
+
+typedef struct ae__pool ae__pool;
+
+/* ---- how a pass runs (model.c fills it; layers.c, batchnorm.c read it) ----------
+ * training: batch statistics (and moving-average updates), dropout, noise;
+ * otherwise inference. Batch statistics are those of every thread's rows:
+ * thread t of nt writes its partial sums to red + t * red_stride, meets the
+ * others at ae__pool_barrier(pool), and the totals go through red + nt *
+ * red_stride (red holds (nt + 1) * red_stride doubles, red_stride >= 2 C + 1
+ * for every batch-norm layer's C). bn_state (the model's n_stats floats)
+ * keeps each batch-norm layer's batch mean and 1/sqrt(var + eps) from
+ * forward for backward. */
+typedef struct ae__pass {
+    int training;
+    ae__pool *pool;
+    int t, nt;
+    double *red;
+    size_t red_stride;
+    float *bn_state;
+} ae__pass;
+
+/* ---- batch normalisation (batchnorm.c); p NULL or not training: inference */
+void ae__bn_forward(const ae_layer *L, const float *x, float *y, size_t n, const ae__pass *p);
+void ae__bn_backward(const ae_layer *L, const float *x, const float *dy, float *dx, float *gk,
+                     float *gb, size_t n, const ae__pass *p);
 
 /* ---- layer kernels (layers.c) ----------------------------------------------
  * x: (n, in) floats, y: (n, out) floats. forward applies the fused activation.
@@ -65,6 +102,12 @@ size_t ae__layer_ws_floats(const ae_layer *L, size_t n);
 void ae__layer_forward(const ae_layer *L, const float *x, float *y, size_t n, float *ws);
 void ae__layer_backward(const ae_layer *L, const float *x, const float *y, float *dy,
                         int dy_is_preact, float *dx, float *gk, float *gb, size_t n, float *ws);
+/* the same in the mode p describes (the two above: inference, one thread) */
+void ae__layer_forward_pass(const ae_layer *L, const float *x, float *y, size_t n, float *ws,
+                            const ae__pass *p);
+void ae__layer_backward_pass(const ae_layer *L, const float *x, const float *y, float *dy,
+                             int dy_is_preact, float *dx, float *gk, float *gb, size_t n,
+                             float *ws, const ae__pass *p);
 /* Glorot-uniform kernel, zero bias, as Keras' defaults. */
 void ae__layer_init(ae_layer *L, ae__rng *rng);
 
@@ -91,7 +134,6 @@ void ae__conv_transpose_kernel(const ae_layer *L, float *wt);
 
 
 /* ---- thread pool (parallel.c) --------------------------------------------------- */
-typedef struct ae__pool ae__pool;
 typedef void (*ae__task_fn)(void *ctx, int thread, int n_threads);
 ae_status ae__pool_create(ae__pool **out, int n_threads); /* n_threads includes the caller */
 void ae__pool_free(ae__pool *p);
@@ -126,6 +168,11 @@ typedef struct ae__workspace {
     float **thread_grads;    /* n_threads entries; [0] unused (thread 0 writes the caller's) */
     float *thread_mem;       /* owns the extra scratch and gradient buffers */
     size_t thread_mem_floats, n_params;
+    /* batch statistics across threads (ae__pass) */
+    double *red;
+    size_t red_doubles, red_stride;
+    float *bn_state;
+    size_t n_stats;
 } ae__workspace;
 
 ae_status ae__workspace_create(const ae_model *m, size_t batch, int training,
@@ -136,8 +183,11 @@ void ae__workspace_free(ae__workspace *ws);
  * given thread count. */
 ae_status ae__workspace_set_threads(const ae_model *m, ae__workspace *ws, int n_threads);
 /* Forward of batch rows [lo, hi) of x through every layer, on thread t's
- * scratch; outputs land at the same rows of ws->acts. Rows never interact,
- * so threads may run disjoint ranges at once. */
+ * scratch; outputs land at the same rows of ws->acts. In a training
+ * workspace this is a training pass (batch statistics, dropout); otherwise
+ * inference. Rows interact only through batch statistics: when m->syncs,
+ * every thread of ws's pool must call it (an empty range included), and
+ * ae__backward_rows likewise. */
 void ae__forward_rows(const ae_model *m, ae__workspace *ws, const float *x, size_t lo, size_t hi,
                       int t);
 /* Backward of rows [lo, hi) after ae__forward_rows: dout (batch rows) is
@@ -148,8 +198,10 @@ void ae__backward_rows(const ae_model *m, ae__workspace *ws, const float *x, flo
 /* grads += every other thread's buffer, over thread t's share of the
  * parameters (call after a barrier, from every thread). */
 void ae__reduce_grads(ae__workspace *ws, float *grads, int t, int nt);
-/* Forward pass of n <= ws->batch samples; returns the output (n, out_size),
- * a view into the workspace. */
+/* Inference forward pass of n <= ws->batch samples (also in a training
+ * workspace: validation); returns the output (n, out_size), a view into the
+ * workspace. ae__model_backward_ws backpropagates through that same
+ * inference pass. */
 const float *ae__model_forward_ws(const ae_model *m, ae__workspace *ws, const float *x, size_t n);
 /* Backward pass after a forward on the same ws and x. dout: dL/dy of the last
  * layer (overwritten); grads: buffer of n_params floats, same layout as

@@ -437,13 +437,14 @@ static void step_task_body(step_job *j, int t, int nt)
         if (j->y != j->x) memcpy(s->yb + r * s->out, j->y + row * s->out, s->out * sizeof(float));
     }
     j->partial[t] = 0;
-    if (lo < hi) {
+    /* batch statistics (m->syncs) need every thread in both passes */
+    if (lo < hi || m->syncs) {
         const float *pred;
         ae__forward_rows(m, ws, s->xb, lo, hi, t);
         pred = ws->acts[m->n_layers - 1] + lo * s->out;
         j->partial[t] = ae__loss_sum(j->loss, pred, targets + lo * s->out, (hi - lo) * s->out,
                                      s->dout + lo * s->out, j->rows * s->out, j->logits);
-        if (isfinite(j->partial[t]))
+        if (isfinite(j->partial[t]) || m->syncs)
             ae__backward_rows(m, ws, s->xb, s->dout, j->logits, g, lo, hi, t);
     } else {
         memset(g, 0, s->n_params * sizeof *g);

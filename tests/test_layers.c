@@ -27,11 +27,11 @@ static ae_model *one_layer(int rank, const size_t *dims, add_fn add)
 
 /* L = sum(y * r): dL/dy = r. Forward in double-checked float, central differences. */
 static double probe_loss(const ae_layer *L, const float *x, const float *r, size_t n, float *y,
-                         float *ws)
+                         float *ws, const ae__pass *p)
 {
     double s = 0;
     size_t out = ae__shape_size(&L->out);
-    ae__layer_forward(L, x, y, n, ws);
+    ae__layer_forward_pass(L, x, y, n, ws, p);
     for (size_t i = 0; i < n * out; i++) s += (double)y[i] * r[i];
     return s;
 }
@@ -48,14 +48,14 @@ static void check_close(double analytic, double numeric, const char *what, size_
  * there (relu kink, max switch): the analytic value must then equal one of
  * the one-sided derivatives, and the point is counted. */
 static void check_one(const ae_layer *L, const float *x, const float *r, size_t n, float *y,
-                      float *ws, float *v, double analytic, float eps, const char *what, size_t i,
-                      size_t *kinks)
+                      float *ws, const ae__pass *p, float *v, double analytic, float eps,
+                      const char *what, size_t i, size_t *kinks)
 {
     float keep = *v;
     double up, down, mid, left, right;
-    mid = probe_loss(L, x, r, n, y, ws);
-    *v = keep + eps; up = probe_loss(L, x, r, n, y, ws);
-    *v = keep - eps; down = probe_loss(L, x, r, n, y, ws);
+    mid = probe_loss(L, x, r, n, y, ws, p);
+    *v = keep + eps; up = probe_loss(L, x, r, n, y, ws, p);
+    *v = keep - eps; down = probe_loss(L, x, r, n, y, ws, p);
     *v = keep;
     left = (mid - down) / eps;
     right = (up - mid) / eps;
@@ -71,7 +71,8 @@ static void check_one(const ae_layer *L, const float *x, const float *r, size_t 
     check_close(analytic, (up - down) / (2 * eps), what, i);
 }
 
-static void gradient_check(const ae_model *m, size_t n)
+/* p: the pass mode (NULL: inference, one thread) */
+static void gradient_check_pass(const ae_model *m, size_t n, const ae__pass *p)
 {
     const ae_layer *L = &m->layers[0];
     size_t in = ae__shape_size(&L->in), out = ae__shape_size(&L->out);
@@ -87,14 +88,14 @@ static void gradient_check(const ae_model *m, size_t n)
     ae_test_fill(&rng, x, n * in, -1.0, 1.0);
     ae_test_rng_seed(&rng, 12);
     ae_test_fill(&rng, r, n * out, -1.0, 1.0);
-    ae__layer_forward(L, x, y, n, ws);
+    ae__layer_forward_pass(L, x, y, n, ws, p);
     memcpy(dy, r, n * out * sizeof *dy);
-    ae__layer_backward(L, x, y, dy, 0, dx, g, g + L->n_kernel, n, ws);
+    ae__layer_backward_pass(L, x, y, dy, 0, dx, g, g + L->n_kernel, n, ws, p);
     for (size_t i = 0; i < n * in; i++) { /* input gradient */
-        check_one(L, x, r, n, y, ws, &x[i], dx[i], eps, "dx", i, &kinks);
+        check_one(L, x, r, n, y, ws, p, &x[i], dx[i], eps, "dx", i, &kinks);
     }
     for (size_t i = 0; i < L->n_kernel + L->n_bias; i++) { /* parameter gradients */
-        check_one(L, x, r, n, y, ws, m->params + L->param_offset + i, g[L->param_offset + i],
+        check_one(L, x, r, n, y, ws, p, m->params + L->param_offset + i, g[L->param_offset + i],
                   eps, "dparam", i, &kinks);
     }
     /* a relu kink or pooling switch inside +-eps is rare; many means a bug */
@@ -103,6 +104,8 @@ static void gradient_check(const ae_model *m, size_t n)
     if (kinks * 4 > n * in + L->n_kernel + L->n_bias) fail_msg("%zu kinks of %zu", kinks, n * in + L->n_kernel + L->n_bias);
     free(x); free(y); free(r); free(dy); free(dx); free(ws); free(g);
 }
+
+static void gradient_check(const ae_model *m, size_t n) { gradient_check_pass(m, n, NULL); }
 
 /* Random non-zero biases so relu kinks and bias gradients are exercised. */
 static void randomise_bias(ae_model *m)
@@ -439,6 +442,116 @@ static void test_strided_and_transposed_by_hand(void **state)
     }
 }
 
+static ae_status add_bn(ae_builder *b) { return ae_builder_batchnorm(b, 0.99, 1e-3); }
+
+/* gamma, beta and the moving statistics away from their initial values */
+static void randomise_bn(ae_model *m)
+{
+    ae_layer *L = &m->layers[0];
+    ae_test_rng r;
+    ae_test_rng_seed(&r, 9);
+    ae_test_fill(&r, L->kernel, L->units, 0.5, 1.5);
+    ae_test_fill(&r, L->bias, L->units, -0.3, 0.3);
+    ae_test_fill(&r, L->moving_mean, L->units, -0.2, 0.2);
+    ae_test_fill(&r, L->moving_var, L->units, 0.3, 1.2);
+}
+
+/* One-thread training pass over a model's batch statistics. */
+typedef struct train_pass {
+    ae__pass p;
+    double red[2 * (2 * 64 + 1)];
+    float state[2 * 64];
+} train_pass;
+
+static void train_pass_init(train_pass *tp, const ae_model *m)
+{
+    memset(tp, 0, sizeof *tp);
+    assert_true(m->n_stats <= 2 * 64);
+    tp->p.training = 1;
+    tp->p.nt = 1;
+    tp->p.red = tp->red;
+    tp->p.red_stride = 2 * 64 + 1;
+    tp->p.bn_state = tp->state;
+}
+
+/* Batch norm over dense features and conv channels: gradients by finite
+ * differences in inference mode (moving statistics) and in training mode
+ * (the batch's statistics, which depend on every row). */
+static void test_batchnorm_gradients(void **state)
+{
+    static const case_def bn_cases[] = {
+        {"batchnorm features", 1, {5}, add_bn},
+        {"batchnorm channels 3x2x3", 3, {3, 2, 3}, add_bn},
+    };
+    (void)state;
+    for (size_t c = 0; c < 2; c++) {
+        ae_model *m = one_layer(bn_cases[c].rank, bn_cases[c].dims, bn_cases[c].add);
+        train_pass tp;
+        assert_int_equal(ae_model_param_count(m), 2 * m->layers[0].units);
+        randomise_bn(m);
+        print_message("gradient check: %s, inference\n", bn_cases[c].name);
+        gradient_check(m, 3);
+        train_pass_init(&tp, m);
+        print_message("gradient check: %s, training\n", bn_cases[c].name);
+        gradient_check_pass(m, 4, &tp.p);
+        ae_model_free(m);
+    }
+}
+
+/* Training normalises with the batch's mean and biased variance (worked by
+ * hand) and moves the moving statistics by (1 - momentum); inference uses
+ * them. */
+static void test_batchnorm_by_hand(void **state)
+{
+    size_t dims[1] = {2};
+    const float x[6] = {1, 10, 2, 20, 3, 60}; /* feature 0: 1,2,3; feature 1: 10,20,60 */
+    const float gamma[2] = {2, 1}, beta[2] = {0.5f, 0};
+    const float *mm, *mv;
+    size_t cnt;
+    float y[6], ws[1];
+    ae_builder *b;
+    ae_model *m;
+    train_pass tp;
+    (void)state;
+    assert_int_equal(ae_builder_create(&b, 1, dims), AE_OK);
+    assert_int_equal(ae_builder_batchnorm(b, 0.9, 1e-3), AE_OK);
+    assert_int_equal(ae_builder_batchnorm(b, 1.5, 1e-3), AE_ERR_RANGE);
+    assert_int_equal(ae_builder_batchnorm(b, 0.9, 0.0), AE_ERR_RANGE);
+    assert_int_equal(ae_builder_build(&m, b, 1), AE_OK);
+    assert_string_equal(ae_layer_name(ae_model_layer(m, 0)), "batch_normalization");
+    assert_int_equal(ae_model_set_param(m, 0, AE_PARAM_KERNEL, gamma, 2), AE_OK);
+    assert_int_equal(ae_model_set_param(m, 0, AE_PARAM_BIAS, beta, 2), AE_OK);
+    train_pass_init(&tp, m);
+    ae__layer_forward_pass(&m->layers[0], x, y, 3, ws, &tp.p);
+    { /* feature 0: mean 2, var 2/3; feature 1: mean 30, var 1400/3 */
+        const double s0 = 1 / sqrt(2.0 / 3 + 1e-3), s1 = 1 / sqrt(1400.0 / 3 + 1e-3);
+        assert_float_equal(y[0], 2 * (1 - 2) * s0 + 0.5, 1e-5);
+        assert_float_equal(y[2], 0.5, 1e-6);
+        assert_float_equal(y[4], 2 * (3 - 2) * s0 + 0.5, 1e-5);
+        assert_float_equal(y[1], (10 - 30) * s1, 1e-5);
+        assert_float_equal(y[5], (60 - 30) * s1, 1e-5);
+    }
+    assert_int_equal(ae_layer_param(&mm, &cnt, ae_model_layer(m, 0), AE_PARAM_MOVING_MEAN), AE_OK);
+    assert_int_equal(cnt, 2);
+    assert_int_equal(ae_layer_param(&mv, &cnt, ae_model_layer(m, 0), AE_PARAM_MOVING_VARIANCE), AE_OK);
+    assert_float_equal(mm[0], 0.1 * 2, 1e-6);
+    assert_float_equal(mm[1], 0.1 * 30, 1e-5);
+    assert_float_equal(mv[0], 0.9 + 0.1 * 2.0 / 3, 1e-6);
+    assert_float_equal(mv[1], 0.9 + 0.1 * 1400.0 / 3, 1e-4);
+    { /* inference: the moving statistics, set by hand */
+        const float mean[2] = {1, 10}, var[2] = {4, 0.25f}, neg[2] = {1, -1};
+        float out[2];
+        assert_int_equal(ae_model_set_param(m, 0, AE_PARAM_MOVING_MEAN, mean, 2), AE_OK);
+        assert_int_equal(ae_model_set_param(m, 0, AE_PARAM_MOVING_VARIANCE, var, 2), AE_OK);
+        assert_int_equal(ae_model_set_param(m, 0, AE_PARAM_MOVING_VARIANCE, neg, 2), AE_ERR_RANGE);
+        assert_int_equal(ae_model_predict(m, x, 1, out, 2), AE_OK);
+        assert_float_equal(out[0], 0.5, 1e-6);
+        assert_float_equal(out[1], 0.0, 1e-6);
+    }
+    ae_model_free(m);
+    ae_builder_free(b);
+}
+
 /* The vectorised sigmoid agrees with libm's to float rounding. */
 static void test_fast_sigmoid(void **state)
 {
@@ -463,6 +576,8 @@ int main(void)
         cmocka_unit_test(test_fast_sigmoid),
         cmocka_unit_test(test_activations_by_hand),
         cmocka_unit_test(test_strided_and_transposed_by_hand),
+        cmocka_unit_test(test_batchnorm_gradients),
+        cmocka_unit_test(test_batchnorm_by_hand),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

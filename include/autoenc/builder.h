@@ -80,6 +80,21 @@ AE_API ae_status ae_builder_conv2d_ex(ae_builder *b, size_t filters, size_t kern
 AE_API ae_status ae_builder_conv2d_transpose(ae_builder *b, size_t filters, size_t kernel,
                                              size_t stride, ae_padding padding,
                                              ae_activation activation);
+/**
+ * Batch normalisation, Keras' BatchNormalization(momentum, epsilon) over the
+ * last axis (the features of a rank-1 input, the channels of an image):
+ * y = gamma (x - mean) / sqrt(var + epsilon) + beta. Training passes (fit)
+ * use the batch's mean and (biased) variance, over every thread's rows, and
+ * update moving = momentum moving + (1 - momentum) batch; inference
+ * (predict, encode, evaluate, validation) uses the moving statistics. gamma
+ * starts at 1, beta and the moving mean at 0, the moving variance at 1.
+ * Keras' defaults are momentum 0.99, epsilon 1e-3.
+ * @param b builder
+ * @param momentum 0..1
+ * @param epsilon 1e-12..1
+ * @return AE_OK; AE_ERR_RANGE for a bad momentum or epsilon
+ */
+AE_API ae_status ae_builder_batchnorm(ae_builder *b, double momentum, double epsilon);
 /** 2x2 max pooling with stride 2; AE_PAD_SAME rounds up (7 -> 4), VALID down (7 -> 3). */
 AE_API ae_status ae_builder_maxpool2d(ae_builder *b, ae_padding padding);
 /** Nearest-neighbour upsampling by 2 in height and width. */

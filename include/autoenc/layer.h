@@ -11,7 +11,10 @@
  *  - conv2d: kernel (kh, kw, in_channels, filters) row-major, bias (filters)
  *            (as Keras' HWIO layout);
  *  - conv2d_transpose: kernel (kh, kw, filters, in_channels) row-major, bias
- *            (filters) (as Keras' Conv2DTranspose).
+ *            (filters) (as Keras' Conv2DTranspose);
+ *  - batch normalisation over C channels (the features of a rank-1 input,
+ *            the last axis of an image): kernel gamma (C), bias beta (C),
+ *            and the non-trainable moving mean (C) and variance (C).
  */
 #ifndef AUTOENC_LAYER_H
 #define AUTOENC_LAYER_H
@@ -34,7 +37,8 @@ typedef enum ae_layer_kind {
     AE_LAYER_ACTIVATION = 5, /**< element-wise activation */
     AE_LAYER_FLATTEN = 6,    /**< (h, w, c) -> (h*w*c) */
     AE_LAYER_RESHAPE = 7,    /**< any shape -> any shape of the same size */
-    AE_LAYER_CONV2D_TRANSPOSE = 8 /**< transposed k x k convolution (Keras Conv2DTranspose) */
+    AE_LAYER_CONV2D_TRANSPOSE = 8, /**< transposed k x k convolution (Keras Conv2DTranspose) */
+    AE_LAYER_BATCHNORM = 9         /**< batch normalisation over features or channels */
 } ae_layer_kind;
 
 /** Activation functions. Values are pinned. */
@@ -56,8 +60,10 @@ typedef enum ae_padding {
 
 /** Which parameter array of a layer (ae_layer_param). Values are pinned. */
 typedef enum ae_param_kind {
-    AE_PARAM_KERNEL = 0, /**< weights */
-    AE_PARAM_BIAS = 1    /**< biases */
+    AE_PARAM_KERNEL = 0, /**< weights (batch norm: gamma) */
+    AE_PARAM_BIAS = 1,   /**< biases (batch norm: beta) */
+    AE_PARAM_MOVING_MEAN = 2,     /**< batch norm: moving mean (not trained) */
+    AE_PARAM_MOVING_VARIANCE = 3  /**< batch norm: moving variance (not trained) */
 } ae_param_kind;
 
 /** Kind of the layer (an ae_layer_kind value). */
@@ -82,7 +88,8 @@ AE_API size_t ae_layer_output_dim(const ae_layer *layer, int axis);
 AE_API size_t ae_layer_stride(const ae_layer *layer);
 /** Floats per sample in the output. */
 AE_API size_t ae_layer_output_size(const ae_layer *layer);
-/** Trainable parameters of the layer (0 for parameterless layers). */
+/** Trainable parameters of the layer (0 for parameterless layers; a batch
+ * norm's moving statistics are not counted). */
 AE_API size_t ae_layer_param_count(const ae_layer *layer);
 /**
  * Borrowed read-only view of a parameter array (layouts above): @p data
