@@ -241,6 +241,42 @@ ae_status ae_builder_batchnorm(ae_builder *b, double momentum, double epsilon)
     return push(b, &L);
 }
 
+/* dropout and noise layers: the shape passes through unchanged */
+static ae_status add_noise(ae_builder *b, int kind, double rate, int clip)
+{
+    ae_layer L = {0};
+    if (!b) return ae__fail(NULL, AE_ERR_INVALID_ARG, "builder is NULL");
+    if (kind == AE_LAYER_GAUSSIAN_NOISE ? !(rate >= 0.0 && rate <= 1e6)
+                                        : !(rate >= 0.0 && rate < 1.0))
+        return ae__fail(b->msg, AE_ERR_RANGE, "%g is out of range (%s)", rate,
+                        kind == AE_LAYER_GAUSSIAN_NOISE ? "0..1e6" : "0 <= p < 1");
+    if (clip != 0 && clip != 1)
+        return ae__fail(b->msg, AE_ERR_INVALID_ARG, "clip must be 0 or 1, not %d", clip);
+    L.kind = kind;
+    L.out = b->cur;
+    L.rate = rate;
+    L.clip = clip;
+    return push(b, &L);
+}
+
+ae_status ae_builder_dropout(ae_builder *b, double rate)
+{
+    AE__ENTER();
+    return add_noise(b, AE_LAYER_DROPOUT, rate, 0);
+}
+
+ae_status ae_builder_gaussian_noise(ae_builder *b, double stddev, int clip)
+{
+    AE__ENTER();
+    return add_noise(b, AE_LAYER_GAUSSIAN_NOISE, stddev, clip);
+}
+
+ae_status ae_builder_masking_noise(ae_builder *b, double probability)
+{
+    AE__ENTER();
+    return add_noise(b, AE_LAYER_MASKING_NOISE, probability, 0);
+}
+
 ae_status ae_builder_maxpool2d(ae_builder *b, ae_padding padding)
 {
     AE__ENTER();

@@ -387,6 +387,9 @@ void ae__layer_forward_pass(const ae_layer *L, const float *x, float *y, size_t 
     }
     case AE_LAYER_CONV2D_TRANSPOSE: convt_forward(L, x, y, n, ws); break;
     case AE_LAYER_BATCHNORM: ae__bn_forward(L, x, y, n, p); break;
+    case AE_LAYER_DROPOUT:
+    case AE_LAYER_GAUSSIAN_NOISE:
+    case AE_LAYER_MASKING_NOISE: ae__noise_forward(L, x, y, n, p); break;
     case AE_LAYER_MAXPOOL2D: maxpool_forward(L, x, y, n); break;
     case AE_LAYER_UPSAMPLE2D: upsample_forward(L, x, y, n); break;
     default: /* activation, flatten, reshape: the data is unchanged */
@@ -437,6 +440,9 @@ void ae__layer_backward_pass(const ae_layer *L, const float *x, const float *y, 
     }
     case AE_LAYER_CONV2D_TRANSPOSE: convt_backward(L, x, dy, dx, gk, gb, n, ws); break;
     case AE_LAYER_BATCHNORM: ae__bn_backward(L, x, dy, dx, gk, gb, n, p); break;
+    case AE_LAYER_DROPOUT:
+    case AE_LAYER_GAUSSIAN_NOISE:
+    case AE_LAYER_MASKING_NOISE: ae__noise_backward(L, y, dy, dx, n, p); break;
     case AE_LAYER_MAXPOOL2D:
         if (dx) maxpool_backward(L, x, dy, dx, n);
         break;

@@ -41,6 +41,9 @@ const char *ae_layer_kind_name(ae_layer_kind kind)
     case AE_LAYER_RESHAPE: return "reshape";
     case AE_LAYER_CONV2D_TRANSPOSE: return "conv2d_transpose";
     case AE_LAYER_BATCHNORM: return "batch_normalization";
+    case AE_LAYER_DROPOUT: return "dropout";
+    case AE_LAYER_GAUSSIAN_NOISE: return "gaussian_noise";
+    case AE_LAYER_MASKING_NOISE: return "masking_noise";
     default: return "unknown";
     }
 }
@@ -58,6 +61,9 @@ static const char *kind_class(int kind)
     case AE_LAYER_RESHAPE: return "Reshape";
     case AE_LAYER_CONV2D_TRANSPOSE: return "Conv2DTranspose";
     case AE_LAYER_BATCHNORM: return "BatchNormalization";
+    case AE_LAYER_DROPOUT: return "Dropout";
+    case AE_LAYER_GAUSSIAN_NOISE: return "GaussianNoise";
+    case AE_LAYER_MASKING_NOISE: return "MaskingNoise";
     default: return "?";
     }
 }
@@ -70,6 +76,7 @@ size_t ae_layer_output_dim(const ae_layer *L, int axis)
 {
     return L && axis >= 0 && axis < L->out.rank ? L->out.d[axis] : 0;
 }
+double ae_layer_noise_param(const ae_layer *L) { return L ? L->rate : 0.0; }
 size_t ae_layer_stride(const ae_layer *L) { return L ? (L->stride ? L->stride : 1) : 0; }
 size_t ae_layer_output_size(const ae_layer *L) { return L ? ae__shape_size(&L->out) : 0; }
 size_t ae_layer_param_count(const ae_layer *L) { return L ? L->n_kernel + L->n_bias : 0; }
@@ -412,7 +419,8 @@ static float *scratch_of(const ae__workspace *ws, int t)
 
 static ae__pass pass_of(const ae__workspace *ws, int training, int t)
 {
-    ae__pass p = {training, ws->pool, t, ws->n_threads, ws->red, ws->red_stride, ws->bn_state};
+    ae__pass p = {training, ws->pool, t, ws->n_threads, ws->red, ws->red_stride, ws->bn_state,
+                  0, 0};
     return p;
 }
 
@@ -422,10 +430,12 @@ static void forward_rows(const ae_model *m, ae__workspace *ws, const float *x, s
                          size_t hi, int t, int training)
 {
     const float *in = x + lo * ae__shape_size(&m->input);
-    const ae__pass p = pass_of(ws, training, t);
+    ae__pass p = pass_of(ws, training, t);
+    p.row0 = lo;
     for (size_t i = 0; i < m->n_layers; i++) {
         const ae_layer *L = &m->layers[i];
         float *out = ws->acts[i] + lo * act_stride(ws, L);
+        p.key = ae__noise_key(ws->noise_seed, ws->noise_step, i);
         if (lo < hi || (training && L->kind == AE_LAYER_BATCHNORM))
             ae__layer_forward_pass(L, in, out, hi - lo, scratch_of(ws, t), &p);
         in = out;
@@ -437,10 +447,12 @@ static void backward_rows(const ae_model *m, ae__workspace *ws, const float *x, 
                           int training)
 {
     float *dcur = dout + lo * ae__shape_size(&m->layers[m->n_layers - 1].out);
-    const ae__pass p = pass_of(ws, training, t);
+    ae__pass p = pass_of(ws, training, t);
     int parity = 0; /* layer gradients alternate between grad_a and grad_b */
+    p.row0 = lo;
     for (size_t i = m->n_layers; i-- > 0;) {
         const ae_layer *L = &m->layers[i];
+        p.key = ae__noise_key(ws->noise_seed, ws->noise_step, i);
         const size_t in_size = ae__shape_size(&L->in), out_size = ae__shape_size(&L->out);
         const float *in = i ? ws->acts[i - 1] + lo * act_stride(ws, &m->layers[i - 1])
                             : x + lo * in_size;

@@ -19,7 +19,7 @@ int ae__shape_equal(const ae__shape *a, const ae__shape *b);
 /* "(None, 28, 28, 1)" like Keras' summary */
 void ae__shape_format(const ae__shape *s, char *buf, size_t cap);
 
-#define AE__LAYER_KINDS AE_LAYER_BATCHNORM /* the largest ae_layer_kind */
+#define AE__LAYER_KINDS AE_LAYER_MASKING_NOISE /* the largest ae_layer_kind */
 
 struct ae_layer {
     int kind;        /* AE_LAYER_* */
@@ -38,6 +38,10 @@ struct ae_layer {
      * kernel = gamma, bias = beta; moving mean then moving variance (units
      * each) at stats_offset in the model's statistics buffer */
     double momentum, epsilon;
+    /* dropout rate, Gaussian noise stddev, masking probability; clip: the
+     * Gaussian noise output is clipped to [0, 1] */
+    double rate;
+    int clip;
     size_t stats_offset, n_stats;
     float *moving_mean, *moving_var;
     char name[32];
@@ -85,7 +89,16 @@ typedef struct ae__pass {
     double *red;
     size_t red_stride;
     float *bn_state;
+    uint64_t key; /* this layer's noise key (ae__noise_key) */
+    size_t row0;  /* batch index of the first row passed to the layer */
 } ae__pass;
+
+/* ---- dropout and noise layers (noise.c): training passes draw from a hash
+ * of (key, batch row, element), inference is the identity */
+uint64_t ae__noise_key(uint64_t seed, uint64_t step, uint64_t layer);
+void ae__noise_forward(const ae_layer *L, const float *x, float *y, size_t n, const ae__pass *p);
+void ae__noise_backward(const ae_layer *L, const float *y, const float *dy, float *dx, size_t n,
+                        const ae__pass *p);
 
 /* ---- batch normalisation (batchnorm.c); p NULL or not training: inference */
 void ae__bn_forward(const ae_layer *L, const float *x, float *y, size_t n, const ae__pass *p);
@@ -173,6 +186,8 @@ typedef struct ae__workspace {
     size_t red_doubles, red_stride;
     float *bn_state;
     size_t n_stats;
+    /* dropout and noise of training passes: set before each step (train.c) */
+    uint64_t noise_seed, noise_step;
 } ae__workspace;
 
 ae_status ae__workspace_create(const ae_model *m, size_t batch, int training,

@@ -355,6 +355,7 @@ static ae_status fit_state_init(fit_state *s, const ae_model *m, const ae_train_
     s->out = ae_model_output_size(m);
     pbytes = (s->n_params ? s->n_params : 1) * sizeof(float);
     if ((st = ae__workspace_create(m, s->batch, 1, &s->ws)) != AE_OK) return st;
+    s->ws->noise_seed = (uint64_t)c->iv[AE_TRAIN_SEED]; /* dropout and noise layers */
     st = ae__optim_init(&s->opt, (int)c->iv[AE_TRAIN_OPTIMIZER], c->dv[AE_TRAIN_LEARNING_RATE],
                         c->dv[AE_TRAIN_BETA1], c->dv[AE_TRAIN_BETA2], c->dv[AE_TRAIN_EPSILON],
                         c->dv[AE_TRAIN_MOMENTUM], c->dv[AE_TRAIN_MOMENTUM_DECAY], m->n_params);
@@ -543,7 +544,9 @@ ae_status ae_train_fit(ae_model *m, const ae_train_config *c, const float *x, co
         if (c->iv[AE_TRAIN_SHUFFLE] != 0) ae__shuffle(&rng, s.order, n_train);
         for (size_t step = 0; step < steps; step++) {
             size_t first = step * s.batch, rows = n_train - first < s.batch ? n_train - first : s.batch;
-            double batch_sum = train_step(m, &s, loss, x, y, first, rows);
+            double batch_sum;
+            s.ws->noise_step = epoch * steps + step; /* fresh dropout/noise draws */
+            batch_sum = train_step(m, &s, loss, x, y, first, rows);
             if (isnan(batch_sum)) {
                 memcpy(m->params, has_best && c->iv[AE_TRAIN_RESTORE_BEST] != 0 ? s.best : s.epoch_start, pbytes);
                 st = ae__fail(m->msg, AE_ERR_NUMERIC,

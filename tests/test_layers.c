@@ -552,6 +552,89 @@ static void test_batchnorm_by_hand(void **state)
     ae_builder_free(b);
 }
 
+static ae_status add_dropout(ae_builder *b) { return ae_builder_dropout(b, 0.3); }
+static ae_status add_gauss(ae_builder *b) { return ae_builder_gaussian_noise(b, 0.5, 0); }
+static ae_status add_gauss_clip(ae_builder *b) { return ae_builder_gaussian_noise(b, 0.5, 1); }
+static ae_status add_masking(ae_builder *b) { return ae_builder_masking_noise(b, 0.5); }
+
+/* Dropout and noise: finite-difference checks of training passes (the same
+ * draws in forward and backward), identity in inference, the draws' rates
+ * and moments, and draws that follow the batch row, not the call. */
+static void test_dropout_and_noise(void **state)
+{
+    static const case_def noise_cases[] = {
+        {"dropout 0.3", 1, {9}, add_dropout},
+        {"gaussian noise 0.5", 3, {2, 3, 2}, add_gauss},
+        {"gaussian noise 0.5 clipped", 1, {9}, add_gauss_clip},
+        {"masking noise 0.5", 1, {9}, add_masking},
+    };
+    enum { N = 200, D = 50 };
+    float *x = malloc(N * D * sizeof *x), *y = malloc(N * D * sizeof *y);
+    float *y2 = malloc(N * D * sizeof *y2);
+    (void)state;
+    for (size_t c = 0; c < 4; c++) {
+        ae_model *m = one_layer(noise_cases[c].rank, noise_cases[c].dims, noise_cases[c].add);
+        train_pass tp;
+        train_pass_init(&tp, m);
+        tp.p.key = ae__noise_key(1, 2, 0);
+        print_message("gradient check: %s, training\n", noise_cases[c].name);
+        gradient_check_pass(m, 3, &tp.p);
+        gradient_check(m, 3);
+        ae_model_free(m);
+    }
+    for (int kind = 0; kind < 3; kind++) {
+        size_t dims[1] = {D};
+        ae_model *m = one_layer(1, dims, kind == 0 ? add_dropout : kind == 1 ? add_gauss : add_masking);
+        train_pass tp;
+        double zeros = 0, sum = 0, sq = 0, scaled = 0;
+        float ws[1];
+        for (size_t i = 0; i < N * D; i++) x[i] = 0.25f + 0.5f * (float)(i % 7) / 7.0f;
+        train_pass_init(&tp, m);
+        tp.p.key = ae__noise_key(42, 0, 0);
+        ae__layer_forward_pass(&m->layers[0], x, y, N, ws, &tp.p);
+        for (size_t i = 0; i < N * D; i++) {
+            const double d = (double)y[i] - x[i];
+            zeros += y[i] == 0.0f;
+            scaled += y[i] != 0.0f && fabs(y[i] - x[i] / 0.7) < 1e-6;
+            sum += d;
+            sq += d * d;
+        }
+        if (kind == 0) { /* 30% dropped, the rest scaled by 1 / 0.7 */
+            assert_true(fabs(zeros / (N * D) - 0.3) < 0.02);
+            assert_true(zeros + scaled == N * D);
+        } else if (kind == 1) { /* mean 0, stddev 0.5 */
+            assert_true(fabs(sum / (N * D)) < 0.02);
+            assert_true(fabs(sqrt(sq / (N * D)) - 0.5) < 0.02);
+        } else {
+            assert_true(fabs(zeros / (N * D) - 0.5) < 0.02);
+        }
+        /* rows 5.. drawn again from row0 = 5 are the same */
+        tp.p.row0 = 5;
+        ae__layer_forward_pass(&m->layers[0], x + 5 * D, y2, N - 5, ws, &tp.p);
+        assert_memory_equal(y2, y + 5 * D, (N - 5) * D * sizeof *y);
+        /* another key, other draws; inference: the identity */
+        tp.p.row0 = 0;
+        tp.p.key = ae__noise_key(43, 0, 0);
+        ae__layer_forward_pass(&m->layers[0], x, y2, N, ws, &tp.p);
+        assert_true(memcmp(y, y2, N * D * sizeof *y) != 0);
+        assert_int_equal(ae_model_predict(m, x, N, y2, N * D), AE_OK);
+        assert_memory_equal(y2, x, N * D * sizeof *x);
+        ae_model_free(m);
+    }
+    {
+        ae_builder *b;
+        size_t dims[1] = {4};
+        assert_int_equal(ae_builder_create(&b, 1, dims), AE_OK);
+        assert_int_equal(ae_builder_dropout(b, 1.0), AE_ERR_RANGE);
+        assert_int_equal(ae_builder_masking_noise(b, -0.1), AE_ERR_RANGE);
+        assert_int_equal(ae_builder_gaussian_noise(b, 0.1, 2), AE_ERR_INVALID_ARG);
+        assert_int_equal(ae_builder_gaussian_noise(b, 0.1, 1), AE_OK);
+        assert_float_equal(ae_layer_noise_param(NULL), 0.0, 0);
+        ae_builder_free(b);
+    }
+    free(x); free(y); free(y2);
+}
+
 /* The vectorised sigmoid agrees with libm's to float rounding. */
 static void test_fast_sigmoid(void **state)
 {
@@ -578,6 +661,7 @@ int main(void)
         cmocka_unit_test(test_strided_and_transposed_by_hand),
         cmocka_unit_test(test_batchnorm_gradients),
         cmocka_unit_test(test_batchnorm_by_hand),
+        cmocka_unit_test(test_dropout_and_noise),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

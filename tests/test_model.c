@@ -449,6 +449,44 @@ static void test_batchnorm_fit(void **state)
     ae_model_free(m);
 }
 
+/* Dropout and noise draw from the fit seed: two fits from the same weights
+ * and seed end with the same weights, another seed with others. */
+static void test_noise_fit_follows_seed(void **state)
+{
+    size_t dims[1] = {8};
+    const size_t n = 24;
+    float x[24 * 8];
+    ae_builder *b;
+    ae_model *base, *m[3];
+    ae_test_rng r;
+    (void)state;
+    ae_test_rng_seed(&r, 6);
+    ae_test_fill(&r, x, n * 8, 0.0, 1.0);
+    assert_int_equal(ae_builder_create(&b, 1, dims), AE_OK);
+    assert_int_equal(ae_builder_gaussian_noise(b, 0.3, 1), AE_OK);
+    assert_int_equal(ae_builder_masking_noise(b, 0.2), AE_OK);
+    assert_int_equal(ae_builder_dense(b, 6, AE_ACT_RELU), AE_OK);
+    assert_int_equal(ae_builder_dropout(b, 0.25), AE_OK);
+    assert_int_equal(ae_builder_dense(b, 8, AE_ACT_SIGMOID), AE_OK);
+    assert_int_equal(ae_builder_build(&base, b, 2), AE_OK);
+    ae_builder_free(b);
+    for (int k = 0; k < 3; k++) {
+        ae_train_config *cfg;
+        assert_int_equal(ae_model_clone(&m[k], base), AE_OK);
+        assert_int_equal(ae_train_config_create(&cfg), AE_OK);
+        assert_int_equal(ae_train_config_set_int(cfg, AE_TRAIN_BATCH_SIZE, 8), AE_OK);
+        assert_int_equal(ae_train_config_set_int(cfg, AE_TRAIN_EPOCHS, 2), AE_OK);
+        assert_int_equal(ae_train_config_set_int(cfg, AE_TRAIN_THREADS, 1), AE_OK);
+        assert_int_equal(ae_train_config_set_int(cfg, AE_TRAIN_SEED, k == 2 ? 8 : 7), AE_OK);
+        assert_int_equal(ae_train_fit(m[k], cfg, x, NULL, n, NULL), AE_OK);
+        ae_train_config_free(cfg);
+    }
+    assert_memory_equal(m[0]->params, m[1]->params, base->n_params * sizeof(float));
+    assert_true(memcmp(m[0]->params, m[2]->params, base->n_params * sizeof(float)) != 0);
+    for (int k = 0; k < 3; k++) ae_model_free(m[k]);
+    ae_model_free(base);
+}
+
 static void test_builder_errors(void **state)
 {
     ae_builder *b;
@@ -596,6 +634,7 @@ int main(void)
         cmocka_unit_test(test_model_gradients),  cmocka_unit_test(test_threaded_passes_match),
         cmocka_unit_test(test_batchnorm_threads_see_whole_batch),
         cmocka_unit_test(test_batchnorm_fit),
+        cmocka_unit_test(test_noise_fit_follows_seed),
         cmocka_unit_test(test_builder_errors),
         cmocka_unit_test(test_model_errors),     cmocka_unit_test(test_overflowing_outputs),
         cmocka_unit_test(test_tensor),

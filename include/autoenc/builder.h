@@ -95,6 +95,39 @@ AE_API ae_status ae_builder_conv2d_transpose(ae_builder *b, size_t filters, size
  * @return AE_OK; AE_ERR_RANGE for a bad momentum or epsilon
  */
 AE_API ae_status ae_builder_batchnorm(ae_builder *b, double momentum, double epsilon);
+/**
+ * Inverted dropout (Keras' Dropout(rate)): in training passes each value is
+ * zeroed with probability @p rate and the others scaled by 1 / (1 - rate);
+ * inference passes leave the data unchanged. The draws come from the fit
+ * seed (AE_TRAIN_SEED), the step and the layer: the same for a seed whatever
+ * the thread count.
+ * @param b builder
+ * @param rate 0 <= rate < 1
+ * @return AE_OK; AE_ERR_RANGE for a bad rate
+ */
+AE_API ae_status ae_builder_dropout(ae_builder *b, double rate);
+/**
+ * Additive Gaussian noise for denoising autoencoders (Keras' GaussianNoise):
+ * training passes add stddev * N(0, 1) to every value and, if @p clip is
+ * non-zero, clip the result to [0, 1] (as the denoising example of Keras'
+ * autoencoder tutorial clips its noisy images); inference passes leave the
+ * data unchanged. Trained with an autoencoder's own inputs as targets, the
+ * model learns to map corrupted inputs to clean ones. Draws as for dropout.
+ * @param b builder
+ * @param stddev 0..1e6
+ * @param clip 0 or 1
+ * @return AE_OK; AE_ERR_RANGE for a bad stddev
+ */
+AE_API ae_status ae_builder_gaussian_noise(ae_builder *b, double stddev, int clip);
+/**
+ * Masking noise for denoising autoencoders: training passes set each value
+ * to 0 with probability @p probability (no rescaling, unlike dropout);
+ * inference passes leave the data unchanged. Draws as for dropout.
+ * @param b builder
+ * @param probability 0 <= probability < 1
+ * @return AE_OK; AE_ERR_RANGE for a bad probability
+ */
+AE_API ae_status ae_builder_masking_noise(ae_builder *b, double probability);
 /** 2x2 max pooling with stride 2; AE_PAD_SAME rounds up (7 -> 4), VALID down (7 -> 3). */
 AE_API ae_status ae_builder_maxpool2d(ae_builder *b, ae_padding padding);
 /** Nearest-neighbour upsampling by 2 in height and width. */

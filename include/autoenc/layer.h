@@ -38,7 +38,10 @@ typedef enum ae_layer_kind {
     AE_LAYER_FLATTEN = 6,    /**< (h, w, c) -> (h*w*c) */
     AE_LAYER_RESHAPE = 7,    /**< any shape -> any shape of the same size */
     AE_LAYER_CONV2D_TRANSPOSE = 8, /**< transposed k x k convolution (Keras Conv2DTranspose) */
-    AE_LAYER_BATCHNORM = 9         /**< batch normalisation over features or channels */
+    AE_LAYER_BATCHNORM = 9,        /**< batch normalisation over features or channels */
+    AE_LAYER_DROPOUT = 10,         /**< inverted dropout, training only */
+    AE_LAYER_GAUSSIAN_NOISE = 11,  /**< additive Gaussian noise, training only */
+    AE_LAYER_MASKING_NOISE = 12    /**< values zeroed at random, training only */
 } ae_layer_kind;
 
 /** Activation functions. Values are pinned. */
@@ -84,6 +87,11 @@ AE_API double ae_layer_activation_param(const ae_layer *layer);
 AE_API int ae_layer_output_rank(const ae_layer *layer);
 /** Per-sample output dimension @p axis (0 if out of range). */
 AE_API size_t ae_layer_output_dim(const ae_layer *layer, int axis);
+/**
+ * Rate of a dropout layer, standard deviation of a Gaussian noise layer,
+ * probability of a masking noise layer; 0 for other layers.
+ */
+AE_API double ae_layer_noise_param(const ae_layer *layer);
 /** Stride of a convolution or transposed convolution (1 for other layers, 0 for NULL). */
 AE_API size_t ae_layer_stride(const ae_layer *layer);
 /** Floats per sample in the output. */
