@@ -418,9 +418,104 @@ static void test_other_layer_kinds(void **state)
     save_and_check(m, "kinds");
 }
 
-int main(void)
+/* ---- version 1 ------------------------------------------------------------------
+ * tests/data/model-v1/conv_v1.aem holds this model (every version-1 layer
+ * kind), written by the format-version-1 library (commit 29c565c)
+ * with `test_model_format --write-fixtures DIR`. */
+#define V1_FIXTURE AE_SOURCE_DIR "/tests/data/model-v1/conv_v1.aem"
+
+static ae_model *v1_fixture_model(void)
 {
+    ae_builder *b;
+    ae_model *m;
+    size_t in[3] = {6, 6, 1}, back[3] = {3, 3, 2};
+    assert_int_equal(ae_builder_create(&b, 3, in), AE_OK);
+    assert_int_equal(ae_builder_conv2d(b, 2, 3, AE_PAD_SAME, AE_ACT_RELU), AE_OK);   /* 6x6x2 */
+    assert_int_equal(ae_builder_maxpool2d(b, AE_PAD_SAME), AE_OK);                  /* 3x3x2 */
+    assert_int_equal(ae_builder_flatten(b), AE_OK);                                  /* 18 */
+    assert_int_equal(ae_builder_dense(b, 4, AE_ACT_LINEAR), AE_OK);
+    assert_int_equal(ae_builder_mark_code(b), AE_OK);
+    assert_int_equal(ae_builder_dense(b, 18, AE_ACT_RELU), AE_OK);
+    assert_int_equal(ae_builder_reshape(b, 3, back), AE_OK);
+    assert_int_equal(ae_builder_upsample2d(b), AE_OK);                               /* 6x6x2 */
+    assert_int_equal(ae_builder_conv2d(b, 1, 2, AE_PAD_VALID, AE_ACT_LINEAR), AE_OK); /* 5x5x1 */
+    assert_int_equal(ae_builder_activation(b, AE_ACT_SIGMOID), AE_OK);
+    assert_int_equal(ae_builder_build(&m, b, 2026), AE_OK);
+    ae_builder_free(b);
+    return m;
+}
+
+static int write_fixtures(const char *dir)
+{
+    char p[1024];
+    ae_model *m = v1_fixture_model();
+    ae_status st;
+    snprintf(p, sizeof p, "%s/conv_v1.aem", dir);
+    st = ae_model_save(m, p);
+    ae_model_free(m);
+    if (st != AE_OK) {
+        fprintf(stderr, "%s: %s\n", p, ae_last_error());
+        return 1;
+    }
+    printf("wrote %s\n", p);
+    return 0;
+}
+
+/* The committed version-1 file loads into the model it was written from:
+ * the same layers, bit-identical weights and predictions; saved again it
+ * becomes a current-version file that loads back the same; every truncation
+ * is AE_ERR_FORMAT. */
+static void test_version1_file_loads(void **state)
+{
+    ae_model *want = v1_fixture_model(), *got = NULL, *again = NULL;
+    float x[36], ya[25], yb[25];
+    bytes b = slurp(V1_FIXTURE);
+    (void)state;
+    assert_int_equal(le(&b, 8, 4), 1); /* it is a version-1 file */
+    assert_int_equal(ae_model_load(&got, V1_FIXTURE), AE_OK);
+    assert_int_equal(ae_model_layer_count(got), ae_model_layer_count(want));
+    for (size_t i = 0; i < ae_model_layer_count(want); i++) {
+        const ae_layer *a = ae_model_layer(want, i), *c = ae_model_layer(got, i);
+        assert_int_equal(ae_layer_kind_of(a), ae_layer_kind_of(c));
+        assert_int_equal(ae_layer_output_size(a), ae_layer_output_size(c));
+        assert_int_equal(ae_layer_stride(c), 1);
+        if (ae_layer_param_count(a)) {
+            const float *va, *vc;
+            size_t na, nc;
+            assert_int_equal(ae_layer_param(&va, &na, a, AE_PARAM_KERNEL), AE_OK);
+            assert_int_equal(ae_layer_param(&vc, &nc, c, AE_PARAM_KERNEL), AE_OK);
+            assert_int_equal(na, nc);
+            assert_memory_equal(va, vc, na * sizeof *va);
+        }
+    }
+    for (int i = 0; i < 36; i++) x[i] = (float)((i * 7) % 11) / 10.0f;
+    assert_int_equal(ae_model_predict(want, x, 1, ya, 25), AE_OK);
+    assert_int_equal(ae_model_predict(got, x, 1, yb, 25), AE_OK);
+    assert_memory_equal(ya, yb, sizeof ya);
+    {
+        const char *path = ae_test_path("%s", "resaved.aem");
+        assert_int_equal(ae_model_save(got, path), AE_OK);
+        assert_int_equal(ae_model_load(&again, path), AE_OK);
+        assert_int_equal(ae_model_predict(again, x, 1, yb, 25), AE_OK);
+        assert_memory_equal(ya, yb, sizeof ya);
+        for (size_t cut = 0; cut < b.n; cut += 37) {
+            ae_model *t = (ae_model *)1;
+            ae_test_write_file(path, b.p, cut);
+            assert_int_equal(ae_model_load(&t, path), AE_ERR_FORMAT);
+            assert_null(t);
+        }
+    }
+    free(b.p);
+    ae_model_free(want);
+    ae_model_free(got);
+    ae_model_free(again);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 3 && strcmp(argv[1], "--write-fixtures") == 0) return write_fixtures(argv[2]);
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(test_version1_file_loads, ae_test_alloc_teardown),
         cmocka_unit_test_teardown(test_reference_models, ae_test_alloc_teardown),
         cmocka_unit_test_teardown(test_other_layer_kinds, ae_test_alloc_teardown),
     };
