@@ -132,7 +132,7 @@ ae_status ae_builder_dense(ae_builder *b, size_t units, ae_activation activation
  * TensorFlow computes them: same -> ceil(in / s) outputs, the padding
  * max((out - 1) s + k - in, 0) split with the odd one at the end; valid ->
  * floor((in - k) / s) + 1 outputs (0 when the window does not fit). */
-static size_t conv_axis(size_t in, size_t k, size_t s, int padding, size_t *pad_lead)
+size_t ae__conv_axis(size_t in, size_t k, size_t s, int padding, size_t *pad_lead)
 {
     size_t out, total;
     *pad_lead = 0;
@@ -146,7 +146,7 @@ static size_t conv_axis(size_t in, size_t k, size_t s, int padding, size_t *pad_
 /* Keras' Conv2DTranspose sizes: same -> in s; valid -> in s + max(k - s, 0).
  * The leading padding is that of the convolution from the output back to
  * the input, whose input gradient this layer computes. */
-static size_t convt_axis(size_t in, size_t k, size_t s, int padding, size_t *pad_lead)
+size_t ae__convt_axis(size_t in, size_t k, size_t s, int padding, size_t *pad_lead)
 {
     size_t out = in * s + (padding == AE_PAD_VALID && k > s ? k - s : 0);
     size_t total = (in - 1) * s + k > out ? (in - 1) * s + k - out : 0;
@@ -184,11 +184,11 @@ static ae_status add_conv(ae_builder *b, int transpose, size_t filters, size_t k
     if (transpose) {
         if (b->cur.d[0] > (1u << 15) || b->cur.d[1] > (1u << 15))
             return ae__fail(b->msg, AE_ERR_RANGE, "input too large");
-        L.out.d[0] = convt_axis(b->cur.d[0], kernel, stride, padding, &L.pad_top);
-        L.out.d[1] = convt_axis(b->cur.d[1], kernel, stride, padding, &L.pad_left);
+        L.out.d[0] = ae__convt_axis(b->cur.d[0], kernel, stride, padding, &L.pad_top);
+        L.out.d[1] = ae__convt_axis(b->cur.d[1], kernel, stride, padding, &L.pad_left);
     } else {
-        L.out.d[0] = conv_axis(b->cur.d[0], kernel, stride, padding, &L.pad_top);
-        L.out.d[1] = conv_axis(b->cur.d[1], kernel, stride, padding, &L.pad_left);
+        L.out.d[0] = ae__conv_axis(b->cur.d[0], kernel, stride, padding, &L.pad_top);
+        L.out.d[1] = ae__conv_axis(b->cur.d[1], kernel, stride, padding, &L.pad_left);
         if (L.out.d[0] == 0 || L.out.d[1] == 0)
             return ae__fail(b->msg, AE_ERR_SHAPE,
                             "a valid %zux%zu convolution does not fit a "

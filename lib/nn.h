@@ -62,6 +62,11 @@ struct ae_model {
     char msg[AE__MSG_CAP];
 };
 
+/* Output side of a convolution (0 if a valid window does not fit) or a
+ * transposed convolution along one axis, and its leading padding (builder.c;
+ * TensorFlow's rules). */
+size_t ae__conv_axis(size_t in, size_t k, size_t s, int padding, size_t *pad_lead);
+size_t ae__convt_axis(size_t in, size_t k, size_t s, int padding, size_t *pad_lead);
 /* Copies src's parameters and statistics onto dst, whose layers are a
  * prefix of src's (a clone or an encoder). */
 void ae__model_copy_weights(ae_model *dst, const ae_model *src);
