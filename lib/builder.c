@@ -16,7 +16,13 @@ struct ae_builder {
     char msg[AE__MSG_CAP];
 };
 
-static int valid_activation(int a) { return a >= AE_ACT_LINEAR && a <= AE_ACT_SIGMOID; }
+static int valid_activation(int a) { return a >= AE_ACT_LINEAR && a <= AE_ACT_SOFTPLUS; }
+
+/* Keras' defaults: LeakyReLU layer 0.3, ELU 1.0 */
+static float default_alpha(int act)
+{
+    return act == AE_ACT_LEAKY_RELU ? 0.3f : act == AE_ACT_ELU ? 1.0f : 0.0f;
+}
 
 static ae_status check_dims(char *msg, int rank, const size_t *dims,
                             ae__shape *out)
@@ -75,6 +81,8 @@ static ae_status push(ae_builder *b, ae_layer *L)
         b->cap = cap;
     }
     L->in = b->cur;
+    L->alpha = default_alpha(L->activation);
+    if (L->stride == 0) L->stride = 1;
     b->layers[b->n_layers++] = *L;
     b->cur = L->out;
     return AE_OK;
@@ -120,46 +128,153 @@ ae_status ae_builder_dense(ae_builder *b, size_t units, ae_activation activation
     return push(b, &L);
 }
 
-ae_status ae_builder_conv2d(ae_builder *b, size_t filters, size_t kernel, ae_padding padding,
-                            ae_activation activation)
+/* Output side and leading padding of a convolution along one axis, as
+ * TensorFlow computes them: same -> ceil(in / s) outputs, the padding
+ * max((out - 1) s + k - in, 0) split with the odd one at the end; valid ->
+ * floor((in - k) / s) + 1 outputs (0 when the window does not fit). */
+size_t ae__conv_axis(size_t in, size_t k, size_t s, int padding, size_t *pad_lead)
 {
-    AE__ENTER();
+    size_t out, total;
+    *pad_lead = 0;
+    if (padding == AE_PAD_VALID) return in < k ? 0 : (in - k) / s + 1;
+    out = (in + s - 1) / s;
+    total = (out - 1) * s + k > in ? (out - 1) * s + k - in : 0;
+    *pad_lead = total / 2;
+    return out;
+}
+
+/* Keras' Conv2DTranspose sizes: same -> in s; valid -> in s + max(k - s, 0).
+ * The leading padding is that of the convolution from the output back to
+ * the input, whose input gradient this layer computes. */
+size_t ae__convt_axis(size_t in, size_t k, size_t s, int padding, size_t *pad_lead)
+{
+    size_t out = in * s + (padding == AE_PAD_VALID && k > s ? k - s : 0);
+    size_t total = (in - 1) * s + k > out ? (in - 1) * s + k - out : 0;
+    *pad_lead = total / 2;
+    return out;
+}
+
+/* conv2d (transpose 0) or conv2d_transpose (1), for the public functions */
+static ae_status add_conv(ae_builder *b, int transpose, size_t filters, size_t kernel,
+                          size_t stride, ae_padding padding, ae_activation activation)
+{
     ae_layer L = {0};
     ae_status st;
+    size_t total;
     if ((st = need_image(b)) != AE_OK) return st;
-    if (filters == 0 || filters > 65536 || kernel == 0 || kernel > 64)
+    if (filters == 0 || filters > 65536 || kernel == 0 || kernel > 64 || stride == 0 ||
+        stride > 64)
         return ae__fail(b->msg, AE_ERR_RANGE,
-                        "filters must be 1..65536 and kernel 1..64 (got %zu, %zu)",
-                        filters, kernel);
+                        "filters must be 1..65536, kernel 1..64 and stride 1..64 (got %zu, %zu, "
+                        "%zu)", filters, kernel, stride);
     if (padding != AE_PAD_SAME && padding != AE_PAD_VALID)
         return ae__fail(b->msg, AE_ERR_INVALID_ARG, "unknown padding %d",
                         padding);
     if (!valid_activation(activation))
         return ae__fail(b->msg, AE_ERR_INVALID_ARG, "unknown activation %d",
                         activation);
-    L.kind = AE_LAYER_CONV2D;
+    L.kind = transpose ? AE_LAYER_CONV2D_TRANSPOSE : AE_LAYER_CONV2D;
     L.activation = activation;
     L.padding = padding;
     L.units = filters;
     L.ksize = kernel;
+    L.stride = stride;
     L.out.rank = 3;
     L.out.d[2] = filters;
-    if (padding == AE_PAD_SAME) {
-        /* stride 1: output = input; TF puts the odd pad at the end */
-        L.out.d[0] = b->cur.d[0];
-        L.out.d[1] = b->cur.d[1];
-        L.pad_top = L.pad_left = (kernel - 1) / 2;
+    if (transpose) {
+        if (b->cur.d[0] > (1u << 15) || b->cur.d[1] > (1u << 15))
+            return ae__fail(b->msg, AE_ERR_RANGE, "input too large");
+        L.out.d[0] = ae__convt_axis(b->cur.d[0], kernel, stride, padding, &L.pad_top);
+        L.out.d[1] = ae__convt_axis(b->cur.d[1], kernel, stride, padding, &L.pad_left);
     } else {
-        if (b->cur.d[0] < kernel || b->cur.d[1] < kernel)
+        L.out.d[0] = ae__conv_axis(b->cur.d[0], kernel, stride, padding, &L.pad_top);
+        L.out.d[1] = ae__conv_axis(b->cur.d[1], kernel, stride, padding, &L.pad_left);
+        if (L.out.d[0] == 0 || L.out.d[1] == 0)
             return ae__fail(b->msg, AE_ERR_SHAPE,
                             "a valid %zux%zu convolution does not fit a "
                             "%zux%zu input", kernel, kernel, b->cur.d[0], b->cur.d[1]);
-        L.out.d[0] = b->cur.d[0] - kernel + 1;
-        L.out.d[1] = b->cur.d[1] - kernel + 1;
     }
+    if (ae__mul_size(L.out.d[0] * L.out.d[1], filters, &total) != 0 || total > ((size_t)1 << 31))
+        return ae__fail(b->msg, AE_ERR_RANGE, "output too large");
     L.n_kernel = kernel * kernel * b->cur.d[2] * filters;
     L.n_bias = filters;
     return push(b, &L);
+}
+
+ae_status ae_builder_conv2d(ae_builder *b, size_t filters, size_t kernel, ae_padding padding,
+                            ae_activation activation)
+{
+    AE__ENTER();
+    return add_conv(b, 0, filters, kernel, 1, padding, activation);
+}
+
+ae_status ae_builder_conv2d_ex(ae_builder *b, size_t filters, size_t kernel, size_t stride,
+                               ae_padding padding, ae_activation activation)
+{
+    AE__ENTER();
+    return add_conv(b, 0, filters, kernel, stride, padding, activation);
+}
+
+ae_status ae_builder_conv2d_transpose(ae_builder *b, size_t filters, size_t kernel, size_t stride,
+                                      ae_padding padding, ae_activation activation)
+{
+    AE__ENTER();
+    return add_conv(b, 1, filters, kernel, stride, padding, activation);
+}
+
+ae_status ae_builder_batchnorm(ae_builder *b, double momentum, double epsilon)
+{
+    AE__ENTER();
+    ae_layer L = {0};
+    if (!b) return ae__fail(NULL, AE_ERR_INVALID_ARG, "builder is NULL");
+    if (!(momentum >= 0.0 && momentum <= 1.0) || !(epsilon >= 1e-12 && epsilon <= 1.0))
+        return ae__fail(b->msg, AE_ERR_RANGE,
+                        "momentum must be 0..1 and epsilon 1e-12..1 (got %g, %g)", momentum,
+                        epsilon);
+    L.kind = AE_LAYER_BATCHNORM;
+    L.out = b->cur;
+    L.units = b->cur.rank == 1 ? b->cur.d[0] : b->cur.d[2];
+    L.momentum = momentum;
+    L.epsilon = epsilon;
+    L.n_kernel = L.n_bias = L.units;
+    L.n_stats = 2 * L.units; /* moving mean, moving variance */
+    return push(b, &L);
+}
+
+/* dropout and noise layers: the shape passes through unchanged */
+static ae_status add_noise(ae_builder *b, int kind, double rate, int clip)
+{
+    ae_layer L = {0};
+    if (!b) return ae__fail(NULL, AE_ERR_INVALID_ARG, "builder is NULL");
+    if (kind == AE_LAYER_GAUSSIAN_NOISE ? !(rate >= 0.0 && rate <= 1e6)
+                                        : !(rate >= 0.0 && rate < 1.0))
+        return ae__fail(b->msg, AE_ERR_RANGE, "%g is out of range (%s)", rate,
+                        kind == AE_LAYER_GAUSSIAN_NOISE ? "0..1e6" : "0 <= p < 1");
+    if (clip != 0 && clip != 1)
+        return ae__fail(b->msg, AE_ERR_INVALID_ARG, "clip must be 0 or 1, not %d", clip);
+    L.kind = kind;
+    L.out = b->cur;
+    L.rate = rate;
+    L.clip = clip;
+    return push(b, &L);
+}
+
+ae_status ae_builder_dropout(ae_builder *b, double rate)
+{
+    AE__ENTER();
+    return add_noise(b, AE_LAYER_DROPOUT, rate, 0);
+}
+
+ae_status ae_builder_gaussian_noise(ae_builder *b, double stddev, int clip)
+{
+    AE__ENTER();
+    return add_noise(b, AE_LAYER_GAUSSIAN_NOISE, stddev, clip);
+}
+
+ae_status ae_builder_masking_noise(ae_builder *b, double probability)
+{
+    AE__ENTER();
+    return add_noise(b, AE_LAYER_MASKING_NOISE, probability, 0);
 }
 
 ae_status ae_builder_maxpool2d(ae_builder *b, ae_padding padding)
@@ -211,6 +326,23 @@ ae_status ae_builder_activation(ae_builder *b, ae_activation activation)
     L.activation = activation;
     L.out = b->cur;
     return push(b, &L);
+}
+
+ae_status ae_builder_activation_param(ae_builder *b, double alpha)
+{
+    AE__ENTER();
+    ae_layer *L;
+    if (!b) return ae__fail(NULL, AE_ERR_INVALID_ARG, "builder is NULL");
+    if (b->n_layers == 0) return ae__fail(b->msg, AE_ERR_STATE, "no layer added yet");
+    L = &b->layers[b->n_layers - 1];
+    if (L->activation != AE_ACT_LEAKY_RELU && L->activation != AE_ACT_ELU)
+        return ae__fail(b->msg, AE_ERR_STATE,
+                        "the last layer's activation (%d) takes no parameter; only leaky relu "
+                        "and elu do", L->activation);
+    if (!(alpha >= 0.0 && alpha <= 1000.0))
+        return ae__fail(b->msg, AE_ERR_RANGE, "alpha must be 0..1000, not %g", alpha);
+    L->alpha = (float)alpha;
+    return AE_OK;
 }
 
 ae_status ae_builder_flatten(ae_builder *b)

@@ -216,11 +216,11 @@ static conv_gw_fn pick_gw(size_t cin, size_t cout)
     return gw_any;
 }
 
-/* The direct kernels keep up to 64 accumulators per pixel; wider layers use
- * im2col + GEMM (layers.c). */
+/* The direct kernels keep up to 64 accumulators per pixel and move by one
+ * pixel; wider or strided layers use im2col + GEMM (layers.c). */
 int ae__conv_direct_ok(const ae_layer *L)
 {
-    return L->units <= 64 && L->in.d[2] <= 64;
+    return L->kind == AE_LAYER_CONV2D && L->stride == 1 && L->units <= 64 && L->in.d[2] <= 64;
 }
 
 void ae__conv_forward(const ae_layer *L, const float *x, float *y, size_t b0, size_t b1, int relu)

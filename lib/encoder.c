@@ -26,7 +26,7 @@ ae_status ae_encoder_create(ae_encoder **out, const ae_model *m)
         return st;
     }
     /* layers keep their offsets, so the encoder's parameters are a prefix */
-    if (e->net->n_params) memcpy(e->net->params, m->params, e->net->n_params * sizeof(float));
+    ae__model_copy_weights(e->net, m);
     e->net->threads = m->threads;
     *out = e;
     return AE_OK;

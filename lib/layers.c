@@ -13,22 +13,61 @@
 
 /* ---- activations ------------------------------------------------------------ */
 
-static void activation_forward(int act, float *y, size_t count)
+/* alpha: the leaky relu slope or the elu scale (ae_layer.alpha) */
+static void activation_forward(int act, float alpha, float *y, size_t count)
 {
-    if (act == AE_ACT_RELU) {
+    switch (act) {
+    case AE_ACT_RELU:
         for (size_t i = 0; i < count; i++) y[i] = y[i] > 0.0f ? y[i] : 0.0f;
-    } else if (act == AE_ACT_SIGMOID) {
-        ae__sigmoid_inplace(y, count);
+        break;
+    case AE_ACT_SIGMOID: ae__sigmoid_inplace(y, count); break;
+    case AE_ACT_TANH:
+        for (size_t i = 0; i < count; i++) y[i] = tanhf(y[i]);
+        break;
+    case AE_ACT_LEAKY_RELU:
+        for (size_t i = 0; i < count; i++) y[i] = y[i] > 0.0f ? y[i] : alpha * y[i];
+        break;
+    case AE_ACT_ELU:
+        for (size_t i = 0; i < count; i++) y[i] = y[i] > 0.0f ? y[i] : alpha * expm1f(y[i]);
+        break;
+    case AE_ACT_SOFTPLUS:
+        /* log(1 + e^z) = max(z, 0) + log1p(e^-|z|): no overflow for large |z| */
+        for (size_t i = 0; i < count; i++) {
+            const float z = y[i];
+            y[i] = (z > 0.0f ? z : 0.0f) + log1pf(expf(-fabsf(z)));
+        }
+        break;
+    default: break; /* linear */
     }
 }
 
-/* dy (dL/dy) becomes dL/dz in place, using the activation's output y. */
-static void activation_backward(int act, const float *y, float *dy, size_t count)
+/* dy (dL/dy) becomes dL/dz in place, using the activation's output y. The
+ * derivatives are written in terms of y so that forward need not keep z:
+ * tanh' = 1 - y^2; elu' = y + alpha where y <= 0 (y = alpha (e^z - 1));
+ * softplus' = sigmoid(z) = 1 - e^-y; leaky relu and elu keep the sign of z
+ * in y for alpha >= 0 (the builder's range). */
+static void activation_backward(int act, float alpha, const float *y, float *dy, size_t count)
 {
-    if (act == AE_ACT_RELU) {
+    switch (act) {
+    case AE_ACT_RELU:
         for (size_t i = 0; i < count; i++) dy[i] = y[i] > 0.0f ? dy[i] : 0.0f;
-    } else if (act == AE_ACT_SIGMOID) {
+        break;
+    case AE_ACT_SIGMOID:
         for (size_t i = 0; i < count; i++) dy[i] *= y[i] * (1.0f - y[i]);
+        break;
+    case AE_ACT_TANH:
+        for (size_t i = 0; i < count; i++) dy[i] *= 1.0f - y[i] * y[i];
+        break;
+    case AE_ACT_LEAKY_RELU:
+        for (size_t i = 0; i < count; i++) dy[i] = y[i] > 0.0f ? dy[i] : alpha * dy[i];
+        break;
+    case AE_ACT_ELU:
+        for (size_t i = 0; i < count; i++) dy[i] = y[i] > 0.0f ? dy[i] : (y[i] + alpha) * dy[i];
+        break;
+    case AE_ACT_SOFTPLUS:
+        for (size_t i = 0; i < count; i++) dy[i] *= -expm1f(-y[i]);
+        break;
+    default: break;
     }
 }
 
@@ -43,13 +82,30 @@ static void column_sums(const float *dz, float *gb, size_t rows, size_t cols)
 }
 
 /* ---- im2col / col2im ------------------------------------------------------------
+ * Geometry of a convolution from an (ih, iw, cin) image to (oh, ow, .) with a
+ * k x k window moved by `stride`, whose first window starts pad rows/columns
+ * before the image. A conv2d layer is such a convolution from its input to
+ * its output; a transposed conv2d is one from its OUTPUT to its input (its
+ * forward pass is that convolution's input gradient), so both share these
+ * routines.
  * cols: (n * oh * ow, k * k * cin); column order (ky, kx, ci) matches the
  * kernel layout (kh, kw, cin, cout) read as a (k*k*cin, cout) matrix. */
+typedef struct col_geom {
+    size_t ih, iw, cin, oh, ow, k, stride, pt, pl;
+} col_geom;
 
-static void im2col(const ae_layer *L, const float *x, float *cols, size_t n)
+static col_geom geom_of(const ae_layer *L)
 {
-    const size_t ih = L->in.d[0], iw = L->in.d[1], cin = L->in.d[2];
-    const size_t oh = L->out.d[0], ow = L->out.d[1], k = L->ksize;
+    const ae__shape *a = L->kind == AE_LAYER_CONV2D_TRANSPOSE ? &L->out : &L->in;
+    const ae__shape *z = L->kind == AE_LAYER_CONV2D_TRANSPOSE ? &L->in : &L->out;
+    col_geom g = {a->d[0], a->d[1], a->d[2], z->d[0], z->d[1], L->ksize,
+                  L->stride ? L->stride : 1, L->pad_top, L->pad_left};
+    return g;
+}
+
+static void im2col(const col_geom *g, const float *x, float *cols, size_t n)
+{
+    const size_t ih = g->ih, iw = g->iw, cin = g->cin, oh = g->oh, ow = g->ow, k = g->k;
     const size_t row_len = k * k * cin;
     for (size_t b = 0; b < n; b++) {
         const float *xb = x + b * ih * iw * cin;
@@ -58,9 +114,9 @@ static void im2col(const ae_layer *L, const float *x, float *cols, size_t n)
                 float *row = cols + ((b * oh + oy) * ow + ox) * row_len;
                 for (size_t ky = 0; ky < k; ky++) {
                     /* unsigned wrap makes out-of-range rows compare >= ih */
-                    size_t iy = oy + ky - L->pad_top;
+                    size_t iy = oy * g->stride + ky - g->pt;
                     for (size_t kx = 0; kx < k; kx++, row += cin) {
-                        size_t ix = ox + kx - L->pad_left;
+                        size_t ix = ox * g->stride + kx - g->pl;
                         if (iy < ih && ix < iw)
                             memcpy(row, xb + (iy * iw + ix) * cin, cin * sizeof *row);
                         else
@@ -72,10 +128,11 @@ static void im2col(const ae_layer *L, const float *x, float *cols, size_t n)
     }
 }
 
-static void col2im_add(const ae_layer *L, const float *cols, float *dx, size_t n)
+/* dx = the columns added back onto the image, each sample's in a fixed
+ * order (the transposed convolution's forward pass relies on it) */
+static void col2im(const col_geom *g, const float *cols, float *dx, size_t n)
 {
-    const size_t ih = L->in.d[0], iw = L->in.d[1], cin = L->in.d[2];
-    const size_t oh = L->out.d[0], ow = L->out.d[1], k = L->ksize;
+    const size_t ih = g->ih, iw = g->iw, cin = g->cin, oh = g->oh, ow = g->ow, k = g->k;
     const size_t row_len = k * k * cin;
     memset(dx, 0, n * ih * iw * cin * sizeof *dx);
     for (size_t b = 0; b < n; b++) {
@@ -84,9 +141,9 @@ static void col2im_add(const ae_layer *L, const float *cols, float *dx, size_t n
             for (size_t ox = 0; ox < ow; ox++) {
                 const float *row = cols + ((b * oh + oy) * ow + ox) * row_len;
                 for (size_t ky = 0; ky < k; ky++) {
-                    size_t iy = oy + ky - L->pad_top;
+                    size_t iy = oy * g->stride + ky - g->pt;
                     for (size_t kx = 0; kx < k; kx++, row += cin) {
-                        size_t ix = ox + kx - L->pad_left;
+                        size_t ix = ox * g->stride + kx - g->pl;
                         if (iy < ih && ix < iw) {
                             float *dst = db + (iy * iw + ix) * cin;
                             for (size_t c = 0; c < cin; c++) dst[c] += row[c];
@@ -96,6 +153,47 @@ static void col2im_add(const ae_layer *L, const float *cols, float *dx, size_t n
             }
         }
     }
+}
+
+/* ---- transposed convolution ---------------------------------------------------------
+ * Kernel (k, k, filters, in_channels) as Keras' Conv2DTranspose, i.e. the
+ * kernel (k, k, cin, cout) of the convolution from this layer's output back
+ * to its input. Forward: cols (n*ih*iw, k*k*filters) = x (n*ih*iw, cin) . W^T,
+ * through ae__dense_forward (a fixed summation order per row, no BLAS), then
+ * col2im adds the columns onto the output in a fixed order, then the bias.
+ * Scratch: [cols | W^T (cin, k*k*filters) | zeros (k*k*filters)]. */
+
+static size_t convt_cols(const ae_layer *L, size_t n)
+{
+    return n * L->in.d[0] * L->in.d[1] * L->ksize * L->ksize * L->units;
+}
+
+static void convt_forward(const ae_layer *L, const float *x, float *y, size_t n, float *ws)
+{
+    const col_geom g = geom_of(L);
+    const size_t kdim = L->ksize * L->ksize * L->units, cin = L->in.d[2];
+    const size_t px = L->out.d[0] * L->out.d[1];
+    float *cols = ws, *wt = ws + convt_cols(L, n), *zero = wt + cin * kdim;
+    for (size_t r = 0; r < kdim; r++)
+        for (size_t c = 0; c < cin; c++) wt[c * kdim + r] = L->kernel[r * cin + c];
+    memset(zero, 0, kdim * sizeof *zero);
+    ae__dense_forward(x, n * L->in.d[0] * L->in.d[1], cin, wt, kdim, zero, cols);
+    col2im(&g, cols, y, n);
+    for (size_t p = 0; p < n * px; p++)
+        for (size_t c = 0; c < L->units; c++) y[p * L->units + c] += L->bias[c];
+}
+
+/* dcols = im2col(dz); gW (k*k*filters, cin) = dcols^T x; dx = dcols W */
+static void convt_backward(const ae_layer *L, const float *x, const float *dz, float *dx,
+                           float *gk, float *gb, size_t n, float *ws)
+{
+    const col_geom g = geom_of(L);
+    const size_t kdim = L->ksize * L->ksize * L->units, cin = L->in.d[2];
+    const size_t in_rows = n * L->in.d[0] * L->in.d[1];
+    im2col(&g, dz, ws, n);
+    ae__sgemm(1, 0, kdim, cin, in_rows, 1.0f, ws, kdim, x, cin, 0.0f, gk, cin);
+    column_sums(dz, gb, n * L->out.d[0] * L->out.d[1], L->units);
+    if (dx) ae__sgemm(0, 0, in_rows, cin, kdim, 1.0f, ws, kdim, L->kernel, cin, 0.0f, dx, cin);
 }
 
 /* ---- max pooling 2x2, stride 2 --------------------------------------------------
@@ -242,6 +340,10 @@ static void upsample_backward(const ae_layer *L, const float *dy, float *dx, siz
 
 size_t ae__layer_ws_floats(const ae_layer *L, size_t n)
 {
+    if (L->kind == AE_LAYER_CONV2D_TRANSPOSE) {
+        const size_t kdim = L->ksize * L->ksize * L->units;
+        return convt_cols(L, n) + L->in.d[2] * kdim + kdim;
+    }
     if (L->kind != AE_LAYER_CONV2D) return 0;
     if (ae__conv_direct_ok(L)) /* the transposed kernel */
         return L->ksize * L->ksize * L->in.d[2] * L->units;
@@ -249,6 +351,18 @@ size_t ae__layer_ws_floats(const ae_layer *L, size_t n)
 }
 
 void ae__layer_forward(const ae_layer *L, const float *x, float *y, size_t n, float *ws)
+{
+    ae__layer_forward_pass(L, x, y, n, ws, NULL);
+}
+
+void ae__layer_backward(const ae_layer *L, const float *x, const float *y, float *dy,
+                        int dy_is_preact, float *dx, float *gk, float *gb, size_t n, float *ws)
+{
+    ae__layer_backward_pass(L, x, y, dy, dy_is_preact, dx, gk, gb, n, ws, NULL);
+}
+
+void ae__layer_forward_pass(const ae_layer *L, const float *x, float *y, size_t n, float *ws,
+                            const ae__pass *p)
 {
     const size_t in = ae__shape_size(&L->in), out = ae__shape_size(&L->out);
     switch (L->kind) {
@@ -264,24 +378,33 @@ void ae__layer_forward(const ae_layer *L, const float *x, float *y, size_t n, fl
             if (relu) return; /* applied in the kernel */
             break;
         }
-        im2col(L, x, ws, n);
+        {
+            const col_geom g = geom_of(L);
+            im2col(&g, x, ws, n);
+        }
         ae__dense_forward(ws, rows, kdim, L->kernel, L->units, L->bias, y);
         break;
     }
+    case AE_LAYER_CONV2D_TRANSPOSE: convt_forward(L, x, y, n, ws); break;
+    case AE_LAYER_BATCHNORM: ae__bn_forward(L, x, y, n, p); break;
+    case AE_LAYER_DROPOUT:
+    case AE_LAYER_GAUSSIAN_NOISE:
+    case AE_LAYER_MASKING_NOISE: ae__noise_forward(L, x, y, n, p); break;
     case AE_LAYER_MAXPOOL2D: maxpool_forward(L, x, y, n); break;
     case AE_LAYER_UPSAMPLE2D: upsample_forward(L, x, y, n); break;
     default: /* activation, flatten, reshape: the data is unchanged */
         if (y != x) memcpy(y, x, n * in * sizeof *y);
         break;
     }
-    activation_forward(L->activation, y, n * out);
+    activation_forward(L->activation, L->alpha, y, n * out);
 }
 
-void ae__layer_backward(const ae_layer *L, const float *x, const float *y, float *dy,
-                        int dy_is_preact, float *dx, float *gk, float *gb, size_t n, float *ws)
+void ae__layer_backward_pass(const ae_layer *L, const float *x, const float *y, float *dy,
+                             int dy_is_preact, float *dx, float *gk, float *gb, size_t n,
+                             float *ws, const ae__pass *p)
 {
     const size_t in = ae__shape_size(&L->in), out = ae__shape_size(&L->out);
-    if (!dy_is_preact) activation_backward(L->activation, y, dy, n * out);
+    if (!dy_is_preact) activation_backward(L->activation, L->alpha, y, dy, n * out);
     switch (L->kind) {
     case AE_LAYER_DENSE:
         /* gW (in, units) = x^T dz; gb = sum dz; dx (n, in) = dz W^T */
@@ -304,16 +427,22 @@ void ae__layer_backward(const ae_layer *L, const float *x, const float *y, float
             break;
         }
         /* gW (kdim, cout) = cols^T dz, then the same buffer takes dcols = dz W^T */
-        im2col(L, x, ws, n);
+        const col_geom g = geom_of(L);
+        im2col(&g, x, ws, n);
         ae__sgemm(1, 0, kdim, L->units, rows, 1.0f, ws, kdim, dy, L->units, 0.0f, gk, L->units);
         column_sums(dy, gb, rows, L->units);
         if (dx) {
             ae__sgemm(0, 1, rows, kdim, L->units, 1.0f, dy, L->units, L->kernel, L->units, 0.0f,
                       ws, kdim);
-            col2im_add(L, ws, dx, n);
+            col2im(&g, ws, dx, n);
         }
         break;
     }
+    case AE_LAYER_CONV2D_TRANSPOSE: convt_backward(L, x, dy, dx, gk, gb, n, ws); break;
+    case AE_LAYER_BATCHNORM: ae__bn_backward(L, x, dy, dx, gk, gb, n, p); break;
+    case AE_LAYER_DROPOUT:
+    case AE_LAYER_GAUSSIAN_NOISE:
+    case AE_LAYER_MASKING_NOISE: ae__noise_backward(L, y, dy, dx, n, p); break;
     case AE_LAYER_MAXPOOL2D:
         if (dx) maxpool_backward(L, x, dy, dx, n);
         break;
@@ -330,10 +459,16 @@ void ae__layer_init(ae_layer *L, ae__rng *rng)
 {
     double fan_in, fan_out, limit;
     if (L->n_kernel == 0) return;
+    if (L->kind == AE_LAYER_BATCHNORM) { /* gamma 1, beta 0 */
+        for (size_t i = 0; i < L->n_kernel; i++) L->kernel[i] = 1.0f;
+        memset(L->bias, 0, L->n_bias * sizeof *L->bias);
+        return;
+    }
     if (L->kind == AE_LAYER_DENSE) {
         fan_in = (double)ae__shape_size(&L->in);
         fan_out = (double)L->units;
-    } else { /* conv2d: receptive field times channels */
+    } else { /* conv2d and its transpose: receptive field times channels (the sum
+              * is the same either way round) */
         fan_in = (double)(L->ksize * L->ksize * L->in.d[2]);
         fan_out = (double)(L->ksize * L->ksize * L->units);
     }

@@ -39,6 +39,11 @@ const char *ae_layer_kind_name(ae_layer_kind kind)
     case AE_LAYER_ACTIVATION: return "activation";
     case AE_LAYER_FLATTEN: return "flatten";
     case AE_LAYER_RESHAPE: return "reshape";
+    case AE_LAYER_CONV2D_TRANSPOSE: return "conv2d_transpose";
+    case AE_LAYER_BATCHNORM: return "batch_normalization";
+    case AE_LAYER_DROPOUT: return "dropout";
+    case AE_LAYER_GAUSSIAN_NOISE: return "gaussian_noise";
+    case AE_LAYER_MASKING_NOISE: return "masking_noise";
     default: return "unknown";
     }
 }
@@ -54,17 +59,25 @@ static const char *kind_class(int kind)
     case AE_LAYER_ACTIVATION: return "Activation";
     case AE_LAYER_FLATTEN: return "Flatten";
     case AE_LAYER_RESHAPE: return "Reshape";
+    case AE_LAYER_CONV2D_TRANSPOSE: return "Conv2DTranspose";
+    case AE_LAYER_BATCHNORM: return "BatchNormalization";
+    case AE_LAYER_DROPOUT: return "Dropout";
+    case AE_LAYER_GAUSSIAN_NOISE: return "GaussianNoise";
+    case AE_LAYER_MASKING_NOISE: return "MaskingNoise";
     default: return "?";
     }
 }
 
 const char *ae_layer_name(const ae_layer *L) { return L ? L->name : ""; }
 ae_activation ae_layer_activation(const ae_layer *L) { return L ? (ae_activation)L->activation : AE_ACT_LINEAR; }
+double ae_layer_activation_param(const ae_layer *L) { return L ? (double)L->alpha : 0.0; }
 int ae_layer_output_rank(const ae_layer *L) { return L ? L->out.rank : 0; }
 size_t ae_layer_output_dim(const ae_layer *L, int axis)
 {
     return L && axis >= 0 && axis < L->out.rank ? L->out.d[axis] : 0;
 }
+double ae_layer_noise_param(const ae_layer *L) { return L ? L->rate : 0.0; }
+size_t ae_layer_stride(const ae_layer *L) { return L ? (L->stride ? L->stride : 1) : 0; }
 size_t ae_layer_output_size(const ae_layer *L) { return L ? ae__shape_size(&L->out) : 0; }
 size_t ae_layer_param_count(const ae_layer *L) { return L ? L->n_kernel + L->n_bias : 0; }
 
@@ -80,6 +93,11 @@ ae_status ae_layer_param(const float **data, size_t *count, const ae_layer *L, a
                         L->name);
     if (which == AE_PARAM_KERNEL) { *data = L->kernel; *count = L->n_kernel; }
     else if (which == AE_PARAM_BIAS) { *data = L->bias; *count = L->n_bias; }
+    else if ((which == AE_PARAM_MOVING_MEAN || which == AE_PARAM_MOVING_VARIANCE) && !L->n_stats)
+        return ae__fail(NULL, AE_ERR_INVALID_ARG, "layer '%s' has no moving statistics",
+                        L->name);
+    else if (which == AE_PARAM_MOVING_MEAN) { *data = L->moving_mean; *count = L->units; }
+    else if (which == AE_PARAM_MOVING_VARIANCE) { *data = L->moving_var; *count = L->units; }
     else return ae__fail(NULL, AE_ERR_INVALID_ARG, "unknown parameter %d", (int)which);
     return AE_OK;
 }
@@ -92,15 +110,23 @@ void ae__model_bind_params(ae_model *m)
         ae_layer *L = &m->layers[i];
         L->kernel = L->n_kernel ? m->params + L->param_offset : NULL;
         L->bias = L->n_kernel ? m->params + L->param_offset + L->n_kernel : NULL;
+        L->moving_mean = L->n_stats ? m->stats + L->stats_offset : NULL;
+        L->moving_var = L->n_stats ? m->stats + L->stats_offset + L->units : NULL;
     }
+}
+
+void ae__model_copy_weights(ae_model *dst, const ae_model *src)
+{
+    if (dst->n_params) memcpy(dst->params, src->params, dst->n_params * sizeof(float));
+    if (dst->n_stats) memcpy(dst->stats, src->stats, dst->n_stats * sizeof(float));
 }
 
 ae_status ae__model_alloc(const ae__shape *input, const ae_layer *layers, size_t n_layers,
                           int has_code, size_t code_layer, ae_model **out)
 {
     ae_model *m;
-    size_t offset = 0;
-    int counts[AE_LAYER_RESHAPE + 1] = {0};
+    size_t offset = 0, stats = 0;
+    int counts[AE__LAYER_KINDS + 1] = {0};
     *out = NULL;
     m = ae__calloc(1, sizeof *m);
     if (!m) return ae__fail(NULL, AE_ERR_NOMEM, "out of memory for a model");
@@ -116,18 +142,31 @@ ae_status ae__model_alloc(const ae__shape *input, const ae_layer *layers, size_t
     m->code_layer = code_layer;
     for (size_t i = 0; i < n_layers; i++) {
         ae_layer *L = &m->layers[i];
-        int k = L->kind >= 1 && L->kind <= AE_LAYER_RESHAPE ? L->kind : 0;
+        int k = L->kind >= 1 && L->kind <= AE__LAYER_KINDS ? L->kind : 0;
         /* Keras names: dense, dense_1, dense_2, ... */
         if (counts[k] == 0) snprintf(L->name, sizeof L->name, "%s", ae_layer_kind_name(L->kind));
         else snprintf(L->name, sizeof L->name, "%s_%d", ae_layer_kind_name(L->kind), counts[k]);
         counts[k]++;
         L->param_offset = offset;
         offset += L->n_kernel + L->n_bias;
+        L->stats_offset = stats;
+        stats += L->n_stats;
+        if (L->kind == AE_LAYER_BATCHNORM) m->syncs = 1;
     }
     m->n_params = offset;
+    m->n_stats = stats;
+    if (stats) {
+        m->stats = ae__malloc_aligned(stats * sizeof(float));
+        if (!m->stats) {
+            ae__free(m->layers, n_layers * sizeof *m->layers);
+            ae__free(m, sizeof *m);
+            return ae__fail(NULL, AE_ERR_NOMEM, "out of memory for %zu statistics", stats);
+        }
+    }
     if (offset) {
         m->params = ae__malloc_aligned(offset * sizeof(float));
         if (!m->params) {
+            ae__free_aligned(m->stats, stats * sizeof(float));
             ae__free(m->layers, n_layers * sizeof *m->layers);
             ae__free(m, sizeof *m);
             return ae__fail(NULL, AE_ERR_NOMEM, "out of memory for %zu parameters", offset);
@@ -135,6 +174,13 @@ ae_status ae__model_alloc(const ae__shape *input, const ae_layer *layers, size_t
         memset(m->params, 0, offset * sizeof(float));
     }
     ae__model_bind_params(m);
+    for (size_t i = 0; i < n_layers; i++) { /* moving mean 0, variance 1 */
+        ae_layer *L = &m->layers[i];
+        for (size_t c = 0; c < L->n_stats / 2; c++) {
+            L->moving_mean[c] = 0.0f;
+            L->moving_var[c] = 1.0f;
+        }
+    }
     *out = m;
     return AE_OK;
 }
@@ -143,6 +189,7 @@ void ae_model_free(ae_model *m)
 {
     if (!m) return;
     ae__free_aligned(m->params, m->n_params * sizeof(float));
+    ae__free_aligned(m->stats, m->n_stats * sizeof(float));
     ae__free(m->layers, m->n_layers * sizeof *m->layers);
     ae__free(m, sizeof *m);
 }
@@ -155,8 +202,7 @@ ae_status ae_model_clone(ae_model **out, const ae_model *m)
     *out = NULL;
     if (!m) return ae__fail(NULL, AE_ERR_INVALID_ARG, "model is NULL");
     st = ae__model_alloc(&m->input, m->layers, m->n_layers, m->has_code, m->code_layer, out);
-    if (st == AE_OK && m->n_params)
-        memcpy((*out)->params, m->params, m->n_params * sizeof(float));
+    if (st == AE_OK) ae__model_copy_weights(*out, m);
     if (st == AE_OK) (*out)->threads = m->threads;
     return st;
 }
@@ -210,6 +256,10 @@ ae_status ae_model_set_param(ae_model *m, size_t layer, ae_param_kind which, con
                         m->layers[layer].name, n, count);
     if (!ae__all_finite(data, count))
         return ae__fail(m->msg, AE_ERR_NUMERIC, "values contain NaN or infinity");
+    if (which == AE_PARAM_MOVING_VARIANCE)
+        for (size_t i = 0; i < count; i++)
+            if (data[i] < 0.0f)
+                return ae__fail(m->msg, AE_ERR_RANGE, "variance %zu is negative", i);
     memcpy((float *)cur, data, count * sizeof *data);
     return AE_OK;
 }
@@ -238,6 +288,8 @@ void ae__workspace_free(ae__workspace *ws)
     ae__free_aligned(ws->grad_b, ws->grad_floats * sizeof(float));
     ae__free_aligned(ws->scratch, ws->scratch_floats * sizeof(float));
     ae__free(ws->acts, ws->n_acts * sizeof *ws->acts);
+    if (ws->red) ae__free(ws->red, ws->red_doubles * sizeof *ws->red);
+    if (ws->bn_state) ae__free_aligned(ws->bn_state, ws->n_stats * sizeof(float));
     ae__free(ws, sizeof *ws);
 }
 
@@ -272,6 +324,16 @@ ae_status ae__workspace_create(const ae_model *m, size_t batch, int training,
     ws->n_params = m->n_params;
     ws->n_acts = m->n_layers;
     ws->acts = ae__calloc(m->n_layers, sizeof *ws->acts);
+    if (m->n_stats) {
+        /* batch statistics: one thread's slot plus the totals (ae__pass) */
+        for (size_t i = 0; i < m->n_layers; i++)
+            if (2 * m->layers[i].units + 1 > ws->red_stride && m->layers[i].n_stats)
+                ws->red_stride = 2 * m->layers[i].units + 1;
+        ws->red_doubles = 2 * ws->red_stride;
+        ws->red = ae__calloc(ws->red_doubles, sizeof *ws->red);
+        ws->n_stats = m->n_stats;
+        ws->bn_state = alloc_floats(&ws->n_stats);
+    }
     /* training keeps every layer's output for backward; inference ping-pongs */
     ws->act_mem_floats = batch * (training ? sum_out : 2 * max_out);
     ws->act_mem = alloc_floats(&ws->act_mem_floats);
@@ -284,7 +346,8 @@ ae_status ae__workspace_create(const ae_model *m, size_t batch, int training,
         ws->grad_a = alloc_floats(&ws->grad_floats);
         ws->grad_b = alloc_floats(&ws->grad_floats);
     }
-    if (!ws->acts || !ws->act_mem || !ws->scratch || (training && (!ws->grad_a || !ws->grad_b))) {
+    if (!ws->acts || !ws->act_mem || !ws->scratch || (training && (!ws->grad_a || !ws->grad_b)) ||
+        (m->n_stats && (!ws->red || !ws->bn_state))) {
         ae__workspace_free(ws);
         return ae__fail(NULL, AE_ERR_NOMEM, "out of memory for a workspace of batch %zu", batch);
     }
@@ -317,6 +380,17 @@ ae_status ae__workspace_set_threads(const ae_model *m, ae__workspace *ws, int n_
         drop_threads(ws);
         return ae__fail(NULL, AE_ERR_NOMEM, "out of memory for %d threads' buffers", n_threads);
     }
+    if (ws->red_stride) {
+        size_t want = ((size_t)n_threads + 1) * ws->red_stride;
+        double *red = ae__calloc(want, sizeof *red);
+        if (!red) {
+            drop_threads(ws);
+            return ae__fail(NULL, AE_ERR_NOMEM, "out of memory for %d threads' buffers", n_threads);
+        }
+        ae__free(ws->red, ws->red_doubles * sizeof *ws->red);
+        ws->red = red;
+        ws->red_doubles = want;
+    }
     ws->thread_scratch[0] = ws->scratch;
     for (int t = 1; t < n_threads; t++) {
         float *base = ws->thread_mem + (size_t)(t - 1) * per_thread;
@@ -343,40 +417,75 @@ static float *scratch_of(const ae__workspace *ws, int t)
     return t == 0 ? ws->scratch : ws->thread_scratch[t];
 }
 
-void ae__forward_rows(const ae_model *m, ae__workspace *ws, const float *x, size_t lo, size_t hi,
-                      int t)
+static ae__pass pass_of(const ae__workspace *ws, int training, int t)
+{
+    ae__pass p = {training, ws->pool, t, ws->n_threads, ws->red, ws->red_stride, ws->bn_state,
+                  0, 0};
+    return p;
+}
+
+/* A thread with no rows still takes part in batch statistics (m->syncs):
+ * layers are run with n = 0 only where they synchronise. */
+static void forward_rows(const ae_model *m, ae__workspace *ws, const float *x, size_t lo,
+                         size_t hi, int t, int training)
 {
     const float *in = x + lo * ae__shape_size(&m->input);
+    ae__pass p = pass_of(ws, training, t);
+    p.row0 = lo;
     for (size_t i = 0; i < m->n_layers; i++) {
-        float *out = ws->acts[i] + lo * act_stride(ws, &m->layers[i]);
-        ae__layer_forward(&m->layers[i], in, out, hi - lo, scratch_of(ws, t));
+        const ae_layer *L = &m->layers[i];
+        float *out = ws->acts[i] + lo * act_stride(ws, L);
+        p.key = ae__noise_key(ws->noise_seed, ws->noise_step, i);
+        if (lo < hi || (training && L->kind == AE_LAYER_BATCHNORM))
+            ae__layer_forward_pass(L, in, out, hi - lo, scratch_of(ws, t), &p);
         in = out;
     }
 }
 
-void ae__backward_rows(const ae_model *m, ae__workspace *ws, const float *x, float *dout,
-                       int dout_is_preact, float *grads, size_t lo, size_t hi, int t)
+static void backward_rows(const ae_model *m, ae__workspace *ws, const float *x, float *dout,
+                          int dout_is_preact, float *grads, size_t lo, size_t hi, int t,
+                          int training)
 {
     float *dcur = dout + lo * ae__shape_size(&m->layers[m->n_layers - 1].out);
+    ae__pass p = pass_of(ws, training, t);
     int parity = 0; /* layer gradients alternate between grad_a and grad_b */
+    p.row0 = lo;
     for (size_t i = m->n_layers; i-- > 0;) {
         const ae_layer *L = &m->layers[i];
+        p.key = ae__noise_key(ws->noise_seed, ws->noise_step, i);
         const size_t in_size = ae__shape_size(&L->in), out_size = ae__shape_size(&L->out);
         const float *in = i ? ws->acts[i - 1] + lo * act_stride(ws, &m->layers[i - 1])
                             : x + lo * in_size;
         /* the gradient buffers are shared by all layers: a fixed row stride
          * keeps each thread's rows apart whatever layer it has reached */
         float *dx = i == 0 ? NULL : (parity ? ws->grad_b : ws->grad_a) + lo * ws->grad_stride;
-        ae__layer_backward(L, in, ws->acts[i] + lo * out_size, dcur,
-                           dout_is_preact && i == m->n_layers - 1, dx, grads + L->param_offset,
-                           grads + L->param_offset + L->n_kernel, hi - lo, scratch_of(ws, t));
+        float *gk = grads + L->param_offset, *gb = gk + L->n_kernel;
+        if (lo < hi || (training && L->kind == AE_LAYER_BATCHNORM))
+            ae__layer_backward_pass(L, in, ws->acts[i] + lo * out_size, dcur,
+                                    dout_is_preact && i == m->n_layers - 1, dx, gk, gb, hi - lo,
+                                    scratch_of(ws, t), &p);
+        else
+            memset(gk, 0, (L->n_kernel + L->n_bias) * sizeof *gk);
         dcur = dx;
         parity ^= 1;
     }
 }
 
-/* Rows are independent through every layer, so each thread runs its share
- * of the batch through the whole model without meeting the others. */
+void ae__forward_rows(const ae_model *m, ae__workspace *ws, const float *x, size_t lo, size_t hi,
+                      int t)
+{
+    forward_rows(m, ws, x, lo, hi, t, ws->training);
+}
+
+void ae__backward_rows(const ae_model *m, ae__workspace *ws, const float *x, float *dout,
+                       int dout_is_preact, float *grads, size_t lo, size_t hi, int t)
+{
+    backward_rows(m, ws, x, dout, dout_is_preact, grads, lo, hi, t, ws->training);
+}
+
+/* Inference passes: rows are independent through every layer, so each
+ * thread runs its share of the batch through the whole model without
+ * meeting the others. */
 typedef struct pass_job {
     const ae_model *m;
     ae__workspace *ws;
@@ -392,7 +501,7 @@ static void forward_task(void *ctx, int t, int nt)
     const pass_job *j = ctx;
     size_t lo, hi;
     ae__split(j->n, t, nt, &lo, &hi);
-    if (lo < hi) ae__forward_rows(j->m, j->ws, j->x, lo, hi, t);
+    if (lo < hi) forward_rows(j->m, j->ws, j->x, lo, hi, t, 0);
 }
 
 /* Backward of each thread's rows into its own gradient buffer, then the
@@ -404,7 +513,7 @@ static void backward_task(void *ctx, int t, int nt)
     float *g = t == 0 ? j->grads : ws->thread_grads[t];
     size_t lo, hi;
     ae__split(j->n, t, nt, &lo, &hi);
-    if (lo < hi) ae__backward_rows(j->m, ws, j->x, j->dout, j->preact, g, lo, hi, t);
+    if (lo < hi) backward_rows(j->m, ws, j->x, j->dout, j->preact, g, lo, hi, t, 0);
     else memset(g, 0, ws->n_params * sizeof *g);
     ae__pool_barrier(ws->pool);
     ae__reduce_grads(ws, j->grads, t, nt);
@@ -638,12 +747,18 @@ ae_status ae_model_summary(const ae_model *m, char *buf, size_t cap, size_t *nee
         const ae_layer *L = &m->layers[i];
         snprintf(label, sizeof label, "%s (%s)", L->name, kind_class(L->kind));
         ae__shape_format(&L->out, shape, sizeof shape);
-        out_printf(&t, "%s %-32s%-26s%-10zu%s\n", rule, label, shape, L->n_kernel + L->n_bias,
+        out_printf(&t, "%s %-32s%-26s%-10zu%s\n", rule, label, shape,
+                   L->n_kernel + L->n_bias + L->n_stats,
                    m->has_code && m->code_layer == i ? "<- code" : "");
     }
-    with_commas(m->n_params, total, sizeof total);
-    out_printf(&t, "%sTotal params: %s\nTrainable params: %s\nNon-trainable params: 0\n%s", dbl,
-               total, total, rule);
+    {
+        char trainable[32], fixed[32];
+        with_commas(m->n_params + m->n_stats, total, sizeof total);
+        with_commas(m->n_params, trainable, sizeof trainable);
+        with_commas(m->n_stats, fixed, sizeof fixed);
+        out_printf(&t, "%sTotal params: %s\nTrainable params: %s\nNon-trainable params: %s\n%s",
+                   dbl, total, trainable, fixed, rule);
+    }
     if (needed) *needed = t.len + 1;
     if (cap && t.len >= cap)
         return ae__fail(NULL, AE_ERR_RANGE, "%zu bytes needed, %zu given",

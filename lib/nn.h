@@ -19,17 +19,31 @@ int ae__shape_equal(const ae__shape *a, const ae__shape *b);
 /* "(None, 28, 28, 1)" like Keras' summary */
 void ae__shape_format(const ae__shape *s, char *buf, size_t cap);
 
+#define AE__LAYER_KINDS AE_LAYER_MASKING_NOISE /* the largest ae_layer_kind */
+
 struct ae_layer {
     int kind;        /* AE_LAYER_* */
     int activation;  /* AE_ACT_*, fused after the layer's own operation */
     int padding;     /* AE_PAD_* (conv2d, maxpool2d) */
+    float alpha;     /* activation parameter (leaky relu slope, elu scale), else 0 */
     size_t units;    /* dense units or conv filters */
     size_t ksize;    /* conv kernel side */
+    size_t stride;   /* conv / transposed conv stride (1 for every other kind) */
     size_t pad_top, pad_left; /* leading padding of same conv/pool windows */
     ae__shape in, out;
     size_t n_kernel, n_bias;  /* parameter counts */
     size_t param_offset;      /* where kernel (then bias) starts in the model buffer */
     float *kernel, *bias;     /* views into the model's parameter buffer */
+    /* batch normalisation: units = channels (features of a rank-1 input);
+     * kernel = gamma, bias = beta; moving mean then moving variance (units
+     * each) at stats_offset in the model's statistics buffer */
+    double momentum, epsilon;
+    /* dropout rate, Gaussian noise stddev, masking probability; clip: the
+     * Gaussian noise output is clipped to [0, 1] */
+    double rate;
+    int clip;
+    size_t stats_offset, n_stats;
+    float *moving_mean, *moving_var;
     char name[32];
 };
 
@@ -41,15 +55,60 @@ struct ae_model {
     size_t code_layer;
     size_t n_params;
     float *params;  /* one contiguous buffer: every layer's kernel then bias */
+    size_t n_stats; /* non-trainable statistics (batch norm moving mean, variance) */
+    float *stats;   /* their buffer, every batch-norm layer's mean then variance */
+    int syncs;      /* a training pass needs every thread (batch statistics) */
     int threads;    /* predict/encode threads; 0 = one per core */
     char msg[AE__MSG_CAP];
 };
 
+/* Output side of a convolution (0 if a valid window does not fit) or a
+ * transposed convolution along one axis, and its leading padding (builder.c;
+ * TensorFlow's rules). */
+size_t ae__conv_axis(size_t in, size_t k, size_t s, int padding, size_t *pad_lead);
+size_t ae__convt_axis(size_t in, size_t k, size_t s, int padding, size_t *pad_lead);
+/* Copies src's parameters and statistics onto dst, whose layers are a
+ * prefix of src's (a clone or an encoder). */
+void ae__model_copy_weights(ae_model *dst, const ae_model *src);
 /* Fixes up the kernel/bias views after params moved or layers were copied. */
 void ae__model_bind_params(ae_model *m);
 /* New model with the given layers (copied) and zeroed parameters. */
 ae_status ae__model_alloc(const ae__shape *input, const ae_layer *layers, size_t n_layers,
                           int has_code, size_t code_layer, ae_model **out);
+
+typedef struct ae__pool ae__pool;
+
+/* ---- how a pass runs (model.c fills it; layers.c, batchnorm.c read it) ----------
+ * training: batch statistics (and moving-average updates), dropout, noise;
+ * otherwise inference. Batch statistics are those of every thread's rows:
+ * thread t of nt writes its partial sums to red + t * red_stride, meets the
+ * others at ae__pool_barrier(pool), and the totals go through red + nt *
+ * red_stride (red holds (nt + 1) * red_stride doubles, red_stride >= 2 C + 1
+ * for every batch-norm layer's C). bn_state (the model's n_stats floats)
+ * keeps each batch-norm layer's batch mean and 1/sqrt(var + eps) from
+ * forward for backward. */
+typedef struct ae__pass {
+    int training;
+    ae__pool *pool;
+    int t, nt;
+    double *red;
+    size_t red_stride;
+    float *bn_state;
+    uint64_t key; /* this layer's noise key (ae__noise_key) */
+    size_t row0;  /* batch index of the first row passed to the layer */
+} ae__pass;
+
+/* ---- dropout and noise layers (noise.c): training passes draw from a hash
+ * of (key, batch row, element), inference is the identity */
+uint64_t ae__noise_key(uint64_t seed, uint64_t step, uint64_t layer);
+void ae__noise_forward(const ae_layer *L, const float *x, float *y, size_t n, const ae__pass *p);
+void ae__noise_backward(const ae_layer *L, const float *y, const float *dy, float *dx, size_t n,
+                        const ae__pass *p);
+
+/* ---- batch normalisation (batchnorm.c); p NULL or not training: inference */
+void ae__bn_forward(const ae_layer *L, const float *x, float *y, size_t n, const ae__pass *p);
+void ae__bn_backward(const ae_layer *L, const float *x, const float *dy, float *dx, float *gk,
+                     float *gb, size_t n, const ae__pass *p);
 
 /* ---- layer kernels (layers.c) ----------------------------------------------
  * x: (n, in) floats, y: (n, out) floats. forward applies the fused activation.
@@ -61,6 +120,12 @@ size_t ae__layer_ws_floats(const ae_layer *L, size_t n);
 void ae__layer_forward(const ae_layer *L, const float *x, float *y, size_t n, float *ws);
 void ae__layer_backward(const ae_layer *L, const float *x, const float *y, float *dy,
                         int dy_is_preact, float *dx, float *gk, float *gb, size_t n, float *ws);
+/* the same in the mode p describes (the two above: inference, one thread) */
+void ae__layer_forward_pass(const ae_layer *L, const float *x, float *y, size_t n, float *ws,
+                            const ae__pass *p);
+void ae__layer_backward_pass(const ae_layer *L, const float *x, const float *y, float *dy,
+                             int dy_is_preact, float *dx, float *gk, float *gb, size_t n,
+                             float *ws, const ae__pass *p);
 /* Glorot-uniform kernel, zero bias, as Keras' defaults. */
 void ae__layer_init(ae_layer *L, ae__rng *rng);
 
@@ -87,7 +152,6 @@ void ae__conv_transpose_kernel(const ae_layer *L, float *wt);
 
 
 /* ---- thread pool (parallel.c) --------------------------------------------------- */
-typedef struct ae__pool ae__pool;
 typedef void (*ae__task_fn)(void *ctx, int thread, int n_threads);
 ae_status ae__pool_create(ae__pool **out, int n_threads); /* n_threads includes the caller */
 void ae__pool_free(ae__pool *p);
@@ -122,6 +186,13 @@ typedef struct ae__workspace {
     float **thread_grads;    /* n_threads entries; [0] unused (thread 0 writes the caller's) */
     float *thread_mem;       /* owns the extra scratch and gradient buffers */
     size_t thread_mem_floats, n_params;
+    /* batch statistics across threads (ae__pass) */
+    double *red;
+    size_t red_doubles, red_stride;
+    float *bn_state;
+    size_t n_stats;
+    /* dropout and noise of training passes: set before each step (train.c) */
+    uint64_t noise_seed, noise_step;
 } ae__workspace;
 
 ae_status ae__workspace_create(const ae_model *m, size_t batch, int training,
@@ -132,8 +203,11 @@ void ae__workspace_free(ae__workspace *ws);
  * given thread count. */
 ae_status ae__workspace_set_threads(const ae_model *m, ae__workspace *ws, int n_threads);
 /* Forward of batch rows [lo, hi) of x through every layer, on thread t's
- * scratch; outputs land at the same rows of ws->acts. Rows never interact,
- * so threads may run disjoint ranges at once. */
+ * scratch; outputs land at the same rows of ws->acts. In a training
+ * workspace this is a training pass (batch statistics, dropout); otherwise
+ * inference. Rows interact only through batch statistics: when m->syncs,
+ * every thread of ws's pool must call it (an empty range included), and
+ * ae__backward_rows likewise. */
 void ae__forward_rows(const ae_model *m, ae__workspace *ws, const float *x, size_t lo, size_t hi,
                       int t);
 /* Backward of rows [lo, hi) after ae__forward_rows: dout (batch rows) is
@@ -144,8 +218,10 @@ void ae__backward_rows(const ae_model *m, ae__workspace *ws, const float *x, flo
 /* grads += every other thread's buffer, over thread t's share of the
  * parameters (call after a barrier, from every thread). */
 void ae__reduce_grads(ae__workspace *ws, float *grads, int t, int nt);
-/* Forward pass of n <= ws->batch samples; returns the output (n, out_size),
- * a view into the workspace. */
+/* Inference forward pass of n <= ws->batch samples (also in a training
+ * workspace: validation); returns the output (n, out_size), a view into the
+ * workspace. ae__model_backward_ws backpropagates through that same
+ * inference pass. */
 const float *ae__model_forward_ws(const ae_model *m, ae__workspace *ws, const float *x, size_t n);
 /* Backward pass after a forward on the same ws and x. dout: dL/dy of the last
  * layer (overwritten); grads: buffer of n_params floats, same layout as

@@ -382,6 +382,7 @@ static ae_status fit_state_init(fit_state *s, const ae_model *m, const ae_train_
     s->reduce_user = c->reduce_user;
     pbytes = (s->n_params ? s->n_params : 1) * sizeof(float);
     if ((st = ae__workspace_create(m, s->batch, 1, &s->ws)) != AE_OK) return st;
+    s->ws->noise_seed = (uint64_t)c->iv[AE_TRAIN_SEED]; /* dropout and noise layers */
     s->grads = ae__malloc_aligned(pbytes);
     s->epoch_start = ae__malloc_aligned(pbytes);
     s->xb = ae__malloc_aligned(s->batch * s->in * sizeof(float));
@@ -459,13 +460,14 @@ static void step_task_body(step_job *j, int t, int nt)
         if (j->y != j->x) memcpy(s->yb + r * s->out, j->y + row * s->out, s->out * sizeof(float));
     }
     j->partial[t] = 0;
-    if (lo < hi) {
+    /* batch statistics (m->syncs) need every thread in both passes */
+    if (lo < hi || m->syncs) {
         const float *pred;
         ae__forward_rows(m, ws, s->xb, lo, hi, t);
         pred = ws->acts[m->n_layers - 1] + lo * s->out;
         j->partial[t] = ae__loss_sum(j->loss, pred, targets + lo * s->out, (hi - lo) * s->out,
                                      s->dout + lo * s->out, j->rows * s->out, j->logits);
-        if (isfinite(j->partial[t]))
+        if (isfinite(j->partial[t]) || m->syncs)
             ae__backward_rows(m, ws, s->xb, s->dout, j->logits, g, lo, hi, t);
     } else {
         memset(g, 0, s->n_params * sizeof *g);
@@ -629,7 +631,9 @@ static ae_status fit_run(ae_model *m, const ae_train_config *c, ae_train_state *
         if (c->iv[AE_TRAIN_SHUFFLE] != 0) ae__shuffle(&rng, s.order, n_train);
         for (size_t step = (size_t)ts->step; step < steps; step++) {
             size_t first = step * s.batch, rows = n_train - first < s.batch ? n_train - first : s.batch;
-            double batch_sum = train_step(m, &s, loss, x, y, first, rows);
+            double batch_sum;
+            s.ws->noise_step = epoch * steps + step; /* fresh dropout/noise draws */
+            batch_sum = train_step(m, &s, loss, x, y, first, rows);
             if (isnan(batch_sum)) {
                 memcpy(m->params, ts->has_best && c->iv[AE_TRAIN_RESTORE_BEST] != 0 ? ts->best : s.epoch_start, pbytes);
                 st = s.reduce_failed

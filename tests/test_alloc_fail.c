@@ -204,6 +204,39 @@ static ae_status s_clone(void *ctx)
     return st;
 }
 
+/* strided and transposed convolutions with batch norm (statistics buffers) */
+static ae_status build_bn(ae_model **out, uint64_t seed)
+{
+    ae_builder *b = NULL;
+    size_t dims[3] = {8, 8, 1};
+    ae_status st;
+    *out = NULL;
+    if ((st = ae_builder_create(&b, 3, dims)) != AE_OK) return st;
+    if ((st = ae_builder_conv2d_ex(b, 4, 3, 2, AE_PAD_SAME, AE_ACT_LINEAR)) == AE_OK &&
+        (st = ae_builder_batchnorm(b, 0.99, 1e-3)) == AE_OK &&
+        (st = ae_builder_activation(b, AE_ACT_RELU)) == AE_OK &&
+        (st = ae_builder_flatten(b)) == AE_OK &&
+        (st = ae_builder_dense(b, 8, AE_ACT_LINEAR)) == AE_OK &&
+        (st = ae_builder_mark_code(b)) == AE_OK &&
+        (st = ae_builder_dense(b, 32, AE_ACT_RELU)) == AE_OK &&
+        (st = ae_builder_reshape(b, 3, (size_t[]){4, 4, 2})) == AE_OK &&
+        (st = ae_builder_conv2d_transpose(b, 1, 4, 2, AE_PAD_SAME, AE_ACT_SIGMOID)) == AE_OK)
+        st = ae_builder_build(out, b, seed);
+    ae_builder_free(b);
+    return st;
+}
+
+static ae_status s_build_bn(void *ctx)
+{
+    ae_model *m = NULL;
+    ae_status st;
+    (void)ctx;
+    st = build_bn(&m, 3);
+    if (st != AE_OK) assert_null(m);
+    ae_model_free(m);
+    return st;
+}
+
 static void test_build_models(void **state)
 {
     ae_preset p;
@@ -211,6 +244,7 @@ static void test_build_models(void **state)
     (void)state;
     run_scenario("builder: dense autoencoder", s_build_dense, NULL, NULL, 0);
     run_scenario("builder: conv autoencoder", s_build_conv, NULL, NULL, 0);
+    run_scenario("builder: strided, transposed, batch norm", s_build_bn, NULL, NULL, 0);
     p = AE_PRESET_SIMPLE;
     run_scenario("preset: simple", s_preset, NULL, &p, 0);
     p = AE_PRESET_DEEP;
@@ -294,6 +328,10 @@ static void test_train(void **state)
     assert_int_equal(build_conv(&m, 2), AE_OK);
     fit_scenario("fit: conv, 1 thread", m, 64, 1, 12);
     fit_scenario("fit: conv, 2 threads", m, 64, 2, 12);
+    ae_model_free(m);
+    assert_int_equal(build_bn(&m, 2), AE_OK);
+    run_scenario("model: clone (batch norm)", s_clone, NULL, m, 0);
+    fit_scenario("fit: batch norm, 2 threads", m, 64, 2, 12);
     ae_model_free(m);
 }
 

@@ -71,6 +71,14 @@ static void test_every_function_names_itself(void **state)
     EXPECT_FAIL(ae_builder_maxpool2d(b, AE_PAD_SAME), "ae_builder_maxpool2d");
     EXPECT_FAIL(ae_builder_upsample2d(b), "ae_builder_upsample2d");
     EXPECT_FAIL(ae_builder_activation(b, (ae_activation)99), "ae_builder_activation");
+    EXPECT_FAIL(ae_builder_activation_param(NULL, 0.1), "ae_builder_activation_param");
+    EXPECT_FAIL(ae_builder_conv2d_ex(b, 4, 3, 2, AE_PAD_SAME, AE_ACT_RELU), "ae_builder_conv2d_ex");
+    EXPECT_FAIL(ae_builder_conv2d_transpose(b, 4, 3, 2, AE_PAD_SAME, AE_ACT_RELU),
+                "ae_builder_conv2d_transpose");
+    EXPECT_FAIL(ae_builder_batchnorm(b, 2.0, 1e-3), "ae_builder_batchnorm");
+    EXPECT_FAIL(ae_builder_dropout(b, 1.0), "ae_builder_dropout");
+    EXPECT_FAIL(ae_builder_gaussian_noise(b, -1.0, 0), "ae_builder_gaussian_noise");
+    EXPECT_FAIL(ae_builder_masking_noise(b, 1.0), "ae_builder_masking_noise");
     EXPECT_FAIL(ae_builder_flatten(NULL), "ae_builder_flatten");
     EXPECT_FAIL(ae_builder_reshape(b, 1, (size_t[]){5}), "ae_builder_reshape");
     EXPECT_FAIL(ae_builder_mark_code(b), "ae_builder_mark_code");

@@ -108,22 +108,28 @@ static void test_corrupt_files(void **state)
         expect_load_fails(bad, AE_ERR_FORMAT);
     }
     /* one flipped bit anywhere after the version: a checksum mismatch,
-     * except in the two fields that give the length (layer count L at 44,
-     * parameter count P at 60 + 56 L), which make it look truncated */
+     * except in the three fields that give the length (layer count L at 44,
+     * parameter count P at 60 + 88 L, statistic count S after the P
+     * parameters), which make it look truncated */
     {
         uint32_t n_layers;
+        uint64_t n_params;
+        size_t p_at, s_at;
         memcpy(&n_layers, b + 44, 4);
+        p_at = 60 + 88 * (size_t)n_layers;
+        memcpy(&n_params, b + p_at, 8);
+        s_at = p_at + 8 + 4 * (size_t)n_params;
         for (size_t at = 12; at < len; at += 13) {
-            size_t p_at = 60 + 56 * (size_t)n_layers;
-            int length_field = (at >= 44 && at < 48) || (at >= p_at && at < p_at + 8);
+            int length_field = (at >= 44 && at < 48) || (at >= p_at && at < p_at + 8) ||
+                               (at >= s_at && at < s_at + 8);
             memcpy(copy, b, len);
             copy[at] ^= 0x10;
             assert_int_equal(ae_test_write_file(bad, copy, len), 0);
             expect_load_fails(bad, length_field ? AE_ERR_FORMAT : AE_ERR_CHECKSUM);
         }
-        for (int k = 0; k < 2; k++) {
+        for (int k = 0; k < 3; k++) {
             memcpy(copy, b, len);
-            copy[k ? 60 + 56 * (size_t)n_layers : 44] ^= 0x10;
+            copy[k == 0 ? 44 : k == 1 ? p_at : s_at] ^= 0x10;
             assert_int_equal(ae_test_write_file(bad, copy, len), 0);
             expect_load_fails(bad, AE_ERR_FORMAT);
         }

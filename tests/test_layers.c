@@ -27,11 +27,11 @@ static ae_model *one_layer(int rank, const size_t *dims, add_fn add)
 
 /* L = sum(y * r): dL/dy = r. Forward in double-checked float, central differences. */
 static double probe_loss(const ae_layer *L, const float *x, const float *r, size_t n, float *y,
-                         float *ws)
+                         float *ws, const ae__pass *p)
 {
     double s = 0;
     size_t out = ae__shape_size(&L->out);
-    ae__layer_forward(L, x, y, n, ws);
+    ae__layer_forward_pass(L, x, y, n, ws, p);
     for (size_t i = 0; i < n * out; i++) s += (double)y[i] * r[i];
     return s;
 }
@@ -48,14 +48,14 @@ static void check_close(double analytic, double numeric, const char *what, size_
  * there (relu kink, max switch): the analytic value must then equal one of
  * the one-sided derivatives, and the point is counted. */
 static void check_one(const ae_layer *L, const float *x, const float *r, size_t n, float *y,
-                      float *ws, float *v, double analytic, float eps, const char *what, size_t i,
-                      size_t *kinks)
+                      float *ws, const ae__pass *p, float *v, double analytic, float eps,
+                      const char *what, size_t i, size_t *kinks)
 {
     float keep = *v;
     double up, down, mid, left, right;
-    mid = probe_loss(L, x, r, n, y, ws);
-    *v = keep + eps; up = probe_loss(L, x, r, n, y, ws);
-    *v = keep - eps; down = probe_loss(L, x, r, n, y, ws);
+    mid = probe_loss(L, x, r, n, y, ws, p);
+    *v = keep + eps; up = probe_loss(L, x, r, n, y, ws, p);
+    *v = keep - eps; down = probe_loss(L, x, r, n, y, ws, p);
     *v = keep;
     left = (mid - down) / eps;
     right = (up - mid) / eps;
@@ -71,7 +71,8 @@ static void check_one(const ae_layer *L, const float *x, const float *r, size_t 
     check_close(analytic, (up - down) / (2 * eps), what, i);
 }
 
-static void gradient_check(const ae_model *m, size_t n)
+/* p: the pass mode (NULL: inference, one thread) */
+static void gradient_check_pass(const ae_model *m, size_t n, const ae__pass *p)
 {
     const ae_layer *L = &m->layers[0];
     size_t in = ae__shape_size(&L->in), out = ae__shape_size(&L->out);
@@ -87,14 +88,14 @@ static void gradient_check(const ae_model *m, size_t n)
     ae_test_fill(&rng, x, n * in, -1.0, 1.0);
     ae_test_rng_seed(&rng, 12);
     ae_test_fill(&rng, r, n * out, -1.0, 1.0);
-    ae__layer_forward(L, x, y, n, ws);
+    ae__layer_forward_pass(L, x, y, n, ws, p);
     memcpy(dy, r, n * out * sizeof *dy);
-    ae__layer_backward(L, x, y, dy, 0, dx, g, g + L->n_kernel, n, ws);
+    ae__layer_backward_pass(L, x, y, dy, 0, dx, g, g + L->n_kernel, n, ws, p);
     for (size_t i = 0; i < n * in; i++) { /* input gradient */
-        check_one(L, x, r, n, y, ws, &x[i], dx[i], eps, "dx", i, &kinks);
+        check_one(L, x, r, n, y, ws, p, &x[i], dx[i], eps, "dx", i, &kinks);
     }
     for (size_t i = 0; i < L->n_kernel + L->n_bias; i++) { /* parameter gradients */
-        check_one(L, x, r, n, y, ws, m->params + L->param_offset + i, g[L->param_offset + i],
+        check_one(L, x, r, n, y, ws, p, m->params + L->param_offset + i, g[L->param_offset + i],
                   eps, "dparam", i, &kinks);
     }
     /* a relu kink or pooling switch inside +-eps is rare; many means a bug */
@@ -103,6 +104,8 @@ static void gradient_check(const ae_model *m, size_t n)
     if (kinks * 4 > n * in + L->n_kernel + L->n_bias) fail_msg("%zu kinks of %zu", kinks, n * in + L->n_kernel + L->n_bias);
     free(x); free(y); free(r); free(dy); free(dx); free(ws); free(g);
 }
+
+static void gradient_check(const ae_model *m, size_t n) { gradient_check_pass(m, n, NULL); }
 
 /* Random non-zero biases so relu kinks and bias gradients are exercised. */
 static void randomise_bias(ae_model *m)
@@ -131,6 +134,30 @@ static ae_status add_up(ae_builder *b) { return ae_builder_upsample2d(b); }
 static ae_status add_relu(ae_builder *b) { return ae_builder_activation(b, AE_ACT_RELU); }
 static ae_status add_sigmoid(ae_builder *b) { return ae_builder_activation(b, AE_ACT_SIGMOID); }
 static ae_status add_flatten(ae_builder *b) { return ae_builder_flatten(b); }
+static ae_status add_dense_tanh(ae_builder *b) { return ae_builder_dense(b, 4, AE_ACT_TANH); }
+static ae_status add_leaky(ae_builder *b) { return ae_builder_activation(b, AE_ACT_LEAKY_RELU); }
+static ae_status add_leaky_02(ae_builder *b)
+{
+    ae_status st = ae_builder_dense(b, 5, AE_ACT_LEAKY_RELU);
+    return st == AE_OK ? ae_builder_activation_param(b, 0.2) : st;
+}
+static ae_status add_elu(ae_builder *b) { return ae_builder_activation(b, AE_ACT_ELU); }
+static ae_status add_conv_elu_05(ae_builder *b)
+{
+    ae_status st = ae_builder_conv2d(b, 3, 3, AE_PAD_SAME, AE_ACT_ELU);
+    return st == AE_OK ? ae_builder_activation_param(b, 0.5) : st;
+}
+static ae_status add_conv_s2_same(ae_builder *b) { return ae_builder_conv2d_ex(b, 3, 3, 2, AE_PAD_SAME, AE_ACT_LINEAR); }
+static ae_status add_conv_s2_valid(ae_builder *b) { return ae_builder_conv2d_ex(b, 2, 3, 2, AE_PAD_VALID, AE_ACT_TANH); }
+static ae_status add_conv_s3_even(ae_builder *b) { return ae_builder_conv2d_ex(b, 2, 2, 3, AE_PAD_SAME, AE_ACT_RELU); }
+static ae_status add_conv_s1_ex(ae_builder *b) { return ae_builder_conv2d_ex(b, 8, 3, 1, AE_PAD_SAME, AE_ACT_RELU); }
+static ae_status add_convt_k4s2_same(ae_builder *b) { return ae_builder_conv2d_transpose(b, 3, 4, 2, AE_PAD_SAME, AE_ACT_LINEAR); }
+static ae_status add_convt_k3s2_same(ae_builder *b) { return ae_builder_conv2d_transpose(b, 2, 3, 2, AE_PAD_SAME, AE_ACT_SIGMOID); }
+static ae_status add_convt_k3s2_valid(ae_builder *b) { return ae_builder_conv2d_transpose(b, 2, 3, 2, AE_PAD_VALID, AE_ACT_LINEAR); }
+static ae_status add_convt_k2s3_valid(ae_builder *b) { return ae_builder_conv2d_transpose(b, 2, 2, 3, AE_PAD_VALID, AE_ACT_ELU); }
+static ae_status add_convt_k3s1_same(ae_builder *b) { return ae_builder_conv2d_transpose(b, 4, 3, 1, AE_PAD_SAME, AE_ACT_RELU); }
+static ae_status add_softplus(ae_builder *b) { return ae_builder_activation(b, AE_ACT_SOFTPLUS); }
+static ae_status add_conv_softplus(ae_builder *b) { return ae_builder_conv2d(b, 8, 3, AE_PAD_SAME, AE_ACT_SOFTPLUS); }
 static ae_status add_reshape(ae_builder *b)
 {
     size_t d[3] = {3, 5, 2};
@@ -162,6 +189,22 @@ static const case_def cases[] = {
     {"sigmoid", 3, {2, 3, 2}, add_sigmoid},
     {"flatten", 3, {2, 3, 2}, add_flatten},
     {"reshape", 1, {30}, add_reshape},
+    {"dense tanh", 1, {6}, add_dense_tanh},
+    {"leaky relu", 1, {9}, add_leaky},
+    {"dense leaky relu alpha 0.2", 1, {5}, add_leaky_02},
+    {"elu", 3, {2, 3, 2}, add_elu},
+    {"conv elu alpha 0.5 4x4x2", 3, {4, 4, 2}, add_conv_elu_05},
+    {"softplus", 1, {9}, add_softplus},
+    {"conv softplus 3x3x1", 3, {3, 3, 1}, add_conv_softplus},
+    {"conv stride 2 same 5x4x2", 3, {5, 4, 2}, add_conv_s2_same},
+    {"conv stride 2 valid 7x6x2", 3, {7, 6, 2}, add_conv_s2_valid},
+    {"conv stride 3 even kernel 7x5x1", 3, {7, 5, 1}, add_conv_s3_even},
+    {"conv_ex stride 1 direct 4x3x2", 3, {4, 3, 2}, add_conv_s1_ex},
+    {"conv transpose k4 s2 same 3x2x2", 3, {3, 2, 2}, add_convt_k4s2_same},
+    {"conv transpose k3 s2 same 2x3x3", 3, {2, 3, 3}, add_convt_k3s2_same},
+    {"conv transpose k3 s2 valid 3x2x1", 3, {3, 2, 1}, add_convt_k3s2_valid},
+    {"conv transpose k2 s3 valid 2x2x2", 3, {2, 2, 2}, add_convt_k2s3_valid},
+    {"conv transpose k3 s1 same 3x3x2", 3, {3, 3, 2}, add_convt_k3s1_same},
 };
 
 static void test_every_layer_gradient(void **state)
@@ -276,6 +319,322 @@ static void test_pool_and_upsample_by_hand(void **state)
     }
 }
 
+/* The new activations' values at a few points, against libm in double, and
+ * their parameters (defaults and ae_builder_activation_param's checks). */
+static void test_activations_by_hand(void **state)
+{
+    static const int acts[4] = {AE_ACT_TANH, AE_ACT_LEAKY_RELU, AE_ACT_ELU, AE_ACT_SOFTPLUS};
+    static const double alpha[4] = {0, 0.3, 1.0, 0};
+    const float x[6] = {-30.0f, -2.0f, -0.5f, 0.0f, 0.75f, 40.0f};
+    size_t dims[1] = {6};
+    float y[6];
+    (void)state;
+    for (int a = 0; a < 4; a++) {
+        ae_builder *b;
+        ae_model *m;
+        assert_int_equal(ae_builder_create(&b, 1, dims), AE_OK);
+        assert_int_equal(ae_builder_activation(b, (ae_activation)acts[a]), AE_OK);
+        assert_int_equal(ae_builder_build(&m, b, 1), AE_OK);
+        assert_float_equal(ae_layer_activation_param(ae_model_layer(m, 0)), alpha[a], 1e-7);
+        assert_int_equal(ae_model_predict(m, x, 1, y, 6), AE_OK);
+        for (int i = 0; i < 6; i++) {
+            double v = x[i], want;
+            switch (acts[a]) {
+            case AE_ACT_TANH: want = tanh(v); break;
+            case AE_ACT_LEAKY_RELU: want = v > 0 ? v : 0.3 * v; break;
+            case AE_ACT_ELU: want = v > 0 ? v : expm1(v); break;
+            default: want = log1p(exp(v)); break;
+            }
+            if (fabs(y[i] - want) > 1e-6 + 1e-6 * fabs(want))
+                fail_msg("activation %d at %g: %.9g, want %.9g", acts[a], v, y[i], want);
+        }
+        ae_model_free(m);
+        ae_builder_free(b);
+    }
+    {
+        ae_builder *b;
+        assert_int_equal(ae_builder_create(&b, 1, dims), AE_OK);
+        assert_int_equal(ae_builder_activation_param(b, 0.1), AE_ERR_STATE); /* no layer */
+        assert_int_equal(ae_builder_dense(b, 3, AE_ACT_RELU), AE_OK);
+        assert_int_equal(ae_builder_activation_param(b, 0.1), AE_ERR_STATE); /* relu: none */
+        assert_int_equal(ae_builder_dense(b, 3, AE_ACT_ELU), AE_OK);
+        assert_int_equal(ae_builder_activation_param(b, -1.0), AE_ERR_RANGE);
+        assert_int_equal(ae_builder_activation_param(b, NAN), AE_ERR_RANGE);
+        assert_int_equal(ae_builder_activation_param(b, 2.5), AE_OK);
+        assert_int_equal(ae_builder_activation(b, (ae_activation)7), AE_ERR_INVALID_ARG);
+        ae_builder_free(b);
+    }
+}
+
+/* Output sizes by Keras' rules (Conv2D strides; Conv2DTranspose, no output
+ * padding), and values against PyTorch (conv2d / conv_transpose2d on the
+ * same numbers, cropped or padded as TensorFlow does). */
+static void test_strided_and_transposed_by_hand(void **state)
+{
+    static const struct {
+        int transpose;
+        size_t in, k, s;
+        ae_padding pad;
+        size_t out;
+    } shapes[] = {
+        {0, 28, 3, 2, AE_PAD_SAME, 14}, {0, 7, 3, 2, AE_PAD_SAME, 4},
+        {0, 7, 3, 2, AE_PAD_VALID, 3},  {0, 8, 3, 3, AE_PAD_VALID, 2},
+        {0, 5, 1, 2, AE_PAD_SAME, 3},   {1, 7, 4, 2, AE_PAD_SAME, 14},
+        {1, 7, 4, 2, AE_PAD_VALID, 16}, {1, 3, 2, 3, AE_PAD_VALID, 9},
+        {1, 3, 3, 1, AE_PAD_VALID, 5},  {1, 5, 3, 2, AE_PAD_SAME, 10},
+    };
+    float w[9], y[16];
+    ae_builder *b;
+    ae_model *m;
+    (void)state;
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        size_t d[3] = {shapes[i].in, shapes[i].in + 1, 2};
+        assert_int_equal(ae_builder_create(&b, 3, d), AE_OK);
+        if (shapes[i].transpose)
+            assert_int_equal(ae_builder_conv2d_transpose(b, 3, shapes[i].k, shapes[i].s,
+                                                         shapes[i].pad, AE_ACT_LINEAR), AE_OK);
+        else
+            assert_int_equal(ae_builder_conv2d_ex(b, 3, shapes[i].k, shapes[i].s, shapes[i].pad,
+                                                  AE_ACT_LINEAR), AE_OK);
+        assert_int_equal(ae_builder_build(&m, b, 1), AE_OK);
+        assert_int_equal(ae_layer_output_dim(ae_model_layer(m, 0), 0), shapes[i].out);
+        assert_int_equal(ae_layer_stride(ae_model_layer(m, 0)), shapes[i].s);
+        ae_model_free(m);
+        ae_builder_free(b);
+    }
+    for (int i = 0; i < 9; i++) w[i] = (float)(i + 1);
+    { /* conv 3x3 stride 2 same on 4x4 (1..16): TF pads 0 above, 1 below */
+        size_t d[3] = {4, 4, 1};
+        float x[16];
+        const float want[4] = {348, 252, 274, 175};
+        for (int i = 0; i < 16; i++) x[i] = (float)(i + 1);
+        assert_int_equal(ae_builder_create(&b, 3, d), AE_OK);
+        assert_int_equal(ae_builder_conv2d_ex(b, 1, 3, 2, AE_PAD_SAME, AE_ACT_LINEAR), AE_OK);
+        assert_int_equal(ae_builder_build(&m, b, 1), AE_OK);
+        assert_int_equal(ae_model_set_param(m, 0, AE_PARAM_KERNEL, w, 9), AE_OK);
+        assert_int_equal(ae_model_predict(m, x, 1, y, 4), AE_OK);
+        assert_memory_equal(y, want, sizeof want);
+        ae_model_free(m);
+        ae_builder_free(b);
+    }
+    { /* transposed 3x3 stride 2 same on 2x2 (1..4): 4x4, the full 5x5 cropped at the end */
+        size_t d[3] = {2, 2, 1};
+        const float x[4] = {1, 2, 3, 4};
+        const float want[16] = {1, 2, 5, 4, 4, 5, 14, 10, 10, 14, 36, 24, 12, 15, 34, 20};
+        assert_int_equal(ae_builder_create(&b, 3, d), AE_OK);
+        assert_int_equal(ae_builder_conv2d_transpose(b, 1, 3, 2, AE_PAD_SAME, AE_ACT_LINEAR), AE_OK);
+        assert_int_equal(ae_builder_build(&m, b, 1), AE_OK);
+        assert_int_equal(ae_model_set_param(m, 0, AE_PARAM_KERNEL, w, 9), AE_OK);
+        assert_int_equal(ae_model_predict(m, x, 1, y, 16), AE_OK);
+        assert_memory_equal(y, want, sizeof want);
+        ae_model_free(m);
+        ae_builder_free(b);
+    }
+    { /* bad arguments */
+        size_t d[3] = {4, 4, 1};
+        assert_int_equal(ae_builder_create(&b, 3, d), AE_OK);
+        assert_int_equal(ae_builder_conv2d_ex(b, 1, 3, 0, AE_PAD_SAME, AE_ACT_LINEAR), AE_ERR_RANGE);
+        assert_int_equal(ae_builder_conv2d_ex(b, 1, 5, 2, AE_PAD_VALID, AE_ACT_LINEAR), AE_ERR_SHAPE);
+        assert_int_equal(ae_builder_conv2d_transpose(b, 1, 3, 65, AE_PAD_SAME, AE_ACT_LINEAR), AE_ERR_RANGE);
+        assert_int_equal(ae_builder_conv2d_transpose(b, 1, 3, 2, (ae_padding)5, AE_ACT_LINEAR), AE_ERR_INVALID_ARG);
+        assert_int_equal(ae_builder_layer_count(b), 0);
+        ae_builder_free(b);
+    }
+}
+
+static ae_status add_bn(ae_builder *b) { return ae_builder_batchnorm(b, 0.99, 1e-3); }
+
+/* gamma, beta and the moving statistics away from their initial values */
+static void randomise_bn(ae_model *m)
+{
+    ae_layer *L = &m->layers[0];
+    ae_test_rng r;
+    ae_test_rng_seed(&r, 9);
+    ae_test_fill(&r, L->kernel, L->units, 0.5, 1.5);
+    ae_test_fill(&r, L->bias, L->units, -0.3, 0.3);
+    ae_test_fill(&r, L->moving_mean, L->units, -0.2, 0.2);
+    ae_test_fill(&r, L->moving_var, L->units, 0.3, 1.2);
+}
+
+/* One-thread training pass over a model's batch statistics. */
+typedef struct train_pass {
+    ae__pass p;
+    double red[2 * (2 * 64 + 1)];
+    float state[2 * 64];
+} train_pass;
+
+static void train_pass_init(train_pass *tp, const ae_model *m)
+{
+    memset(tp, 0, sizeof *tp);
+    assert_true(m->n_stats <= 2 * 64);
+    tp->p.training = 1;
+    tp->p.nt = 1;
+    tp->p.red = tp->red;
+    tp->p.red_stride = 2 * 64 + 1;
+    tp->p.bn_state = tp->state;
+}
+
+/* Batch norm over dense features and conv channels: gradients by finite
+ * differences in inference mode (moving statistics) and in training mode
+ * (the batch's statistics, which depend on every row). */
+static void test_batchnorm_gradients(void **state)
+{
+    static const case_def bn_cases[] = {
+        {"batchnorm features", 1, {5}, add_bn},
+        {"batchnorm channels 3x2x3", 3, {3, 2, 3}, add_bn},
+    };
+    (void)state;
+    for (size_t c = 0; c < 2; c++) {
+        ae_model *m = one_layer(bn_cases[c].rank, bn_cases[c].dims, bn_cases[c].add);
+        train_pass tp;
+        assert_int_equal(ae_model_param_count(m), 2 * m->layers[0].units);
+        randomise_bn(m);
+        print_message("gradient check: %s, inference\n", bn_cases[c].name);
+        gradient_check(m, 3);
+        train_pass_init(&tp, m);
+        print_message("gradient check: %s, training\n", bn_cases[c].name);
+        gradient_check_pass(m, 4, &tp.p);
+        ae_model_free(m);
+    }
+}
+
+/* Training normalises with the batch's mean and biased variance (worked by
+ * hand) and moves the moving statistics by (1 - momentum); inference uses
+ * them. */
+static void test_batchnorm_by_hand(void **state)
+{
+    size_t dims[1] = {2};
+    const float x[6] = {1, 10, 2, 20, 3, 60}; /* feature 0: 1,2,3; feature 1: 10,20,60 */
+    const float gamma[2] = {2, 1}, beta[2] = {0.5f, 0};
+    const float *mm, *mv;
+    size_t cnt;
+    float y[6], ws[1];
+    ae_builder *b;
+    ae_model *m;
+    train_pass tp;
+    (void)state;
+    assert_int_equal(ae_builder_create(&b, 1, dims), AE_OK);
+    assert_int_equal(ae_builder_batchnorm(b, 0.9, 1e-3), AE_OK);
+    assert_int_equal(ae_builder_batchnorm(b, 1.5, 1e-3), AE_ERR_RANGE);
+    assert_int_equal(ae_builder_batchnorm(b, 0.9, 0.0), AE_ERR_RANGE);
+    assert_int_equal(ae_builder_build(&m, b, 1), AE_OK);
+    assert_string_equal(ae_layer_name(ae_model_layer(m, 0)), "batch_normalization");
+    assert_int_equal(ae_model_set_param(m, 0, AE_PARAM_KERNEL, gamma, 2), AE_OK);
+    assert_int_equal(ae_model_set_param(m, 0, AE_PARAM_BIAS, beta, 2), AE_OK);
+    train_pass_init(&tp, m);
+    ae__layer_forward_pass(&m->layers[0], x, y, 3, ws, &tp.p);
+    { /* feature 0: mean 2, var 2/3; feature 1: mean 30, var 1400/3 */
+        const double s0 = 1 / sqrt(2.0 / 3 + 1e-3), s1 = 1 / sqrt(1400.0 / 3 + 1e-3);
+        assert_float_equal(y[0], 2 * (1 - 2) * s0 + 0.5, 1e-5);
+        assert_float_equal(y[2], 0.5, 1e-6);
+        assert_float_equal(y[4], 2 * (3 - 2) * s0 + 0.5, 1e-5);
+        assert_float_equal(y[1], (10 - 30) * s1, 1e-5);
+        assert_float_equal(y[5], (60 - 30) * s1, 1e-5);
+    }
+    assert_int_equal(ae_layer_param(&mm, &cnt, ae_model_layer(m, 0), AE_PARAM_MOVING_MEAN), AE_OK);
+    assert_int_equal(cnt, 2);
+    assert_int_equal(ae_layer_param(&mv, &cnt, ae_model_layer(m, 0), AE_PARAM_MOVING_VARIANCE), AE_OK);
+    assert_float_equal(mm[0], 0.1 * 2, 1e-6);
+    assert_float_equal(mm[1], 0.1 * 30, 1e-5);
+    assert_float_equal(mv[0], 0.9 + 0.1 * 2.0 / 3, 1e-6);
+    assert_float_equal(mv[1], 0.9 + 0.1 * 1400.0 / 3, 1e-4);
+    { /* inference: the moving statistics, set by hand */
+        const float mean[2] = {1, 10}, var[2] = {4, 0.25f}, neg[2] = {1, -1};
+        float out[2];
+        assert_int_equal(ae_model_set_param(m, 0, AE_PARAM_MOVING_MEAN, mean, 2), AE_OK);
+        assert_int_equal(ae_model_set_param(m, 0, AE_PARAM_MOVING_VARIANCE, var, 2), AE_OK);
+        assert_int_equal(ae_model_set_param(m, 0, AE_PARAM_MOVING_VARIANCE, neg, 2), AE_ERR_RANGE);
+        assert_int_equal(ae_model_predict(m, x, 1, out, 2), AE_OK);
+        assert_float_equal(out[0], 0.5, 1e-6);
+        assert_float_equal(out[1], 0.0, 1e-6);
+    }
+    ae_model_free(m);
+    ae_builder_free(b);
+}
+
+static ae_status add_dropout(ae_builder *b) { return ae_builder_dropout(b, 0.3); }
+static ae_status add_gauss(ae_builder *b) { return ae_builder_gaussian_noise(b, 0.5, 0); }
+static ae_status add_gauss_clip(ae_builder *b) { return ae_builder_gaussian_noise(b, 0.5, 1); }
+static ae_status add_masking(ae_builder *b) { return ae_builder_masking_noise(b, 0.5); }
+
+/* Dropout and noise: finite-difference checks of training passes (the same
+ * draws in forward and backward), identity in inference, the draws' rates
+ * and moments, and draws that follow the batch row, not the call. */
+static void test_dropout_and_noise(void **state)
+{
+    static const case_def noise_cases[] = {
+        {"dropout 0.3", 1, {9}, add_dropout},
+        {"gaussian noise 0.5", 3, {2, 3, 2}, add_gauss},
+        {"gaussian noise 0.5 clipped", 1, {9}, add_gauss_clip},
+        {"masking noise 0.5", 1, {9}, add_masking},
+    };
+    enum { N = 200, D = 50 };
+    float *x = malloc(N * D * sizeof *x), *y = malloc(N * D * sizeof *y);
+    float *y2 = malloc(N * D * sizeof *y2);
+    (void)state;
+    for (size_t c = 0; c < 4; c++) {
+        ae_model *m = one_layer(noise_cases[c].rank, noise_cases[c].dims, noise_cases[c].add);
+        train_pass tp;
+        train_pass_init(&tp, m);
+        tp.p.key = ae__noise_key(1, 2, 0);
+        print_message("gradient check: %s, training\n", noise_cases[c].name);
+        gradient_check_pass(m, 3, &tp.p);
+        gradient_check(m, 3);
+        ae_model_free(m);
+    }
+    for (int kind = 0; kind < 3; kind++) {
+        size_t dims[1] = {D};
+        ae_model *m = one_layer(1, dims, kind == 0 ? add_dropout : kind == 1 ? add_gauss : add_masking);
+        train_pass tp;
+        double zeros = 0, sum = 0, sq = 0, scaled = 0;
+        float ws[1];
+        for (size_t i = 0; i < N * D; i++) x[i] = 0.25f + 0.5f * (float)(i % 7) / 7.0f;
+        train_pass_init(&tp, m);
+        tp.p.key = ae__noise_key(42, 0, 0);
+        ae__layer_forward_pass(&m->layers[0], x, y, N, ws, &tp.p);
+        for (size_t i = 0; i < N * D; i++) {
+            const double d = (double)y[i] - x[i];
+            zeros += y[i] == 0.0f;
+            scaled += y[i] != 0.0f && fabs(y[i] - x[i] / 0.7) < 1e-6;
+            sum += d;
+            sq += d * d;
+        }
+        if (kind == 0) { /* 30% dropped, the rest scaled by 1 / 0.7 */
+            assert_true(fabs(zeros / (N * D) - 0.3) < 0.02);
+            assert_true(zeros + scaled == N * D);
+        } else if (kind == 1) { /* mean 0, stddev 0.5 */
+            assert_true(fabs(sum / (N * D)) < 0.02);
+            assert_true(fabs(sqrt(sq / (N * D)) - 0.5) < 0.02);
+        } else {
+            assert_true(fabs(zeros / (N * D) - 0.5) < 0.02);
+        }
+        /* rows 5.. drawn again from row0 = 5 are the same */
+        tp.p.row0 = 5;
+        ae__layer_forward_pass(&m->layers[0], x + 5 * D, y2, N - 5, ws, &tp.p);
+        assert_memory_equal(y2, y + 5 * D, (N - 5) * D * sizeof *y);
+        /* another key, other draws; inference: the identity */
+        tp.p.row0 = 0;
+        tp.p.key = ae__noise_key(43, 0, 0);
+        ae__layer_forward_pass(&m->layers[0], x, y2, N, ws, &tp.p);
+        assert_true(memcmp(y, y2, N * D * sizeof *y) != 0);
+        assert_int_equal(ae_model_predict(m, x, N, y2, N * D), AE_OK);
+        assert_memory_equal(y2, x, N * D * sizeof *x);
+        ae_model_free(m);
+    }
+    {
+        ae_builder *b;
+        size_t dims[1] = {4};
+        assert_int_equal(ae_builder_create(&b, 1, dims), AE_OK);
+        assert_int_equal(ae_builder_dropout(b, 1.0), AE_ERR_RANGE);
+        assert_int_equal(ae_builder_masking_noise(b, -0.1), AE_ERR_RANGE);
+        assert_int_equal(ae_builder_gaussian_noise(b, 0.1, 2), AE_ERR_INVALID_ARG);
+        assert_int_equal(ae_builder_gaussian_noise(b, 0.1, 1), AE_OK);
+        assert_float_equal(ae_layer_noise_param(NULL), 0.0, 0);
+        ae_builder_free(b);
+    }
+    free(x); free(y); free(y2);
+}
+
 /* The vectorised sigmoid agrees with libm's to float rounding. */
 static void test_fast_sigmoid(void **state)
 {
@@ -298,6 +657,11 @@ int main(void)
         cmocka_unit_test(test_dense_by_hand),
         cmocka_unit_test(test_pool_and_upsample_by_hand),
         cmocka_unit_test(test_fast_sigmoid),
+        cmocka_unit_test(test_activations_by_hand),
+        cmocka_unit_test(test_strided_and_transposed_by_hand),
+        cmocka_unit_test(test_batchnorm_gradients),
+        cmocka_unit_test(test_batchnorm_by_hand),
+        cmocka_unit_test(test_dropout_and_noise),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

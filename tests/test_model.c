@@ -330,6 +330,163 @@ static void test_threaded_passes_match(void **state)
     }
 }
 
+/* A training pass as fit runs it: every thread forwards and backpropagates
+ * its share of the rows, then the gradients are summed. */
+typedef struct bn_job {
+    const ae_model *m;
+    ae__workspace *ws;
+    const float *x;
+    float *dout, *grads;
+    size_t n;
+} bn_job;
+
+static void bn_task(void *ctx, int t, int nt)
+{
+    bn_job *j = ctx;
+    const size_t out = ae_model_output_size(j->m);
+    float *g = t == 0 ? j->grads : j->ws->thread_grads[t];
+    size_t lo, hi;
+    ae__split(j->n, t, nt, &lo, &hi);
+    ae__forward_rows(j->m, j->ws, j->x, lo, hi, t);
+    /* dL/dy = y: the loss sum(y^2)/2 */
+    memcpy(j->dout + lo * out, j->ws->acts[j->m->n_layers - 1] + lo * out,
+           (hi - lo) * out * sizeof *j->dout);
+    ae__backward_rows(j->m, j->ws, j->x, j->dout, 0, g, lo, hi, t);
+    ae__pool_barrier(j->ws->pool);
+    ae__reduce_grads(j->ws, j->grads, t, nt);
+}
+
+/* Batch norm under data-parallel threads normalises with the statistics of
+ * the whole batch: outputs, gradients and moving statistics of a training
+ * pass on 3 threads (7 rows: uneven shares; 2 rows: a thread without rows)
+ * match one thread's. */
+static void test_batchnorm_threads_see_whole_batch(void **state)
+{
+    size_t dims[3] = {4, 4, 2};
+    const size_t sizes[2] = {7, 2};
+    ae_builder *b;
+    ae_model *base;
+    (void)state;
+    assert_int_equal(ae_builder_create(&b, 3, dims), AE_OK);
+    assert_int_equal(ae_builder_conv2d(b, 3, 3, AE_PAD_SAME, AE_ACT_LINEAR), AE_OK);
+    assert_int_equal(ae_builder_batchnorm(b, 0.9, 1e-3), AE_OK);
+    assert_int_equal(ae_builder_activation(b, AE_ACT_RELU), AE_OK);
+    assert_int_equal(ae_builder_flatten(b), AE_OK);
+    assert_int_equal(ae_builder_dense(b, 5, AE_ACT_LINEAR), AE_OK);
+    assert_int_equal(ae_builder_batchnorm(b, 0.9, 1e-3), AE_OK);
+    assert_int_equal(ae_builder_dense(b, 3, AE_ACT_TANH), AE_OK);
+    assert_int_equal(ae_builder_build(&base, b, 4), AE_OK);
+    ae_builder_free(b);
+    for (int k = 0; k < 2; k++) {
+        const size_t n = sizes[k], in = 32, out = 3;
+        ae_model *m1, *m3;
+        ae__workspace *one, *many;
+        float x[7 * 32], d1[7 * 3], d3[7 * 3], *g1, *g3;
+        ae_test_rng r;
+        bn_job j;
+        ae_test_rng_seed(&r, 3);
+        ae_test_fill(&r, x, n * in, -1.0, 1.0);
+        assert_int_equal(ae_model_clone(&m1, base), AE_OK);
+        assert_int_equal(ae_model_clone(&m3, base), AE_OK);
+        g1 = malloc(m1->n_params * sizeof *g1);
+        g3 = malloc(m1->n_params * sizeof *g3);
+        assert_int_equal(ae__workspace_create(m1, n, 1, &one), AE_OK);
+        assert_int_equal(ae__workspace_create(m3, n, 1, &many), AE_OK);
+        assert_int_equal(ae__workspace_set_threads(m3, many, 3), AE_OK);
+        j = (bn_job){m1, one, x, d1, g1, n};
+        ae__pool_run(one->pool, bn_task, &j);
+        j = (bn_job){m3, many, x, d3, g3, n};
+        ae__pool_run(many->pool, bn_task, &j);
+        for (size_t i = 0; i < n * out; i++)
+            if (fabsf(d1[i] - d3[i]) > 1e-5f) fail_msg("output %zu: %g vs %g", i, d1[i], d3[i]);
+        for (size_t i = 0; i < m1->n_params; i++)
+            if (fabsf(g1[i] - g3[i]) > 1e-5f + 1e-4f * fabsf(g1[i]))
+                fail_msg("%zu rows, param %zu: %g vs %g", n, i, (double)g1[i], (double)g3[i]);
+        for (size_t i = 0; i < m1->n_stats; i++)
+            if (fabsf(m1->stats[i] - m3->stats[i]) > 1e-6f)
+                fail_msg("statistic %zu: %g vs %g", i, m1->stats[i], m3->stats[i]);
+        assert_true(m1->stats[0] != 0.0f); /* the moving mean moved */
+        ae__workspace_free(one);
+        ae__workspace_free(many);
+        ae_model_free(m1);
+        ae_model_free(m3);
+        free(g1); free(g3);
+    }
+    ae_model_free(base);
+}
+
+/* fit trains a batch-norm model on 2 threads, also through a last batch of
+ * one row (one thread without rows still meets the other at the batch
+ * statistics), and moves the moving statistics that predict then uses. */
+static void test_batchnorm_fit(void **state)
+{
+    size_t dims[1] = {8};
+    const size_t n = 25; /* batches of 4, the last of 1 */
+    float x[25 * 8], y[25 * 8], mean0;
+    ae_builder *b;
+    ae_model *m;
+    ae_train_config *cfg;
+    ae_test_rng r;
+    (void)state;
+    ae_test_rng_seed(&r, 5);
+    ae_test_fill(&r, x, n * 8, 0.0, 1.0);
+    assert_int_equal(ae_builder_create(&b, 1, dims), AE_OK);
+    assert_int_equal(ae_builder_dense(b, 4, AE_ACT_LINEAR), AE_OK);
+    assert_int_equal(ae_builder_batchnorm(b, 0.99, 1e-3), AE_OK);
+    assert_int_equal(ae_builder_activation(b, AE_ACT_RELU), AE_OK);
+    assert_int_equal(ae_builder_dense(b, 8, AE_ACT_SIGMOID), AE_OK);
+    assert_int_equal(ae_builder_build(&m, b, 2), AE_OK);
+    ae_builder_free(b);
+    mean0 = m->layers[1].moving_mean[0];
+    assert_int_equal(ae_train_config_create(&cfg), AE_OK);
+    assert_int_equal(ae_train_config_set_int(cfg, AE_TRAIN_BATCH_SIZE, 4), AE_OK);
+    assert_int_equal(ae_train_config_set_int(cfg, AE_TRAIN_EPOCHS, 2), AE_OK);
+    assert_int_equal(ae_train_config_set_int(cfg, AE_TRAIN_THREADS, 2), AE_OK);
+    assert_int_equal(ae_train_fit(m, cfg, x, NULL, n, NULL), AE_OK);
+    assert_true(m->layers[1].moving_mean[0] != mean0);
+    assert_int_equal(ae_model_predict(m, x, n, y, n * 8), AE_OK);
+    ae_train_config_free(cfg);
+    ae_model_free(m);
+}
+
+/* Dropout and noise draw from the fit seed: two fits from the same weights
+ * and seed end with the same weights, another seed with others. */
+static void test_noise_fit_follows_seed(void **state)
+{
+    size_t dims[1] = {8};
+    const size_t n = 24;
+    float x[24 * 8];
+    ae_builder *b;
+    ae_model *base, *m[3];
+    ae_test_rng r;
+    (void)state;
+    ae_test_rng_seed(&r, 6);
+    ae_test_fill(&r, x, n * 8, 0.0, 1.0);
+    assert_int_equal(ae_builder_create(&b, 1, dims), AE_OK);
+    assert_int_equal(ae_builder_gaussian_noise(b, 0.3, 1), AE_OK);
+    assert_int_equal(ae_builder_masking_noise(b, 0.2), AE_OK);
+    assert_int_equal(ae_builder_dense(b, 6, AE_ACT_RELU), AE_OK);
+    assert_int_equal(ae_builder_dropout(b, 0.25), AE_OK);
+    assert_int_equal(ae_builder_dense(b, 8, AE_ACT_SIGMOID), AE_OK);
+    assert_int_equal(ae_builder_build(&base, b, 2), AE_OK);
+    ae_builder_free(b);
+    for (int k = 0; k < 3; k++) {
+        ae_train_config *cfg;
+        assert_int_equal(ae_model_clone(&m[k], base), AE_OK);
+        assert_int_equal(ae_train_config_create(&cfg), AE_OK);
+        assert_int_equal(ae_train_config_set_int(cfg, AE_TRAIN_BATCH_SIZE, 8), AE_OK);
+        assert_int_equal(ae_train_config_set_int(cfg, AE_TRAIN_EPOCHS, 2), AE_OK);
+        assert_int_equal(ae_train_config_set_int(cfg, AE_TRAIN_THREADS, 1), AE_OK);
+        assert_int_equal(ae_train_config_set_int(cfg, AE_TRAIN_SEED, k == 2 ? 8 : 7), AE_OK);
+        assert_int_equal(ae_train_fit(m[k], cfg, x, NULL, n, NULL), AE_OK);
+        ae_train_config_free(cfg);
+    }
+    assert_memory_equal(m[0]->params, m[1]->params, base->n_params * sizeof(float));
+    assert_true(memcmp(m[0]->params, m[2]->params, base->n_params * sizeof(float)) != 0);
+    for (int k = 0; k < 3; k++) ae_model_free(m[k]);
+    ae_model_free(base);
+}
+
 static void test_builder_errors(void **state)
 {
     ae_builder *b;
@@ -475,6 +632,9 @@ int main(void)
         cmocka_unit_test(test_predict_bit_identical),
         cmocka_unit_test(test_same_seed_same_weights), cmocka_unit_test(test_summary),
         cmocka_unit_test(test_model_gradients),  cmocka_unit_test(test_threaded_passes_match),
+        cmocka_unit_test(test_batchnorm_threads_see_whole_batch),
+        cmocka_unit_test(test_batchnorm_fit),
+        cmocka_unit_test(test_noise_fit_follows_seed),
         cmocka_unit_test(test_builder_errors),
         cmocka_unit_test(test_model_errors),     cmocka_unit_test(test_overflowing_outputs),
         cmocka_unit_test(test_tensor),

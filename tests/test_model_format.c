@@ -139,8 +139,12 @@ static void read_doc_tables(table *file, table *record)
         fail_msg("docs/formats.md: no file header or layer record table in \"## Model files\"");
 }
 
-/* Evaluates "60", "56 x L", "60 + 56L", "68 + 56L + 4P": a sum of terms, each
- * a number, a variable, or a number times a variable ("56L" or "56 x L"). */
+/* The statistic count S of the file being checked (0 until it is read). */
+static uint64_t g_S;
+
+/* Evaluates "60", "88 x L", "60 + 88L", "68 + 88L + 4P + 4S": a sum of terms,
+ * each a number, a variable (L, P, S), or a number times a variable ("88L"
+ * or "88 x L"). */
 static uint64_t eval(const char *expr, uint64_t L, uint64_t P)
 {
     uint64_t total = 0;
@@ -153,13 +157,13 @@ static uint64_t eval(const char *expr, uint64_t L, uint64_t P)
             num = strtoull(p, (char **)&p, 10);
             have_num = 1;
             while (*p == ' ') p++;
-            if (*p == 'x' && (p[1] == ' ' || p[1] == 'L' || p[1] == 'P')) {
+            if (*p == 'x' && (p[1] == ' ' || p[1] == 'L' || p[1] == 'P' || p[1] == 'S')) {
                 p++;
                 while (*p == ' ') p++;
             }
         }
-        if (*p == 'L' || *p == 'P') {
-            var = *p == 'L' ? L : P;
+        if (*p == 'L' || *p == 'P' || *p == 'S') {
+            var = *p == 'L' ? L : *p == 'P' ? P : g_S;
             have_var = 1;
             p++;
         }
@@ -185,6 +189,7 @@ static uint64_t type_bytes(const char *type)
 {
     if (strcmp(type, "u32") == 0) return 4;
     if (strcmp(type, "u64") == 0) return 8;
+    if (strcmp(type, "f64") == 0) return 8;
     if (strcmp(type, "u64[3]") == 0) return 24;
     return 0;
 }
@@ -233,6 +238,13 @@ static uint64_t le(const bytes *b, uint64_t off, int width)
     return v;
 }
 
+static double f64_of(uint64_t u)
+{
+    double d;
+    memcpy(&d, &u, 8);
+    return d;
+}
+
 static float le_f32(const bytes *b, uint64_t off)
 {
     uint32_t u = (uint32_t)le(b, off, 4);
@@ -265,10 +277,10 @@ static void check_model_file(const ae_model *m, const char *path, const table *f
                              const table *rt)
 {
     bytes b = slurp(path);
-    uint64_t L, P, rec0, rec_size, par, crc_at, pos;
+    uint64_t L, P, S, rec0, rec_size, par, crc_at, pos;
     size_t code;
     int rank = ae_model_input_rank(m);
-    size_t prev[3], total_params = 0;
+    size_t prev[3], total_params = 0, total_stats = 0;
 
     /* magic and the fixed-offset fields first: L gives the rest */
     {
@@ -278,6 +290,9 @@ static void check_model_file(const ae_model *m, const char *path, const table *f
     }
     L = hdr(&b, ft, "layer count L", 0, 0, 0);
     P = le(&b, eval(find(ft, "parameter count P")->offset, L, 0), 8);
+    g_S = 0;
+    S = le(&b, eval(find(ft, "statistic count S")->offset, L, P), 8);
+    g_S = S;
     assert_int_equal(check_contiguous(ft, L, P), b.n);
     assert_int_equal(hdr(&b, ft, "format version", 0, L, P), AE_MODEL_FORMAT_VERSION);
     assert_int_equal(hdr(&b, ft, "flags", 0, L, P), 0);
@@ -307,7 +322,9 @@ static void check_model_file(const ae_model *m, const char *path, const table *f
                              type_bytes(find(rt, name)->type) == 4 ? 4 : 8)
         uint64_t kind = FIELD("kind", 0), act = FIELD("activation", 0), pad = FIELD("padding", 0);
         uint64_t units = FIELD("units", 0), ksize = FIELD("kernel", 0);
-        uint64_t orank = FIELD("output rank", 0);
+        uint64_t orank = FIELD("output rank", 0), stride = FIELD("stride", 0);
+        double alpha = f64_of(FIELD("activation parameter", 0));
+        double opt1 = f64_of(FIELD("option 1", 0)), opt2 = f64_of(FIELD("option 2", 0));
         size_t out[3];
         assert_int_equal(kind, (uint64_t)ae_layer_kind_of(ly));
         assert_int_equal(act, (uint64_t)ae_layer_activation(ly));
@@ -315,6 +332,8 @@ static void check_model_file(const ae_model *m, const char *path, const table *f
         for (int k = 0; k < 3; k++) out[k] = k < (int)orank ? ae_layer_output_dim(ly, k) : 1;
         for (int k = 0; k < (int)orank; k++) assert_int_equal(FIELD("output dims", k), out[k]);
         assert_true(pad == AE_PAD_SAME || pad == AE_PAD_VALID);
+        assert_int_equal(stride, ae_layer_stride(ly));
+        assert_true(alpha == ae_layer_activation_param(ly));
         switch ((int)kind) {
         case AE_LAYER_DENSE:
             assert_int_equal(units, out[0]);
@@ -324,8 +343,31 @@ static void check_model_file(const ae_model *m, const char *path, const table *f
         case AE_LAYER_CONV2D:
             assert_int_equal(units, out[2]);
             assert_int_equal(ae_layer_param_count(ly), ksize * ksize * prev[2] * units + units);
-            /* same keeps the size, valid loses k - 1 */
-            assert_int_equal(out[0], pad == AE_PAD_SAME ? prev[0] : prev[0] - ksize + 1);
+            /* same: ceil(in / stride); valid: floor((in - k) / stride) + 1 */
+            assert_int_equal(out[0], pad == AE_PAD_SAME ? (prev[0] + stride - 1) / stride
+                                                        : (prev[0] - ksize) / stride + 1);
+            break;
+        case AE_LAYER_CONV2D_TRANSPOSE:
+            assert_int_equal(units, out[2]);
+            assert_int_equal(ae_layer_param_count(ly), ksize * ksize * prev[2] * units + units);
+            /* same: in * stride; valid: in * stride + max(k - stride, 0) */
+            assert_int_equal(out[0], prev[0] * stride + (pad == AE_PAD_VALID && ksize > stride
+                                                             ? ksize - stride : 0));
+            break;
+        case AE_LAYER_BATCHNORM:
+            assert_int_equal(units, out[orank == 1 ? 0 : 2]);
+            assert_int_equal(ae_layer_param_count(ly), 2 * units);
+            /* the models below use momentum 0.9 and epsilon 1e-3 */
+            assert_true(opt1 == 0.9 && opt2 == 1e-3);
+            total_stats += 2 * units;
+            break;
+        case AE_LAYER_DROPOUT:
+        case AE_LAYER_MASKING_NOISE:
+        case AE_LAYER_GAUSSIAN_NOISE:
+            assert_true(opt1 == ae_layer_noise_param(ly));
+            /* the Gaussian noise below is clipped */
+            assert_true(opt2 == (kind == AE_LAYER_GAUSSIAN_NOISE ? 1.0 : 0.0));
+            assert_int_equal(ae_layer_param_count(ly), 0);
             break;
         case AE_LAYER_MAXPOOL2D:
             assert_int_equal(units, 0);
@@ -364,6 +406,26 @@ static void check_model_file(const ae_model *m, const char *path, const table *f
         }
     }
     assert_int_equal(pos, par + 4 * P);
+
+    /* statistics: every batch-norm layer's moving mean then variance */
+    assert_int_equal(S, total_stats);
+    pos = eval(find(ft, "statistics")->offset, L, P);
+    assert_int_equal(eval(find(ft, "statistics")->size, L, P), 4 * S);
+    for (size_t i = 0; i < L; i++) {
+        const ae_layer *ly = ae_model_layer(m, i);
+        if (ae_layer_kind_of(ly) != AE_LAYER_BATCHNORM) continue;
+        for (int which = AE_PARAM_MOVING_MEAN; which <= AE_PARAM_MOVING_VARIANCE; which++) {
+            const float *v;
+            size_t n;
+            assert_int_equal(ae_layer_param(&v, &n, ly, (ae_param_kind)which), AE_OK);
+            for (size_t j = 0; j < n; j++, pos += 4) {
+                float got = le_f32(&b, pos);
+                if (memcmp(&got, &v[j], 4) != 0)
+                    fail_msg("layer %zu statistic %d[%zu]: the file has %g, the model %g", i,
+                             which, j, (double)got, (double)v[j]);
+            }
+        }
+    }
 
     /* the checksum: the last field, over every byte before it */
     crc_at = eval(find(ft, "CRC-32")->offset, L, P);
@@ -418,11 +480,150 @@ static void test_other_layer_kinds(void **state)
     save_and_check(m, "kinds");
 }
 
-int main(void)
+/* The kinds and fields of format version 2: strided and transposed
+ * convolutions, batch norm with statistics set away from their defaults,
+ * dropout and noise, activation parameters. */
+static void test_version2_layer_kinds(void **state)
 {
+    ae_builder *b;
+    ae_model *m;
+    size_t in[3] = {9, 7, 2};
+    const float mean[3] = {0.5f, -1.0f, 2.0f}, var[3] = {0.25f, 3.0f, 1.5f};
+    (void)state;
+    assert_int_equal(ae_builder_create(&b, 3, in), AE_OK);
+    assert_int_equal(ae_builder_gaussian_noise(b, 0.2, 1), AE_OK);
+    assert_int_equal(ae_builder_masking_noise(b, 0.3), AE_OK);
+    assert_int_equal(ae_builder_conv2d_ex(b, 3, 3, 2, AE_PAD_SAME, AE_ACT_LEAKY_RELU), AE_OK); /* 5x4x3 */
+    assert_int_equal(ae_builder_activation_param(b, 0.15), AE_OK);
+    assert_int_equal(ae_builder_batchnorm(b, 0.9, 1e-3), AE_OK);
+    assert_int_equal(ae_builder_conv2d_ex(b, 2, 2, 3, AE_PAD_VALID, AE_ACT_ELU), AE_OK); /* 2x1x2 */
+    assert_int_equal(ae_builder_conv2d_transpose(b, 3, 4, 2, AE_PAD_SAME, AE_ACT_TANH), AE_OK); /* 4x2x3 */
+    assert_int_equal(ae_builder_conv2d_transpose(b, 2, 3, 2, AE_PAD_VALID, AE_ACT_SOFTPLUS), AE_OK); /* 9x5x2 */
+    assert_int_equal(ae_builder_flatten(b), AE_OK);
+    assert_int_equal(ae_builder_dropout(b, 0.25), AE_OK);
+    assert_int_equal(ae_builder_dense(b, 4, AE_ACT_LINEAR), AE_OK);
+    assert_int_equal(ae_builder_batchnorm(b, 0.9, 1e-3), AE_OK);
+    assert_int_equal(ae_builder_build(&m, b, 6), AE_OK);
+    ae_builder_free(b);
+    assert_int_equal(ae_model_set_param(m, 3, AE_PARAM_MOVING_MEAN, mean, 3), AE_OK);
+    assert_int_equal(ae_model_set_param(m, 3, AE_PARAM_MOVING_VARIANCE, var, 3), AE_OK);
+    {
+        /* and it loads back predicting the same */
+        ae_model *back;
+        const char *path = ae_test_path("%s", "v2.aem");
+        float x[9 * 7 * 2], ya[4], yb[4];
+        for (int i = 0; i < 9 * 7 * 2; i++) x[i] = (float)(i % 5) / 5.0f;
+        assert_int_equal(ae_model_save(m, path), AE_OK);
+        assert_int_equal(ae_model_load(&back, path), AE_OK);
+        assert_int_equal(ae_model_predict(m, x, 1, ya, 4), AE_OK);
+        assert_int_equal(ae_model_predict(back, x, 1, yb, 4), AE_OK);
+        assert_memory_equal(ya, yb, sizeof ya);
+        ae_model_free(back);
+    }
+    save_and_check(m, "v2kinds");
+}
+
+/* ---- version 1 ------------------------------------------------------------------
+ * tests/data/model-v1/conv_v1.aem holds this model (every version-1 layer
+ * kind), written by the format-version-1 library (commit 29c565c)
+ * with `test_model_format --write-fixtures DIR`. */
+#define V1_FIXTURE AE_SOURCE_DIR "/tests/data/model-v1/conv_v1.aem"
+
+static ae_model *v1_fixture_model(void)
+{
+    ae_builder *b;
+    ae_model *m;
+    size_t in[3] = {6, 6, 1}, back[3] = {3, 3, 2};
+    assert_int_equal(ae_builder_create(&b, 3, in), AE_OK);
+    assert_int_equal(ae_builder_conv2d(b, 2, 3, AE_PAD_SAME, AE_ACT_RELU), AE_OK);   /* 6x6x2 */
+    assert_int_equal(ae_builder_maxpool2d(b, AE_PAD_SAME), AE_OK);                  /* 3x3x2 */
+    assert_int_equal(ae_builder_flatten(b), AE_OK);                                  /* 18 */
+    assert_int_equal(ae_builder_dense(b, 4, AE_ACT_LINEAR), AE_OK);
+    assert_int_equal(ae_builder_mark_code(b), AE_OK);
+    assert_int_equal(ae_builder_dense(b, 18, AE_ACT_RELU), AE_OK);
+    assert_int_equal(ae_builder_reshape(b, 3, back), AE_OK);
+    assert_int_equal(ae_builder_upsample2d(b), AE_OK);                               /* 6x6x2 */
+    assert_int_equal(ae_builder_conv2d(b, 1, 2, AE_PAD_VALID, AE_ACT_LINEAR), AE_OK); /* 5x5x1 */
+    assert_int_equal(ae_builder_activation(b, AE_ACT_SIGMOID), AE_OK);
+    assert_int_equal(ae_builder_build(&m, b, 2026), AE_OK);
+    ae_builder_free(b);
+    return m;
+}
+
+static int write_fixtures(const char *dir)
+{
+    char p[1024];
+    ae_model *m = v1_fixture_model();
+    ae_status st;
+    snprintf(p, sizeof p, "%s/conv_v1.aem", dir);
+    st = ae_model_save(m, p);
+    ae_model_free(m);
+    if (st != AE_OK) {
+        fprintf(stderr, "%s: %s\n", p, ae_last_error());
+        return 1;
+    }
+    printf("wrote %s\n", p);
+    return 0;
+}
+
+/* The committed version-1 file loads into the model it was written from:
+ * the same layers, bit-identical weights and predictions; saved again it
+ * becomes a current-version file that loads back the same; every truncation
+ * is AE_ERR_FORMAT. */
+static void test_version1_file_loads(void **state)
+{
+    ae_model *want = v1_fixture_model(), *got = NULL, *again = NULL;
+    float x[36], ya[25], yb[25];
+    bytes b = slurp(V1_FIXTURE);
+    (void)state;
+    assert_int_equal(le(&b, 8, 4), 1); /* it is a version-1 file */
+    assert_int_equal(ae_model_load(&got, V1_FIXTURE), AE_OK);
+    assert_int_equal(ae_model_layer_count(got), ae_model_layer_count(want));
+    for (size_t i = 0; i < ae_model_layer_count(want); i++) {
+        const ae_layer *a = ae_model_layer(want, i), *c = ae_model_layer(got, i);
+        assert_int_equal(ae_layer_kind_of(a), ae_layer_kind_of(c));
+        assert_int_equal(ae_layer_output_size(a), ae_layer_output_size(c));
+        assert_int_equal(ae_layer_stride(c), 1);
+        if (ae_layer_param_count(a)) {
+            const float *va, *vc;
+            size_t na, nc;
+            assert_int_equal(ae_layer_param(&va, &na, a, AE_PARAM_KERNEL), AE_OK);
+            assert_int_equal(ae_layer_param(&vc, &nc, c, AE_PARAM_KERNEL), AE_OK);
+            assert_int_equal(na, nc);
+            assert_memory_equal(va, vc, na * sizeof *va);
+        }
+    }
+    for (int i = 0; i < 36; i++) x[i] = (float)((i * 7) % 11) / 10.0f;
+    assert_int_equal(ae_model_predict(want, x, 1, ya, 25), AE_OK);
+    assert_int_equal(ae_model_predict(got, x, 1, yb, 25), AE_OK);
+    assert_memory_equal(ya, yb, sizeof ya);
+    {
+        const char *path = ae_test_path("%s", "resaved.aem");
+        assert_int_equal(ae_model_save(got, path), AE_OK);
+        assert_int_equal(ae_model_load(&again, path), AE_OK);
+        assert_int_equal(ae_model_predict(again, x, 1, yb, 25), AE_OK);
+        assert_memory_equal(ya, yb, sizeof ya);
+        for (size_t cut = 0; cut < b.n; cut += 37) {
+            ae_model *t = (ae_model *)1;
+            ae_test_write_file(path, b.p, cut);
+            assert_int_equal(ae_model_load(&t, path), AE_ERR_FORMAT);
+            assert_null(t);
+        }
+    }
+    free(b.p);
+    ae_model_free(want);
+    ae_model_free(got);
+    ae_model_free(again);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 3 && strcmp(argv[1], "--write-fixtures") == 0) return write_fixtures(argv[2]);
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(test_version1_file_loads, ae_test_alloc_teardown),
         cmocka_unit_test_teardown(test_reference_models, ae_test_alloc_teardown),
         cmocka_unit_test_teardown(test_other_layer_kinds, ae_test_alloc_teardown),
+        cmocka_unit_test_teardown(test_version2_layer_kinds, ae_test_alloc_teardown),
     };
     return cmocka_run_group_tests(tests, ae_test_group_setup, ae_test_group_teardown);
 }

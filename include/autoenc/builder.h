@@ -48,12 +48,102 @@ AE_API ae_status ae_builder_dense(ae_builder *b, size_t units, ae_activation act
 /** Convolution on a rank-3 input: @p filters outputs, odd or even k x k kernel, stride 1. */
 AE_API ae_status ae_builder_conv2d(ae_builder *b, size_t filters, size_t kernel,
                                    ae_padding padding, ae_activation activation);
+/**
+ * Convolution with a stride, Keras' Conv2D(filters, kernel, strides=stride,
+ * padding): AE_PAD_SAME gives ceil(in / stride) outputs per axis, padded with
+ * zeros split as TensorFlow does (the odd one at the bottom/right); VALID
+ * gives floor((in - kernel) / stride) + 1.
+ * @param b builder
+ * @param filters output channels, 1..65536
+ * @param kernel window side, 1..64
+ * @param stride 1..64
+ * @param padding AE_PAD_SAME or AE_PAD_VALID
+ * @param activation fused activation
+ * @return AE_OK; AE_ERR_SHAPE if the window does not fit, AE_ERR_RANGE or
+ *         AE_ERR_INVALID_ARG for bad arguments
+ */
+AE_API ae_status ae_builder_conv2d_ex(ae_builder *b, size_t filters, size_t kernel, size_t stride,
+                                      ae_padding padding, ae_activation activation);
+/**
+ * Transposed convolution, Keras' Conv2DTranspose(filters, kernel,
+ * strides=stride, padding): AE_PAD_SAME gives in * stride outputs per axis,
+ * VALID in * stride + max(kernel - stride, 0). The weights are laid out
+ * (kernel, kernel, filters, in_channels) as in Keras.
+ * @param b builder
+ * @param filters output channels, 1..65536
+ * @param kernel window side, 1..64
+ * @param stride 1..64
+ * @param padding AE_PAD_SAME or AE_PAD_VALID
+ * @param activation fused activation
+ * @return AE_OK; AE_ERR_RANGE or AE_ERR_INVALID_ARG for bad arguments
+ */
+AE_API ae_status ae_builder_conv2d_transpose(ae_builder *b, size_t filters, size_t kernel,
+                                             size_t stride, ae_padding padding,
+                                             ae_activation activation);
+/**
+ * Batch normalisation, Keras' BatchNormalization(momentum, epsilon) over the
+ * last axis (the features of a rank-1 input, the channels of an image):
+ * y = gamma (x - mean) / sqrt(var + epsilon) + beta. Training passes (fit)
+ * use the batch's mean and (biased) variance, over every thread's rows, and
+ * update moving = momentum moving + (1 - momentum) batch; inference
+ * (predict, encode, evaluate, validation) uses the moving statistics. gamma
+ * starts at 1, beta and the moving mean at 0, the moving variance at 1.
+ * Keras' defaults are momentum 0.99, epsilon 1e-3.
+ * @param b builder
+ * @param momentum 0..1
+ * @param epsilon 1e-12..1
+ * @return AE_OK; AE_ERR_RANGE for a bad momentum or epsilon
+ */
+AE_API ae_status ae_builder_batchnorm(ae_builder *b, double momentum, double epsilon);
+/**
+ * Inverted dropout (Keras' Dropout(rate)): in training passes each value is
+ * zeroed with probability @p rate and the others scaled by 1 / (1 - rate);
+ * inference passes leave the data unchanged. The draws come from the fit
+ * seed (AE_TRAIN_SEED), the step and the layer: the same for a seed whatever
+ * the thread count.
+ * @param b builder
+ * @param rate 0 <= rate < 1
+ * @return AE_OK; AE_ERR_RANGE for a bad rate
+ */
+AE_API ae_status ae_builder_dropout(ae_builder *b, double rate);
+/**
+ * Additive Gaussian noise for denoising autoencoders (Keras' GaussianNoise):
+ * training passes add stddev * N(0, 1) to every value and, if @p clip is
+ * non-zero, clip the result to [0, 1] (as the denoising example of Keras'
+ * autoencoder tutorial clips its noisy images); inference passes leave the
+ * data unchanged. Trained with an autoencoder's own inputs as targets, the
+ * model learns to map corrupted inputs to clean ones. Draws as for dropout.
+ * @param b builder
+ * @param stddev 0..1e6
+ * @param clip 0 or 1
+ * @return AE_OK; AE_ERR_RANGE for a bad stddev
+ */
+AE_API ae_status ae_builder_gaussian_noise(ae_builder *b, double stddev, int clip);
+/**
+ * Masking noise for denoising autoencoders: training passes set each value
+ * to 0 with probability @p probability (no rescaling, unlike dropout);
+ * inference passes leave the data unchanged. Draws as for dropout.
+ * @param b builder
+ * @param probability 0 <= probability < 1
+ * @return AE_OK; AE_ERR_RANGE for a bad probability
+ */
+AE_API ae_status ae_builder_masking_noise(ae_builder *b, double probability);
 /** 2x2 max pooling with stride 2; AE_PAD_SAME rounds up (7 -> 4), VALID down (7 -> 3). */
 AE_API ae_status ae_builder_maxpool2d(ae_builder *b, ae_padding padding);
 /** Nearest-neighbour upsampling by 2 in height and width. */
 AE_API ae_status ae_builder_upsample2d(ae_builder *b);
 /** Stand-alone element-wise activation. */
 AE_API ae_status ae_builder_activation(ae_builder *b, ae_activation activation);
+/**
+ * Sets the parameter (alpha) of the activation of the most recently added
+ * layer: the negative slope of AE_ACT_LEAKY_RELU (default 0.3, as Keras'
+ * LeakyReLU layer) or the negative-branch scale of AE_ACT_ELU (default 1.0).
+ * @param b builder
+ * @param alpha finite, 0..1000
+ * @return AE_OK; AE_ERR_STATE if the last layer's activation has no
+ *         parameter (or no layer was added), AE_ERR_RANGE for a bad alpha
+ */
+AE_API ae_status ae_builder_activation_param(ae_builder *b, double alpha);
 /** (h, w, c) -> (h*w*c), in NHWC order. */
 AE_API ae_status ae_builder_flatten(ae_builder *b);
 /** Reshape to rank 1 or 3 with the same number of floats per sample. */

@@ -9,7 +9,12 @@
  * Weight layouts (for ae_layer_param):
  *  - dense:  kernel (in, units) row-major, bias (units) (as Keras);
  *  - conv2d: kernel (kh, kw, in_channels, filters) row-major, bias (filters)
- *            (as Keras' HWIO layout).
+ *            (as Keras' HWIO layout);
+ *  - conv2d_transpose: kernel (kh, kw, filters, in_channels) row-major, bias
+ *            (filters) (as Keras' Conv2DTranspose);
+ *  - batch normalisation over C channels (the features of a rank-1 input,
+ *            the last axis of an image): kernel gamma (C), bias beta (C),
+ *            and the non-trainable moving mean (C) and variance (C).
  */
 #ifndef AUTOENC_LAYER_H
 #define AUTOENC_LAYER_H
@@ -26,19 +31,28 @@ typedef struct ae_layer ae_layer;
 /** Kinds of layer. Values are pinned. */
 typedef enum ae_layer_kind {
     AE_LAYER_DENSE = 1,      /**< fully connected, optional fused activation */
-    AE_LAYER_CONV2D = 2,     /**< k x k convolution, stride 1, same or valid padding */
+    AE_LAYER_CONV2D = 2,     /**< k x k convolution, any stride, same or valid padding */
     AE_LAYER_MAXPOOL2D = 3,  /**< 2x2 max pooling, stride 2, same or valid rounding */
     AE_LAYER_UPSAMPLE2D = 4, /**< nearest-neighbour upsampling by 2 */
     AE_LAYER_ACTIVATION = 5, /**< element-wise activation */
     AE_LAYER_FLATTEN = 6,    /**< (h, w, c) -> (h*w*c) */
-    AE_LAYER_RESHAPE = 7     /**< any shape -> any shape of the same size */
+    AE_LAYER_RESHAPE = 7,    /**< any shape -> any shape of the same size */
+    AE_LAYER_CONV2D_TRANSPOSE = 8, /**< transposed k x k convolution (Keras Conv2DTranspose) */
+    AE_LAYER_BATCHNORM = 9,        /**< batch normalisation over features or channels */
+    AE_LAYER_DROPOUT = 10,         /**< inverted dropout, training only */
+    AE_LAYER_GAUSSIAN_NOISE = 11,  /**< additive Gaussian noise, training only */
+    AE_LAYER_MASKING_NOISE = 12    /**< values zeroed at random, training only */
 } ae_layer_kind;
 
 /** Activation functions. Values are pinned. */
 typedef enum ae_activation {
     AE_ACT_LINEAR = 0,  /**< identity */
     AE_ACT_RELU = 1,    /**< max(0, x) */
-    AE_ACT_SIGMOID = 2  /**< 1 / (1 + exp(-x)) */
+    AE_ACT_SIGMOID = 2,    /**< 1 / (1 + exp(-x)) */
+    AE_ACT_TANH = 3,       /**< tanh(x) */
+    AE_ACT_LEAKY_RELU = 4, /**< x for x > 0, alpha x otherwise (alpha 0.3 unless set) */
+    AE_ACT_ELU = 5,        /**< x for x > 0, alpha (exp(x) - 1) otherwise (alpha 1 unless set) */
+    AE_ACT_SOFTPLUS = 6    /**< log(1 + exp(x)) */
 } ae_activation;
 
 /** Padding of convolutions and rounding of pooling. Values are pinned. */
@@ -49,8 +63,10 @@ typedef enum ae_padding {
 
 /** Which parameter array of a layer (ae_layer_param). Values are pinned. */
 typedef enum ae_param_kind {
-    AE_PARAM_KERNEL = 0, /**< weights */
-    AE_PARAM_BIAS = 1    /**< biases */
+    AE_PARAM_KERNEL = 0, /**< weights (batch norm: gamma) */
+    AE_PARAM_BIAS = 1,   /**< biases (batch norm: beta) */
+    AE_PARAM_MOVING_MEAN = 2,     /**< batch norm: moving mean (not trained) */
+    AE_PARAM_MOVING_VARIANCE = 3  /**< batch norm: moving variance (not trained) */
 } ae_param_kind;
 
 /** Kind of the layer (an ae_layer_kind value). */
@@ -61,13 +77,27 @@ AE_API const char *ae_layer_kind_name(ae_layer_kind kind);
 AE_API const char *ae_layer_name(const ae_layer *layer);
 /** Activation applied by the layer (AE_ACT_LINEAR for none). */
 AE_API ae_activation ae_layer_activation(const ae_layer *layer);
+/**
+ * Parameter (alpha) of the layer's activation: the slope of leaky ReLU for
+ * negative inputs, the scale of ELU's negative branch; 0 for the other
+ * activations. Set with ae_builder_activation_param().
+ */
+AE_API double ae_layer_activation_param(const ae_layer *layer);
 /** Rank of the per-sample output shape (1 or 3). */
 AE_API int ae_layer_output_rank(const ae_layer *layer);
 /** Per-sample output dimension @p axis (0 if out of range). */
 AE_API size_t ae_layer_output_dim(const ae_layer *layer, int axis);
+/**
+ * Rate of a dropout layer, standard deviation of a Gaussian noise layer,
+ * probability of a masking noise layer; 0 for other layers.
+ */
+AE_API double ae_layer_noise_param(const ae_layer *layer);
+/** Stride of a convolution or transposed convolution (1 for other layers, 0 for NULL). */
+AE_API size_t ae_layer_stride(const ae_layer *layer);
 /** Floats per sample in the output. */
 AE_API size_t ae_layer_output_size(const ae_layer *layer);
-/** Trainable parameters of the layer (0 for parameterless layers). */
+/** Trainable parameters of the layer (0 for parameterless layers; a batch
+ * norm's moving statistics are not counted). */
 AE_API size_t ae_layer_param_count(const ae_layer *layer);
 /**
  * Borrowed read-only view of a parameter array (layouts above): @p data

@@ -116,7 +116,7 @@ AE_API ae_status ae_model_evaluate(double *value, const ae_model *m, ae_loss los
 /* ---- files ----------------------------------------------------------------- */
 
 /** Format version written by ae_model_save (model files, docs/formats.md). */
-#define AE_MODEL_FORMAT_VERSION 1
+#define AE_MODEL_FORMAT_VERSION 2
 
 /**
  * Writes @p m to @p path: architecture and weights in one versioned,

@@ -143,12 +143,12 @@ commands)
 
     # info on every kind of file, text and JSON
     "$A" info "$M" "$W/ball.aei" "$W/codes.npy" "$S/star2.png" > "$S/info.txt"
-    grep -q "^$M: model file, format version 1, checksum ok" "$S/info.txt"
+    grep -q "^$M: model file, format version 2, checksum ok" "$S/info.txt"
     grep -q '^  code        layer 6 (max_pooling2d_2), 4x4x8 = 128 values' "$S/info.txt"
     grep -q 'Total params: 4,385' "$S/info.txt"
     grep -q "^$W/ball.aei: index file, format version 2, checksum ok" "$S/info.txt"
     grep -q "^$S/star2.png: PNG image, 28x28, grey" "$S/info.txt"
-    "$A" info --json "$M" | grep -q '"kind": "model", "format_version": 1, "checksum": "ok", "input": \[28, 28, 1\], "parameters": 4385'
+    "$A" info --json "$M" | grep -q '"kind": "model", "format_version": 2, "checksum": "ok", "input": \[28, 28, 1\], "parameters": 4385'
 
     # reconstruct
     "$A" reconstruct --model "$M" --data "$D" --png "$S/rec.png" -n 6 --json > "$S/rec.json"
@@ -169,7 +169,7 @@ errors)
     printf '\377\377\377\377' | dd of="$S/bad.aem" bs=1 seek=200 conv=notrunc 2> /dev/null
     expect 2 "bad.aem.*checksum" "$A" encode --model "$S/bad.aem" --data "$D" --out "$S/x.npy"
     expect 2 "bad.aem" "$A" info "$S/bad.aem"
-    grep -q "bad.aem: model file, format version 1, checksum mismatch" "$S/out.txt" || fail "info on a corrupt model"
+    grep -q "bad.aem: model file, format version 2, checksum mismatch" "$S/out.txt" || fail "info on a corrupt model"
     head -c 300 "$W/ball.aei" > "$S/short.aei"
     expect 2 "short.aei" "$A" search --model "$M" --index "$S/short.aei" id:1
     echo "not a picture" > "$S/fake.png"

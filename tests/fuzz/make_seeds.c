@@ -107,6 +107,30 @@ static ae_model *conv_model(void)
     return m;
 }
 
+/* the kinds and fields of format version 2 */
+static ae_model *v2_model(void)
+{
+    ae_builder *b;
+    ae_model *m;
+    size_t in[3] = {6, 6, 1}, img[3] = {3, 3, 2};
+    check(ae_builder_create(&b, 3, in), "builder");
+    check(ae_builder_gaussian_noise(b, 0.1, 1), "noise");
+    check(ae_builder_masking_noise(b, 0.2), "mask");
+    check(ae_builder_conv2d_ex(b, 2, 3, 2, AE_PAD_SAME, AE_ACT_LEAKY_RELU), "conv");
+    check(ae_builder_activation_param(b, 0.2), "alpha");
+    check(ae_builder_batchnorm(b, 0.99, 1e-3), "bn");
+    check(ae_builder_flatten(b), "flatten");
+    check(ae_builder_dropout(b, 0.5), "dropout");
+    check(ae_builder_dense(b, 3, AE_ACT_ELU), "dense");
+    check(ae_builder_mark_code(b), "mark");
+    check(ae_builder_dense(b, 18, AE_ACT_TANH), "dense");
+    check(ae_builder_reshape(b, 3, img), "reshape");
+    check(ae_builder_conv2d_transpose(b, 1, 4, 2, AE_PAD_SAME, AE_ACT_SOFTPLUS), "convt");
+    check(ae_builder_build(&m, b, 3), "build");
+    ae_builder_free(b);
+    return m;
+}
+
 static void seeds_model(void)
 {
     ae_model *m = dense_model(1);
@@ -117,6 +141,9 @@ static void seeds_model(void)
     ae_model_free(m);
     m = conv_model();
     check(ae_model_save(m, out("model", "conv.aemodel")), "save");
+    ae_model_free(m);
+    m = v2_model();
+    check(ae_model_save(m, out("model", "v2_kinds.aemodel")), "save");
     ae_model_free(m);
 }
 
