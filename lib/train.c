@@ -486,8 +486,16 @@ static void step_task_body(step_job *j, int t, int nt)
     }
     ae__pool_barrier(ws->pool);
     for (int k = 0; k < nt; k++) total += j->partial[k];
-    if (!isfinite(total)) return; /* every thread sees the same total */
-    ae__reduce_grads(ws, s->grads, t, nt);
+    if (isfinite(total)) {
+        ae__reduce_grads(ws, s->grads, t, nt);
+    } else if (s->reduce) {
+        /* the hook (an allreduce) must see every step of every process:
+         * hand it NaN, so that the other processes fail this step too */
+        ae__split(s->n_params, t, nt, &plo, &phi);
+        for (size_t i = plo; i < phi; i++) s->grads[i] = NAN;
+    } else {
+        return; /* every thread sees the same total */
+    }
     if (s->reduce) {
         /* the whole gradient is summed: hand it to the hook (on the calling
          * thread, thread 0), then go on with what it left */

@@ -299,7 +299,10 @@ AE_API ae_status ae_train_fit_source(ae_model *model, const ae_train_config *cfg
  * uses it: @p grads holds @p count floats (the model's parameter count, in
  * the layout of the parameters) that the callback may change in place, e.g.
  * average over processes with MPI_Allreduce. Return 0 to go on, non-zero for
- * a failure: the fit then fails with AE_ERR_IO.
+ * a failure: the fit then fails with AE_ERR_IO. A step whose loss is not
+ * finite still calls it, with every gradient NaN (so an average makes every
+ * process fail that step with AE_ERR_NUMERIC); a gradient left non-finite
+ * by the hook fails the fit with AE_ERR_NUMERIC.
  */
 typedef int (*ae_grad_reduce_fn)(float *grads, size_t count, void *user);
 /**
