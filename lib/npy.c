@@ -19,6 +19,7 @@
 #include <sys/types.h>
 
 #include "internal.h"
+#include "source_impl.h"
 
 #define NPY_MAGIC "\x93NUMPY"
 #define NPY_MAGIC_LEN 6
@@ -527,4 +528,19 @@ ae_status ae_npy_save_f32(const char *path, const float *data, int rank, const s
     ae__writer_write(&w, hdr, len);
     ae__writer_f32s(&w, data, total);
     return ae__writer_commit(&w, path, NULL);
+}
+
+ae_status ae__npy_layout_of(const char *path, ae__npy_layout *out)
+{
+    FILE *f;
+    npy_hdr h;
+    ae_status st = npy_open(path, &f, &h);
+    if (st != AE_OK) return st;
+    fclose(f);
+    out->dtype = h.dtype;
+    out->rows = h.rows;
+    out->row_elems = h.row_elems;
+    out->row_bytes = h.row_bytes;
+    out->data_offset = h.data_offset;
+    return AE_OK;
 }

@@ -7,6 +7,7 @@
 #define AE__HAVE_MXCSR 1
 #endif
 
+#include "source_impl.h"
 #include "train_state.h"
 
 /* ---- configuration ------------------------------------------------------------- */
@@ -348,8 +349,11 @@ typedef struct fit_state {
     float *grads;            /* n_params */
     float *epoch_start;      /* weight snapshot, n_params */
     float *xb, *yb, *dout;   /* gathered batch inputs/targets, output gradient */
+    float *xb_next, *yb_next; /* a source's next batch, filled in the background */
     size_t *order;           /* training row order */
+    size_t *val_rows;        /* a source's validation row numbers, batch of them */
     size_t n_train, batch, n_params, in, out;
+    int self_targets;        /* an autoencoder: the targets are the inputs */
     ae_grad_reduce_fn reduce; /* gradient hook, or NULL */
     void *reduce_user;
     int reduce_failed;       /* the hook failed in the last step */
@@ -364,11 +368,14 @@ static void fit_state_free(fit_state *s)
     ae__free_aligned(s->xb, s->batch * s->in * sizeof(float));
     ae__free_aligned(s->yb, s->batch * s->out * sizeof(float));
     ae__free_aligned(s->dout, s->batch * s->out * sizeof(float));
+    ae__free_aligned(s->xb_next, s->batch * s->in * sizeof(float));
+    ae__free_aligned(s->yb_next, s->batch * s->out * sizeof(float));
     ae__free(s->order, s->n_train * sizeof *s->order);
+    ae__free(s->val_rows, s->batch * sizeof *s->val_rows);
 }
 
 static ae_status fit_state_init(fit_state *s, const ae_model *m, const ae_train_config *c,
-                                size_t n_train)
+                                size_t n_train, int from_source)
 {
     size_t pbytes;
     ae_status st;
@@ -391,6 +398,13 @@ static ae_status fit_state_init(fit_state *s, const ae_model *m, const ae_train_
     s->order = ae__malloc(n_train * sizeof *s->order);
     if (!s->grads || !s->epoch_start || !s->xb || !s->yb || !s->dout || !s->order)
         return ae__fail(NULL, AE_ERR_NOMEM, "out of memory reserving training buffers");
+    if (from_source) {
+        s->xb_next = ae__malloc_aligned(s->batch * s->in * sizeof(float));
+        s->yb_next = ae__malloc_aligned(s->batch * s->out * sizeof(float));
+        s->val_rows = ae__malloc(s->batch * sizeof *s->val_rows);
+        if (!s->xb_next || !s->yb_next || !s->val_rows)
+            return ae__fail(NULL, AE_ERR_NOMEM, "out of memory reserving training buffers");
+    }
     for (size_t i = 0; i < n_train; i++) s->order[i] = i;
     return AE_OK;
 }
@@ -449,12 +463,12 @@ static void step_task_body(step_job *j, int t, int nt)
     ae__workspace *ws = s->ws;
     const ae_model *m = j->m;
     float *g = t == 0 ? s->grads : ws->thread_grads[t];
-    const float *targets = j->y == j->x ? s->xb : s->yb; /* an autoencoder's targets are its inputs */
+    const float *targets = s->self_targets ? s->xb : s->yb; /* an autoencoder's targets are its inputs */
     size_t lo, hi, plo, phi;
     double total = 0;
     int any_bad = 0;
     ae__split(j->rows, t, nt, &lo, &hi);
-    for (size_t r = lo; r < hi; r++) {
+    for (size_t r = lo; j->x && r < hi; r++) { /* in-memory rows; a source's are filled */
         size_t row = s->order[j->first + r];
         memcpy(s->xb + r * s->in, j->x + row * s->in, s->in * sizeof(float));
         if (j->y != j->x) memcpy(s->yb + r * s->out, j->y + row * s->out, s->out * sizeof(float));
@@ -474,21 +488,16 @@ static void step_task_body(step_job *j, int t, int nt)
     }
     ae__pool_barrier(ws->pool);
     for (int k = 0; k < nt; k++) total += j->partial[k];
-    if (!isfinite(total)) {
-        /* every thread sees the same total. With a hook, its peers (other
-         * processes) are waiting in this step's reduction: a NaN gradient
-         * tells them to stop too, instead of leaving them blocked */
-        if (s->reduce) {
-            ae__pool_barrier(ws->pool);
-            if (t == 0) {
-                for (size_t i = 0; i < s->n_params; i++) s->grads[i] = NAN;
-                (void)s->reduce(s->grads, s->n_params, s->reduce_user);
-            }
-            ae__pool_barrier(ws->pool);
-        }
-        return;
+    if (isfinite(total)) {
+        ae__reduce_grads(ws, s->grads, t, nt);
+    } else if (s->reduce) {
+        /* the hook (an allreduce) must see every step of every process:
+         * hand it NaN, so that the other processes fail this step too */
+        ae__split(s->n_params, t, nt, &plo, &phi);
+        for (size_t i = plo; i < phi; i++) s->grads[i] = NAN;
+    } else {
+        return; /* every thread sees the same total */
     }
-    ae__reduce_grads(ws, s->grads, t, nt);
     if (s->reduce) {
         /* the whole gradient is summed: hand it to the hook (on the calling
          * thread, thread 0), then go on with what it left */
@@ -551,27 +560,104 @@ static ae_status check_state_run(char *msg, const ae_train_state *ts, const ae_t
     return AE_OK;
 }
 
+/* The rows of a fit: in memory (x, y; y == x for an autoencoder), or the
+ * training source and an optional validation source. */
+typedef struct fit_data {
+    const float *x, *y;
+    size_t n;
+    const ae_source *train, *val;
+} fit_data;
+
+/* A source's shapes against the model's. */
+static ae_status check_source(char *msg, const ae_model *m, const ae_source *src, const char *what)
+{
+    const size_t in = ae_model_input_size(m), out = ae_model_output_size(m);
+    const size_t ts = ae_source_target_size(src);
+    if (ae_source_row_size(src) != in)
+        return ae__fail(msg, AE_ERR_SHAPE, "the %s source's rows hold %zu values, the model "
+                        "takes %zu", what, ae_source_row_size(src), in);
+    if (ts ? ts != out : in != out)
+        return ae__fail(msg, AE_ERR_SHAPE, "the %s source's targets hold %zu values, the model "
+                        "gives %zu", what, ts ? ts : in, out);
+    return AE_OK;
+}
+
+/* Checks a fit's rows; turns an in-memory float source into arrays (the
+ * step gathers those itself, as ae_train_fit does) and sets *n, the rows of
+ * the training source (validation split included). */
+static ae_status check_data(char *msg, const ae_model *m, fit_data *d)
+{
+    ae_status st;
+    if (!d->train) {
+        if ((st = check_rows(msg, m, d->x, d->y, d->n, NULL)) != AE_OK) return st;
+        if (!d->y) d->y = d->x;
+        return AE_OK;
+    }
+    if ((st = check_source(msg, m, d->train, "training")) != AE_OK) return st;
+    if (d->val && (st = check_source(msg, m, d->val, "validation")) != AE_OK) return st;
+    d->n = ae_source_rows(d->train);
+    if (!d->val && (d->x = ae__source_floats(d->train, &d->y)) != NULL) {
+        if ((st = check_rows(msg, m, d->x, d->y, d->n, NULL)) != AE_OK) return st;
+        if (!d->y) d->y = d->x;
+        d->train = NULL;
+    }
+    return AE_OK;
+}
+
+/* Validation loss sum over a source's rows [first, first + n), filled in
+ * batches into the step buffers. */
+static ae_status source_loss_sum(double *sum, const ae_model *m, fit_state *s, int loss,
+                                 const ae_source *src, size_t first, size_t n)
+{
+    ae_status st;
+    *sum = 0;
+    for (size_t done = 0; done < n; done += s->batch) {
+        const size_t rows = n - done < s->batch ? n - done : s->batch;
+        const float *p;
+        for (size_t i = 0; i < rows; i++) s->val_rows[i] = first + done + i;
+        if ((st = ae__source_fill(src, s->val_rows, rows, s->xb, s->self_targets ? NULL : s->yb)) != AE_OK)
+            return st;
+        p = ae__model_forward_ws(m, s->ws, s->xb, rows);
+        *sum += ae__loss_sum(loss, p, s->self_targets ? s->xb : s->yb, rows * s->out, NULL, 1, 0);
+    }
+    return AE_OK;
+}
+
+static ae_status source_fail(char *msg, ae_status st, size_t epoch, const char *what)
+{
+    return st == AE_ERR_NUMERIC
+               ? ae__fail(msg, st, "the %s source gave NaN or infinity (epoch %zu)", what, epoch)
+               : ae__fail(msg, AE_ERR_IO, "reading the %s source failed (epoch %zu)", what, epoch);
+}
+
 /* The fit loop shared by ae_train_fit (persist = 0: a state of its own for
  * one call, the row order shuffled further every epoch as in 0.1) and
- * ae_train_fit_state (persist = 1: the caller's state, every epoch shuffles
- * the identity order from the RNG saved at its start, so that a checkpoint
- * can replay it). */
+ * ae_train_fit_state / ae_train_fit_source (persist = 1: the caller's state,
+ * every epoch shuffles the identity order from the RNG saved at its start,
+ * so that a checkpoint can replay it). */
 static ae_status fit_run(ae_model *m, const ae_train_config *c, ae_train_state *ts, int persist,
-                         const float *x, const float *y, size_t n, ae_history *hist)
+                         fit_data d, ae_history *hist)
 {
     fit_state s;
+    ae__prefetch *pf = NULL;
     ae_status st = AE_OK;
-    size_t n_train, n_val, epochs, patience, pbytes, batch, ckpt_steps;
+    size_t n, n_train, n_val, epochs, patience, pbytes, batch, ckpt_steps;
     int loss, threads, stopped_early = 0, run_failed = 0;
     double min_delta;
+    const float *x, *y;
     if (!m) return ae__fail(NULL, AE_ERR_INVALID_ARG, "model is NULL");
     if (!c) return ae__fail(m->msg, AE_ERR_INVALID_ARG, "config is NULL");
     if (!ts) return ae__fail(m->msg, AE_ERR_INVALID_ARG, "training state is NULL");
-    if ((st = check_rows(m->msg, m, x, y, n, "ae_train_fit")) != AE_OK) return st;
-    if (!y) y = x;
+    if (d.val && c->dv[AE_TRAIN_VALIDATION_SPLIT] > 0)
+        return ae__fail(m->msg, AE_ERR_INVALID_ARG, "a validation source and "
+                        "AE_TRAIN_VALIDATION_SPLIT > 0 exclude each other");
+    if ((st = check_data(m->msg, m, &d)) != AE_OK) return st;
+    x = d.x;
+    y = d.y;
+    n = d.n;
     /* Keras: validation = the last rows, split before any shuffling */
     n_train = (size_t)floor((double)n * (1.0 - c->dv[AE_TRAIN_VALIDATION_SPLIT]));
-    n_val = n - n_train;
+    n_val = d.val ? ae_source_rows(d.val) : n - n_train;
     if (n_train == 0)
         return ae__fail(m->msg, AE_ERR_RANGE, "the validation split leaves no training rows");
     if (c->dv[AE_TRAIN_VALIDATION_SPLIT] > 0 && n_val == 0)
@@ -588,16 +674,19 @@ static ae_status fit_run(ae_model *m, const ae_train_config *c, ae_train_state *
         ae__keep_msg(m->msg);
         return st;
     }
-    if ((st = fit_state_init(&s, m, c, n_train)) != AE_OK ||
+    if ((st = fit_state_init(&s, m, c, n_train, d.train != NULL)) != AE_OK ||
+        (d.train && (st = ae__prefetch_start(&pf, d.train)) != AE_OK) ||
         (!ts->bound &&
          (st = ae__train_state_bind(ts, (int)c->iv[AE_TRAIN_OPTIMIZER],
                                     c->iv[AE_TRAIN_SHUFFLE] != 0, (uint64_t)c->iv[AE_TRAIN_SEED],
                                     batch, n_train, n_val, m->n_params)) != AE_OK)) {
+        ae__prefetch_stop(pf);
         fit_state_free(&s);
         ae__keep_msg(m->msg);
         return st;
     }
     s.opt = &ts->opt;
+    s.self_targets = d.train ? ae_source_target_size(d.train) == 0 : y == x;
     /* the hyper-parameters of this call (a schedule may change them between calls) */
     ts->opt.lr = c->dv[AE_TRAIN_LEARNING_RATE];
     ts->opt.beta1 = c->dv[AE_TRAIN_BETA1];
@@ -613,6 +702,7 @@ static ae_status fit_run(ae_model *m, const ae_train_config *c, ae_train_state *
     if (threads > AE__MAX_THREADS) threads = AE__MAX_THREADS;
     if ((size_t)threads > s.batch) threads = (int)s.batch; /* a thread needs a row */
     if ((st = ae__workspace_set_threads(m, s.ws, threads)) != AE_OK) {
+        ae__prefetch_stop(pf);
         fit_state_free(&s);
         ae__keep_msg(m->msg);
         return st;
@@ -629,10 +719,30 @@ static ae_status fit_run(ae_model *m, const ae_train_config *c, ae_train_state *
         if (persist)
             for (size_t i = 0; i < n_train; i++) s.order[i] = i;
         if (c->iv[AE_TRAIN_SHUFFLE] != 0) ae__shuffle(&rng, s.order, n_train);
+        if (pf && ts->step < steps) {
+            const size_t first = (size_t)ts->step * s.batch;
+            ae__prefetch_submit(pf, s.order + first, n_train - first < s.batch ? n_train - first : s.batch,
+                                s.xb_next, s.self_targets ? NULL : s.yb_next);
+        }
         for (size_t step = (size_t)ts->step; step < steps; step++) {
             size_t first = step * s.batch, rows = n_train - first < s.batch ? n_train - first : s.batch;
             double batch_sum;
             s.ws->noise_step = epoch * steps + step; /* fresh dropout/noise draws */
+            if (pf) {
+                /* this step's rows were filled in the background; start the next's */
+                float *swap;
+                if ((st = ae__prefetch_wait(pf)) != AE_OK) {
+                    st = source_fail(m->msg, st, epoch, "training");
+                    goto done;
+                }
+                swap = s.xb, s.xb = s.xb_next, s.xb_next = swap;
+                swap = s.yb, s.yb = s.yb_next, s.yb_next = swap;
+                if (step + 1 < steps) {
+                    const size_t nf = first + s.batch;
+                    ae__prefetch_submit(pf, s.order + nf, n_train - nf < s.batch ? n_train - nf : s.batch,
+                                        s.xb_next, s.self_targets ? NULL : s.yb_next);
+                }
+            }
             batch_sum = train_step(m, &s, loss, x, y, first, rows);
             if (isnan(batch_sum)) {
                 memcpy(m->params, ts->has_best && c->iv[AE_TRAIN_RESTORE_BEST] != 0 ? ts->best : s.epoch_start, pbytes);
@@ -664,7 +774,13 @@ static ae_status fit_run(ae_model *m, const ae_train_config *c, ae_train_state *
         seconds = now_seconds() - t0;
         stats[0] = sum;
         stats[1] = (double)n_train * (double)s.out;
-        stats[2] = n_val ? loss_sum(m, s.ws, loss, x + n_train * s.in, y + n_train * s.out, n_val) : 0;
+        if (!n_val) stats[2] = 0;
+        else if (!d.train && !d.val) stats[2] = loss_sum(m, s.ws, loss, x + n_train * s.in, y + n_train * s.out, n_val);
+        else if ((st = source_loss_sum(&stats[2], m, &s, loss, d.val ? d.val : d.train,
+                                       d.val ? 0 : n_train, n_val)) != AE_OK) {
+            st = source_fail(m->msg, st, epoch, "validation");
+            goto done;
+        }
         stats[3] = (double)n_val * (double)s.out;
         if (c->stat_reduce && c->stat_reduce(stats, 4, c->reduce_user) != 0) {
             st = ae__fail(m->msg, AE_ERR_IO, "the statistics reduction callback failed at "
@@ -724,6 +840,7 @@ done:
         (persist ? stopped_early && st == AE_OK : st == AE_OK || st == AE_STOPPED))
         memcpy(m->params, ts->best, pbytes);
     if (run_failed) ts->failed = 1;
+    ae__prefetch_stop(pf);
     ae__blas_single_end();
     fit_state_free(&s);
     return st;
@@ -735,8 +852,9 @@ ae_status ae_train_fit(ae_model *m, const ae_train_config *c, const float *x, co
     AE__ENTER();
     ae_train_state ts;
     ae_status st;
+    fit_data d = {x, y, n, NULL, NULL};
     memset(&ts, 0, sizeof ts);
-    st = fit_run(m, c, &ts, 0, x, y, n, hist);
+    st = fit_run(m, c, &ts, 0, d, hist);
     ae__train_state_release(&ts);
     return st;
 }
@@ -745,5 +863,22 @@ ae_status ae_train_fit_state(ae_model *m, const ae_train_config *c, ae_train_sta
                              const float *x, const float *y, size_t n, ae_history *hist)
 {
     AE__ENTER();
-    return fit_run(m, c, state, 1, x, y, n, hist);
+    fit_data d = {x, y, n, NULL, NULL};
+    return fit_run(m, c, state, 1, d, hist);
+}
+
+ae_status ae_train_fit_source(ae_model *m, const ae_train_config *c, ae_train_state *state,
+                              const ae_source *train, const ae_source *validation,
+                              ae_history *hist)
+{
+    AE__ENTER();
+    fit_data d = {NULL, NULL, 0, train, validation};
+    ae_train_state own;
+    ae_status st;
+    if (!train) return ae__fail(m ? m->msg : NULL, AE_ERR_INVALID_ARG, "training source is NULL");
+    if (state) return fit_run(m, c, state, 1, d, hist);
+    memset(&own, 0, sizeof own);
+    st = fit_run(m, c, &own, 0, d, hist);
+    ae__train_state_release(&own);
+    return st;
 }

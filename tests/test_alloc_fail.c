@@ -364,6 +364,25 @@ static ae_status s_fit_state(void *ctx)
     return st;
 }
 
+/* Two uint8 .npy files as one source, one epoch with the background reader. */
+static ae_status s_fit_npy(void *ctx)
+{
+    fit_ctx *c = ctx;
+    ae_source *src = NULL;
+    const char *paths[2];
+    ae_status st;
+    paths[0] = ae_test_path("s1.npy");
+    paths[1] = ae_test_path("s2.npy");
+    if ((st = ae_source_open_npy(&src, paths, 2)) != AE_OK) {
+        assert_null(src);
+        return st;
+    }
+    st = ae_train_fit_source(c->m, c->cfg, NULL, src, NULL, NULL);
+    memcpy(c->m->params, c->before, c->m->n_params * sizeof(float));
+    ae_source_free(src);
+    return st;
+}
+
 static void test_train_state(void **state)
 {
     ae_model *m;
@@ -380,8 +399,18 @@ static void test_train_state(void **state)
     assert_int_equal(ae_train_config_set_int(c.cfg, AE_TRAIN_THREADS, 2), AE_OK);
     assert_int_equal(ae_train_config_set_int(c.cfg, AE_TRAIN_CHECKPOINT_STEPS, 2), AE_OK);
     assert_int_equal(ae_train_config_set_double(c.cfg, AE_TRAIN_VALIDATION_SPLIT, 0.25), AE_OK);
+    {
+        unsigned char *u = ae_test_bytes(12 * 16, 3);
+        size_t d1[2] = {5, 16}, d2[2] = {7, 16};
+        assert_int_equal(ae_test_write_npy_u8(ae_test_path("s1.npy"), 2, d1, u), 0);
+        assert_int_equal(ae_test_write_npy_u8(ae_test_path("s2.npy"), 2, d2, u + 5 * 16), 0);
+        free(u);
+    }
     run_scenario("train state: fit, checkpoint, load", s_fit_state, NULL, &c, 1);
+    run_scenario("source: open .npy files, fit", s_fit_npy, NULL, &c, 0);
     unlink(ae_test_path("run.aeckpt"));
+    unlink(ae_test_path("s1.npy"));
+    unlink(ae_test_path("s2.npy"));
     ae_train_config_free(c.cfg);
     free(c.before);
     free((void *)c.x);

@@ -118,6 +118,26 @@ static void test_every_function_names_itself(void **state)
     EXPECT_FAIL(ae_train_fit_state(m, cfg, NULL, x, NULL, 0, NULL), "ae_train_fit_state");
     EXPECT_FAIL(ae_train_config_set_reduce(NULL, NULL, NULL, NULL), "ae_train_config_set_reduce");
     EXPECT_FAIL(ae_train_state_create(NULL), "ae_train_state_create");
+    EXPECT_FAIL(ae_train_fit_source(m, cfg, NULL, NULL, NULL, NULL), "ae_train_fit_source");
+    /* source.h */
+    EXPECT_FAIL(ae_source_create(NULL, 1, 1, 0, NULL, NULL, NULL), "ae_source_create");
+    EXPECT_FAIL(ae_source_from_floats(NULL, x, NULL, 1, 1, 0), "ae_source_from_floats");
+    EXPECT_FAIL(ae_source_from_u8(NULL, NULL, 1, 1), "ae_source_from_u8");
+    EXPECT_FAIL(ae_source_open_npy(NULL, NULL, 0), "ae_source_open_npy");
+    {
+        const char *np[1];
+        ae_source *src = NULL;
+        size_t r0 = 5;
+        np[0] = missing_path();
+        EXPECT_FAIL(ae_source_open_npy(&src, np, 1), "ae_source_open_npy");
+        assert_int_equal(ae_source_from_floats(&src, x, NULL, 2, 784, 0), AE_OK);
+        EXPECT_FAIL(ae_source_read(src, &r0, 1, y, 784, NULL, 0), "ae_source_read");
+        ae_source_free(src);
+        /* rows of another width than the model's */
+        assert_int_equal(ae_source_from_floats(&src, x, NULL, 4, 392, 0), AE_OK);
+        EXPECT_FAIL(ae_train_fit_source(m, cfg, NULL, src, NULL, NULL), "ae_train_fit_source");
+        ae_source_free(src);
+    }
     EXPECT_FAIL(ae_train_state_set_checkpoint(NULL, "x"), "ae_train_state_set_checkpoint");
     EXPECT_FAIL(ae_train_state_save(NULL, m, "x"), "ae_train_state_save");
     EXPECT_FAIL(ae_train_state_load(NULL, NULL, missing_path()), "ae_train_state_load");

@@ -337,7 +337,7 @@ static void test_loader_refuses_damage(void **unused)
 /* ---- reduction hooks -------------------------------------------------------------- */
 
 typedef struct hook_log {
-    size_t n_params, grad_calls, stat_calls, bad_counts;
+    size_t n_params, grad_calls, stat_calls, bad_counts, nan_calls;
     float scale;
     int fail_at; /* fail the grad hook at this call (0: never) */
 } hook_log;
@@ -347,6 +347,7 @@ static int grad_hook(float *g, size_t count, void *user)
     hook_log *l = user;
     l->grad_calls++;
     if (count != l->n_params) l->bad_counts++;
+    if (isnan(g[0]) && isnan(g[count - 1])) l->nan_calls++;
     for (size_t i = 0; i < count; i++) g[i] *= l->scale;
     return l->fail_at && (int)l->grad_calls == l->fail_at;
 }
@@ -403,6 +404,31 @@ static void test_reduction_hooks(void **unused)
     assert_non_null(strstr(ae_last_error(), "ae_train_fit_state: the gradient reduction"));
     assert_int_equal(ae_train_fit_state(z, c, s, x, NULL, N_ROWS, NULL), AE_ERR_STATE);
     ae_train_state_free(s);
+    /* a loss that overflows still reaches the hook, as NaN gradients (a
+     * linear output and huge inputs: the predictions overflow to infinity) */
+    {
+        float *big = ae_test_rows(N_ROWS, WIDTH, 7);
+        ae_builder *bld;
+        ae_model *lin;
+        size_t in[1] = {WIDTH};
+        for (size_t i = 0; i < WIDTH; i++) big[i] = 3e38f;
+        assert_int_equal(ae_builder_create(&bld, 1, in), AE_OK);
+        assert_int_equal(ae_builder_dense(bld, WIDTH, AE_ACT_LINEAR), AE_OK);
+        assert_int_equal(ae_builder_build(&lin, bld, 1), AE_OK);
+        ae_builder_free(bld);
+        log.fail_at = 0;
+        log.grad_calls = 0;
+        log.nan_calls = 0;
+        log.n_params = lin->n_params;
+        assert_int_equal(ae_train_config_set_int(c, AE_TRAIN_LOSS, AE_LOSS_MSE), AE_OK);
+        assert_int_equal(ae_train_config_set_double(c, AE_TRAIN_VALIDATION_SPLIT, 0), AE_OK);
+        assert_int_equal(ae_train_config_set_int(c, AE_TRAIN_SHUFFLE, 0), AE_OK);
+        assert_int_equal(ae_train_fit(lin, c, big, NULL, N_ROWS, NULL), AE_ERR_NUMERIC);
+        assert_int_equal(log.grad_calls, 1);
+        assert_int_equal(log.nan_calls, 1);
+        ae_model_free(lin);
+        free(big);
+    }
     ae_history_free(ha);
     ae_history_free(hb);
     ae_model_free(a);

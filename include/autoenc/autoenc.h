@@ -13,6 +13,7 @@
 #include "loss.h"
 #include "builder.h"
 #include "preset.h"
+#include "source.h"
 #include "train.h"
 #include "encoder.h"
 #include "npy.h"

@@ -24,6 +24,7 @@
 #include "common.h"
 #include "loss.h"
 #include "model.h"
+#include "source.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -266,6 +267,30 @@ AE_API ae_status ae_train_fit_state(ae_model *model, const ae_train_config *cfg,
                                     ae_train_state *state, const float *x, const float *y,
                                     size_t n, ae_history *history);
 
+/**
+ * Trains @p model on the rows of a data source (source.h), so the rows
+ * need not be in memory. @p train provides the training rows; the
+ * validation rows are either its last floor(rows * AE_TRAIN_VALIDATION_SPLIT)
+ * rows (Keras: taken before shuffling) or, when @p validation is not NULL,
+ * all rows of that source (the split must then be 0). Shuffling draws a
+ * permutation of all training rows from the seed, as ae_train_fit does;
+ * each batch's rows are read through the source, the next batch on a
+ * background thread while the current step runs (the results do not depend
+ * on that timing).
+ *
+ * @p state may be NULL: the fit then behaves as ae_train_fit on the same rows
+ * (an in-memory float source gives bit-identical weights, a uint8 source the
+ * weights of its rows scaled by 1/255 as floats); with a state it continues
+ * the run as ae_train_fit_state does (checkpoints included).
+ *
+ * @return as ae_train_fit, and AE_ERR_SHAPE for a source whose row or target
+ *         size does not fit the model, AE_ERR_IO when a source's read fails,
+ *         AE_ERR_NUMERIC when it gives NaN or infinity.
+ */
+AE_API ae_status ae_train_fit_source(ae_model *model, const ae_train_config *cfg,
+                                     ae_train_state *state, const ae_source *train,
+                                     const ae_source *validation, ae_history *history);
+
 /* ---- reduction hooks (data-parallel training) ------------------------------------ */
 
 /**
@@ -275,9 +300,9 @@ AE_API ae_status ae_train_fit_state(ae_model *model, const ae_train_config *cfg,
  * the layout of the parameters) that the callback may change in place, e.g.
  * average over processes with MPI_Allreduce. Return 0 to go on, non-zero for
  * a failure: the fit then fails with AE_ERR_IO. A step whose loss is not
- * finite still calls the hook, with every gradient value NaN, so that peers
- * waiting in the same reduction learn of it (the fit then fails with
- * AE_ERR_NUMERIC whatever the hook returns).
+ * finite still calls it, with every gradient NaN (so an average makes every
+ * process fail that step with AE_ERR_NUMERIC); a gradient left non-finite
+ * by the hook fails the fit with AE_ERR_NUMERIC.
  */
 typedef int (*ae_grad_reduce_fn)(float *grads, size_t count, void *user);
 /**

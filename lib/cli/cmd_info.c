@@ -1,4 +1,4 @@
-/* autoenc info: what a model, index, .npy or PNG file holds. */
+/* autoenc info: what a model, index, checkpoint, .npy or PNG file holds. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,9 +12,12 @@
 static const char MODEL_MAGIC[8] = {'A', 'E', 'M', 'O', 'D', 'E', 'L', '\0'};
 static const char INDEX_MAGIC[8] = {'\x89', 'A', 'E', 'I', 'D', 'X', '\r', '\n'};
 static const char NPY_MAGIC[6] = {'\x93', 'N', 'U', 'M', 'P', 'Y'};
+static const char CKPT_MAGIC[8] = {'A', 'E', 'C', 'K', 'P', 'T', '\0', '\0'};
 static const char PNG_MAGIC[8] = {'\x89', 'P', 'N', 'G', '\r', '\n', '\x1a', '\n'};
 
-typedef enum file_kind { KIND_UNKNOWN, KIND_MODEL, KIND_INDEX, KIND_NPY, KIND_PNG } file_kind;
+typedef enum file_kind {
+    KIND_UNKNOWN, KIND_MODEL, KIND_INDEX, KIND_NPY, KIND_PNG, KIND_CHECKPOINT
+} file_kind;
 
 /* The kind from the first bytes, and the format version of model and index
  * files (a u32 at offset 8 in both, docs/formats.md). */
@@ -41,6 +44,7 @@ static int sniff(const char *path, file_kind *kind, unsigned *version)
     else if (n >= 8 && memcmp(head, INDEX_MAGIC, 8) == 0) *kind = KIND_INDEX;
     else if (n >= 6 && memcmp(head, NPY_MAGIC, 6) == 0) *kind = KIND_NPY;
     else if (n >= 8 && memcmp(head, PNG_MAGIC, 8) == 0) *kind = KIND_PNG;
+    else if (n >= 8 && memcmp(head, CKPT_MAGIC, 8) == 0) *kind = KIND_CHECKPOINT;
     if (n >= 12)
         *version = (unsigned)head[8] | (unsigned)head[9] << 8 | (unsigned)head[10] << 16 |
                    (unsigned)head[11] << 24;
@@ -250,6 +254,47 @@ static int info_png(const char *path, int json)
     return CLI_EXIT_OK;
 }
 
+/* A training checkpoint: its position and its model. */
+static int info_checkpoint(const char *path, unsigned version, int json)
+{
+    ae_train_state *s = NULL;
+    ae_model *m = NULL;
+    ae_status st = ae_train_state_load(&s, &m, path);
+    char count[32];
+    if (st != AE_OK) {
+        if (json) {
+            printf("{\"type\": \"info\", \"file\": ");
+            cli_json_str(stdout, path);
+            printf(", \"kind\": \"checkpoint\", \"format_version\": %u, \"checksum\": \"%s\", "
+                   "\"error\": ", version, checksum_word(st));
+            cli_json_str(stdout, ae_last_error());
+            printf("}\n");
+        } else {
+            printf("%s: training checkpoint, format version %u, checksum %s\n", path, version,
+                   checksum_word(st));
+        }
+        return cli_lib_error(st, "%s is not usable", path);
+    }
+    if (json) {
+        printf("{\"type\": \"info\", \"file\": ");
+        cli_json_str(stdout, path);
+        printf(", \"kind\": \"checkpoint\", \"format_version\": %u, \"checksum\": \"ok\", "
+               "\"epochs_done\": %zu, \"step\": %zu, \"parameters\": %zu, \"layers\": %zu}\n",
+               version, ae_train_state_epoch(s), ae_train_state_step(s), ae_model_param_count(m),
+               ae_model_layer_count(m));
+    } else {
+        printf("%s: training checkpoint, format version %u, checksum ok\n", path, version);
+        printf("  position    %zu epochs done", ae_train_state_epoch(s));
+        if (ae_train_state_step(s)) printf(", %zu steps into the next", ae_train_state_step(s));
+        printf("\n  model       %s parameters in %zu layers (autoenc train --resume %s)\n",
+               cli_count(count, sizeof count, ae_model_param_count(m)), ae_model_layer_count(m),
+               path);
+    }
+    ae_train_state_free(s);
+    ae_model_free(m);
+    return CLI_EXIT_OK;
+}
+
 int cli_cmd_info(int argc, char **argv)
 {
     cli_list files = {0};
@@ -264,9 +309,10 @@ int cli_cmd_info(int argc, char **argv)
         "Shows what each FILE holds: a model (format version, checksum, input, layers and\n"
         "shapes, parameters, code layer and size, the spec that rebuilds it), an index\n"
         "(format version, checksum, backend, metric, count, code size, labels, parameters),\n"
+        "a training checkpoint (format version, checksum, epochs and steps done, model size),\n"
         "a .npy array (dtype, shape) or a PNG image (size, colour). A file that cannot be\n"
         "used is reported, and the exit status is that of the first such file.",
-        "Not available yet: training checkpoints (the library writes none)."};
+        NULL};
     rc = cli_parse(opts, &help, argc, argv, &files);
     if (rc != CLI_EXIT_OK) {
         cli_list_free(&files);
@@ -287,8 +333,10 @@ int cli_cmd_info(int argc, char **argv)
             case KIND_INDEX: rc = info_index(path, version, json); break;
             case KIND_NPY: rc = info_npy(path, json); break;
             case KIND_PNG: rc = info_png(path, json); break;
+            case KIND_CHECKPOINT: rc = info_checkpoint(path, version, json); break;
             default:
-                cli_error("%s: not a libautoenc model or index, a .npy array or a PNG image", path);
+                cli_error("%s: not a libautoenc model, index or checkpoint, a .npy array or a PNG "
+                          "image", path);
                 rc = CLI_EXIT_FILE;
             }
         }

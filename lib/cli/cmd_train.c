@@ -1,4 +1,5 @@
-/* autoenc train: a preset or a spec of layers, trained on --data, saved to --out. */
+/* autoenc train: a preset or a spec of layers, trained on --data, saved to --out;
+ * with --checkpoint/--resume through a training state and checkpoint files. */
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -45,10 +46,13 @@ static int on_progress(ae_train_event event, size_t epoch, size_t step, size_t s
                           cli_count(rate, sizeof rate, elapsed > 0 ? (size_t)(rows / elapsed) : 0),
                           cli_duration(eta, sizeof eta, elapsed / (double)step * (double)(steps - step)));
     } else {
+        /* the history holds this run's epochs; epoch counts from the
+         * checkpoint's start when resuming */
+        const size_t last = ae_history_epochs(h) - 1;
         double val, secs, ips;
-        ae_history_get(&val, h, epoch, AE_HIST_VAL_LOSS);
-        ae_history_get(&secs, h, epoch, AE_HIST_SECONDS);
-        ae_history_get(&ips, h, epoch, AE_HIST_IMAGES_PER_SECOND);
+        ae_history_get(&val, h, last, AE_HIST_VAL_LOSS);
+        ae_history_get(&secs, h, last, AE_HIST_SECONDS);
+        ae_history_get(&ips, h, last, AE_HIST_IMAGES_PER_SECOND);
         cli_progress_clear(&c->progress);
         if (c->json) {
             printf("{\"type\": \"epoch\", \"epoch\": %zu, \"epochs\": %lld, \"loss\": ", epoch + 1,
@@ -91,8 +95,9 @@ static ae_status configure(ae_train_config *cfg, int optimizer, int loss, int64_
 int cli_cmd_train(int argc, char **argv)
 {
     cli_list data = {0};
-    const char *model_arg = NULL, *out = NULL;
+    const char *model_arg = NULL, *out = NULL, *ckpt = NULL, *resume = NULL;
     int64_t epochs = 10, batch = 32, patience = 0, threads = 0, seed = 42, per_category = 0;
+    int64_t ckpt_steps = 0;
     double lr = 1e-3, split = 0.2, min_delta = 0;
     int optimizer = 0, loss = 0, invert = 0, quiet = 0, json = 0, rc;
     const cli_opt opts[] = {
@@ -120,6 +125,13 @@ int cli_cmd_train(int argc, char **argv)
          "seed of the initial weights and the shuffles", NULL},
         {"per-category", 0, CLI_OPT_INT, &per_category, 0, 1e15, "N",
          "use the first N rows of each .npy file (0 = all)", NULL},
+        {"checkpoint", 0, CLI_OPT_STRING, &ckpt, 0, 0, "FILE.aeckpt",
+         "write a checkpoint (model and training state) there after every epoch", NULL},
+        {"checkpoint-steps", 0, CLI_OPT_INT, &ckpt_steps, 0, 1e15, "N",
+         "also write the checkpoint every N steps (0 = at epoch ends only)", NULL},
+        {"resume", 0, CLI_OPT_STRING, &resume, 0, 0, "FILE.aeckpt",
+         "continue the run of that checkpoint (same --data and settings; --epochs is the total)",
+         NULL},
         {"invert", 0, CLI_OPT_FLAG, &invert, 0, 0, NULL,
          "PNG input shows dark ink on a light background", NULL},
         {"quiet", 'q', CLI_OPT_FLAG, &quiet, 0, 0, NULL, "no progress display, no epoch lines",
@@ -136,10 +148,18 @@ int cli_cmd_train(int argc, char **argv)
         "and the last --validation-split of them validate. With --patience, training stops\n"
         "when val_loss stops improving and the best epoch's weights are saved; without it,\n"
         "every epoch runs and the last epoch's weights are saved.",
-        "Not available yet: --resume (the library keeps no optimiser state between runs).\n"
-        "Ctrl-C stops training after the current step; nothing is written then.\n"
+        "With --checkpoint, every epoch (and every --checkpoint-steps steps) saves the model\n"
+        "and the training state (optimiser, position, shuffling, early stopping) to a\n"
+        "checkpoint; --resume continues such a run exactly where the checkpoint was written,\n"
+        "to the weights an uninterrupted run would have reached (same data, settings, seed\n"
+        "and --threads), and keeps writing the checkpoint (to --checkpoint, else the resumed\n"
+        "file). A run with a checkpoint shuffles its rows afresh every epoch, so its results\n"
+        "differ from a run without one after the first epoch.\n"
+        "Ctrl-C stops training after the current step; --out is not written then, but a\n"
+        "checkpoint is, when there is one.\n"
         "Model specs, data formats and exit codes: man autoenc."};
     ae_model *m = NULL;
+    ae_train_state *state = NULL;
     ae_train_config *cfg = NULL;
     ae_history *h = NULL;
     cli_data d;
@@ -160,11 +180,34 @@ int cli_cmd_train(int argc, char **argv)
     }
     cli_quiet = quiet;
     if (!data.n) rc = cli_missing("train", "--data PATH");
-    else if (!model_arg) rc = cli_missing("train", "--model MODEL");
+    else if (!model_arg && !resume) rc = cli_missing("train", "--model MODEL");
     else if (!out) rc = cli_missing("train", "--out FILE.aem");
     if (rc != CLI_EXIT_OK) goto done;
 
-    if ((rc = cli_model_from_arg(&m, model_arg, (uint64_t)seed)) != CLI_EXIT_OK) goto done;
+    if (resume) {
+        if ((st = ae_train_state_load(&state, &m, resume)) != AE_OK) {
+            rc = cli_lib_error(st, "cannot resume from %s", resume);
+            goto done;
+        }
+        if ((int64_t)ae_train_state_epoch(state) >= epochs) {
+            cli_error("%s already holds %zu epochs; --epochs %lld asks for no more", resume,
+                      ae_train_state_epoch(state), (long long)epochs);
+            rc = CLI_EXIT_USAGE;
+            goto done;
+        }
+        if (!ckpt) ckpt = resume;
+        if (model_arg) cli_note("--model is ignored: the model comes from %s", resume);
+    } else if ((rc = cli_model_from_arg(&m, model_arg, (uint64_t)seed)) != CLI_EXIT_OK) {
+        goto done;
+    }
+    if (ckpt && !state && (st = ae_train_state_create(&state)) != AE_OK) {
+        rc = cli_lib_error(st, "training setup");
+        goto done;
+    }
+    if (ckpt && (st = ae_train_state_set_checkpoint(state, ckpt)) != AE_OK) {
+        rc = cli_lib_error(st, "checkpoint %s", ckpt);
+        goto done;
+    }
     cli_input_of_model(&in, m);
     dopts.per_category = (size_t)per_category;
     dopts.invert = invert;
@@ -189,6 +232,15 @@ int cli_cmd_train(int argc, char **argv)
         rc = cli_lib_error(st, "training settings");
         goto done;
     }
+    if (state) {
+        /* --epochs is the run's total: a resumed run does what is left */
+        st = ae_train_config_set_int(cfg, AE_TRAIN_EPOCHS, epochs - (int64_t)ae_train_state_epoch(state));
+        if (st == AE_OK) st = ae_train_config_set_int(cfg, AE_TRAIN_CHECKPOINT_STEPS, ckpt_steps);
+        if (st != AE_OK) {
+            rc = cli_lib_error(st, "training settings");
+            goto done;
+        }
+    }
     n_train = (size_t)floor((double)d.n * (1.0 - split));
     memset(&ctx, 0, sizeof ctx);
     cli_progress_start(&ctx.progress);
@@ -200,7 +252,8 @@ int cli_cmd_train(int argc, char **argv)
     if (!json && !quiet)
         printf("training %s (%s parameters) on %s rows, validating on %s, batch %lld, "
                "up to %lld epochs\n",
-               ae_preset_from_name(&(ae_preset){0}, model_arg) == AE_OK ? model_arg : "a spec",
+               resume ? resume
+               : ae_preset_from_name(&(ae_preset){0}, model_arg) == AE_OK ? model_arg : "a spec",
                cli_count(buf1, sizeof buf1, ae_model_param_count(m)),
                cli_count(buf2, sizeof buf2, n_train), cli_count(buf3, sizeof buf3, d.n - n_train),
                (long long)batch, (long long)epochs);
@@ -213,10 +266,23 @@ int cli_cmd_train(int argc, char **argv)
     sigaction(SIGTERM, &sa, &old_term);
     t0 = cli_now();
     ctx.epoch_start = t0;
-    st = ae_train_fit(m, cfg, d.rows, NULL, d.n, h);
+    st = state ? ae_train_fit_state(m, cfg, state, d.rows, NULL, d.n, h)
+               : ae_train_fit(m, cfg, d.rows, NULL, d.n, h);
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
     cli_progress_clear(&ctx.progress);
+    if (st == AE_STOPPED && state) {
+        /* the state stopped after a whole step: the checkpoint resumes there */
+        ae_status cs = ae_train_state_save(state, m, ckpt);
+        if (cs == AE_OK)
+            cli_error("interrupted: %s was not written; %s holds the run (epoch %zu, step %zu): "
+                      "continue with --resume %s", out, ckpt, ae_train_state_epoch(state) + 1,
+                      ae_train_state_step(state), ckpt);
+        else
+            cli_lib_error(cs, "interrupted, and the checkpoint %s could not be written", ckpt);
+        rc = CLI_EXIT_INTERRUPTED;
+        goto done;
+    }
     if (st == AE_STOPPED) {
         cli_error("interrupted: %s was not written", out);
         rc = CLI_EXIT_INTERRUPTED;
@@ -228,6 +294,10 @@ int cli_cmd_train(int argc, char **argv)
             cli_note("the loss became NaN or infinite: a smaller --lr often helps");
         goto done;
     }
+    /* a run with a state keeps its last weights when its epochs run out
+     * (it could go on); the saved model is the best epoch's, as without one */
+    if (state && patience > 0 && !ae_history_stopped_early(h))
+        (void)ae_train_state_restore_best(state, m);
     if ((st = ae_model_save(m, out)) != AE_OK) {
         rc = cli_lib_error(st, "cannot write %s", out);
         goto done;
@@ -261,6 +331,7 @@ done:
     cli_data_free(&d);
     ae_history_free(h);
     ae_train_config_free(cfg);
+    ae_train_state_free(state);
     ae_model_free(m);
     cli_list_free(&data);
     return rc;

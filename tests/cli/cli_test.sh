@@ -97,6 +97,20 @@ commands)
         --seed 3 --json --out "$S/mixed.aem" > "$S/mixed.json"
     grep -q '"rows": 100, "train_rows": 100, "validation_rows": 0' "$S/mixed.json" || fail "mixed data"
     grep -q '"val_loss": null' "$S/mixed.json" || fail "no validation: val_loss null"
+    # checkpoints: 1 epoch with --checkpoint, then --resume to 3 == 3 epochs in one run
+    "$A" train --data "$D" --model simple --epochs 3 --batch 16 --threads 1 \
+        --checkpoint "$S/full.aeckpt" --quiet --out "$S/full.aem"
+    "$A" train --data "$D" --model simple --epochs 1 --batch 16 --threads 1 \
+        --checkpoint "$S/part.aeckpt" --checkpoint-steps 5 --quiet --out "$S/part.aem"
+    "$A" info "$S/part.aeckpt" | grep -q 'position    1 epochs done' || fail "info on a checkpoint"
+    "$A" info --json "$S/part.aeckpt" |
+        grep -q '"kind": "checkpoint", "format_version": 1, "checksum": "ok", "epochs_done": 1, "step": 0, "parameters": 50992' ||
+        fail "info --json on a checkpoint"
+    "$A" train --data "$D" --epochs 3 --batch 16 --threads 1 --resume "$S/part.aeckpt" \
+        --quiet --out "$S/resumed.aem"
+    cmp "$S/full.aem" "$S/resumed.aem" || fail "--resume does not continue the run exactly"
+    "$A" info --json "$S/part.aeckpt" | grep -q '"epochs_done": 3' || fail "--resume updates the checkpoint"
+    expect 1 "already holds 3 epochs" "$A" train --data "$D" --epochs 3 --resume "$S/part.aeckpt" --out "$S/x.aem"
 
     # encode: a category folder is its files in name order, rows in file order
     "$A" encode --model "$M" --data "$D" --out "$S/codes.npy" --json > "$S/encode.json"
@@ -175,7 +189,7 @@ errors)
     echo "not a picture" > "$S/fake.png"
     expect 2 "fake.png: not a readable PNG" "$A" search --model "$M" --index "$W/ball.aei" "$S/fake.png"
     cp "$S/fake.png" "$S/fake.txt"
-    expect 2 "fake.txt: not a libautoenc model or index" "$A" info "$S/fake.txt"
+    expect 2 "fake.txt: not a libautoenc model, index or checkpoint" "$A" info "$S/fake.txt"
     expect 2 "not a .npy file, a .png image" "$A" encode --model "$M" --data "$S/fake.txt" --out "$S/x.npy"
     # outputs that cannot be written
     expect 2 "cannot write $S/no/dir/x.aem" "$A" train --data "$D/book.npy" --model simple --epochs 1 --out "$S/no/dir/x.aem"

@@ -1,0 +1,277 @@
+/* Data sources: every built-in source trains to exactly the weights of
+ * ae_train_fit on the same rows (float32 in memory, uint8 scaled by 1/255 in
+ * memory and from .npy files, one or several, and through the background
+ * batch reader), an explicit validation source equals the validation split,
+ * custom sources with targets, failures of a source, and a source run
+ * continued through a training state. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "nn.h"
+#include "test_support.h"
+
+#define N 230
+#define W 24
+
+static ae_model *model(size_t in, size_t out, uint64_t seed)
+{
+    ae_builder *b;
+    ae_model *m;
+    size_t dims[1];
+    dims[0] = in;
+    assert_int_equal(ae_builder_create(&b, 1, dims), AE_OK);
+    assert_int_equal(ae_builder_dense(b, 8, AE_ACT_RELU), AE_OK);
+    assert_int_equal(ae_builder_mark_code(b), AE_OK);
+    assert_int_equal(ae_builder_dense(b, out, AE_ACT_SIGMOID), AE_OK);
+    assert_int_equal(ae_builder_build(&m, b, seed), AE_OK);
+    ae_builder_free(b);
+    return m;
+}
+
+static ae_train_config *config(double split)
+{
+    ae_train_config *c;
+    assert_int_equal(ae_train_config_create(&c), AE_OK);
+    assert_int_equal(ae_train_config_set_int(c, AE_TRAIN_EPOCHS, 3), AE_OK);
+    assert_int_equal(ae_train_config_set_int(c, AE_TRAIN_BATCH_SIZE, 16), AE_OK);
+    assert_int_equal(ae_train_config_set_int(c, AE_TRAIN_SEED, 5), AE_OK);
+    assert_int_equal(ae_train_config_set_int(c, AE_TRAIN_THREADS, 2), AE_OK);
+    assert_int_equal(ae_train_config_set_double(c, AE_TRAIN_VALIDATION_SPLIT, split), AE_OK);
+    return c;
+}
+
+/* ae_train_fit on x (and y) from a fresh model: the reference weights. */
+static ae_model *reference(const ae_train_config *c, const float *x, const float *y, size_t out)
+{
+    ae_model *m = model(W, out, 9);
+    assert_int_equal(ae_train_fit(m, c, x, y, N, NULL), AE_OK);
+    return m;
+}
+
+/* ae_train_fit_source from a fresh model must give ref's weights. */
+static void expect_same(const ae_model *ref, const ae_train_config *c, const ae_source *train,
+                        const ae_source *val)
+{
+    ae_model *m = model(W, ae_model_output_size(ref), 9);
+    assert_int_equal(ae_train_fit_source(m, c, NULL, train, val, NULL), AE_OK);
+    assert_memory_equal(m->params, ref->params, m->n_params * sizeof(float));
+    ae_model_free(m);
+}
+
+static float *scaled(const uint8_t *u, size_t n)
+{
+    float *x = malloc(n * sizeof *x);
+    for (size_t i = 0; i < n; i++) x[i] = (float)u[i] * AE_NPY_U8_UNIT;
+    return x;
+}
+
+static void test_builtin_sources_match_fit(void **unused)
+{
+    uint8_t *u = ae_test_bytes(N * W, 1);
+    float *x = scaled(u, N * W);
+    ae_train_config *c = config(0.2);
+    ae_model *ref = reference(c, x, NULL, W);
+    ae_source *s;
+    const char *paths[2];
+    size_t d1[2] = {100, W}, d2[3] = {N - 100, 4, W / 4};
+    (void)unused;
+    /* float32 in memory: the gathering path of ae_train_fit itself */
+    assert_int_equal(ae_source_from_floats(&s, x, NULL, N, W, 0), AE_OK);
+    assert_int_equal(ae_source_rows(s), N);
+    assert_int_equal(ae_source_row_size(s), W);
+    assert_int_equal(ae_source_target_size(s), 0);
+    expect_same(ref, c, s, NULL);
+    ae_source_free(s);
+    /* uint8 in memory, scaled on the fly, read by the background thread */
+    assert_int_equal(ae_source_from_u8(&s, u, N, W), AE_OK);
+    expect_same(ref, c, s, NULL);
+    ae_source_free(s);
+    /* the same bytes as two uint8 .npy files of different shapes */
+    paths[0] = ae_test_path("a.npy");
+    paths[1] = ae_test_path("b.npy");
+    assert_int_equal(ae_test_write_npy_u8(paths[0], 2, d1, u), 0);
+    assert_int_equal(ae_test_write_npy_u8(paths[1], 3, d2, u + 100 * W), 0);
+    assert_int_equal(ae_source_open_npy(&s, paths, 2), AE_OK);
+    assert_int_equal(ae_source_rows(s), N);
+    assert_int_equal(ae_source_row_size(s), W);
+    expect_same(ref, c, s, NULL);
+    ae_source_free(s);
+    /* float32 .npy */
+    {
+        size_t d[2] = {N, W};
+        assert_int_equal(ae_npy_save_f32(paths[0], x, 2, d), AE_OK);
+        assert_int_equal(ae_source_open_npy(&s, paths, 1), AE_OK);
+        expect_same(ref, c, s, NULL);
+        ae_source_free(s);
+    }
+    ae_model_free(ref);
+    ae_train_config_free(c);
+    free(x);
+    free(u);
+}
+
+/* Training rows and validation rows as two sources == the split; this goes
+ * through the background reader for in-memory floats too. */
+static void test_validation_source(void **unused)
+{
+    float *x = ae_test_rows(N, W, 2);
+    ae_train_config *c = config(0.2), *c0 = config(0);
+    ae_model *ref = reference(c, x, NULL, W);
+    const size_t n_train = (size_t)floor(N * 0.8);
+    ae_source *t, *v;
+    ae_history *h;
+    double vl;
+    (void)unused;
+    assert_int_equal(ae_source_from_floats(&t, x, NULL, n_train, W, 0), AE_OK);
+    assert_int_equal(ae_source_from_floats(&v, x + n_train * W, NULL, N - n_train, W, 0), AE_OK);
+    expect_same(ref, c0, t, v);
+    /* a split beside a validation source is refused */
+    assert_int_equal(ae_train_fit_source(ref, c, NULL, t, v, NULL), AE_ERR_INVALID_ARG);
+    /* the history's validation loss is that of the validation rows */
+    assert_int_equal(ae_history_create(&h), AE_OK);
+    assert_int_equal(ae_train_config_set_int(c0, AE_TRAIN_EPOCHS, 1), AE_OK);
+    assert_int_equal(ae_train_fit_source(ref, c0, NULL, t, v, h), AE_OK);
+    assert_int_equal(ae_history_get(&vl, h, 0, AE_HIST_VAL_LOSS), AE_OK);
+    {
+        double want;
+        assert_int_equal(ae_model_evaluate(&want, ref, AE_LOSS_BCE, x + n_train * W, NULL,
+                                           N - n_train), AE_OK);
+        if (!(fabs(vl - want) <= 1e-9 * fabs(want))) fail_msg("val loss %.17g, evaluate %.17g", vl, want);
+    }
+    ae_history_free(h);
+    ae_source_free(t);
+    ae_source_free(v);
+    ae_model_free(ref);
+    ae_train_config_free(c);
+    ae_train_config_free(c0);
+    free(x);
+}
+
+/* ---- custom sources ------------------------------------------------------------------ */
+typedef struct custom {
+    const float *x, *y;
+    size_t calls;
+    int fail_at, nan_at; /* fail / write a NaN at this call (0: never) */
+    int closed;
+} custom;
+
+static int custom_fill(void *user, const size_t *rows, size_t n, float *x, float *y)
+{
+    custom *c = user;
+    c->calls++;
+    for (size_t i = 0; i < n; i++) {
+        memcpy(x + i * W, c->x + rows[i] * W, W * sizeof(float));
+        memcpy(y + i * 4, c->y + rows[i] * 4, 4 * sizeof(float));
+    }
+    if (c->nan_at && (int)c->calls == c->nan_at) x[0] = NAN;
+    return c->fail_at && (int)c->calls == c->fail_at;
+}
+
+static void custom_close(void *user) { ((custom *)user)->closed++; }
+
+static void test_custom_source_with_targets(void **unused)
+{
+    float *x = ae_test_rows(N, W, 3), *y = ae_test_rows(N, 4, 4);
+    ae_train_config *c = config(0.25);
+    ae_model *ref = reference(c, x, y, 4), *m = model(W, 4, 9);
+    custom cu = {x, y, 0, 0, 0, 0};
+    ae_source *s;
+    float buf[2 * W], ybuf[2 * 4];
+    size_t rows[2] = {3, N - 1};
+    (void)unused;
+    assert_int_equal(ae_source_create(&s, N, W, 4, custom_fill, custom_close, &cu), AE_OK);
+    expect_same(ref, c, s, NULL);
+    assert_true(cu.calls > 0);
+    /* a row read by hand */
+    assert_int_equal(ae_source_read(s, rows, 2, buf, 2 * W, ybuf, 8), AE_OK);
+    assert_memory_equal(buf + W, x + (N - 1) * W, W * sizeof(float));
+    assert_memory_equal(ybuf, y + 3 * 4, 4 * sizeof(float));
+    rows[1] = N;
+    assert_int_equal(ae_source_read(s, rows, 2, buf, 2 * W, ybuf, 8), AE_ERR_RANGE);
+    assert_int_equal(ae_source_read(s, rows, 2, buf, W, ybuf, 8), AE_ERR_SHAPE);
+    /* failures: a read error, a NaN, a model of the wrong shape */
+    cu.calls = 0;
+    cu.fail_at = 4;
+    assert_int_equal(ae_train_fit_source(m, c, NULL, s, NULL, NULL), AE_ERR_IO);
+    assert_non_null(strstr(ae_last_error(), "ae_train_fit_source: reading the training source"));
+    cu.calls = 0;
+    cu.fail_at = 0;
+    cu.nan_at = 2;
+    assert_int_equal(ae_train_fit_source(m, c, NULL, s, NULL, NULL), AE_ERR_NUMERIC);
+    ae_model_free(m);
+    m = model(W, W, 9);
+    assert_int_equal(ae_train_fit_source(m, c, NULL, s, NULL, NULL), AE_ERR_SHAPE);
+    ae_source_free(s);
+    assert_int_equal(cu.closed, 1);
+    ae_model_free(m);
+    ae_model_free(ref);
+    ae_train_config_free(c);
+    free(x);
+    free(y);
+}
+
+/* With a training state: two calls equal one, and checkpoints resume. */
+static void test_source_with_state(void **unused)
+{
+    uint8_t *u = ae_test_bytes(N * W, 5);
+    ae_train_config *c = config(0.2);
+    ae_model *a = model(W, W, 9), *b = model(W, W, 9);
+    ae_train_state *sa, *sb;
+    ae_source *s;
+    (void)unused;
+    assert_int_equal(ae_source_from_u8(&s, u, N, W), AE_OK);
+    assert_int_equal(ae_train_state_create(&sa), AE_OK);
+    assert_int_equal(ae_train_state_create(&sb), AE_OK);
+    assert_int_equal(ae_train_fit_source(a, c, sa, s, NULL, NULL), AE_OK);
+    assert_int_equal(ae_train_config_set_int(c, AE_TRAIN_EPOCHS, 1), AE_OK);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(ae_train_fit_source(b, c, sb, s, NULL, NULL), AE_OK);
+    assert_memory_equal(a->params, b->params, a->n_params * sizeof(float));
+    assert_int_equal(ae_train_state_epoch(sb), 3);
+    ae_train_state_free(sa);
+    ae_train_state_free(sb);
+    ae_source_free(s);
+    ae_model_free(a);
+    ae_model_free(b);
+    ae_train_config_free(c);
+    free(u);
+}
+
+static void test_npy_errors(void **unused)
+{
+    uint8_t *u = ae_test_bytes(10 * W, 6);
+    ae_source *s = (ae_source *)1;
+    const char *paths[2];
+    size_t d1[2] = {10, W}, d2[2] = {5, W * 2};
+    (void)unused;
+    paths[0] = ae_test_path("e1.npy");
+    paths[1] = ae_test_path("e2.npy");
+    assert_int_equal(ae_test_write_npy_u8(paths[0], 2, d1, u), 0);
+    assert_int_equal(ae_test_write_npy_u8(paths[1], 2, d2, u), 0);
+    assert_int_equal(ae_source_open_npy(&s, paths, 2), AE_ERR_SHAPE);
+    assert_null(s);
+    paths[1] = ae_test_path("missing.npy");
+    assert_int_equal(ae_source_open_npy(&s, paths, 2), AE_ERR_IO);
+    assert_int_equal(ae_test_write_file(paths[1], "not npy", 7), 0);
+    assert_int_equal(ae_source_open_npy(&s, paths, 2), AE_ERR_FORMAT);
+    assert_int_equal(ae_source_open_npy(&s, paths, 0), AE_ERR_INVALID_ARG);
+    free(u);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_builtin_sources_match_fit),
+        cmocka_unit_test(test_validation_source),
+        cmocka_unit_test(test_custom_source_with_targets),
+        cmocka_unit_test(test_source_with_state),
+        cmocka_unit_test(test_npy_errors),
+    };
+    return cmocka_run_group_tests(tests, ae_test_group_setup, ae_test_group_teardown);
+}
