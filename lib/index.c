@@ -3,7 +3,9 @@
  * format (docs/formats-index.md). The backends (index_brute.c,
  * index_balltree.c, index_hnsw.c) are reached only through their
  * ae__index_ops tables. */
+#define _POSIX_C_SOURCE 200809L /* pthread_rwlock_t (index_impl.h) */
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -72,9 +74,8 @@ static ae_status check_key(const ae_index *idx, int key, char *msg)
     return AE_OK;
 }
 
-ae_status ae_index_set_int(ae_index *idx, ae_index_param key, int64_t value)
+static ae_status set_int_locked(ae_index *idx, ae_index_param key, int64_t value)
 {
-    AE__ENTER();
     ae_status st;
     if (!idx) return ae__fail(NULL, AE_ERR_INVALID_ARG, "NULL index");
     if ((st = check_key(idx, (int)key, idx->msg)) != AE_OK) return st;
@@ -90,9 +91,8 @@ ae_status ae_index_set_int(ae_index *idx, ae_index_param key, int64_t value)
     return AE_OK;
 }
 
-ae_status ae_index_get_int(int64_t *value, const ae_index *idx, ae_index_param key)
+static ae_status get_int_locked(int64_t *value, const ae_index *idx, ae_index_param key)
 {
-    AE__ENTER();
     ae_status st;
     if (!idx || !value)
         return ae__fail(NULL, AE_ERR_INVALID_ARG, "NULL argument");
@@ -102,10 +102,45 @@ ae_status ae_index_get_int(int64_t *value, const ae_index *idx, ae_index_param k
 }
 
 /* ---- life cycle ------------------------------------------------------------ */
+/* The handle's reader-writer lock: searches and other const calls read,
+ * calls that change the index write (index.h, "Threading"). glibc's rwlock
+ * prefers readers, so a stream of searches would starve a writer forever
+ * (measured: an add never returned beside three searching threads); a writer
+ * therefore holds the gate mutex while it waits, and a reader passes the gate
+ * before it locks, so new readers queue behind a waiting writer. The casts
+ * drop the const of const calls: the lock is the one mutable part of a const
+ * handle. */
+static void index_rdlock(const ae_index *idx)
+{
+    ae_index *m = (ae_index *)idx;
+    (void)pthread_mutex_lock(&m->gate);
+    (void)pthread_mutex_unlock(&m->gate);
+    (void)pthread_rwlock_rdlock(&m->lock);
+}
+static void index_wrlock(ae_index *idx)
+{
+    (void)pthread_mutex_lock(&idx->gate);
+    (void)pthread_rwlock_wrlock(&idx->lock);
+    (void)pthread_mutex_unlock(&idx->gate);
+}
+static void index_unlock(const ae_index *idx)
+{
+    (void)pthread_rwlock_unlock((pthread_rwlock_t *)&idx->lock);
+}
+
 static ae_index *index_new(int backend, int metric, size_t dim)
 {
     ae_index *idx = ae__calloc(1, sizeof *idx);
     if (!idx) return NULL;
+    if (pthread_rwlock_init(&idx->lock, NULL) != 0) {
+        ae__free(idx, sizeof *idx);
+        return NULL;
+    }
+    if (pthread_mutex_init(&idx->gate, NULL) != 0) {
+        pthread_rwlock_destroy(&idx->lock);
+        ae__free(idx, sizeof *idx);
+        return NULL;
+    }
     idx->ops = g_backends[backend];
     idx->metric = (ae_index_metric)metric;
     idx->dim = dim;
@@ -185,6 +220,8 @@ void ae_index_free(ae_index *idx)
 {
     if (!idx) return;
     index_release(idx);
+    pthread_rwlock_destroy(&idx->lock);
+    pthread_mutex_destroy(&idx->gate);
     ae__free(idx, sizeof *idx);
 }
 
@@ -479,10 +516,9 @@ static ae_status check_count(ae_index *idx, size_t n, size_t have)
     return AE_OK;
 }
 
-ae_status ae_index_build(ae_index *idx, const float *x, size_t n, const int64_t *ids,
-                         const int32_t *labels)
+static ae_status build_locked(ae_index *idx, const float *x, size_t n, const int64_t *ids,
+                             const int32_t *labels)
 {
-    AE__ENTER();
     ae_status st;
     if (!idx) return ae__fail(NULL, AE_ERR_INVALID_ARG, "NULL index");
     if (idx->built)
@@ -599,10 +635,9 @@ done:
 }
 
 /* ---- add, remove, compact -------------------------------------------------------- */
-ae_status ae_index_add(ae_index *idx, const float *x, size_t n, const int64_t *ids,
-                       const int32_t *labels)
+static ae_status add_locked(ae_index *idx, const float *x, size_t n, const int64_t *ids,
+                          const int32_t *labels)
 {
-    AE__ENTER();
     size_t n0, d, sd;
     int64_t dup = 0;
     int covered = 0, want_rebuild = 0, grow_m = 0;
@@ -685,9 +720,8 @@ undo_hash:
     return st;
 }
 
-ae_status ae_index_remove(ae_index *idx, const int64_t *ids, size_t n)
+static ae_status remove_locked(ae_index *idx, const int64_t *ids, size_t n)
 {
-    AE__ENTER();
     size_t i;
     ae_status st = AE_OK;
     if (!idx) return ae__fail(NULL, AE_ERR_INVALID_ARG, "NULL index");
@@ -722,9 +756,8 @@ ae_status ae_index_remove(ae_index *idx, const int64_t *ids, size_t n)
     return AE_OK;
 }
 
-ae_status ae_index_compact(ae_index *idx)
+static ae_status compact_locked(ae_index *idx)
 {
-    AE__ENTER();
     if (!idx) return ae__fail(NULL, AE_ERR_INVALID_ARG, "NULL index");
     if (!idx->built) return ae__fail(idx->msg, AE_ERR_STATE, "the index is not built");
     if (idx->ndead == 0 && !(idx->ops->pending && idx->ops->pending(idx))) return AE_OK;
@@ -904,11 +937,24 @@ static ae_status search(const ae_index *idx, const float *queries, size_t nq, si
     return st;
 }
 
+/* search() under the read lock. */
+static ae_status search_rd(const ae_index *idx, const float *queries, size_t nq, size_t k,
+                           size_t ef_search, ae_index_filter_fn keep, void *user,
+                           float *distances, int64_t *ids)
+{
+    ae_status st;
+    if (!idx) return ae__fail(NULL, AE_ERR_INVALID_ARG, "NULL index");
+    index_rdlock(idx);
+    st = search(idx, queries, nq, k, ef_search, keep, user, distances, ids);
+    index_unlock(idx);
+    return st;
+}
+
 ae_status ae_index_search(const ae_index *idx, const float *queries, size_t nq, size_t k,
                           size_t ef_search, float *distances, int64_t *ids)
 {
     AE__ENTER();
-    return search(idx, queries, nq, k, ef_search, NULL, NULL, distances, ids);
+    return search_rd(idx, queries, nq, k, ef_search, NULL, NULL, distances, ids);
 }
 
 ae_status ae_index_search_filtered(const ae_index *idx, const float *queries, size_t nq,
@@ -916,13 +962,18 @@ ae_status ae_index_search_filtered(const ae_index *idx, const float *queries, si
                                    void *user, float *distances, int64_t *ids)
 {
     AE__ENTER();
-    return search(idx, queries, nq, k, ef_search, keep, user, distances, ids);
+    return search_rd(idx, queries, nq, k, ef_search, keep, user, distances, ids);
 }
 
 /* ---- accessors ------------------------------------------------------------------ */
 size_t ae_index_count(const ae_index *idx)
 {
-    return idx && idx->built ? idx->n - idx->ndead : 0;
+    size_t c;
+    if (!idx) return 0;
+    index_rdlock(idx);
+    c = idx->built ? idx->n - idx->ndead : 0;
+    index_unlock(idx);
+    return c;
 }
 size_t ae_index_dim(const ae_index *idx) { return idx ? idx->dim : 0; }
 ae_index_backend ae_index_backend_of(const ae_index *idx)
@@ -933,7 +984,15 @@ ae_index_metric ae_index_metric_of(const ae_index *idx)
 {
     return idx ? idx->metric : (ae_index_metric)0;
 }
-int ae_index_has_labels(const ae_index *idx) { return idx && idx->built && idx->labels; }
+int ae_index_has_labels(const ae_index *idx)
+{
+    int h;
+    if (!idx) return 0;
+    index_rdlock(idx);
+    h = idx->built && idx->labels;
+    index_unlock(idx);
+    return h;
+}
 const char *ae_index_errmsg(const ae_index *idx) { return idx ? idx->msg : ""; }
 
 ae_status ae_index_check_dim(const ae_index *idx, size_t expected_dim)
@@ -957,9 +1016,8 @@ static ae_status check_row(const ae_index *idx, size_t row)
     return AE_OK;
 }
 
-ae_status ae_index_id_at(int64_t *id, const ae_index *idx, size_t row)
+static ae_status id_at_locked(int64_t *id, const ae_index *idx, size_t row)
 {
-    AE__ENTER();
     ae_status st;
     if (!idx || !id) return ae__fail(NULL, AE_ERR_INVALID_ARG, "NULL argument");
     if (!idx->built) return ae__fail(NULL, AE_ERR_STATE, "the index is not built");
@@ -968,9 +1026,8 @@ ae_status ae_index_id_at(int64_t *id, const ae_index *idx, size_t row)
     return AE_OK;
 }
 
-ae_status ae_index_label_at(int32_t *label, const ae_index *idx, size_t row)
+static ae_status label_at_locked(int32_t *label, const ae_index *idx, size_t row)
 {
-    AE__ENTER();
     ae_status st;
     if (!idx || !label)
         return ae__fail(NULL, AE_ERR_INVALID_ARG, "NULL argument");
@@ -982,9 +1039,8 @@ ae_status ae_index_label_at(int32_t *label, const ae_index *idx, size_t row)
     return AE_OK;
 }
 
-ae_status ae_index_label(int32_t *label, const ae_index *idx, int64_t id)
+static ae_status label_locked(int32_t *label, const ae_index *idx, int64_t id)
 {
-    AE__ENTER();
     size_t r;
     if (!idx || !label) return ae__fail(NULL, AE_ERR_INVALID_ARG, "NULL argument");
     if (!idx->built || !idx->labels)
@@ -997,10 +1053,21 @@ ae_status ae_index_label(int32_t *label, const ae_index *idx, int64_t id)
     return AE_OK;
 }
 
+static size_t memory_bytes(const ae_index *idx);
+
 size_t ae_index_memory_bytes(const ae_index *idx)
 {
-    size_t c, b;
+    size_t b;
     if (!idx) return 0;
+    index_rdlock(idx);
+    b = memory_bytes(idx);
+    index_unlock(idx);
+    return b;
+}
+
+static size_t memory_bytes(const ae_index *idx)
+{
+    size_t c, b;
     b = sizeof *idx;
     if (!idx->built) return b;
     c = idx->cap;
@@ -1027,9 +1094,8 @@ static void write_section(ae__writer *w, uint32_t tag, size_t size)
     ae__writer_u64(w, size);
 }
 
-ae_status ae_index_save(const ae_index *idx, const char *path)
+static ae_status save_locked(const ae_index *idx, const char *path)
 {
-    AE__ENTER();
     const ae__index_ops *ops;
     ae__writer w;
     ae_status st;
@@ -1318,5 +1384,118 @@ ae_status ae_index_load(ae_index **out, const char *path)
     *out = idx;
 done:
     ae__free(buf, len);
+    return st;
+}
+
+/* ---- the public entry points that take the handle's lock (index.h, "Threading") ---- */
+ae_status ae_index_set_int(ae_index *idx, ae_index_param key, int64_t value)
+{
+    AE__ENTER();
+    ae_status st;
+    if (!idx) return set_int_locked(idx, key, value);
+    index_wrlock(idx);
+    st = set_int_locked(idx, key, value);
+    index_unlock(idx);
+    return st;
+}
+
+ae_status ae_index_get_int(int64_t *value, const ae_index *idx, ae_index_param key)
+{
+    AE__ENTER();
+    ae_status st;
+    if (!idx) return get_int_locked(value, idx, key);
+    index_rdlock(idx);
+    st = get_int_locked(value, idx, key);
+    index_unlock(idx);
+    return st;
+}
+
+ae_status ae_index_build(ae_index *idx, const float *x, size_t n, const int64_t *ids,
+                         const int32_t *labels)
+{
+    AE__ENTER();
+    ae_status st;
+    if (!idx) return build_locked(idx, x, n, ids, labels);
+    index_wrlock(idx);
+    st = build_locked(idx, x, n, ids, labels);
+    index_unlock(idx);
+    return st;
+}
+
+ae_status ae_index_add(ae_index *idx, const float *x, size_t n, const int64_t *ids,
+                       const int32_t *labels)
+{
+    AE__ENTER();
+    ae_status st;
+    if (!idx) return add_locked(idx, x, n, ids, labels);
+    index_wrlock(idx);
+    st = add_locked(idx, x, n, ids, labels);
+    index_unlock(idx);
+    return st;
+}
+
+ae_status ae_index_remove(ae_index *idx, const int64_t *ids, size_t n)
+{
+    AE__ENTER();
+    ae_status st;
+    if (!idx) return remove_locked(idx, ids, n);
+    index_wrlock(idx);
+    st = remove_locked(idx, ids, n);
+    index_unlock(idx);
+    return st;
+}
+
+ae_status ae_index_compact(ae_index *idx)
+{
+    AE__ENTER();
+    ae_status st;
+    if (!idx) return compact_locked(idx);
+    index_wrlock(idx);
+    st = compact_locked(idx);
+    index_unlock(idx);
+    return st;
+}
+
+ae_status ae_index_id_at(int64_t *id, const ae_index *idx, size_t row)
+{
+    AE__ENTER();
+    ae_status st;
+    if (!idx) return id_at_locked(id, idx, row);
+    index_rdlock(idx);
+    st = id_at_locked(id, idx, row);
+    index_unlock(idx);
+    return st;
+}
+
+ae_status ae_index_label_at(int32_t *label, const ae_index *idx, size_t row)
+{
+    AE__ENTER();
+    ae_status st;
+    if (!idx) return label_at_locked(label, idx, row);
+    index_rdlock(idx);
+    st = label_at_locked(label, idx, row);
+    index_unlock(idx);
+    return st;
+}
+
+ae_status ae_index_label(int32_t *label, const ae_index *idx, int64_t id)
+{
+    AE__ENTER();
+    ae_status st;
+    if (!idx) return label_locked(label, idx, id);
+    index_rdlock(idx);
+    st = label_locked(label, idx, id);
+    index_unlock(idx);
+    return st;
+}
+
+ae_status ae_index_save(const ae_index *idx, const char *path)
+{
+    AE__ENTER();
+    ae_status st;
+    if (!idx) return save_locked(idx, path);
+    index_rdlock(idx);
+    st = save_locked(idx, path);
+    index_unlock(idx);
     return st;
 }

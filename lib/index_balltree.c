@@ -10,6 +10,7 @@
  * error bound cannot prove that no other row could rank among the k best (only
  * with exact ties at the boundary), the search is repeated with more
  * candidates. Results equal a double-precision brute force. */
+#define _POSIX_C_SOURCE 200809L /* pthread_rwlock_t (index_impl.h) */
 #include <math.h>
 #include <string.h>
 

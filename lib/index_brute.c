@@ -10,6 +10,7 @@
  * best; when the check fails (exact ties at the boundary, tiny gaps) the query
  * falls back to an exact double scan. Results therefore equal a
  * double-precision brute force, ties broken by the smaller id. */
+#define _POSIX_C_SOURCE 200809L /* pthread_rwlock_t (index_impl.h) */
 #include <math.h>
 #include <string.h>
 

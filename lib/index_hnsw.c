@@ -9,6 +9,7 @@
  * searches share it freely; each search call owns its visited bitmap and
  * heaps. Results are the ef best candidates found, ordered by their float
  * distance, ties broken by id. */
+#define _POSIX_C_SOURCE 200809L /* pthread_rwlock_t (index_impl.h) */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>

@@ -7,6 +7,7 @@
 #define AUTOENC_INDEX_IMPL_H
 
 #include <float.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -59,6 +60,8 @@ struct ae_index {
     const uint32_t *perm;
     void *state; /* the backend's own struct, NULL until built or loaded */
 
+    pthread_rwlock_t lock; /* read: search and const calls; write: changes */
+    pthread_mutex_t gate;  /* held by a waiting writer: readers queue behind it */
     char msg[AE__MSG_CAP];
 };
 

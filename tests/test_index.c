@@ -7,7 +7,9 @@
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -1254,6 +1256,120 @@ static void test_threads(void **state)
     free(q);
 }
 
+
+/* Readers searching (plain and filtered) while a writer adds, removes and
+ * compacts the same index: every call succeeds, results stay sorted and
+ * hold k live codes, and an id removed before a search began never shows
+ * up in it. Under TSan (the `threads` label) this is the data-race check of
+ * the reader-writer lock. */
+#define MIXED_BASE 100000
+#define MIXED_BATCH 16
+
+typedef struct mixed_job {
+    ae_index *idx;
+    const float *q;
+    size_t nq, d;
+    atomic_llong *removed_below; /* added ids below this are removed */
+    atomic_int *stop;
+    ae_status st;
+    int bad;
+    atomic_long searches;
+    atomic_int done; /* the reader has left its loop */
+} mixed_job;
+
+static int keep_even(int64_t id, void *user)
+{
+    (void)user;
+    return id % 2 == 0;
+}
+
+static void *mixed_reader(void *arg)
+{
+    mixed_job *j = arg;
+    const size_t k = 5;
+    float dist[5];
+    int64_t got[5];
+    size_t i = 0;
+    while (!atomic_load(j->stop) && j->st == AE_OK && !j->bad) {
+        long long lo = atomic_load(j->removed_below);
+        int filtered = (i & 1) != 0;
+        const float *q = j->q + (i % j->nq) * j->d;
+        j->st = filtered ? ae_index_search_filtered(j->idx, q, 1, k, 0, keep_even, NULL, dist, got)
+                         : ae_index_search(j->idx, q, 1, k, 0, dist, got);
+        for (size_t r = 0; r < k && j->st == AE_OK; r++) {
+            if (got[r] < 0 || (got[r] >= MIXED_BASE && got[r] < lo)) j->bad = 1;
+            if (filtered && got[r] % 2 != 0) j->bad = 1;
+            if (r > 0 && dist[r - 1] > dist[r]) j->bad = 1;
+        }
+        (void)ae_index_count(j->idx);
+        i++;
+        atomic_fetch_add(&j->searches, 1);
+    }
+    atomic_store(&j->done, 1);
+    return NULL;
+}
+
+/* Waits until every reader has made one more search (so writes and searches
+ * really interleave, whatever the scheduler). */
+static void mixed_wait_readers(mixed_job *jobs, int nj)
+{
+    long seen[3];
+    for (int t = 0; t < nj; t++) seen[t] = atomic_load(&jobs[t].searches);
+    for (int t = 0; t < nj; t++)
+        while (atomic_load(&jobs[t].searches) == seen[t] && !atomic_load(&jobs[t].done))
+            sched_yield();
+}
+
+static void test_threads_mixed(void **state)
+{
+    const size_t n = 400, d = 8, nq = 50, batches = 24;
+    float *x = rand_matrix(n, d, -1, 1), *q = rand_matrix(nq, d, -1, 1);
+    float *xa = rand_matrix(batches * MIXED_BATCH, d, -1, 1);
+    (void)state;
+    for (int b = AE_INDEX_BRUTE; b <= AE_INDEX_HNSW; b++) {
+        ae_index *idx = make_index((ae_index_backend)b, AE_INDEX_L2, d, x, n, NULL, NULL, 8);
+        atomic_llong removed_below = MIXED_BASE;
+        atomic_int stop = 0;
+        mixed_job jobs[3];
+        pthread_t th[3];
+        long total = 0;
+        for (int t = 0; t < 3; t++) {
+            jobs[t] = (mixed_job){idx, q, nq, d, &removed_below, &stop, AE_OK, 0, 0, 0};
+            atomic_init(&jobs[t].searches, 0);
+            atomic_init(&jobs[t].done, 0);
+            assert_int_equal(pthread_create(&th[t], NULL, mixed_reader, &jobs[t]), 0);
+        }
+        for (size_t bt = 0; bt < batches; bt++) {
+            int64_t ids[MIXED_BATCH];
+            mixed_wait_readers(jobs, 3);
+            for (int i = 0; i < MIXED_BATCH; i++)
+                ids[i] = MIXED_BASE + (int64_t)(bt * MIXED_BATCH) + i;
+            assert_int_equal(ae_index_add(idx, xa + bt * MIXED_BATCH * d, MIXED_BATCH, ids, NULL),
+                             AE_OK);
+            if (bt >= 2) {
+                for (int i = 0; i < MIXED_BATCH; i++) ids[i] -= 2 * MIXED_BATCH;
+                assert_int_equal(ae_index_remove(idx, ids, MIXED_BATCH), AE_OK);
+                atomic_store(&removed_below, MIXED_BASE + (long long)((bt - 1) * MIXED_BATCH));
+            }
+            if (bt % 8 == 7) assert_int_equal(ae_index_compact(idx), AE_OK);
+        }
+        atomic_store(&stop, 1);
+        for (int t = 0; t < 3; t++) {
+            pthread_join(th[t], NULL);
+            assert_int_equal(jobs[t].st, AE_OK);
+            assert_int_equal(jobs[t].bad, 0);
+            total += atomic_load(&jobs[t].searches);
+        }
+        assert_int_equal(ae_index_count(idx), n + 2 * MIXED_BATCH);
+        print_message("backend %d: %ld searches beside %zu adds and removes\n", b, total,
+                      batches);
+        ae_index_free(idx);
+    }
+    free(x);
+    free(q);
+    free(xa);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest all[] = {
@@ -1278,9 +1394,11 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_params_and_labels, ae_test_alloc_teardown),
         cmocka_unit_test_teardown(test_alloc_failures, ae_test_alloc_teardown),
         cmocka_unit_test_teardown(test_threads, ae_test_alloc_teardown),
+        cmocka_unit_test_teardown(test_threads_mixed, ae_test_alloc_teardown),
     };
     const struct CMUnitTest threads_only[] = {
         cmocka_unit_test_teardown(test_threads, ae_test_alloc_teardown),
+        cmocka_unit_test_teardown(test_threads_mixed, ae_test_alloc_teardown),
     };
     int rc;
     ae_test_rng_seed(&g_rng, 12345);

@@ -21,13 +21,19 @@
  * (equal distances) broken by the smaller id. The exact backends return
  * exactly the neighbours a double-precision brute-force scan would.
  *
- * Threading: a mutable handle (ae_index *) is used by one thread at a time.
- * Every call taking a const ae_index * (search, save, accessors) is safe to
- * make concurrently from any number of threads on the same built index: it
- * keeps its scratch memory per call and never writes to the index. This is
- * why query-time settings (k, HNSW's ef_search) are per-call arguments, and
- * why failures of const calls are reported through the thread-local
- * ae_last_error() only, not through ae_index_errmsg().
+ * Threading: every index carries a reader-writer lock (docs/threading.md).
+ * Calls taking a const ae_index * (search, filtered search, save, accessors)
+ * read: any number run concurrently on the same index; they keep their
+ * scratch memory per call. ae_index_add, ae_index_remove, ae_index_compact,
+ * ae_index_build and ae_index_set_int write: each waits for the searches in
+ * flight and runs alone, and a search sees either none or all of a change.
+ * A waiting writer holds back new readers, so it is never starved.
+ * ae_index_free must not overlap any other call on the index. Query-time
+ * settings (k, HNSW's ef_search) are per-call arguments, and failures of const
+ * calls are reported through the thread-local ae_last_error() only, not
+ * through ae_index_errmsg() (which, shared by the handle, names the last
+ * failed modifying call). A search filter must not call a modifying function
+ * on the index it filters.
  *
  * Memory: an index copies everything it needs at build time, so it outlives
  * the caller's arrays, and a saved index file stands alone.
@@ -124,7 +130,7 @@ AE_API void ae_index_free(ae_index *idx);
 
 /**
  * Set a build parameter. Allowed only before ae_index_build() (afterwards
- * AE_ERR_STATE: a built index never changes).
+ * AE_ERR_STATE: the parameters of a built index never change).
  * @return AE_OK, AE_ERR_INVALID_ARG (NULL, unknown key, key not used by this
  *         backend), AE_ERR_RANGE (value outside ae_index_param_int_bounds()) or
  *         AE_ERR_STATE.
@@ -226,7 +232,8 @@ AE_API ae_status ae_index_compact(ae_index *idx);
 /**
  * Find the @p k nearest indexed codes of each of @p nq queries.
  *
- * Safe to call concurrently on the same index from several threads. Each call
+ * Safe to call concurrently on the same index from several threads, also
+ * beside ae_index_add() and ae_index_remove() (see "Threading"). Each call
  * allocates its scratch once (a few small blocks; the brute-force backend's
  * scratch for a batch is about 2 MB) and frees it before returning.
  *
