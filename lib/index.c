@@ -3,7 +3,9 @@
  * format (docs/formats-index.md). The backends (index_brute.c,
  * index_balltree.c, index_hnsw.c) are reached only through their
  * ae__index_ops tables. */
+#define _POSIX_C_SOURCE 200809L /* pthread_rwlock_t (index_impl.h) */
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -72,9 +74,8 @@ static ae_status check_key(const ae_index *idx, int key, char *msg)
     return AE_OK;
 }
 
-ae_status ae_index_set_int(ae_index *idx, ae_index_param key, int64_t value)
+static ae_status set_int_locked(ae_index *idx, ae_index_param key, int64_t value)
 {
-    AE__ENTER();
     ae_status st;
     if (!idx) return ae__fail(NULL, AE_ERR_INVALID_ARG, "NULL index");
     if ((st = check_key(idx, (int)key, idx->msg)) != AE_OK) return st;
@@ -90,9 +91,8 @@ ae_status ae_index_set_int(ae_index *idx, ae_index_param key, int64_t value)
     return AE_OK;
 }
 
-ae_status ae_index_get_int(int64_t *value, const ae_index *idx, ae_index_param key)
+static ae_status get_int_locked(int64_t *value, const ae_index *idx, ae_index_param key)
 {
-    AE__ENTER();
     ae_status st;
     if (!idx || !value)
         return ae__fail(NULL, AE_ERR_INVALID_ARG, "NULL argument");
@@ -102,22 +102,64 @@ ae_status ae_index_get_int(int64_t *value, const ae_index *idx, ae_index_param k
 }
 
 /* ---- life cycle ------------------------------------------------------------ */
+/* The handle's reader-writer lock: searches and other const calls read,
+ * calls that change the index write (index.h, "Threading"). glibc's rwlock
+ * prefers readers, so a stream of searches would starve a writer forever
+ * (measured: an add never returned beside three searching threads); a writer
+ * therefore holds the gate mutex while it waits, and a reader passes the gate
+ * before it locks, so new readers queue behind a waiting writer. The casts
+ * drop the const of const calls: the lock is the one mutable part of a const
+ * handle. */
+static void index_rdlock(const ae_index *idx)
+{
+    ae_index *m = (ae_index *)idx;
+    (void)pthread_mutex_lock(&m->gate);
+    (void)pthread_mutex_unlock(&m->gate);
+    (void)pthread_rwlock_rdlock(&m->lock);
+}
+static void index_wrlock(ae_index *idx)
+{
+    (void)pthread_mutex_lock(&idx->gate);
+    (void)pthread_rwlock_wrlock(&idx->lock);
+    (void)pthread_mutex_unlock(&idx->gate);
+}
+static void index_unlock(const ae_index *idx)
+{
+    (void)pthread_rwlock_unlock((pthread_rwlock_t *)&idx->lock);
+}
+
 static ae_index *index_new(int backend, int metric, size_t dim)
 {
     ae_index *idx = ae__calloc(1, sizeof *idx);
     if (!idx) return NULL;
+    if (pthread_rwlock_init(&idx->lock, NULL) != 0) {
+        ae__free(idx, sizeof *idx);
+        return NULL;
+    }
+    if (pthread_mutex_init(&idx->gate, NULL) != 0) {
+        pthread_rwlock_destroy(&idx->lock);
+        ae__free(idx, sizeof *idx);
+        return NULL;
+    }
     idx->ops = g_backends[backend];
     idx->metric = (ae_index_metric)metric;
     idx->dim = dim;
+    idx->sdim = metric == AE_INDEX_INNER_PRODUCT ? dim + 1 : dim;
     for (int k = 1; k < AE__INDEX_NPARAMS; k++) idx->params[k] = g_params[k].def;
     return idx;
+}
+
+static int valid_metric(int metric)
+{
+    return metric == AE_INDEX_L2 || metric == AE_INDEX_COSINE ||
+           metric == AE_INDEX_INNER_PRODUCT;
 }
 
 static ae_status check_kind(int backend, int metric, size_t dim)
 {
     if (backend < 1 || (size_t)backend >= N_BACKENDS)
         return ae__fail(NULL, AE_ERR_INVALID_ARG, "unknown backend %d", backend);
-    if (metric != AE_INDEX_L2 && metric != AE_INDEX_COSINE)
+    if (!valid_metric(metric))
         return ae__fail(NULL, AE_ERR_INVALID_ARG, "unknown metric %d", metric);
     if (dim == 0) return ae__fail(NULL, AE_ERR_INVALID_ARG, "dimension 0");
     if (dim > AE__INDEX_MAX_DIM)
@@ -141,24 +183,36 @@ ae_status ae_index_create(ae_index **out, ae_index_backend backend, ae_index_met
     return AE_OK;
 }
 
-/* Frees everything built (sizes are derived from the fields) and returns the
- * index to the empty state; parameters are kept. */
-static void index_release(ae_index *idx)
+/* Frees the row arrays (sizes derived from the fields). */
+static void free_rows(ae_index *idx)
 {
-    size_t n = idx->n, d = idx->dim;
-    idx->ops->free_state(idx);
-    if (idx->data) ae__free_aligned(idx->data, n * d * sizeof(float));
-    ae__free(idx->ids, n * sizeof(int64_t));
-    ae__free(idx->labels, n * sizeof(int32_t));
-    ae__free(idx->by_id, n * sizeof(uint32_t));
+    size_t c = idx->cap;
+    if (idx->data) ae__free_aligned(idx->data, c * idx->sdim * sizeof(float));
+    ae__free(idx->ids, c * sizeof(int64_t));
+    ae__free(idx->labels, c * sizeof(int32_t));
+    ae__free(idx->dead, c);
+    ae__free(idx->hslot, idx->hcap * sizeof(uint32_t));
     idx->data = NULL;
     idx->ids = NULL;
     idx->labels = NULL;
-    idx->by_id = NULL;
+    idx->dead = NULL;
+    idx->hslot = NULL;
+    idx->hcap = 0;
+    idx->cap = 0;
+}
+
+/* Frees everything built and returns the index to the empty state;
+ * parameters are kept. */
+static void index_release(ae_index *idx)
+{
+    idx->ops->free_state(idx);
+    free_rows(idx);
     idx->perm = NULL;
     idx->state = NULL;
     idx->n = 0;
+    idx->ndead = 0;
     idx->max_norm = 0.0f;
+    idx->ip_m = 0.0f;
     idx->built = 0;
 }
 
@@ -166,66 +220,119 @@ void ae_index_free(ae_index *idx)
 {
     if (!idx) return;
     index_release(idx);
+    pthread_rwlock_destroy(&idx->lock);
+    pthread_mutex_destroy(&idx->gate);
     ae__free(idx, sizeof *idx);
 }
 
-/* ---- build -------------------------------------------------------------------- */
-typedef struct id_row {
-    int64_t id;
-    uint32_t row;
-} id_row;
-
-static int cmp_id_row(const void *a, const void *b)
+/* ---- ids: open addressing with linear probing, id -> input row ------------------ */
+static inline size_t hash_home(int64_t id, size_t mask)
 {
-    const id_row *x = a, *y = b;
-    return (x->id > y->id) - (x->id < y->id);
+    uint64_t h = (uint64_t)id * 0x9E3779B97F4A7C15ull;
+    return (size_t)(h ^ (h >> 29)) & mask;
 }
 
-/* Sorts input rows by id into idx->by_id; fails on duplicates (with
- * AE_ERR_FORMAT naming the file when loading from path, else
- * AE_ERR_INVALID_ARG). */
-static ae_status make_by_id(ae_index *idx, char *msg, const char *path)
+/* Input row of the live code with this id, or SIZE_MAX. */
+static size_t hash_find(const ae_index *idx, int64_t id)
 {
-    size_t n = idx->n;
-    id_row *t = ae__malloc(n * sizeof *t);
-    if (!t) return ae__fail(msg, AE_ERR_NOMEM, "out of memory");
-    idx->by_id = ae__malloc(n * sizeof(uint32_t));
-    if (!idx->by_id) {
-        ae__free(t, n * sizeof *t);
-        return ae__fail(msg, AE_ERR_NOMEM, "out of memory");
-    }
-    for (size_t i = 0; i < n; i++) {
-        t[i].id = idx->ids[i];
-        t[i].row = (uint32_t)i;
-    }
-    qsort(t, n, sizeof *t, cmp_id_row);
-    for (size_t i = 0; i < n; i++) {
-        if (i > 0 && t[i].id == t[i - 1].id) {
-            long long dup = (long long)t[i].id;
-            ae__free(t, n * sizeof *t);
-            return path ? ae__file_fail(msg, path, AE_ERR_FORMAT, "id %lld appears more than once",
-                                        dup)
-                        : ae__fail(msg, AE_ERR_INVALID_ARG, "id %lld appears more than once", dup);
+    size_t mask = idx->hcap - 1, i;
+    if (!idx->hcap) return SIZE_MAX;
+    for (i = hash_home(id, mask); idx->hslot[i]; i = (i + 1) & mask)
+        if (idx->ids[idx->hslot[i] - 1] == id) return idx->hslot[i] - 1;
+    return SIZE_MAX;
+}
+
+/* Inserts row under its id into a table with room; returns the row already
+ * holding the id, or SIZE_MAX when it was inserted. */
+static size_t hash_put(uint32_t *slot, size_t hcap, const int64_t *ids, uint32_t row)
+{
+    size_t mask = hcap - 1, i;
+    for (i = hash_home(ids[row], mask); slot[i]; i = (i + 1) & mask)
+        if (ids[slot[i] - 1] == ids[row]) return slot[i] - 1;
+    slot[i] = row + 1;
+    return SIZE_MAX;
+}
+
+/* Deletes id from the table (backward-shift deletion keeps every probe
+ * sequence unbroken). */
+static void hash_del(ae_index *idx, int64_t id)
+{
+    size_t mask = idx->hcap - 1, i = hash_home(id, mask), j;
+    while (idx->hslot[i] && idx->ids[idx->hslot[i] - 1] != id) i = (i + 1) & mask;
+    if (!idx->hslot[i]) return;
+    for (j = (i + 1) & mask; idx->hslot[j]; j = (j + 1) & mask) {
+        size_t h = hash_home(idx->ids[idx->hslot[j] - 1], mask);
+        /* move j into the hole at i unless its home lies cyclically in (i, j] */
+        if ((j > i && (h <= i || h > j)) || (j < i && h <= i && h > j)) {
+            idx->hslot[i] = idx->hslot[j];
+            i = j;
         }
-        idx->by_id[i] = t[i].row;
     }
-    ae__free(t, n * sizeof *t);
+    idx->hslot[i] = 0;
+}
+
+/* A fresh table for `rows` codes (at most half full) holding every live row
+ * of idx and then the rows [extra_from, extra_to) of idx->ids (not yet
+ * counted in n). On success it replaces the old table; on a duplicate id
+ * (*dup set) or no memory the old table stays. */
+static ae_status hash_rebuild(ae_index *idx, size_t rows, size_t extra_from, size_t extra_to,
+                              int64_t *dup)
+{
+    size_t hcap = 16, nlive = idx->n;
+    uint32_t *slot;
+    while (hcap < rows * AE__INDEX_HASH_LOAD) hcap *= 2;
+    slot = ae__calloc(hcap, sizeof(uint32_t));
+    if (!slot) return AE_ERR_NOMEM;
+    for (size_t r = 0; r < nlive + (extra_to - extra_from); r++) {
+        size_t row = r < nlive ? r : extra_from + (r - nlive);
+        if (r < nlive && idx->dead && idx->dead[r]) continue;
+        if (hash_put(slot, hcap, idx->ids, (uint32_t)row) != SIZE_MAX) {
+            *dup = idx->ids[row];
+            ae__free(slot, hcap * sizeof(uint32_t));
+            return AE_ERR_INVALID_ARG;
+        }
+    }
+    ae__free(idx->hslot, idx->hcap * sizeof(uint32_t));
+    idx->hslot = slot;
+    idx->hcap = hcap;
     return AE_OK;
 }
 
+/* The table of a freshly filled index (build, load); a duplicate is
+ * AE_ERR_FORMAT naming the file when loading from path, else
+ * AE_ERR_INVALID_ARG. */
+static ae_status make_hash(ae_index *idx, char *msg, const char *path)
+{
+    int64_t dup = 0;
+    ae_status st = hash_rebuild(idx, idx->n, 0, 0, &dup);
+    if (st == AE_ERR_NOMEM) return ae__fail(msg, AE_ERR_NOMEM, "out of memory");
+    if (st != AE_OK)
+        return path ? ae__file_fail(msg, path, AE_ERR_FORMAT, "id %lld appears more than once",
+                                    (long long)dup)
+                    : ae__fail(msg, AE_ERR_INVALID_ARG, "id %lld appears more than once",
+                               (long long)dup);
+    return AE_OK;
+}
+
+/* ---- rows ------------------------------------------------------------------------ */
 /* Squared norms must stay below FLT_MAX / 4 so no distance overflows. */
 #define AE__MAX_SQNORM ((double)FLT_MAX / 4.0)
 
-/* Computes max_norm of idx->data. A row too large is AE_ERR_NUMERIC, or
- * AE_ERR_FORMAT naming the file when loading from path. */
+static double sqnorm_d(const float *x, size_t d)
+{
+    double s = 0.0;
+    for (size_t j = 0; j < d; j++) s += (double)x[j] * x[j];
+    return s;
+}
+
+/* Computes max_norm of the stored rows. A row too large is AE_ERR_NUMERIC,
+ * or AE_ERR_FORMAT naming the file when loading from path. */
 static ae_status finish_norms(ae_index *idx, char *msg, const char *path)
 {
-    size_t n = idx->n, d = idx->dim;
+    size_t n = idx->n, d = idx->sdim;
     double mx = 0.0;
     for (size_t i = 0; i < n; i++) {
-        const float *x = idx->data + i * d;
-        double s = 0.0;
-        for (size_t j = 0; j < d; j++) s += (double)x[j] * x[j];
+        double s = sqnorm_d(idx->data + i * d, d);
         if (s > AE__MAX_SQNORM)
             return path ? ae__file_fail(msg, path, AE_ERR_FORMAT, "row %zu has squared norm %g, "
                                         "too large for float distances", i, s)
@@ -238,14 +345,13 @@ static ae_status finish_norms(ae_index *idx, char *msg, const char *path)
     return AE_OK;
 }
 
-/* Normalises rows for the cosine metric; a zero row is an error. */
-static ae_status normalise_rows(float *x, size_t n, size_t d, char *msg,
+/* Normalises rows (stride ld) for the cosine metric; a zero row is an error. */
+static ae_status normalise_rows(float *x, size_t n, size_t d, size_t ld, char *msg,
                                 const char *what)
 {
     for (size_t i = 0; i < n; i++) {
-        float *r = x + i * d;
-        double s = 0.0;
-        for (size_t j = 0; j < d; j++) s += (double)r[j] * r[j];
+        float *r = x + i * ld;
+        double s = sqnorm_d(r, d);
         if (!(s > 0.0) || !isfinite(s))
             return ae__fail(msg, AE_ERR_NUMERIC,
                             "%s %zu has %s norm; the cosine metric needs a direction",
@@ -256,41 +362,136 @@ static ae_status normalise_rows(float *x, size_t n, size_t d, char *msg,
     return AE_OK;
 }
 
-ae_status ae_index_build(ae_index *idx, const float *x, size_t n, const int64_t *ids,
-                         const int32_t *labels)
+/* Largest squared norm of n caller rows of d floats (stride ld). */
+static double max_sqnorm(const float *x, size_t n, size_t d, size_t ld)
 {
-    AE__ENTER();
-    size_t d, nd;
-    ae_status st;
-    if (!idx) return ae__fail(NULL, AE_ERR_INVALID_ARG, "NULL index");
-    d = idx->dim;
-    if (idx->built)
-        return ae__fail(idx->msg, AE_ERR_STATE, "the index is already built");
-    if (!x) return ae__fail(idx->msg, AE_ERR_INVALID_ARG, "NULL data");
-    if (n == 0) return ae__fail(idx->msg, AE_ERR_INVALID_ARG, "no rows (n = 0)");
-    if (n > AE__INDEX_MAX_N || ae__mul_size(n, d, &nd) != 0 || nd > SIZE_MAX / 8)
-        return ae__fail(idx->msg, AE_ERR_RANGE, "%zu rows is more than the index holds",
-                        n);
-    if (!ae__all_finite(x, nd))
-        return ae__fail(idx->msg, AE_ERR_NUMERIC, "the data contains NaN or infinity");
+    double mx = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double s = sqnorm_d(x + i * ld, d);
+        if (s > mx) mx = s;
+    }
+    return mx;
+}
 
+/* Inner product: sets the extra coordinate of stored rows [from, to) for
+ * M = ip_m (rows are in any order: the coordinate depends on the row only). */
+static void augment_rows(ae_index *idx, size_t from, size_t to)
+{
+    size_t d = idx->dim, sd = idx->sdim;
+    double mm = (double)idx->ip_m * idx->ip_m;
+    for (size_t i = from; i < to; i++) {
+        float *r = idx->data + i * sd;
+        double t = mm - sqnorm_d(r, d);
+        r[d] = (float)sqrt(t > 0.0 ? t : 0.0);
+    }
+}
+
+/* M for codes whose largest squared norm is mx: the norm itself, rounded up
+ * so that M^2 >= every |x|^2. */
+static float ip_m_for(double mx)
+{
+    float m = (float)sqrt(mx);
+    while ((double)m * m < mx) m = nextafterf(m, INFINITY);
+    return m;
+}
+
+/* Copies n caller rows to stored rows [at, at + n) and prepares them for the
+ * metric (normalised under cosine; under inner product the extra coordinate
+ * is left for augment_rows). */
+static ae_status store_rows(ae_index *idx, size_t at, const float *x, size_t n, char *msg)
+{
+    size_t d = idx->dim, sd = idx->sdim;
+    float *dst = idx->data + at * sd;
+    if (sd == d) memcpy(dst, x, n * d * sizeof(float));
+    else
+        for (size_t i = 0; i < n; i++) memcpy(dst + i * sd, x + i * d, d * sizeof(float));
+    if (idx->metric == AE_INDEX_COSINE) return normalise_rows(dst, n, d, sd, msg, "row");
+    return AE_OK;
+}
+
+/* Checks caller rows: finite, and squared norms within float range. */
+static ae_status check_rows(const ae_index *idx, const float *x, size_t n, char *msg)
+{
+    size_t d = idx->dim;
+    if (!ae__all_finite(x, n * d))
+        return ae__fail(msg, AE_ERR_NUMERIC, "the data contains NaN or infinity");
+    for (size_t i = 0; i < n; i++) {
+        double s = sqnorm_d(x + i * d, d);
+        /* under inner product the stored rows have norm M >= |x| */
+        if (s > AE__MAX_SQNORM)
+            return ae__fail(msg, AE_ERR_NUMERIC,
+                            "row %zu has squared norm %g, too large for float distances", i, s);
+    }
+    return AE_OK;
+}
+
+/* Makes room for `need` rows in data, ids, labels and dead; on failure
+ * nothing changes. */
+static ae_status grow_rows(ae_index *idx, size_t need, char *msg)
+{
+    size_t c = idx->cap, nc, sd = idx->sdim;
+    float *data;
+    int64_t *ids;
+    int32_t *labels = NULL;
+    uint8_t *dead;
+    if (need <= c) return AE_OK;
+    nc = c + c / 2 > need ? c + c / 2 : need;
+    if (nc > AE__INDEX_MAX_N) nc = AE__INDEX_MAX_N;
+    data = ae__malloc_aligned(nc * sd * sizeof(float));
+    ids = ae__malloc(nc * sizeof(int64_t));
+    if (idx->labels) labels = ae__malloc(nc * sizeof(int32_t));
+    dead = ae__calloc(nc, 1);
+    if (!data || !ids || (idx->labels && !labels) || !dead) {
+        if (data) ae__free_aligned(data, nc * sd * sizeof(float));
+        ae__free(ids, nc * sizeof(int64_t));
+        ae__free(labels, nc * sizeof(int32_t));
+        ae__free(dead, nc);
+        return ae__fail(msg, AE_ERR_NOMEM, "out of memory for %zu x %zu codes", need, idx->dim);
+    }
+    memcpy(data, idx->data, idx->n * sd * sizeof(float));
+    memcpy(ids, idx->ids, idx->n * sizeof(int64_t));
+    if (labels) memcpy(labels, idx->labels, idx->n * sizeof(int32_t));
+    memcpy(dead, idx->dead, idx->n);
+    ae__free_aligned(idx->data, c * sd * sizeof(float));
+    ae__free(idx->ids, c * sizeof(int64_t));
+    ae__free(idx->labels, c * sizeof(int32_t));
+    ae__free(idx->dead, c);
+    idx->data = data;
+    idx->ids = ids;
+    idx->labels = labels;
+    idx->dead = dead;
+    idx->cap = nc;
+    return AE_OK;
+}
+
+/* ---- build -------------------------------------------------------------------- */
+/* Fills an empty index with n rows and builds it; on failure the index is
+ * empty again. */
+static ae_status build_rows(ae_index *idx, const float *x, size_t n, const int64_t *ids,
+                            const int32_t *labels)
+{
+    size_t d = idx->dim, sd = idx->sdim;
+    ae_status st;
     idx->n = n;
-    idx->data = ae__malloc_aligned(nd * sizeof(float));
+    idx->cap = n;
+    idx->data = ae__malloc_aligned(n * sd * sizeof(float));
     idx->ids = ae__malloc(n * sizeof(int64_t));
+    idx->dead = ae__calloc(n, 1);
     if (labels) idx->labels = ae__malloc(n * sizeof(int32_t));
-    if (!idx->data || !idx->ids || (labels && !idx->labels)) {
+    if (!idx->data || !idx->ids || !idx->dead || (labels && !idx->labels)) {
         st = ae__fail(idx->msg, AE_ERR_NOMEM, "out of memory for %zu x %zu codes", n, d);
         goto fail;
     }
-    memcpy(idx->data, x, nd * sizeof(float));
     if (ids) memcpy(idx->ids, ids, n * sizeof(int64_t));
     else
         for (size_t i = 0; i < n; i++) idx->ids[i] = (int64_t)i;
     if (labels) memcpy(idx->labels, labels, n * sizeof(int32_t));
-    if ((st = make_by_id(idx, idx->msg, NULL)) != AE_OK) goto fail;
-    if (idx->metric == AE_INDEX_COSINE &&
-        (st = normalise_rows(idx->data, n, d, idx->msg, "row")) != AE_OK)
-        goto fail;
+    if ((st = make_hash(idx, idx->msg, NULL)) != AE_OK) goto fail;
+    if ((st = store_rows(idx, 0, x, n, idx->msg)) != AE_OK) goto fail;
+    if (idx->metric == AE_INDEX_INNER_PRODUCT) {
+        idx->ip_m = ip_m_for(max_sqnorm(x, n, d, d));
+        augment_rows(idx, 0, n);
+    }
     if ((st = finish_norms(idx, idx->msg, NULL)) != AE_OK) goto fail;
 
     if ((st = idx->ops->build(idx)) != AE_OK) {
@@ -302,6 +503,265 @@ ae_status ae_index_build(ae_index *idx, const float *x, size_t n, const int64_t 
 fail:
     index_release(idx);
     return st;
+}
+
+static ae_status check_count(ae_index *idx, size_t n, size_t have)
+{
+    size_t nd;
+    if (n == 0) return ae__fail(idx->msg, AE_ERR_INVALID_ARG, "no rows (n = 0)");
+    if (n > AE__INDEX_MAX_N - have || ae__mul_size(n + have, idx->sdim, &nd) != 0 ||
+        nd > SIZE_MAX / 8)
+        return ae__fail(idx->msg, AE_ERR_RANGE, "%zu rows is more than the index holds",
+                        n + have);
+    return AE_OK;
+}
+
+static ae_status build_locked(ae_index *idx, const float *x, size_t n, const int64_t *ids,
+                             const int32_t *labels)
+{
+    ae_status st;
+    if (!idx) return ae__fail(NULL, AE_ERR_INVALID_ARG, "NULL index");
+    if (idx->built)
+        return ae__fail(idx->msg, AE_ERR_STATE, "the index is already built");
+    if (!x) return ae__fail(idx->msg, AE_ERR_INVALID_ARG, "NULL data");
+    if ((st = check_count(idx, n, 0)) != AE_OK) return st;
+    if (!ae__all_finite(x, n * idx->dim))
+        return ae__fail(idx->msg, AE_ERR_NUMERIC, "the data contains NaN or infinity");
+    return build_rows(idx, x, n, ids, labels);
+}
+
+/* ---- rebuilding ------------------------------------------------------------------ */
+/* Moves the built contents of src into dst (whose lock and message stay),
+ * freeing what dst held. */
+static void take_contents(ae_index *dst, ae_index *src)
+{
+    index_release(dst);
+    dst->sdim = src->sdim;
+    dst->n = src->n;
+    dst->cap = src->cap;
+    dst->ndead = src->ndead;
+    dst->data = src->data;
+    dst->max_norm = src->max_norm;
+    dst->ip_m = src->ip_m;
+    dst->ids = src->ids;
+    dst->labels = src->labels;
+    dst->dead = src->dead;
+    dst->hslot = src->hslot;
+    dst->hcap = src->hcap;
+    dst->perm = src->perm;
+    dst->state = src->state;
+    dst->built = src->built;
+    src->data = NULL;
+    src->ids = NULL;
+    src->labels = NULL;
+    src->dead = NULL;
+    src->hslot = NULL;
+    src->hcap = src->cap = src->n = 0;
+    src->perm = NULL;
+    src->state = NULL;
+    src->built = 0;
+}
+
+/* Builds the index again, in a new index that replaces idx on success (on
+ * failure idx is unchanged): from its rows in input order, the removed ones
+ * dropped when drop_dead (rows renumbered) or kept removed, plus m caller
+ * rows x (ids, labels) appended. M of the inner product is recomputed. */
+static ae_status rebuild(ae_index *idx, int drop_dead, const float *x, size_t m,
+                         const int64_t *ids, const int32_t *labels)
+{
+    size_t n = idx->n, d = idx->dim, sd = idx->sdim, rows = 0, j = 0;
+    uint32_t *inv = NULL;
+    ae_index *t = index_new((int)idx->ops->backend, (int)idx->metric, d);
+    ae_status st = AE_OK;
+    if (!t) return ae__fail(idx->msg, AE_ERR_NOMEM, "out of memory");
+    memcpy(t->params, idx->params, sizeof t->params);
+    for (size_t i = 0; i < n; i++) rows += !(drop_dead && idx->dead && idx->dead[i]);
+    rows += m;
+    t->n = t->cap = rows;
+    t->data = ae__malloc_aligned(rows * sd * sizeof(float));
+    t->ids = ae__malloc(rows * sizeof(int64_t));
+    if (idx->labels) t->labels = ae__malloc(rows * sizeof(int32_t));
+    t->dead = ae__calloc(rows, 1);
+    if (idx->perm) inv = ae__malloc(n * sizeof(uint32_t));
+    if (!t->data || !t->ids || (idx->labels && !t->labels) || !t->dead || (idx->perm && !inv)) {
+        st = ae__fail(idx->msg, AE_ERR_NOMEM, "out of memory for %zu x %zu codes", rows, d);
+        goto done;
+    }
+    if (inv)
+        for (size_t r = 0; r < n; r++) inv[idx->perm[r]] = (uint32_t)r;
+    for (size_t i = 0; i < n; i++) {
+        if (drop_dead && idx->dead && idx->dead[i]) continue;
+        memcpy(t->data + j * sd, idx->data + (size_t)(inv ? inv[i] : i) * sd, sd * sizeof(float));
+        t->ids[j] = idx->ids[i];
+        if (t->labels) t->labels[j] = idx->labels[i];
+        t->dead[j] = drop_dead ? 0 : idx->dead[i];
+        j++;
+    }
+    t->ndead = drop_dead ? 0 : idx->ndead;
+    if (m) {
+        memcpy(t->ids + j, ids, m * sizeof(int64_t));
+        if (t->labels) memcpy(t->labels + j, labels, m * sizeof(int32_t));
+        if ((st = store_rows(t, j, x, m, idx->msg)) != AE_OK) goto done;
+    }
+    {
+        int64_t dup = 0;
+        ae_status hs = hash_rebuild(t, rows, 0, 0, &dup);
+        if (hs == AE_ERR_NOMEM) st = ae__fail(idx->msg, AE_ERR_NOMEM, "out of memory");
+        else if (hs != AE_OK)
+            st = ae__fail(idx->msg, AE_ERR_INVALID_ARG, "id %lld appears more than once",
+                          (long long)dup);
+        if (st != AE_OK) goto done;
+    }
+    if (t->metric == AE_INDEX_INNER_PRODUCT) {
+        double mx = 0.0;
+        for (size_t r = 0; r < rows; r++) {
+            double s = sqnorm_d(t->data + r * sd, d);
+            if (s > mx) mx = s;
+        }
+        t->ip_m = ip_m_for(mx);
+        augment_rows(t, 0, rows);
+    }
+    if ((st = finish_norms(t, idx->msg, NULL)) != AE_OK) goto done;
+    if ((st = t->ops->build(t)) != AE_OK) {
+        ae__keep_msg(idx->msg);
+        goto done;
+    }
+    t->built = 1;
+    take_contents(idx, t);
+done:
+    ae__free(inv, n * sizeof(uint32_t));
+    ae_index_free(t);
+    return st;
+}
+
+/* ---- add, remove, compact -------------------------------------------------------- */
+static ae_status add_locked(ae_index *idx, const float *x, size_t n, const int64_t *ids,
+                          const int32_t *labels)
+{
+    size_t n0, d, sd;
+    int64_t dup = 0;
+    int covered = 0, want_rebuild = 0, grow_m = 0;
+    double mx;
+    ae_status st;
+    if (!idx) return ae__fail(NULL, AE_ERR_INVALID_ARG, "NULL index");
+    if (!x || !ids) return ae__fail(idx->msg, AE_ERR_INVALID_ARG, "NULL %s", x ? "ids" : "data");
+    if (!idx->built) {
+        if ((st = check_count(idx, n, 0)) != AE_OK) return st;
+        if (!ae__all_finite(x, n * idx->dim))
+            return ae__fail(idx->msg, AE_ERR_NUMERIC, "the data contains NaN or infinity");
+        return build_rows(idx, x, n, ids, labels);
+    }
+    n0 = idx->n;
+    d = idx->dim;
+    sd = idx->sdim;
+    if ((st = check_count(idx, n, n0)) != AE_OK) return st;
+    if (!labels != !idx->labels)
+        return ae__fail(idx->msg, AE_ERR_INVALID_ARG, idx->labels
+                        ? "the index has labels: give one per code"
+                        : "the index has no labels: pass NULL");
+    if ((st = check_rows(idx, x, n, idx->msg)) != AE_OK) return st;
+    mx = idx->metric == AE_INDEX_INNER_PRODUCT ? max_sqnorm(x, n, d, d) : 0.0;
+    grow_m = mx > (double)idx->ip_m * idx->ip_m;
+    /* a longer code under inner product changes every stored row: the exact
+     * backends are rebuilt with it (HNSW's graph stays valid, see below) */
+    if (grow_m && idx->ops->backend != AE_INDEX_HNSW)
+        return rebuild(idx, 0, x, n, ids, labels);
+
+    if ((st = grow_rows(idx, n0 + n, idx->msg)) != AE_OK) return st;
+    memcpy(idx->ids + n0, ids, n * sizeof(int64_t));
+    if (labels) memcpy(idx->labels + n0, labels, n * sizeof(int32_t));
+    memset(idx->dead + n0, 0, n);
+    /* the new table holds the live rows and the new ones, or nothing changes */
+    st = hash_rebuild(idx, idx->n - idx->ndead + n, n0, n0 + n, &dup);
+    if (st == AE_ERR_NOMEM) return ae__fail(idx->msg, AE_ERR_NOMEM, "out of memory");
+    if (st != AE_OK)
+        return ae__fail(idx->msg, AE_ERR_INVALID_ARG, "id %lld is already in the index%s",
+                        (long long)dup, " or given twice");
+    if ((st = store_rows(idx, n0, x, n, idx->msg)) != AE_OK) goto undo_hash;
+    if (idx->metric == AE_INDEX_INNER_PRODUCT) {
+        if (grow_m) {
+            /* M may only grow: every code's extra coordinate shrinks to fit.
+             * Distances from a query shift by the same M^2 for every code,
+             * so the graph's search order is kept. */
+            idx->ip_m = ip_m_for(mx);
+            augment_rows(idx, 0, n0);
+        }
+        augment_rows(idx, n0, n0 + n);
+    }
+    {
+        double s = max_sqnorm(idx->data + n0 * sd, n, sd, sd);
+        float mn = (float)sqrt(s) * (1.0f + 1e-6f);
+        if (mn > idx->max_norm) idx->max_norm = mn;
+        if (grow_m) idx->max_norm = idx->ip_m * (1.0f + 1e-6f);
+    }
+    idx->n = n0 + n;
+    st = idx->ops->add(idx, n0, &covered, &want_rebuild);
+    if (st != AE_OK) {
+        if (!covered) {
+            idx->n = n0;
+            goto undo_hash;
+        }
+        /* the backend holds the rows: take them out as removed */
+        for (size_t i = n0; i < n0 + n; i++) {
+            hash_del(idx, idx->ids[i]);
+            idx->dead[i] = 1;
+        }
+        idx->ndead += n;
+        ae__keep_msg(idx->msg);
+        return st;
+    }
+    if (want_rebuild) {
+        /* best effort: the overflow stays searchable if this fails */
+        (void)AE__NESTED(rebuild(idx, 0, NULL, 0, NULL, NULL));
+    }
+    return AE_OK;
+undo_hash:
+    for (size_t i = n0; i < n0 + n; i++) hash_del(idx, idx->ids[i]);
+    return st;
+}
+
+static ae_status remove_locked(ae_index *idx, const int64_t *ids, size_t n)
+{
+    size_t i;
+    ae_status st = AE_OK;
+    if (!idx) return ae__fail(NULL, AE_ERR_INVALID_ARG, "NULL index");
+    if (!ids || n == 0)
+        return ae__fail(idx->msg, AE_ERR_INVALID_ARG, ids ? "no ids (n = 0)" : "NULL ids");
+    if (!idx->built) return ae__fail(idx->msg, AE_ERR_STATE, "the index is not built");
+    /* all or nothing: mark first (the table holds live rows only, so a row
+     * already marked was named earlier in this call), then drop the ids */
+    for (i = 0; i < n; i++) {
+        size_t r = hash_find(idx, ids[i]);
+        if (r == SIZE_MAX) {
+            st = ae__fail(idx->msg, AE_ERR_RANGE, "no code has id %lld", (long long)ids[i]);
+            break;
+        }
+        if (idx->dead[r]) {
+            st = ae__fail(idx->msg, AE_ERR_INVALID_ARG, "id %lld is given twice",
+                          (long long)ids[i]);
+            break;
+        }
+        idx->dead[r] = 1;
+    }
+    if (st == AE_OK && idx->ndead + n >= idx->n)
+        st = ae__fail(idx->msg, AE_ERR_STATE,
+                      "removing %zu of the %zu codes would leave the index empty", n,
+                      idx->n - idx->ndead);
+    if (st != AE_OK) {
+        for (size_t j = 0; j < i; j++) idx->dead[hash_find(idx, ids[j])] = 0;
+        return st;
+    }
+    for (i = 0; i < n; i++) hash_del(idx, ids[i]);
+    idx->ndead += n;
+    return AE_OK;
+}
+
+static ae_status compact_locked(ae_index *idx)
+{
+    if (!idx) return ae__fail(NULL, AE_ERR_INVALID_ARG, "NULL index");
+    if (!idx->built) return ae__fail(idx->msg, AE_ERR_STATE, "the index is not built");
+    if (idx->ndead == 0 && !(idx->ops->pending && idx->ops->pending(idx))) return AE_OK;
+    return rebuild(idx, 1, NULL, 0, NULL, NULL);
 }
 
 /* ---- search --------------------------------------------------------------------- */
@@ -337,7 +797,7 @@ void ae__idx_order(const ae_index *idx, const ae__nb *cand, size_t nc, ae__res *
 void ae__idx_rank(const ae_index *idx, const float *q, const ae__nb *cand, size_t nc,
                   ae__res *res)
 {
-    size_t d = idx->dim;
+    size_t d = idx->sdim;
     for (size_t i = 0; i < nc; i++) {
         uint32_t r = cand[i].r;
         res[i].d = ae__l2sq_d(q, idx->data + (size_t)r * d, d);
@@ -352,14 +812,18 @@ static inline int res_less(const ae__res *a, const ae__res *b)
     return a->d < b->d || (a->d == b->d && a->id < b->id);
 }
 
-void ae__idx_exact_scan(const ae_index *idx, const float *q, size_t k, ae__res *res)
+size_t ae__idx_exact_scan(const ae_index *idx, const float *q, size_t k, const ae__sel *sel,
+                          ae__res *res)
 {
-    size_t d = idx->dim, len = 0;
+    size_t d = idx->sdim, len = 0;
     /* res as a max-heap of (d, id) */
     for (size_t r = 0; r < idx->n; r++) {
-        ae__res v = {ae__l2sq_d(q, idx->data + r * d, d), row_id(idx, (uint32_t)r),
-                     (uint32_t)r};
+        ae__res v;
         size_t i;
+        if (!ae__sel_ok(idx, sel, (uint32_t)r)) continue;
+        v.d = ae__l2sq_d(q, idx->data + r * d, d);
+        v.id = row_id(idx, (uint32_t)r);
+        v.r = (uint32_t)r;
         if (len < k) {
             i = len++;
             while (i > 0 && res_less(&res[(i - 1) / 2], &v)) {
@@ -381,34 +845,53 @@ void ae__idx_exact_scan(const ae_index *idx, const float *q, size_t k, ae__res *
         }
     }
     qsort(res, len, sizeof *res, cmp_res);
+    return len;
 }
 
-void ae__idx_emit(const ae_index *idx, const ae__res *res, size_t k, float *dist, int64_t *ids)
+void ae__idx_emit(const ae_index *idx, const float *q, const ae__res *res, size_t nf, size_t k,
+                  float *dist, int64_t *ids)
 {
-    for (size_t i = 0; i < k; i++) {
+    for (size_t i = 0; i < nf; i++) {
         if (dist) {
-            double v = idx->metric == AE_INDEX_COSINE ? 0.5 * res[i].d : sqrt(res[i].d);
-            if (idx->metric == AE_INDEX_COSINE && v > 2.0) v = 2.0;
+            double v;
+            if (idx->metric == AE_INDEX_INNER_PRODUCT) {
+                /* the inner product itself, in double, not the L2 proxy */
+                const float *x = idx->data + (size_t)res[i].r * idx->sdim;
+                v = 0.0;
+                for (size_t j = 0; j < idx->dim; j++) v += (double)q[j] * x[j];
+                v = -v;
+            } else if (idx->metric == AE_INDEX_COSINE) {
+                v = 0.5 * res[i].d;
+                if (v > 2.0) v = 2.0;
+            } else {
+                v = sqrt(res[i].d);
+            }
             dist[i] = (float)v;
         }
         ids[i] = res[i].id;
     }
+    for (size_t i = nf; i < k; i++) {
+        if (dist) dist[i] = INFINITY;
+        ids[i] = -1;
+    }
 }
 
-ae_status ae_index_search(const ae_index *idx, const float *queries, size_t nq, size_t k,
-                          size_t ef_search, float *distances, int64_t *ids)
+/* ae_index_search and ae_index_search_filtered. */
+static ae_status search(const ae_index *idx, const float *queries, size_t nq, size_t k,
+                        size_t ef_search, ae_index_filter_fn keep, void *user, float *distances,
+                        int64_t *ids)
 {
-    AE__ENTER();
-    size_t d, nd;
+    size_t d, sd, nd, live;
     const float *q = queries;
     float *qcopy = NULL;
+    ae__sel sel;
     ae_status st;
     if (!idx) return ae__fail(NULL, AE_ERR_INVALID_ARG, "NULL index");
     if (!idx->built) return ae__fail(NULL, AE_ERR_STATE, "the index is not built");
+    live = idx->n - idx->ndead;
     if (k == 0) return ae__fail(NULL, AE_ERR_INVALID_ARG, "k = 0");
-    if (k > idx->n)
-        return ae__fail(NULL, AE_ERR_RANGE, "k = %zu but the index holds %zu codes", k,
-                        idx->n);
+    if (k > live)
+        return ae__fail(NULL, AE_ERR_RANGE, "k = %zu but the index holds %zu codes", k, live);
     if (ef_search > AE__INDEX_MAX_EF)
         return ae__fail(NULL, AE_ERR_RANGE, "ef_search = %zu exceeds %d", ef_search,
                         AE__INDEX_MAX_EF);
@@ -416,39 +899,82 @@ ae_status ae_index_search(const ae_index *idx, const float *queries, size_t nq, 
     if (!queries || !ids)
         return ae__fail(NULL, AE_ERR_INVALID_ARG, "NULL %s", queries ? "ids" : "queries");
     d = idx->dim;
-    if (ae__mul_size(nq, d, &nd) != 0 || nd > SIZE_MAX / 8 ||
+    sd = idx->sdim;
+    if (ae__mul_size(nq, sd, &nd) != 0 || nd > SIZE_MAX / 8 ||
         ae__mul_size(nq, k, &(size_t){0}) != 0)
         return ae__fail(NULL, AE_ERR_RANGE, "%zu queries is too many", nq);
-    if (!ae__all_finite(queries, nd))
+    if (!ae__all_finite(queries, nq * d))
         return ae__fail(NULL, AE_ERR_NUMERIC, "the queries contain NaN or infinity");
-    if (idx->metric == AE_INDEX_COSINE) {
-        qcopy = ae__malloc(nd * sizeof(float));
-        if (!qcopy) return ae__fail(NULL, AE_ERR_NOMEM, "out of memory");
-        memcpy(qcopy, queries, nd * sizeof(float));
-        if ((st = normalise_rows(qcopy, nq, d, NULL, "query")) != AE_OK) {
-            ae__free(qcopy, nd * sizeof(float));
-            return st;
-        }
-        q = qcopy;
-    } else {
+    if (idx->metric != AE_INDEX_COSINE)
         for (size_t i = 0; i < nq; i++) {
-            const float *r = queries + i * d;
-            double s = 0.0;
-            for (size_t j = 0; j < d; j++) s += (double)r[j] * r[j];
+            double s = sqnorm_d(queries + i * d, d);
             if (s > AE__MAX_SQNORM)
                 return ae__fail(NULL, AE_ERR_NUMERIC,
                                 "query %zu has squared norm %g, too large for float "
                                 "distances", i, s);
         }
+    if (idx->metric != AE_INDEX_L2) {
+        qcopy = ae__malloc(nd * sizeof(float));
+        if (!qcopy) return ae__fail(NULL, AE_ERR_NOMEM, "out of memory");
+        for (size_t i = 0; i < nq; i++) {
+            memcpy(qcopy + i * sd, queries + i * d, d * sizeof(float));
+            if (sd > d) qcopy[i * sd + d] = 0.0f; /* q' = (q, 0) */
+        }
+        if (idx->metric == AE_INDEX_COSINE &&
+            (st = normalise_rows(qcopy, nq, d, sd, NULL, "query")) != AE_OK) {
+            ae__free(qcopy, nd * sizeof(float));
+            return st;
+        }
+        q = qcopy;
     }
     if (ef_search == 0) ef_search = (size_t)idx->params[AE_INDEX_HNSW_EF_SEARCH];
-    st = idx->ops->search(idx, q, nq, k, ef_search, distances, ids);
+    sel.keep = keep;
+    sel.user = user;
+    sel.dead = idx->ndead ? idx->dead : NULL;
+    st = idx->ops->search(idx, q, nq, k, ef_search, keep || sel.dead ? &sel : NULL, distances,
+                          ids);
     if (qcopy) ae__free(qcopy, nd * sizeof(float));
     return st;
 }
 
+/* search() under the read lock. */
+static ae_status search_rd(const ae_index *idx, const float *queries, size_t nq, size_t k,
+                           size_t ef_search, ae_index_filter_fn keep, void *user,
+                           float *distances, int64_t *ids)
+{
+    ae_status st;
+    if (!idx) return ae__fail(NULL, AE_ERR_INVALID_ARG, "NULL index");
+    index_rdlock(idx);
+    st = search(idx, queries, nq, k, ef_search, keep, user, distances, ids);
+    index_unlock(idx);
+    return st;
+}
+
+ae_status ae_index_search(const ae_index *idx, const float *queries, size_t nq, size_t k,
+                          size_t ef_search, float *distances, int64_t *ids)
+{
+    AE__ENTER();
+    return search_rd(idx, queries, nq, k, ef_search, NULL, NULL, distances, ids);
+}
+
+ae_status ae_index_search_filtered(const ae_index *idx, const float *queries, size_t nq,
+                                   size_t k, size_t ef_search, ae_index_filter_fn keep,
+                                   void *user, float *distances, int64_t *ids)
+{
+    AE__ENTER();
+    return search_rd(idx, queries, nq, k, ef_search, keep, user, distances, ids);
+}
+
 /* ---- accessors ------------------------------------------------------------------ */
-size_t ae_index_count(const ae_index *idx) { return idx && idx->built ? idx->n : 0; }
+size_t ae_index_count(const ae_index *idx)
+{
+    size_t c;
+    if (!idx) return 0;
+    index_rdlock(idx);
+    c = idx->built ? idx->n - idx->ndead : 0;
+    index_unlock(idx);
+    return c;
+}
 size_t ae_index_dim(const ae_index *idx) { return idx ? idx->dim : 0; }
 ae_index_backend ae_index_backend_of(const ae_index *idx)
 {
@@ -458,7 +984,15 @@ ae_index_metric ae_index_metric_of(const ae_index *idx)
 {
     return idx ? idx->metric : (ae_index_metric)0;
 }
-int ae_index_has_labels(const ae_index *idx) { return idx && idx->built && idx->labels; }
+int ae_index_has_labels(const ae_index *idx)
+{
+    int h;
+    if (!idx) return 0;
+    index_rdlock(idx);
+    h = idx->built && idx->labels;
+    index_unlock(idx);
+    return h;
+}
 const char *ae_index_errmsg(const ae_index *idx) { return idx ? idx->msg : ""; }
 
 ae_status ae_index_check_dim(const ae_index *idx, size_t expected_dim)
@@ -472,64 +1006,74 @@ ae_status ae_index_check_dim(const ae_index *idx, size_t expected_dim)
     return AE_OK;
 }
 
-ae_status ae_index_id_at(int64_t *id, const ae_index *idx, size_t row)
+/* A row the accessors may read: stored and not removed. */
+static ae_status check_row(const ae_index *idx, size_t row)
 {
-    AE__ENTER();
+    if (row >= idx->n)
+        return ae__fail(NULL, AE_ERR_RANGE, "row %zu but the index holds %zu", row, idx->n);
+    if (idx->dead[row])
+        return ae__fail(NULL, AE_ERR_RANGE, "row %zu was removed", row);
+    return AE_OK;
+}
+
+static ae_status id_at_locked(int64_t *id, const ae_index *idx, size_t row)
+{
+    ae_status st;
     if (!idx || !id) return ae__fail(NULL, AE_ERR_INVALID_ARG, "NULL argument");
     if (!idx->built) return ae__fail(NULL, AE_ERR_STATE, "the index is not built");
-    if (row >= idx->n)
-        return ae__fail(NULL, AE_ERR_RANGE, "row %zu but the index holds %zu",
-                        row, idx->n);
+    if ((st = check_row(idx, row)) != AE_OK) return st;
     *id = idx->ids[row];
     return AE_OK;
 }
 
-ae_status ae_index_label_at(int32_t *label, const ae_index *idx, size_t row)
+static ae_status label_at_locked(int32_t *label, const ae_index *idx, size_t row)
 {
-    AE__ENTER();
+    ae_status st;
     if (!idx || !label)
         return ae__fail(NULL, AE_ERR_INVALID_ARG, "NULL argument");
     if (!idx->built || !idx->labels)
         return ae__fail(NULL, AE_ERR_STATE, "the index has no labels%s",
                         idx->built ? "" : " (not built)");
-    if (row >= idx->n)
-        return ae__fail(NULL, AE_ERR_RANGE, "row %zu but the index holds %zu",
-                        row, idx->n);
+    if ((st = check_row(idx, row)) != AE_OK) return st;
     *label = idx->labels[row];
     return AE_OK;
 }
 
-ae_status ae_index_label(int32_t *label, const ae_index *idx, int64_t id)
+static ae_status label_locked(int32_t *label, const ae_index *idx, int64_t id)
 {
-    AE__ENTER();
-    size_t lo = 0, hi;
+    size_t r;
     if (!idx || !label) return ae__fail(NULL, AE_ERR_INVALID_ARG, "NULL argument");
     if (!idx->built || !idx->labels)
         return ae__fail(NULL, AE_ERR_STATE, "the index has no labels%s",
                         idx->built ? "" : " (not built)");
-    hi = idx->n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (idx->ids[idx->by_id[mid]] < id) lo = mid + 1;
-        else hi = mid;
-    }
-    if (lo == idx->n || idx->ids[idx->by_id[lo]] != id)
-        return ae__fail(NULL, AE_ERR_RANGE, "no code has id %lld",
-                        (long long)id);
-    *label = idx->labels[idx->by_id[lo]];
+    r = hash_find(idx, id);
+    if (r == SIZE_MAX)
+        return ae__fail(NULL, AE_ERR_RANGE, "no code has id %lld", (long long)id);
+    *label = idx->labels[r];
     return AE_OK;
 }
 
+static size_t memory_bytes(const ae_index *idx);
+
 size_t ae_index_memory_bytes(const ae_index *idx)
 {
-    size_t n, d, b;
+    size_t b;
     if (!idx) return 0;
-    n = idx->n;
-    d = idx->dim;
+    index_rdlock(idx);
+    b = memory_bytes(idx);
+    index_unlock(idx);
+    return b;
+}
+
+static size_t memory_bytes(const ae_index *idx)
+{
+    size_t c, b;
     b = sizeof *idx;
     if (!idx->built) return b;
-    b += n * d * sizeof(float) + n * (sizeof(int64_t) + sizeof(uint32_t));
-    if (idx->labels) b += n * sizeof(int32_t);
+    c = idx->cap;
+    b += c * idx->sdim * sizeof(float) + c * (sizeof(int64_t) + 1) +
+         idx->hcap * sizeof(uint32_t);
+    if (idx->labels) b += c * sizeof(int32_t);
     return b + idx->ops->memory_bytes(idx);
 }
 
@@ -550,9 +1094,8 @@ static void write_section(ae__writer *w, uint32_t tag, size_t size)
     ae__writer_u64(w, size);
 }
 
-ae_status ae_index_save(const ae_index *idx, const char *path)
+static ae_status save_locked(const ae_index *idx, const char *path)
 {
-    AE__ENTER();
     const ae__index_ops *ops;
     ae__writer w;
     ae_status st;
@@ -561,6 +1104,9 @@ ae_status ae_index_save(const ae_index *idx, const char *path)
     if (!idx || !path) return ae__fail(NULL, AE_ERR_INVALID_ARG, "NULL argument");
     if (!idx->built) return ae__fail(NULL, AE_ERR_STATE, "the index is not built");
     ops = idx->ops;
+    if (idx->ndead || (ops->pending && ops->pending(idx)))
+        return ae__fail(NULL, AE_ERR_STATE, "the index has removed or unfolded rows: "
+                        "ae_index_compact() it first");
     n = idx->n;
     d = idx->dim;
     body = ops->file_section ? ops->file_bytes(idx) : 0;
@@ -585,7 +1131,9 @@ ae_status ae_index_save(const ae_index *idx, const char *path)
             ae__writer_u64(&w, (uint64_t)idx->params[k]);
         }
     write_section(&w, SECTION_CODES, n * d * 4);
-    ae__writer_f32s(&w, idx->data, n * d);
+    if (idx->sdim == d) ae__writer_f32s(&w, idx->data, n * d);
+    else
+        for (size_t r = 0; r < n; r++) ae__writer_f32s(&w, idx->data + r * idx->sdim, d);
     write_section(&w, SECTION_IDS, n * 8);
     ae__writer_write(&w, idx->ids, n * 8);
     if (idx->labels) {
@@ -732,22 +1280,29 @@ static ae_status parse_v2(ae_index *idx, const unsigned char *buf, size_t len, s
 /* The shared fields from the sections, then the backend's body. */
 static ae_status load_parts(ae_index *idx, size_t n, const file_parts *fp, const char *path)
 {
-    size_t d = idx->dim;
+    size_t d = idx->dim, sd = idx->sdim;
     ae__reader rd = {fp->codes, n * d * 4, 0, 0};
     ae_status st;
 
     idx->n = n;
-    idx->data = ae__malloc_aligned(n * d * 4);
+    idx->cap = n;
+    idx->data = ae__malloc_aligned(n * sd * 4);
     idx->ids = ae__malloc(n * 8);
+    idx->dead = ae__calloc(n, 1);
     if (fp->labels) idx->labels = ae__malloc(n * 4);
-    if (!idx->data || !idx->ids || (fp->labels && !idx->labels))
+    if (!idx->data || !idx->ids || !idx->dead || (fp->labels && !idx->labels))
         return ae__fail(NULL, AE_ERR_NOMEM, "out of memory for %zu x %zu codes", n, d);
-    ae__reader_f32s(&rd, idx->data, n * d);
+    for (size_t r = 0; r < n; r++) ae__reader_f32s(&rd, idx->data + r * sd, d);
     memcpy(idx->ids, fp->ids, n * 8);
     if (fp->labels) memcpy(idx->labels, fp->labels, n * 4);
-    if (!ae__all_finite(idx->data, n * d))
-        return ae__fail(NULL, AE_ERR_FORMAT, "'%s' holds NaN or infinite codes", path);
-    if ((st = make_by_id(idx, NULL, path)) != AE_OK) return st;
+    for (size_t r = 0; r < n; r++)
+        if (!ae__all_finite(idx->data + r * sd, d))
+            return ae__fail(NULL, AE_ERR_FORMAT, "'%s' holds NaN or infinite codes", path);
+    if ((st = make_hash(idx, NULL, path)) != AE_OK) return st;
+    if (idx->metric == AE_INDEX_INNER_PRODUCT) {
+        idx->ip_m = ip_m_for(max_sqnorm(idx->data, n, d, sd));
+        augment_rows(idx, 0, n);
+    }
     if ((st = finish_norms(idx, NULL, path)) != AE_OK) return st;
     if ((st = idx->ops->load(idx, fp->body, fp->body_len, path)) != AE_OK) return st;
     idx->built = 1;
@@ -829,5 +1384,118 @@ ae_status ae_index_load(ae_index **out, const char *path)
     *out = idx;
 done:
     ae__free(buf, len);
+    return st;
+}
+
+/* ---- the public entry points that take the handle's lock (index.h, "Threading") ---- */
+ae_status ae_index_set_int(ae_index *idx, ae_index_param key, int64_t value)
+{
+    AE__ENTER();
+    ae_status st;
+    if (!idx) return set_int_locked(idx, key, value);
+    index_wrlock(idx);
+    st = set_int_locked(idx, key, value);
+    index_unlock(idx);
+    return st;
+}
+
+ae_status ae_index_get_int(int64_t *value, const ae_index *idx, ae_index_param key)
+{
+    AE__ENTER();
+    ae_status st;
+    if (!idx) return get_int_locked(value, idx, key);
+    index_rdlock(idx);
+    st = get_int_locked(value, idx, key);
+    index_unlock(idx);
+    return st;
+}
+
+ae_status ae_index_build(ae_index *idx, const float *x, size_t n, const int64_t *ids,
+                         const int32_t *labels)
+{
+    AE__ENTER();
+    ae_status st;
+    if (!idx) return build_locked(idx, x, n, ids, labels);
+    index_wrlock(idx);
+    st = build_locked(idx, x, n, ids, labels);
+    index_unlock(idx);
+    return st;
+}
+
+ae_status ae_index_add(ae_index *idx, const float *x, size_t n, const int64_t *ids,
+                       const int32_t *labels)
+{
+    AE__ENTER();
+    ae_status st;
+    if (!idx) return add_locked(idx, x, n, ids, labels);
+    index_wrlock(idx);
+    st = add_locked(idx, x, n, ids, labels);
+    index_unlock(idx);
+    return st;
+}
+
+ae_status ae_index_remove(ae_index *idx, const int64_t *ids, size_t n)
+{
+    AE__ENTER();
+    ae_status st;
+    if (!idx) return remove_locked(idx, ids, n);
+    index_wrlock(idx);
+    st = remove_locked(idx, ids, n);
+    index_unlock(idx);
+    return st;
+}
+
+ae_status ae_index_compact(ae_index *idx)
+{
+    AE__ENTER();
+    ae_status st;
+    if (!idx) return compact_locked(idx);
+    index_wrlock(idx);
+    st = compact_locked(idx);
+    index_unlock(idx);
+    return st;
+}
+
+ae_status ae_index_id_at(int64_t *id, const ae_index *idx, size_t row)
+{
+    AE__ENTER();
+    ae_status st;
+    if (!idx) return id_at_locked(id, idx, row);
+    index_rdlock(idx);
+    st = id_at_locked(id, idx, row);
+    index_unlock(idx);
+    return st;
+}
+
+ae_status ae_index_label_at(int32_t *label, const ae_index *idx, size_t row)
+{
+    AE__ENTER();
+    ae_status st;
+    if (!idx) return label_at_locked(label, idx, row);
+    index_rdlock(idx);
+    st = label_at_locked(label, idx, row);
+    index_unlock(idx);
+    return st;
+}
+
+ae_status ae_index_label(int32_t *label, const ae_index *idx, int64_t id)
+{
+    AE__ENTER();
+    ae_status st;
+    if (!idx) return label_locked(label, idx, id);
+    index_rdlock(idx);
+    st = label_locked(label, idx, id);
+    index_unlock(idx);
+    return st;
+}
+
+ae_status ae_index_save(const ae_index *idx, const char *path)
+{
+    AE__ENTER();
+    ae_status st;
+    if (!idx) return save_locked(idx, path);
+    index_rdlock(idx);
+    st = save_locked(idx, path);
+    index_unlock(idx);
     return st;
 }

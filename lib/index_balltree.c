@@ -10,6 +10,7 @@
  * error bound cannot prove that no other row could rank among the k best (only
  * with exact ties at the boundary), the search is repeated with more
  * candidates. Results equal a double-precision brute force. */
+#define _POSIX_C_SOURCE 200809L /* pthread_rwlock_t (index_impl.h) */
 #include <math.h>
 #include <string.h>
 
@@ -17,14 +18,23 @@
 
 /* Complete binary tree in arrays: node i has children 2i+1 and 2i+2. */
 typedef struct balltree {
-    size_t n, dim;
+    size_t n, dim;          /* rows in the tree (the overflow follows), floats per row */
     uint32_t levels;
     size_t nodes;           /* 2^levels - 1 */
     uint32_t *start, *end;  /* internal row range of each node */
     float *centroids;       /* nodes x dim, aligned */
     float *radii;           /* upper bounds of each node's radius */
-    uint32_t *perm;         /* internal row -> input row */
+    uint32_t *perm;         /* internal row -> input row; the identity past the tree */
+    size_t pcap;            /* entries allocated in perm */
 } balltree;
+
+/* Rows added after the build wait in an overflow block past the tree,
+ * searched by a scan, until they exceed this share of the tree: then the
+ * facade rebuilds the tree over every row. */
+static size_t overflow_limit(size_t tree_rows)
+{
+    return tree_rows / 4 > 256 ? tree_rows / 4 : 256;
+}
 
 /* Tree depth for n points and a leaf size (scikit-learn's rule:
  * 1 + floor(log2(max(1, (n - 1) / leaf_size)))). */
@@ -45,7 +55,7 @@ static void balltree_free(ae_index *idx)
     ae__free(t->end, t->nodes * sizeof(uint32_t));
     if (t->centroids) ae__free_aligned(t->centroids, t->nodes * t->dim * sizeof(float));
     ae__free(t->radii, t->nodes * sizeof(float));
-    ae__free(t->perm, t->n * sizeof(uint32_t));
+    ae__free(t->perm, t->pcap * sizeof(uint32_t));
     ae__free(t, sizeof *t);
     idx->state = NULL;
     idx->perm = NULL;
@@ -56,7 +66,7 @@ static void balltree_free(ae_index *idx)
  * radii allocated. */
 static ae_status tree_alloc(ae_index *idx, uint32_t levels)
 {
-    size_t nodes = ((size_t)1 << levels) - 1, n = idx->n, d = idx->dim;
+    size_t nodes = ((size_t)1 << levels) - 1, n = idx->n, d = idx->sdim;
     balltree *t = ae__calloc(1, sizeof *t);
     uint32_t *s, *e;
     if (!t) return ae__fail(NULL, AE_ERR_NOMEM, "out of memory for the ball tree");
@@ -67,7 +77,8 @@ static ae_status tree_alloc(ae_index *idx, uint32_t levels)
     t->nodes = nodes;
     t->start = s = ae__malloc(nodes * sizeof(uint32_t));
     t->end = e = ae__malloc(nodes * sizeof(uint32_t));
-    t->perm = ae__malloc(n * sizeof(uint32_t));
+    t->perm = ae__malloc(idx->cap * sizeof(uint32_t));
+    t->pcap = idx->cap;
     t->centroids = ae__malloc_aligned(nodes * d * sizeof(float));
     t->radii = ae__malloc(nodes * sizeof(float));
     if (!s || !e || !t->perm || !t->centroids || !t->radii)
@@ -118,7 +129,7 @@ static void select_kth(float *key, uint32_t *row, size_t lo, size_t hi, size_t k
 
 static ae_status balltree_build(ae_index *idx)
 {
-    size_t n = idx->n, d = idx->dim, nodes;
+    size_t n = idx->n, d = idx->sdim, nodes;
     float *key = NULL, *mn = NULL, *mx = NULL, *data2 = NULL;
     double *acc = NULL;
     balltree *t;
@@ -132,7 +143,7 @@ static ae_status balltree_build(ae_index *idx)
     mn = ae__malloc(d * sizeof(float));
     mx = ae__malloc(d * sizeof(float));
     acc = ae__malloc(d * sizeof(double));
-    data2 = ae__malloc_aligned(n * d * sizeof(float));
+    data2 = ae__malloc_aligned(idx->cap * d * sizeof(float));
     if (!key || !mn || !mx || !acc || !data2) {
         st = ae__fail(NULL, AE_ERR_NOMEM, "out of memory for the ball tree");
         goto done;
@@ -160,7 +171,7 @@ static ae_status balltree_build(ae_index *idx)
     /* rows in tree order, so every node is one contiguous block */
     for (size_t r = 0; r < n; r++)
         memcpy(data2 + r * d, idx->data + (size_t)t->perm[r] * d, d * sizeof(float));
-    ae__free_aligned(idx->data, n * d * sizeof(float));
+    ae__free_aligned(idx->data, idx->cap * d * sizeof(float));
     idx->data = data2;
     data2 = NULL;
 
@@ -191,12 +202,14 @@ done:
     ae__free(mn, d * sizeof(float));
     ae__free(mx, d * sizeof(float));
     ae__free(acc, d * sizeof(double));
-    if (data2) ae__free_aligned(data2, n * d * sizeof(float));
+    if (data2) ae__free_aligned(data2, idx->cap * d * sizeof(float));
     return st;
 }
 
 /* ---- search ------------------------------------------------------------------------ */
 typedef struct bt_query {
+    const ae_index *idx;
+    const ae__sel *sel;
     const balltree *t;
     const float *data; /* the rows, in tree order */
     const float *q;
@@ -225,6 +238,7 @@ AE__HOT static void bt_visit(bt_query *c, size_t i, double lb)
         const float *q = c->q;
         for (size_t r = t->start[i]; r < e; r++) {
             ae__nb v = {ae__l2sq(q, c->data + r * d, d), (uint32_t)r};
+            if (c->sel && !ae__sel_ok(c->idx, c->sel, (uint32_t)r)) continue;
             ae__topk_offer(c->heap, &c->len, c->cap, v);
         }
     } else {
@@ -239,10 +253,23 @@ AE__HOT static void bt_visit(bt_query *c, size_t i, double lb)
     }
 }
 
-static ae_status balltree_search(const ae_index *idx, const float *q, size_t nq, size_t k,
-                                 size_t ef, float *dist, int64_t *ids)
+/* The overflow rows, scanned (they are few: see overflow_limit). */
+static void scan_overflow(bt_query *c, size_t n)
 {
-    size_t n = idx->n, d = idx->dim;
+    size_t d = c->t->dim;
+    for (size_t r = c->t->n; r < n; r++) {
+        ae__nb v;
+        if (c->sel && !ae__sel_ok(c->idx, c->sel, (uint32_t)r)) continue;
+        v.d = ae__l2sq(c->q, c->data + r * d, d);
+        v.r = (uint32_t)r;
+        ae__topk_offer(c->heap, &c->len, c->cap, v);
+    }
+}
+
+static ae_status balltree_search(const ae_index *idx, const float *q, size_t nq, size_t k,
+                                 size_t ef, const ae__sel *sel, float *dist, int64_t *ids)
+{
+    size_t n = idx->n, d = idx->sdim;
     size_t cap0 = k + (k < 16 ? 8 : k / 2), cap;
     ae__nb *heap;
     ae__res *res;
@@ -258,18 +285,25 @@ static ae_status balltree_search(const ae_index *idx, const float *q, size_t nq,
         ae__free(res, cap * sizeof *res);
         return ae__fail(NULL, AE_ERR_NOMEM, "out of memory");
     }
+    c.idx = idx;
+    c.sel = sel;
     c.t = idx->state;
     c.data = idx->data;
     c.rel1 = 1.0 + ae__l2sq_relerr(d);
     for (size_t i = 0; i < nq; i++) {
-        size_t want = cap0;
+        size_t want = cap0, nf = k;
         c.q = q + i * d;
         for (;;) {
             c.heap = heap;
             c.len = 0;
             c.cap = want;
+            scan_overflow(&c, n);
             bt_visit(&c, 0, node_lb(&c, 0));
             ae__idx_rank(idx, c.q, heap, c.len, res);
+            if (c.len < k) { /* the filter allows fewer than k rows: all found */
+                nf = c.len;
+                break;
+            }
             /* rows never offered or dropped have float distance >= heap top,
              * so a true distance >= top / rel1 */
             if (c.len < want || want == n ||
@@ -280,7 +314,7 @@ static ae_status balltree_search(const ae_index *idx, const float *q, size_t nq,
                 ae__nb *h2 = ae__realloc(heap, cap * sizeof *heap, want * sizeof *heap);
                 ae__res *r2;
                 if (!h2) { /* no memory to widen: finish with an exact scan */
-                    ae__idx_exact_scan(idx, c.q, k, res);
+                    nf = ae__idx_exact_scan(idx, c.q, k, sel, res);
                     break;
                 }
                 heap = h2;
@@ -295,7 +329,7 @@ static ae_status balltree_search(const ae_index *idx, const float *q, size_t nq,
                 cap = want;
             }
         }
-        ae__idx_emit(idx, res, k, dist ? dist + i * k : NULL, ids + i * k);
+        ae__idx_emit(idx, c.q, res, nf, k, dist ? dist + i * k : NULL, ids + i * k);
     }
     ae__free(heap, cap * sizeof *heap);
     ae__free(res, cap * sizeof *res);
@@ -311,6 +345,31 @@ static size_t balltree_file_bytes(const ae_index *idx)
     return 8 + t->n * 4 + t->nodes * (t->dim + 1) * 4;
 }
 
+/* New rows join the overflow (the identity part of perm). */
+static ae_status balltree_add(ae_index *idx, size_t from, int *covered, int *rebuild)
+{
+    balltree *t = idx->state;
+    *covered = 0;
+    *rebuild = 0;
+    if (t->pcap < idx->cap) {
+        uint32_t *p = ae__realloc(t->perm, t->pcap * sizeof(uint32_t),
+                                  idx->cap * sizeof(uint32_t));
+        if (!p) return ae__fail(NULL, AE_ERR_NOMEM, "out of memory for the ball tree");
+        t->perm = p;
+        t->pcap = idx->cap;
+        idx->perm = p;
+    }
+    for (size_t r = from; r < idx->n; r++) t->perm[r] = (uint32_t)r;
+    *rebuild = idx->n - t->n > overflow_limit(t->n);
+    return AE_OK;
+}
+
+static int balltree_pending(const ae_index *idx)
+{
+    const balltree *t = idx->state;
+    return t && idx->n > t->n;
+}
+
 static void balltree_save(const ae_index *idx, ae__writer *w)
 {
     const balltree *t = idx->state;
@@ -324,7 +383,7 @@ static void balltree_save(const ae_index *idx, ae__writer *w)
 static ae_status balltree_load(ae_index *idx, const unsigned char *body, size_t len,
                                const char *path)
 {
-    size_t n = idx->n, d = idx->dim, nodes;
+    size_t n = idx->n, d = idx->sdim, nodes;
     ae__reader rd = {body, len, 0, 0};
     uint32_t levels, zero;
     unsigned char *seen;
@@ -367,7 +426,7 @@ static size_t balltree_memory_bytes(const ae_index *idx)
 {
     const balltree *t = idx->state;
     if (!t) return 0;
-    return sizeof *t + t->n * sizeof(uint32_t) +
+    return sizeof *t + t->pcap * sizeof(uint32_t) +
            t->nodes * (2 * sizeof(uint32_t) + (t->dim + 1) * sizeof(float));
 }
 
@@ -378,6 +437,8 @@ const ae__index_ops ae__index_ops_balltree = {
     .file_section = 16u,
     .build = balltree_build,
     .search = balltree_search,
+    .add = balltree_add,
+    .pending = balltree_pending,
     .file_bytes = balltree_file_bytes,
     .save = balltree_save,
     .load = balltree_load,

@@ -9,6 +9,7 @@
  * searches share it freely; each search call owns its visited bitmap and
  * heaps. Results are the ef best candidates found, ordered by their float
  * distance, ties broken by id. */
+#define _POSIX_C_SOURCE 200809L /* pthread_rwlock_t (index_impl.h) */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +19,7 @@
 #define MAX_LEVEL 48
 
 typedef struct hnsw {
-    size_t n;
+    size_t cap;              /* nodes allocated in levels, links0, upper_off */
     uint32_t m, m0;          /* max links on upper layers / layer 0 */
     uint32_t max_level, entry;
     uint8_t *levels;         /* top layer of each node */
@@ -26,6 +27,7 @@ typedef struct hnsw {
     uint64_t *upper_off;     /* n: offset into upper of layer 1 (levels > 0) */
     uint32_t *upper;         /* per node, per layer 1..level: count + m links */
     size_t upper_len;        /* u32 entries in upper */
+    size_t upper_cap;        /* u32 entries allocated in upper */
 } hnsw;
 
 typedef struct hscratch {
@@ -45,7 +47,7 @@ static inline uint32_t *hlinks(const hnsw *h, uint32_t node, uint32_t layer)
 
 static inline const float *hvec(const ae_index *idx, uint32_t r)
 {
-    return idx->data + (size_t)r * idx->dim;
+    return idx->data + (size_t)r * idx->sdim;
 }
 
 static ae_status scratch_init(hscratch *s, size_t n, size_t ef)
@@ -73,7 +75,7 @@ static void scratch_free(hscratch *s)
 AE__HOT static uint32_t greedy(const ae_index *idx, const hnsw *h, const float *q, uint32_t ep,
                                float *epd, uint32_t layer)
 {
-    size_t d = idx->dim;
+    size_t d = idx->sdim;
     float best = *epd;
     int changed = 1;
     while (changed) {
@@ -102,7 +104,7 @@ AE__HOT static size_t search_layer(const ae_index *idx, const hnsw *h, const flo
                                    uint32_t ep, float epd, size_t ef, uint32_t layer,
                                    hscratch *s)
 {
-    const size_t d = idx->dim, stride0 = 1 + (size_t)h->m0;
+    const size_t d = idx->sdim, stride0 = 1 + (size_t)h->m0;
     const float *data = idx->data;
     const uint32_t *links0 = h->links0;
     size_t nc = 0, nt = 0;
@@ -153,6 +155,71 @@ AE__HOT static size_t search_layer(const ae_index *idx, const hnsw *h, const flo
     return nt;
 }
 
+/* search_layer on layer 0 for a search whose results are restricted by sel
+ * (hnswlib's filtered search): every node still guides the walk, only the
+ * allowed ones enter the results, and the walk stops only once it holds ef
+ * allowed nodes (or runs out of candidates), which is how it widens for a
+ * selective filter. Kept apart from search_layer so that the unfiltered loop
+ * stays as measured. */
+AE__HOT static size_t search_layer_sel(const ae_index *idx, const hnsw *h, const float *q,
+                                       uint32_t ep, float epd, size_t ef, const ae__sel *sel,
+                                       hscratch *s)
+{
+    const size_t d = idx->sdim, stride0 = 1 + (size_t)h->m0;
+    const float *data = idx->data;
+    const uint32_t *links0 = h->links0;
+    size_t nc = 0, nt = 0;
+    uint64_t *vis = s->visited;
+    float lower = INFINITY;
+    memset(vis, 0, s->vwords * sizeof(uint64_t));
+    vis[ep >> 6] |= (uint64_t)1 << (ep & 63);
+    {
+        ae__nb v = {epd, ep};
+        ae__minheap_push(s->cand, &nc, v);
+        if (ae__sel_ok(idx, sel, ep)) {
+            ae__maxheap_push(s->top, &nt, v);
+            lower = epd;
+        }
+    }
+    while (nc > 0) {
+        ae__nb c = s->cand[0];
+        const uint32_t *lk;
+        uint32_t cnt;
+        if (c.d > lower && nt == ef) break;
+        ae__minheap_pop(s->cand, &nc);
+        lk = links0 + (size_t)c.r * stride0;
+        cnt = lk[0];
+        if (cnt > 0) AE__PREFETCH(data + (size_t)lk[1] * d);
+        for (uint32_t j = 1; j <= cnt; j++) {
+            uint32_t nb = lk[j];
+            uint64_t bit = (uint64_t)1 << (nb & 63);
+            float t;
+            if (j < cnt) AE__PREFETCH(data + (size_t)lk[j + 1] * d);
+            if (vis[nb >> 6] & bit) continue;
+            vis[nb >> 6] |= bit;
+            t = ae__l2sq(q, data + (size_t)nb * d, d);
+            if (nt < ef || t < lower) {
+                ae__nb v = {t, nb};
+                if (nc == s->cand_cap) {
+                    size_t ncap = 2 * s->cand_cap;
+                    ae__nb *p = ae__realloc(s->cand, s->cand_cap * sizeof(ae__nb),
+                                            ncap * sizeof(ae__nb));
+                    if (!p) return SIZE_MAX;
+                    s->cand = p;
+                    s->cand_cap = ncap;
+                }
+                ae__minheap_push(s->cand, &nc, v);
+                if (ae__sel_ok(idx, sel, nb)) {
+                    if (nt < ef) ae__maxheap_push(s->top, &nt, v);
+                    else ae__maxheap_replace(s->top, nt, v);
+                    if (nt == ef) lower = s->top[0].d;
+                }
+            }
+        }
+    }
+    return nt;
+}
+
 static int cmp_nb(const void *a, const void *b)
 {
     const ae__nb *x = a, *y = b;
@@ -166,7 +233,7 @@ static int cmp_nb(const void *a, const void *b)
 static size_t heuristic(const ae_index *idx, const ae__nb *cand, size_t nc, size_t m,
                         ae__nb *out)
 {
-    size_t d = idx->dim, no = 0;
+    size_t d = idx->sdim, no = 0;
     if (nc <= m) {
         memcpy(out, cand, nc * sizeof *out);
         return nc;
@@ -195,7 +262,7 @@ static void add_link(const ae_index *idx, hnsw *h, hbuild *b, uint32_t e, uint32
 {
     uint32_t *lk = hlinks(h, e, layer);
     uint32_t cap = layer == 0 ? h->m0 : h->m, cnt = lk[0];
-    size_t d = idx->dim, ns;
+    size_t d = idx->sdim, ns;
     if (cnt < cap) {
         lk[1 + cnt] = nu;
         lk[0] = cnt + 1;
@@ -217,7 +284,7 @@ AE__HOT static ae_status insert(const ae_index *idx, hnsw *h, hbuild *b, uint32_
 {
     const float *q = hvec(idx, i);
     uint32_t lvl = h->levels[i], ep = h->entry;
-    float epd = ae__l2sq(q, hvec(idx, ep), idx->dim);
+    float epd = ae__l2sq(q, hvec(idx, ep), idx->sdim);
     for (uint32_t l = h->max_level; l > lvl; l--) ep = greedy(idx, h, q, ep, &epd, l);
     for (uint32_t l = lvl < h->max_level ? lvl : h->max_level;; l--) {
         size_t nt = search_layer(idx, h, q, ep, epd, efc, l, &b->s), ns;
@@ -233,7 +300,7 @@ AE__HOT static ae_status insert(const ae_index *idx, hnsw *h, hbuild *b, uint32_
         /* add_link reuses the sorted/sel buffers: take the links from lk */
         for (size_t j = 0; j < ns; j++) {
             uint32_t e = lk[1 + j];
-            add_link(idx, h, b, e, i, ae__l2sq(q, hvec(idx, e), idx->dim), l);
+            add_link(idx, h, b, e, i, ae__l2sq(q, hvec(idx, e), idx->sdim), l);
         }
         if (l == 0) break;
     }
@@ -248,10 +315,10 @@ static void hnsw_free(ae_index *idx)
 {
     hnsw *h = idx->state;
     if (!h) return;
-    ae__free(h->levels, h->n);
-    ae__free(h->links0, h->n * (1 + (size_t)h->m0) * sizeof(uint32_t));
-    ae__free(h->upper_off, h->n * sizeof(uint64_t));
-    ae__free(h->upper, h->upper_len * sizeof(uint32_t));
+    ae__free(h->levels, h->cap);
+    ae__free(h->links0, h->cap * (1 + (size_t)h->m0) * sizeof(uint32_t));
+    ae__free(h->upper_off, h->cap * sizeof(uint64_t));
+    ae__free(h->upper, h->upper_cap * sizeof(uint32_t));
     ae__free(h, sizeof *h);
     idx->state = NULL;
 }
@@ -262,11 +329,36 @@ static hnsw *hnsw_new(ae_index *idx, uint32_t m)
 {
     hnsw *h = ae__calloc(1, sizeof *h);
     if (!h) return NULL;
-    h->n = idx->n;
+    h->cap = idx->n;
     h->m = m;
     h->m0 = 2 * m;
     idx->state = h;
     return h;
+}
+
+/* Level of a new node: floor(-ln(u) / ln(M)), u uniform in (0, 1]. */
+static uint32_t draw_level(ae__rng *rng, double mult)
+{
+    double u = ((double)(ae__rng_next(rng) >> 11) + 1.0) * 0x1.0p-53; /* (0, 1] */
+    double l = floor(-log(u) * mult);
+    return l > MAX_LEVEL ? MAX_LEVEL : (uint32_t)l;
+}
+
+static ae_status hbuild_init(hbuild *b, size_t n, size_t efc, size_t m)
+{
+    memset(b, 0, sizeof *b);
+    b->cap = (efc > 2 * m + 1 ? efc : 2 * m + 1) + 1;
+    b->sorted = ae__malloc(b->cap * sizeof(ae__nb));
+    b->sel = ae__malloc(b->cap * sizeof(ae__nb));
+    if (scratch_init(&b->s, n, efc) != AE_OK || !b->sorted || !b->sel) return AE_ERR_NOMEM;
+    return AE_OK;
+}
+
+static void hbuild_free(hbuild *b)
+{
+    scratch_free(&b->s);
+    ae__free(b->sorted, b->cap * sizeof(ae__nb));
+    ae__free(b->sel, b->cap * sizeof(ae__nb));
 }
 
 static ae_status hnsw_build(ae_index *idx)
@@ -287,24 +379,18 @@ static ae_status hnsw_build(ae_index *idx)
         return ae__fail(NULL, AE_ERR_NOMEM, "out of memory for the HNSW graph");
     ae__rng_seed(&rng, (uint64_t)idx->params[AE_INDEX_SEED]);
     for (size_t i = 0; i < n; i++) {
-        double u = ((double)(ae__rng_next(&rng) >> 11) + 1.0) * 0x1.0p-53; /* (0, 1] */
-        double l = floor(-log(u) * mult);
-        uint32_t lv = l > MAX_LEVEL ? MAX_LEVEL : (uint32_t)l;
+        uint32_t lv = draw_level(&rng, mult);
         h->levels[i] = (uint8_t)lv;
         h->upper_off[i] = upper;
         upper += (size_t)lv * (1 + m);
     }
-    h->upper_len = upper;
+    h->upper_len = h->upper_cap = upper;
     if (upper) {
         h->upper = ae__calloc(upper, sizeof(uint32_t));
         if (!h->upper)
             return ae__fail(NULL, AE_ERR_NOMEM, "out of memory for the HNSW graph");
     }
-    memset(&b, 0, sizeof b);
-    b.cap = (efc > 2 * m + 1 ? efc : 2 * m + 1) + 1;
-    b.sorted = ae__malloc(b.cap * sizeof(ae__nb));
-    b.sel = ae__malloc(b.cap * sizeof(ae__nb));
-    if (scratch_init(&b.s, n, efc) != AE_OK || !b.sorted || !b.sel) {
+    if (hbuild_init(&b, n, efc, m) != AE_OK) {
         st = ae__fail(NULL, AE_ERR_NOMEM, "out of memory for the HNSW build");
         goto done;
     }
@@ -316,17 +402,98 @@ static ae_status hnsw_build(ae_index *idx)
             goto done;
         }
 done:
-    scratch_free(&b.s);
-    ae__free(b.sorted, b.cap * sizeof(ae__nb));
-    ae__free(b.sel, b.cap * sizeof(ae__nb));
+    hbuild_free(&b);
+    return st;
+}
+
+/* Grows the node arrays to idx->cap nodes and upper to at least `upper`
+ * entries; on failure the graph is unchanged. */
+static ae_status grow_graph(ae_index *idx, hnsw *h, size_t upper)
+{
+    size_t c = h->cap, nc = idx->cap, row = (1 + (size_t)h->m0) * sizeof(uint32_t);
+    if (nc > c) {
+        uint8_t *lv = ae__malloc(nc);
+        uint32_t *l0 = ae__malloc(nc * row);
+        uint64_t *off = ae__malloc(nc * sizeof(uint64_t));
+        if (!lv || !l0 || !off) {
+            ae__free(lv, nc);
+            ae__free(l0, nc * row);
+            ae__free(off, nc * sizeof(uint64_t));
+            return AE_ERR_NOMEM;
+        }
+        memcpy(lv, h->levels, c);
+        memcpy(l0, h->links0, c * row);
+        memcpy(off, h->upper_off, c * sizeof(uint64_t));
+        ae__free(h->levels, c);
+        ae__free(h->links0, c * row);
+        ae__free(h->upper_off, c * sizeof(uint64_t));
+        h->levels = lv;
+        h->links0 = l0;
+        h->upper_off = off;
+        h->cap = nc;
+    }
+    if (upper > h->upper_cap) {
+        size_t ncap = h->upper_cap + h->upper_cap / 2 > upper ? h->upper_cap + h->upper_cap / 2
+                                                              : upper;
+        uint32_t *p = ae__realloc(h->upper, h->upper_cap * sizeof(uint32_t),
+                                  ncap * sizeof(uint32_t));
+        if (!p) return AE_ERR_NOMEM;
+        h->upper = p;
+        h->upper_cap = ncap;
+    }
+    return AE_OK;
+}
+
+/* Inserts rows [from, n) into the graph one by one, as the build does. */
+static ae_status hnsw_add(ae_index *idx, size_t from, int *covered, int *rebuild)
+{
+    hnsw *h = idx->state;
+    size_t n = idx->n, m = h->m, efc = (size_t)idx->params[AE_INDEX_HNSW_EF_CONSTRUCTION];
+    size_t upper = h->upper_len, row = 1 + (size_t)h->m0;
+    double mult = 1.0 / log((double)m);
+    hbuild b;
+    ae_status st = AE_OK;
+    *covered = 0;
+    *rebuild = 0;
+    /* levels first (a generator per node: the same calls give the same graph) */
+    for (size_t i = from; i < n; i++) {
+        ae__rng rng;
+        ae__rng_seed(&rng, (uint64_t)idx->params[AE_INDEX_SEED] ^
+                               (0x9E3779B97F4A7C15ull * (uint64_t)(i + 1)));
+        upper += (size_t)draw_level(&rng, mult) * (1 + m);
+    }
+    if (grow_graph(idx, h, upper) != AE_OK)
+        return ae__fail(NULL, AE_ERR_NOMEM, "out of memory for the HNSW graph");
+    if (hbuild_init(&b, n, efc, m) != AE_OK) {
+        hbuild_free(&b);
+        return ae__fail(NULL, AE_ERR_NOMEM, "out of memory for the HNSW insert");
+    }
+    /* from here on the graph holds the new nodes, linked or not */
+    *covered = 1;
+    upper = h->upper_len;
+    for (size_t i = from; i < n; i++) {
+        ae__rng rng;
+        ae__rng_seed(&rng, (uint64_t)idx->params[AE_INDEX_SEED] ^
+                               (0x9E3779B97F4A7C15ull * (uint64_t)(i + 1)));
+        h->levels[i] = (uint8_t)draw_level(&rng, mult);
+        h->upper_off[i] = upper;
+        upper += (size_t)h->levels[i] * (1 + m);
+        memset(h->links0 + i * row, 0, row * sizeof(uint32_t));
+    }
+    memset(h->upper + h->upper_len, 0, (upper - h->upper_len) * sizeof(uint32_t));
+    h->upper_len = upper;
+    for (size_t i = from; i < n && st == AE_OK; i++)
+        if (insert(idx, h, &b, (uint32_t)i, efc) != AE_OK)
+            st = ae__fail(NULL, AE_ERR_NOMEM, "out of memory in the HNSW insert");
+    hbuild_free(&b);
     return st;
 }
 
 static ae_status hnsw_search(const ae_index *idx, const float *q, size_t nq, size_t k,
-                             size_t ef, float *dist, int64_t *ids)
+                             size_t ef, const ae__sel *sel, float *dist, int64_t *ids)
 {
     const hnsw *h = idx->state;
-    size_t n = idx->n, d = idx->dim;
+    size_t n = idx->n, d = idx->sdim;
     hscratch s;
     ae__res *res = NULL;
     size_t res_cap;
@@ -343,18 +510,20 @@ static ae_status hnsw_search(const ae_index *idx, const float *q, size_t nq, siz
         const float *qi = q + i * d;
         uint32_t ep = h->entry;
         float epd = ae__l2sq(qi, hvec(idx, ep), d);
-        size_t nt;
+        size_t nt, nf = k;
         for (uint32_t l = h->max_level; l > 0; l--) ep = greedy(idx, h, qi, ep, &epd, l);
-        nt = search_layer(idx, h, qi, ep, epd, ef, 0, &s);
-        if (nt == 0) {
+        nt = sel ? search_layer_sel(idx, h, qi, ep, epd, ef, sel, &s)
+                 : search_layer(idx, h, qi, ep, epd, ef, 0, &s);
+        if (nt == 0 && !sel) nt = SIZE_MAX;
+        if (nt == SIZE_MAX) {
             st = ae__fail(NULL, AE_ERR_NOMEM, "out of memory");
             goto done;
         }
-        if (nt < k) /* disconnected graph: fall back to an exact answer */
-            ae__idx_exact_scan(idx, qi, k, res);
+        if (nt < k) /* disconnected graph or a selective filter: exact answer */
+            nf = ae__idx_exact_scan(idx, qi, k, sel, res);
         else
             ae__idx_order(idx, s.top, nt, res);
-        ae__idx_emit(idx, res, k, dist ? dist + i * k : NULL, ids + i * k);
+        ae__idx_emit(idx, qi, res, nf, k, dist ? dist + i * k : NULL, ids + i * k);
     }
 done:
     scratch_free(&s);
@@ -369,7 +538,7 @@ done:
 static size_t hnsw_file_bytes(const ae_index *idx)
 {
     const hnsw *h = idx->state;
-    return 8 + h->n + h->n * (1 + (size_t)h->m0) * 4 + h->upper_len * 4;
+    return 8 + idx->n + idx->n * (1 + (size_t)h->m0) * 4 + h->upper_len * 4;
 }
 
 static void hnsw_save(const ae_index *idx, ae__writer *w)
@@ -377,8 +546,8 @@ static void hnsw_save(const ae_index *idx, ae__writer *w)
     const hnsw *h = idx->state;
     ae__writer_u32(w, h->max_level);
     ae__writer_u32(w, h->entry);
-    ae__writer_write(w, h->levels, h->n);
-    ae__writer_write(w, h->links0, h->n * (1 + (size_t)h->m0) * 4);
+    ae__writer_write(w, h->levels, idx->n);
+    ae__writer_write(w, h->links0, idx->n * (1 + (size_t)h->m0) * 4);
     ae__writer_write(w, h->upper, h->upper_len * 4);
 }
 
@@ -411,7 +580,7 @@ static ae_status hnsw_load(ae_index *idx, const unsigned char *body, size_t len,
     h->levels = ae__malloc(n);
     h->links0 = ae__malloc(n * row0);
     h->upper_off = ae__malloc(n * sizeof(uint64_t));
-    h->upper_len = upper * (1 + (size_t)m);
+    h->upper_len = h->upper_cap = upper * (1 + (size_t)m);
     if (upper) h->upper = ae__malloc(h->upper_len * 4);
     if (!h->levels || !h->links0 || !h->upper_off || (upper && !h->upper))
         return ae__fail(NULL, AE_ERR_NOMEM, "out of memory for the HNSW graph");
@@ -443,8 +612,8 @@ static size_t hnsw_memory_bytes(const ae_index *idx)
 {
     const hnsw *h = idx->state;
     if (!h) return 0;
-    return sizeof *h + h->n * (1 + sizeof(uint64_t) + (1 + (size_t)h->m0) * sizeof(uint32_t)) +
-           h->upper_len * sizeof(uint32_t);
+    return sizeof *h + h->cap * (1 + sizeof(uint64_t) + (1 + (size_t)h->m0) * sizeof(uint32_t)) +
+           h->upper_cap * sizeof(uint32_t);
 }
 
 const ae__index_ops ae__index_ops_hnsw = {
@@ -455,6 +624,8 @@ const ae__index_ops ae__index_ops_hnsw = {
     .file_section = 17u,
     .build = hnsw_build,
     .search = hnsw_search,
+    .add = hnsw_add,
+    .pending = NULL,
     .file_bytes = hnsw_file_bytes,
     .save = hnsw_save,
     .load = hnsw_load,

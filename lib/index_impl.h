@@ -7,6 +7,7 @@
 #define AUTOENC_INDEX_IMPL_H
 
 #include <float.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -18,31 +19,70 @@
 #define AE__INDEX_MAX_N ((size_t)UINT32_MAX - 1)
 #define AE__INDEX_MAX_EF 65536
 
+/* Rows of the id hash per slot: at most half full. */
+#define AE__INDEX_HASH_LOAD 2
+
 typedef struct ae__index_ops ae__index_ops;
 
 /* What every backend shares; the facade (index.c) owns all of it except
- * state, which belongs to the backend. */
+ * state, which belongs to the backend.
+ *
+ * Rows: "input rows" number the codes in the order they were given (build,
+ * then every ae_index_add), 0..n-1; ids, labels and dead are indexed by
+ * input row. data is indexed by "internal row", which is the input row
+ * except in the ball tree (perm). Removed rows stay until ae_index_compact
+ * (dead[row] = 1), skipped by every search. */
 struct ae_index {
     const ae__index_ops *ops; /* the backend */
     ae_index_metric metric;
-    size_t dim;
+    size_t dim;  /* floats per code, as the caller sees it */
+    size_t sdim; /* floats per stored row: dim, or dim + 1 under the inner
+                    product (the augmenting coordinate, see ip_m) */
     int built;
     int64_t params[AE__INDEX_NPARAMS];
 
-    size_t n;
-    float *data;     /* n x dim, 64-byte aligned, in internal row order;
-                        normalised under cosine */
-    float max_norm;  /* largest L2 norm of a row (for error bounds) */
+    size_t n;        /* rows stored, removed ones included */
+    size_t cap;      /* rows allocated in data, ids, labels and dead */
+    size_t ndead;    /* removed rows awaiting ae_index_compact */
+    float *data;     /* cap x sdim, 64-byte aligned, in internal row order;
+                        normalised under cosine, augmented under inner product */
+    float max_norm;  /* largest L2 norm of a stored row (for error bounds) */
+    float ip_m;      /* inner product: every stored row x' = (x, sqrt(M^2 - |x|^2))
+                        has norm M = ip_m, so |q' - x'|^2 = |q|^2 + M^2 - 2 q.x
+                        with q' = (q, 0): L2 order is inner-product order */
     int64_t *ids;    /* per input row */
     int32_t *labels; /* per input row, or NULL */
-    uint32_t *by_id; /* input rows sorted by id (label lookup) */
+    uint8_t *dead;   /* per input row, 1 = removed; NULL until a removal */
+    uint32_t *hslot; /* id -> input row + 1 (0: empty), linear probing */
+    size_t hcap;     /* slots in hslot, a power of two, or 0 */
     /* internal row -> input row, NULL for the identity; owned by the
      * backend state (only the ball tree reorders rows) */
     const uint32_t *perm;
     void *state; /* the backend's own struct, NULL until built or loaded */
 
+    pthread_rwlock_t lock; /* read: search and const calls; write: changes */
+    pthread_mutex_t gate;  /* held by a waiting writer: readers queue behind it */
     char msg[AE__MSG_CAP];
 };
+
+/* A search's row selection: the caller's filter and the removed rows. A
+ * search with neither passes a NULL ae__sel, and the backends keep their
+ * unfiltered paths. */
+typedef struct ae__sel {
+    ae_index_filter_fn keep; /* NULL: every live row */
+    void *user;
+    const uint8_t *dead; /* per input row, or NULL */
+} ae__sel;
+
+/* Whether internal row r may appear in the results of a search with sel. */
+static inline int ae__sel_ok(const ae_index *idx, const ae__sel *sel, uint32_t r)
+{
+    uint32_t in;
+    if (!sel) return 1;
+    in = idx->perm ? idx->perm[r] : r;
+    if (sel->dead && sel->dead[in]) return 0;
+    return !sel->keep || sel->keep(idx->ids[in], sel->user) != 0;
+}
 
 /* A backend, in the manner of libgit2's git_odb_backend: the facade checks
  * every argument and owns the shared fields, then calls these. A backend's
@@ -53,14 +93,26 @@ struct ae__index_ops {
     unsigned params;      /* bit (1 << key) for each ae_index_param it uses */
     uint32_t file_section; /* tag of its section in an index file; 0: none */
     /* Called with data (input order, normalised under cosine), n, ids,
-     * labels, by_id and max_norm set. Sets idx->state; may reorder the rows
+     * labels, dead, the id hash and max_norm set. Sets idx->state; may reorder the rows
      * of idx->data and set idx->perm. On failure whatever it set is released
      * by free_state. */
     ae_status (*build)(ae_index *idx);
-    /* Queries are checked and normalised, 1 <= k <= n, ef >= 1 (the facade
-     * resolves ef_search = 0). Read-only: safe from many threads at once. */
+    /* Queries are checked, normalised and augmented (sdim floats each),
+     * 1 <= k <= live rows, ef >= 1 (the facade resolves ef_search = 0).
+     * sel: NULL, or the rows allowed in the results (fewer than k may match:
+     * the rest of a query's results are padded by ae__idx_emit). Read-only:
+     * safe from many threads at once. */
     ae_status (*search)(const ae_index *idx, const float *q, size_t nq, size_t k, size_t ef,
-                        float *dist, int64_t *ids);
+                        const ae__sel *sel, float *dist, int64_t *ids);
+    /* Rows [from, n) were appended (data, ids, labels set; the arrays hold
+     * cap rows). On success the state covers all n rows. On failure
+     * *covered says whether the state covers the new rows anyway (they are
+     * then removed by the facade) or is as it was before the call.
+     * *rebuild asks the facade for a rebuild (ball tree overflow). */
+    ae_status (*add)(ae_index *idx, size_t from, int *covered, int *rebuild);
+    /* Whether rows wait outside the backend's main structure (the ball
+     * tree's overflow), which ae_index_compact folds in; NULL: never. */
+    int (*pending)(const ae_index *idx);
     /* The bytes of its section body, and the writer of exactly that many;
      * both NULL when file_section is 0. */
     size_t (*file_bytes)(const ae_index *idx);
@@ -242,11 +294,16 @@ typedef struct ae__res {
  * leaves the best min(k, nc) first in res (res holds nc entries). */
 void ae__idx_rank(const ae_index *idx, const float *q, const ae__nb *cand, size_t nc,
                   ae__res *res);
-/* Exact k nearest by a double-precision scan of every row (the fallback that
- * makes the exact backends exact whatever the rounding). res holds k. */
-void ae__idx_exact_scan(const ae_index *idx, const float *q, size_t k, ae__res *res);
-/* Writes k results (distances converted to the metric) to the outputs. */
-void ae__idx_emit(const ae_index *idx, const ae__res *res, size_t k, float *dist, int64_t *ids);
+/* Exact k nearest by a double-precision scan of every row allowed by sel
+ * (the fallback that makes the exact backends exact whatever the rounding).
+ * res holds k; returns the number found (k unless sel leaves fewer). */
+size_t ae__idx_exact_scan(const ae_index *idx, const float *q, size_t k, const ae__sel *sel,
+                          ae__res *res);
+/* Writes the nf <= k results of query q (stored form) to the outputs,
+ * distances converted to the metric; slots nf..k-1 get id -1 and distance
+ * +infinity. */
+void ae__idx_emit(const ae_index *idx, const float *q, const ae__res *res, size_t nf, size_t k,
+                  float *dist, int64_t *ids);
 /* res[0..nc) = cand sorted by (float distance, id), no re-ranking (HNSW). */
 void ae__idx_order(const ae_index *idx, const ae__nb *cand, size_t nc, ae__res *res);
 

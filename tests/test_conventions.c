@@ -185,6 +185,11 @@ static void test_every_function_names_itself(void **state)
     EXPECT_FAIL(ae_index_save(idx, missing_path()), "ae_index_save");
     EXPECT_FAIL(ae_index_load(&idx_out, missing_path()), "ae_index_load");
     EXPECT_FAIL(ae_index_build(idx, x, 0, NULL, NULL), "ae_index_build");
+    EXPECT_FAIL(ae_index_add(idx, x, 1, NULL, NULL), "ae_index_add");
+    EXPECT_FAIL(ae_index_remove(idx, &iv, 1), "ae_index_remove");
+    EXPECT_FAIL(ae_index_compact(idx), "ae_index_compact");
+    EXPECT_FAIL(ae_index_search_filtered(idx, x, 1, 1, 0, NULL, NULL, NULL, &iv),
+                "ae_index_search_filtered");
 
     ae_history_free(h);
     ae_train_config_free(cfg);

@@ -7,7 +7,9 @@
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -72,7 +74,8 @@ static int cmp_ref(const void *a, const void *b)
     return (x->id > y->id) - (x->id < y->id);
 }
 
-/* Naive double-precision k nearest (L2 or cosine), ties by smaller id. */
+/* Naive double-precision k nearest (cosine 0: L2, 1: cosine, 2: inner
+ * product reported as -q.x), ties by smaller id. */
 static void reference(const float *x, size_t n, size_t d, const int64_t *ids, const float *q,
                       size_t k, int cosine, double *rd, int64_t *rid)
 {
@@ -86,7 +89,7 @@ static void reference(const float *x, size_t n, size_t d, const int64_t *ids, co
             xx += (double)x[i * d + j] * x[i * d + j];
             dot += (double)q[j] * x[i * d + j];
         }
-        p[i].d = cosine ? 1.0 - dot / (sqrt(qq) * sqrt(xx)) : sqrt(s);
+        p[i].d = cosine == 2 ? -dot : cosine ? 1.0 - dot / (sqrt(qq) * sqrt(xx)) : sqrt(s);
         p[i].id = ids ? ids[i] : (int64_t)i;
     }
     qsort(p, n, sizeof *p, cmp_ref);
@@ -330,6 +333,434 @@ static void test_cosine(void **state)
             assert_int_equal(ae_index_count(z), 0);
             ae_index_free(z);
         }
+    }
+    free(x);
+    free(q);
+}
+
+
+/* ---- a living store: add, remove, filter, inner product -------------------------------- */
+static int metric_kind(ae_index_metric m)
+{
+    return m == AE_INDEX_INNER_PRODUCT ? 2 : m == AE_INDEX_COSINE ? 1 : 0;
+}
+
+/* Checks every query's results against the reference over the rows r with
+ * allow[r] (NULL: all); exact: ids must match the reference's, else only
+ * recall is counted (returned as hits). Slots past the allowed count must be
+ * padded with id -1. */
+static size_t check_subset(const ae_index *idx, const float *x, size_t n, size_t d,
+                           const int64_t *ids, const unsigned char *allow, const float *q,
+                           size_t nq, size_t k, const float *dist, const int64_t *got, int exact)
+{
+    float *xs = malloc(n * d * sizeof(float) + 1);
+    int64_t *is = malloc(n * sizeof(int64_t) + 1), *rid = malloc(k * sizeof(int64_t));
+    double *rd = malloc(k * sizeof(double));
+    size_t ns = 0, hits = 0, kk;
+    int kind = metric_kind(ae_index_metric_of(idx));
+    for (size_t r = 0; r < n; r++)
+        if (!allow || allow[r]) {
+            memcpy(xs + ns * d, x + r * d, d * sizeof(float));
+            is[ns++] = ids ? ids[r] : (int64_t)r;
+        }
+    kk = k < ns ? k : ns;
+    for (size_t i = 0; i < nq; i++) {
+        if (kk) reference(xs, ns, d, is, q + i * d, kk, kind, rd, rid);
+        for (size_t j = 0; j < k; j++) {
+            int64_t g = got[i * k + j];
+            if (j >= kk) {
+                assert_int_equal(g, -1);
+                if (dist) assert_true(isinf(dist[i * k + j]));
+                continue;
+            }
+            if (exact) {
+                if (g != rid[j])
+                    fail_msg("query %zu rank %zu: id %lld, expected %lld", i, j, (long long)g,
+                             (long long)rid[j]);
+                if (dist)
+                    assert_true(fabs(dist[i * k + j] - rd[j]) <= 1e-5 * (1.0 + fabs(rd[j])));
+            }
+            for (size_t l = 0; l < kk; l++) hits += g == rid[l];
+            /* never a row outside the subset */
+            {
+                size_t r = 0;
+                while (r < ns && is[r] != g) r++;
+                assert_true(r < ns);
+            }
+        }
+    }
+    free(xs);
+    free(is);
+    free(rid);
+    free(rd);
+    return hits;
+}
+
+static void search_all(const ae_index *idx, const float *q, size_t nq, size_t k, size_t ef,
+                       float **dist, int64_t **got)
+{
+    *dist = malloc(nq * k * sizeof(float));
+    *got = malloc(nq * k * sizeof(int64_t));
+    assert_int_equal(ae_index_search(idx, q, nq, k, ef, *dist, *got), AE_OK);
+}
+
+/* Adding rows in batches after a build answers exactly as building at once
+ * (exact backends, every metric), also into an index that was only created,
+ * and through the ball tree's overflow and its rebuild. */
+static void test_add_equals_build(void **state)
+{
+    const size_t n = 1500, d = 9, nq = 15, k = 6;
+    float *x = rand_matrix(n, d, -1, 1), *q = rand_matrix(nq, d, -1.1, 1.1);
+    int64_t *ids = rand_ids(n);
+    int32_t *labels = malloc(n * sizeof(int32_t));
+    (void)state;
+    for (size_t i = 0; i < n; i++) {
+        labels[i] = (int32_t)(i % 5);
+        x[i * d] *= (float)(1 + (i * 7) % 4); /* growing norms: M of the inner product grows */
+    }
+    for (int b = AE_INDEX_BRUTE; b <= AE_INDEX_BALLTREE; b++)
+        for (int m = AE_INDEX_L2; m <= AE_INDEX_INNER_PRODUCT; m++) {
+            ae_index *all = make_index((ae_index_backend)b, (ae_index_metric)m, d, x, n, ids,
+                                       labels, 8);
+            ae_index *inc;
+            float *d1, *d2;
+            int64_t *i1, *i2;
+            int32_t lab;
+            assert_int_equal(ae_index_create(&inc, (ae_index_backend)b, (ae_index_metric)m, d),
+                             AE_OK);
+            if (b == AE_INDEX_BALLTREE)
+                assert_int_equal(ae_index_set_int(inc, AE_INDEX_LEAF_SIZE, 8), AE_OK);
+            /* the first add builds; batches of 97 then pass the overflow limit */
+            for (size_t at = 0; at < n;) {
+                size_t m_ = at == 0 ? 400 : (n - at < 97 ? n - at : 97);
+                assert_int_equal(ae_index_add(inc, x + at * d, m_, ids + at, labels + at), AE_OK);
+                at += m_;
+                assert_int_equal(ae_index_count(inc), at);
+            }
+            search_all(all, q, nq, k, 0, &d1, &i1);
+            search_all(inc, q, nq, k, 0, &d2, &i2);
+            assert_memory_equal(i1, i2, nq * k * sizeof(int64_t));
+            assert_memory_equal(d1, d2, nq * k * sizeof(float));
+            check_subset(inc, x, n, d, ids, NULL, q, nq, k, d2, i2, 1);
+            for (size_t r = 0; r < n; r += 101) {
+                int64_t id;
+                assert_int_equal(ae_index_id_at(&id, inc, r), AE_OK);
+                assert_int_equal(id, ids[r]);
+                assert_int_equal(ae_index_label(&lab, inc, ids[r]), AE_OK);
+                assert_int_equal(lab, labels[r]);
+            }
+            /* folding the overflow in changes nothing */
+            assert_int_equal(ae_index_compact(inc), AE_OK);
+            free(d2);
+            free(i2);
+            search_all(inc, q, nq, k, 0, &d2, &i2);
+            assert_memory_equal(i1, i2, nq * k * sizeof(int64_t));
+            free(d1);
+            free(i1);
+            free(d2);
+            free(i2);
+            ae_index_free(all);
+            ae_index_free(inc);
+        }
+    free(x);
+    free(q);
+    free(ids);
+    free(labels);
+}
+
+/* A failed add changes nothing: duplicates, NaN, labels that do not fit. */
+static void test_add_invalid(void **state)
+{
+    const size_t n = 200, d = 5, nq = 4, k = 5;
+    float *x = rand_matrix(n + 10, d, -1, 1), *q = rand_matrix(nq, d, -1, 1);
+    int64_t ids[10];
+    int32_t labels[10] = {0};
+    (void)state;
+    for (int b = AE_INDEX_BRUTE; b <= AE_INDEX_HNSW; b++) {
+        ae_index *idx = make_index((ae_index_backend)b, AE_INDEX_L2, d, x, n, NULL, NULL, 4);
+        float *d1, *d2, bad[5];
+        int64_t *i1, *i2;
+        search_all(idx, q, nq, k, 0, &d1, &i1);
+        for (int i = 0; i < 10; i++) ids[i] = 1000 + i;
+        ids[7] = 13; /* already in the index */
+        assert_int_equal(ae_index_add(idx, x + n * d, 10, ids, NULL), AE_ERR_INVALID_ARG);
+        assert_non_null(strstr(ae_index_errmsg(idx), "13"));
+        ids[7] = 1003; /* twice in the batch */
+        assert_int_equal(ae_index_add(idx, x + n * d, 10, ids, NULL), AE_ERR_INVALID_ARG);
+        ids[7] = 1007;
+        assert_int_equal(ae_index_add(idx, x + n * d, 10, ids, labels), AE_ERR_INVALID_ARG);
+        assert_int_equal(ae_index_add(idx, x + n * d, 10, NULL, NULL), AE_ERR_INVALID_ARG);
+        assert_int_equal(ae_index_add(idx, x + n * d, 0, ids, NULL), AE_ERR_INVALID_ARG);
+        memcpy(bad, x, sizeof bad);
+        bad[2] = NAN;
+        assert_int_equal(ae_index_add(idx, bad, 1, ids, NULL), AE_ERR_NUMERIC);
+        assert_int_equal(ae_index_count(idx), n);
+        search_all(idx, q, nq, k, 0, &d2, &i2);
+        assert_memory_equal(i1, i2, nq * k * sizeof(int64_t));
+        /* and the same batch goes in once corrected */
+        assert_int_equal(ae_index_add(idx, x + n * d, 10, ids, NULL), AE_OK);
+        assert_int_equal(ae_index_count(idx), n + 10);
+        free(d1);
+        free(i1);
+        free(d2);
+        free(i2);
+        ae_index_free(idx);
+    }
+    free(x);
+    free(q);
+}
+
+/* Removed ids never come back; the exact backends answer as a brute force
+ * over the remaining rows, before and after compaction; a removed id may be
+ * added again. */
+static void test_remove_exact(void **state)
+{
+    const size_t n = 900, d = 7, nq = 20, k = 8, nrm = 270;
+    float *x = rand_matrix(n, d, -1, 1), *q = rand_matrix(nq, d, -1, 1);
+    int64_t *ids = rand_ids(n), gone[270];
+    int32_t *labels = malloc(n * sizeof(int32_t));
+    unsigned char *alive = malloc(n);
+    (void)state;
+    for (size_t i = 0; i < n; i++) labels[i] = (int32_t)i;
+    for (int b = AE_INDEX_BRUTE; b <= AE_INDEX_HNSW; b++)
+        for (int m = AE_INDEX_L2; m <= AE_INDEX_INNER_PRODUCT; m++) {
+            ae_index *idx = make_index((ae_index_backend)b, (ae_index_metric)m, d, x, n, ids,
+                                       labels, 6);
+            float *dist;
+            int64_t *got, id, unknown = 999999;
+            int32_t lab;
+            int exact = b != AE_INDEX_HNSW;
+            size_t hits;
+            memset(alive, 1, n);
+            for (size_t i = 0; i < nrm; i++) {
+                size_t r = (i * 37 + 11) % n; /* 37 is prime to 900: distinct rows */
+                gone[i] = ids[r];
+                alive[r] = 0;
+            }
+            assert_int_equal(ae_index_remove(idx, &unknown, 1), AE_ERR_RANGE);
+            {
+                int64_t twice[2] = {gone[0], gone[0]};
+                assert_int_equal(ae_index_remove(idx, twice, 2), AE_ERR_INVALID_ARG);
+            }
+            assert_int_equal(ae_index_count(idx), n);
+            assert_int_equal(ae_index_remove(idx, gone, nrm), AE_OK);
+            assert_int_equal(ae_index_count(idx), n - nrm);
+            assert_int_equal(ae_index_remove(idx, gone, 1), AE_ERR_RANGE);
+            assert_int_equal(ae_index_label(&lab, idx, gone[3]), AE_ERR_RANGE);
+            for (size_t r = 0; r < n; r += 13) {
+                assert_int_equal(ae_index_id_at(&id, idx, r), alive[r] ? AE_OK : AE_ERR_RANGE);
+                if (alive[r]) assert_int_equal(id, ids[r]);
+            }
+            search_all(idx, q, nq, k, 200, &dist, &got);
+            hits = check_subset(idx, x, n, d, ids, alive, q, nq, k, dist, got, exact);
+            if (!exact) assert_true((double)hits / (double)(nq * k) >= 0.95);
+            free(dist);
+            free(got);
+            /* every live row may still be asked for */
+            dist = malloc((n - nrm) * sizeof(float));
+            got = malloc((n - nrm) * sizeof(int64_t));
+            assert_int_equal(ae_index_search(idx, q, 1, n - nrm, 0, dist, got), AE_OK);
+            assert_int_equal(ae_index_search(idx, q, 1, n - nrm + 1, 0, dist, got),
+                             AE_ERR_RANGE);
+            free(dist);
+            free(got);
+            assert_int_equal(ae_index_compact(idx), AE_OK);
+            assert_int_equal(ae_index_count(idx), n - nrm);
+            assert_int_equal(ae_index_id_at(&id, idx, n - nrm - 1), AE_OK);
+            assert_int_equal(ae_index_id_at(&id, idx, n - nrm), AE_ERR_RANGE);
+            search_all(idx, q, nq, k, 200, &dist, &got);
+            hits = check_subset(idx, x, n, d, ids, alive, q, nq, k, dist, got, exact);
+            if (!exact) assert_true((double)hits / (double)(nq * k) >= 0.95);
+            free(dist);
+            free(got);
+            /* a removed id comes back with a new code */
+            assert_int_equal(ae_index_add(idx, x + 11 * d, 1, &gone[0], &labels[11]), AE_OK);
+            assert_int_equal(ae_index_label(&lab, idx, gone[0]), AE_OK);
+            assert_int_equal(lab, labels[11]);
+            ae_index_free(idx);
+        }
+    free(x);
+    free(q);
+    free(ids);
+    free(labels);
+    free(alive);
+}
+
+/* HNSW: after removing 30% of the rows, recall@10 stays within 0.01 of a
+ * fresh build over the remaining rows. */
+static void test_hnsw_remove_recall(void **state)
+{
+    const size_t n = 3000, d = 24, nq = 150, k = 10, nc = 30;
+    int vg = getenv("AE_TEST_VALGRIND") != NULL;
+    size_t nn = vg ? 1000 : n, nrm = nn * 3 / 10, nl = 0;
+    float *centres = rand_matrix(nc, d, -1.0, 1.0), *x = malloc(n * d * sizeof(float));
+    float *q = malloc(nq * d * sizeof(float)), *xl = malloc(n * d * sizeof(float)), *dist;
+    int64_t *gone = malloc(n * sizeof(int64_t)), *il = malloc(n * sizeof(int64_t)), *got;
+    unsigned char *alive = malloc(n);
+    ae_index *idx, *fresh;
+    size_t h1, h2;
+    (void)state;
+    ae_test_clusters(&g_rng, x, NULL, nn, d, centres, nc, 1.0);
+    ae_test_clusters(&g_rng, q, NULL, nq, d, centres, nc, 1.0);
+    memset(alive, 1, nn);
+    for (size_t i = 0; i < nrm; i++) {
+        size_t r = (i * 7919 + 3) % nn;
+        while (!alive[r]) r = (r + 1) % nn;
+        alive[r] = 0;
+        gone[i] = (int64_t)r;
+    }
+    for (size_t r = 0; r < nn; r++)
+        if (alive[r]) {
+            memcpy(xl + nl * d, x + r * d, d * sizeof(float));
+            il[nl++] = (int64_t)r;
+        }
+    idx = make_index(AE_INDEX_HNSW, AE_INDEX_L2, d, x, nn, NULL, NULL, 0);
+    fresh = make_index(AE_INDEX_HNSW, AE_INDEX_L2, d, xl, nl, il, NULL, 0);
+    assert_int_equal(ae_index_remove(idx, gone, nrm), AE_OK);
+    search_all(idx, q, nq, k, 0, &dist, &got);
+    h1 = check_subset(idx, x, nn, d, NULL, alive, q, nq, k, dist, got, 0);
+    free(dist);
+    free(got);
+    search_all(fresh, q, nq, k, 0, &dist, &got);
+    h2 = check_subset(fresh, x, nn, d, NULL, alive, q, nq, k, dist, got, 0);
+    free(dist);
+    free(got);
+    print_message("hnsw recall@10 after removing 30%%: %.4f; fresh build: %.4f\n",
+                  (double)h1 / (double)(nq * k), (double)h2 / (double)(nq * k));
+    assert_true((double)h1 / (double)(nq * k) >= (double)h2 / (double)(nq * k) - 0.01);
+    ae_index_free(idx);
+    ae_index_free(fresh);
+    free(centres);
+    free(x);
+    free(q);
+    free(xl);
+    free(gone);
+    free(il);
+    free(alive);
+}
+
+/* HNSW: codes added after a build are found as well as built ones. */
+static void test_hnsw_add_recall(void **state)
+{
+    const size_t n = 2000, d = 16, nq = 100, k = 10, nc = 20;
+    float *centres = rand_matrix(nc, d, -1.0, 1.0), *x = malloc(n * d * sizeof(float));
+    float *q = malloc(nq * d * sizeof(float)), *dist;
+    int64_t *ids = malloc(n * sizeof(int64_t)), *got;
+    ae_index *idx;
+    size_t hits;
+    (void)state;
+    ae_test_clusters(&g_rng, x, NULL, n, d, centres, nc, 1.0);
+    ae_test_clusters(&g_rng, q, NULL, nq, d, centres, nc, 1.0);
+    for (size_t i = 0; i < n; i++) ids[i] = (int64_t)i;
+    idx = make_index(AE_INDEX_HNSW, AE_INDEX_L2, d, x, n / 4, NULL, NULL, 0);
+    for (size_t at = n / 4; at < n; at += 250)
+        assert_int_equal(ae_index_add(idx, x + at * d, 250, ids + at, NULL), AE_OK);
+    assert_int_equal(ae_index_count(idx), n);
+    search_all(idx, q, nq, k, 0, &dist, &got);
+    hits = check_subset(idx, x, n, d, NULL, NULL, q, nq, k, dist, got, 0);
+    print_message("hnsw recall@10 with 75%% of the codes added: %.4f\n",
+                  (double)hits / (double)(nq * k));
+    assert_true((double)hits / (double)(nq * k) >= 0.95);
+    free(dist);
+    free(got);
+    ae_index_free(idx);
+    free(centres);
+    free(x);
+    free(q);
+    free(ids);
+}
+
+static int keep_mod10(int64_t id, void *user)
+{
+    (void)user;
+    return ((id % 10) + 10) % 10 == 3;
+}
+
+typedef struct keep_list {
+    const int64_t *ids;
+    size_t n;
+} keep_list;
+
+static int keep_listed(int64_t id, void *user)
+{
+    const keep_list *l = user;
+    for (size_t i = 0; i < l->n; i++)
+        if (l->ids[i] == id) return 1;
+    return 0;
+}
+
+/* Filtered search: the exact backends equal a brute force over the allowed
+ * rows, HNSW finds them with high recall, and fewer allowed rows than k
+ * leave padded slots, on removed rows too. */
+static void test_filtered(void **state)
+{
+    const size_t n = 1200, d = 8, nq = 25, k = 10;
+    float *x = rand_matrix(n, d, -1, 1), *q = rand_matrix(nq, d, -1, 1);
+    int64_t *ids = rand_ids(n);
+    unsigned char *allow = malloc(n);
+    (void)state;
+    for (int b = AE_INDEX_BRUTE; b <= AE_INDEX_HNSW; b++)
+        for (int m = AE_INDEX_L2; m <= AE_INDEX_INNER_PRODUCT; m++) {
+            ae_index *idx = make_index((ae_index_backend)b, (ae_index_metric)m, d, x, n, ids,
+                                       NULL, 10);
+            float *dist = malloc(nq * k * sizeof(float));
+            int64_t *got = malloc(nq * k * sizeof(int64_t)), few[3];
+            keep_list kl = {few, 3};
+            int exact = b != AE_INDEX_HNSW;
+            size_t hits;
+            for (size_t r = 0; r < n; r++) allow[r] = (unsigned char)keep_mod10(ids[r], NULL);
+            assert_int_equal(ae_index_search_filtered(idx, q, nq, k, 0, keep_mod10, NULL, dist,
+                                                      got),
+                             AE_OK);
+            hits = check_subset(idx, x, n, d, ids, allow, q, nq, k, dist, got, exact);
+            if (!exact) assert_true((double)hits / (double)(nq * k) >= 0.95);
+            /* three allowed rows, one of them removed: two results, then padding */
+            few[0] = ids[5];
+            few[1] = ids[500];
+            few[2] = ids[1000];
+            memset(allow, 0, n);
+            allow[5] = allow[1000] = 1;
+            assert_int_equal(ae_index_remove(idx, &ids[500], 1), AE_OK);
+            assert_int_equal(ae_index_search_filtered(idx, q, nq, k, 0, keep_listed, &kl, dist,
+                                                      got),
+                             AE_OK);
+            check_subset(idx, x, n, d, ids, allow, q, nq, k, dist, got, 1);
+            /* no filter is a plain search */
+            assert_int_equal(ae_index_search_filtered(idx, q, 2, k, 0, NULL, NULL, NULL, got),
+                             AE_OK);
+            free(dist);
+            free(got);
+            ae_index_free(idx);
+        }
+    free(x);
+    free(q);
+    free(ids);
+    free(allow);
+}
+
+/* Inner product: the exact backends rank by -q.x exactly on random data
+ * (no near ties), HNSW with high recall. */
+static void test_inner_product(void **state)
+{
+    const size_t n = 800, d = 12, nq = 20, k = 7;
+    float *x = rand_matrix(n, d, -1, 1), *q = rand_matrix(nq, d, -1, 1);
+    (void)state;
+    for (size_t i = 0; i < n; i++) x[i * d + 1] *= (float)(1 + i % 6); /* varied norms */
+    for (int b = AE_INDEX_BRUTE; b <= AE_INDEX_HNSW; b++) {
+        ae_index *idx = make_index((ae_index_backend)b, AE_INDEX_INNER_PRODUCT, d, x, n, NULL,
+                                   NULL, 5);
+        float *dist;
+        int64_t *got;
+        size_t hits;
+        assert_int_equal(ae_index_metric_of(idx), AE_INDEX_INNER_PRODUCT);
+        search_all(idx, q, nq, k, 100, &dist, &got);
+        hits = check_subset(idx, x, n, d, NULL, NULL, q, nq, k, dist, got, b != AE_INDEX_HNSW);
+        assert_true((double)hits / (double)(nq * k) >= 0.9);
+        for (size_t i = 0; i < nq; i++)
+            for (size_t j = 1; j < k; j++) assert_true(dist[i * k + j - 1] <= dist[i * k + j]);
+        free(dist);
+        free(got);
+        ae_index_free(idx);
     }
     free(x);
     free(q);
@@ -678,7 +1109,7 @@ static void test_alloc_failures(void **state)
     memcpy(q, x, sizeof q);
     for (size_t i = 0; i < n; i++) labels[i] = (int32_t)i;
     for (int b = AE_INDEX_BRUTE; b <= AE_INDEX_HNSW; b++)
-        for (int m = AE_INDEX_L2; m <= AE_INDEX_COSINE; m++) {
+        for (int m = AE_INDEX_L2; m <= AE_INDEX_INNER_PRODUCT; m++) {
             ae_index *idx = make_index((ae_index_backend)b, (ae_index_metric)m, d, x, n, NULL,
                                        labels, 4);
             long base = ae_test_alloc_live_blocks();
@@ -718,6 +1149,34 @@ static void test_alloc_failures(void **state)
                 }
                 assert_int_equal(st, AE_ERR_NOMEM);
                 assert_null(t);
+            }
+            for (long k = 1;; k++) { /* add (atomic), remove, compact */
+                ae_index *t = NULL;
+                ae_status st;
+                int64_t nid[3] = {1000, 1001, 1002}, rid[2] = {4, 9};
+                size_t cnt;
+                assert_int_equal(ae_index_load(&t, ae_test_path("nomem.aeidx")), AE_OK);
+                assert_int_equal(ae_index_remove(t, rid, 2), AE_OK);
+                cnt = ae_index_count(t);
+                ae_test_alloc_fail_at(k);
+                st = ae_index_add(t, x + 20 * d, 3, nid, labels);
+                ae_test_alloc_fail_at(0);
+                if (st != AE_OK) {
+                    assert_int_equal(st, AE_ERR_NOMEM);
+                    assert_int_equal(ae_index_count(t), cnt);
+                    assert_int_equal(ae_index_search(t, q, 2, 5, 0, dist, got), AE_OK);
+                    for (int j = 0; j < 10; j++) assert_true(got[j] < 1000);
+                } else {
+                    assert_int_equal(ae_index_count(t), cnt + 3);
+                }
+                ae_test_alloc_fail_at(k);
+                st = ae_index_compact(t);
+                ae_test_alloc_fail_at(0);
+                assert_true(st == AE_OK || st == AE_ERR_NOMEM);
+                assert_int_equal(ae_index_search(t, q, 2, 5, 0, dist, got), AE_OK);
+                ae_index_free(t);
+                assert_int_equal(ae_test_alloc_live_blocks(), base);
+                if (k > 60) break;
             }
             for (long k = 1;; k++) { /* save */
                 ae_status st;
@@ -797,6 +1256,120 @@ static void test_threads(void **state)
     free(q);
 }
 
+
+/* Readers searching (plain and filtered) while a writer adds, removes and
+ * compacts the same index: every call succeeds, results stay sorted and
+ * hold k live codes, and an id removed before a search began never shows
+ * up in it. Under TSan (the `threads` label) this is the data-race check of
+ * the reader-writer lock. */
+#define MIXED_BASE 100000
+#define MIXED_BATCH 16
+
+typedef struct mixed_job {
+    ae_index *idx;
+    const float *q;
+    size_t nq, d;
+    atomic_llong *removed_below; /* added ids below this are removed */
+    atomic_int *stop;
+    ae_status st;
+    int bad;
+    atomic_long searches;
+    atomic_int done; /* the reader has left its loop */
+} mixed_job;
+
+static int keep_even(int64_t id, void *user)
+{
+    (void)user;
+    return id % 2 == 0;
+}
+
+static void *mixed_reader(void *arg)
+{
+    mixed_job *j = arg;
+    const size_t k = 5;
+    float dist[5];
+    int64_t got[5];
+    size_t i = 0;
+    while (!atomic_load(j->stop) && j->st == AE_OK && !j->bad) {
+        long long lo = atomic_load(j->removed_below);
+        int filtered = (i & 1) != 0;
+        const float *q = j->q + (i % j->nq) * j->d;
+        j->st = filtered ? ae_index_search_filtered(j->idx, q, 1, k, 0, keep_even, NULL, dist, got)
+                         : ae_index_search(j->idx, q, 1, k, 0, dist, got);
+        for (size_t r = 0; r < k && j->st == AE_OK; r++) {
+            if (got[r] < 0 || (got[r] >= MIXED_BASE && got[r] < lo)) j->bad = 1;
+            if (filtered && got[r] % 2 != 0) j->bad = 1;
+            if (r > 0 && dist[r - 1] > dist[r]) j->bad = 1;
+        }
+        (void)ae_index_count(j->idx);
+        i++;
+        atomic_fetch_add(&j->searches, 1);
+    }
+    atomic_store(&j->done, 1);
+    return NULL;
+}
+
+/* Waits until every reader has made one more search (so writes and searches
+ * really interleave, whatever the scheduler). */
+static void mixed_wait_readers(mixed_job *jobs, int nj)
+{
+    long seen[3];
+    for (int t = 0; t < nj; t++) seen[t] = atomic_load(&jobs[t].searches);
+    for (int t = 0; t < nj; t++)
+        while (atomic_load(&jobs[t].searches) == seen[t] && !atomic_load(&jobs[t].done))
+            sched_yield();
+}
+
+static void test_threads_mixed(void **state)
+{
+    const size_t n = 400, d = 8, nq = 50, batches = 24;
+    float *x = rand_matrix(n, d, -1, 1), *q = rand_matrix(nq, d, -1, 1);
+    float *xa = rand_matrix(batches * MIXED_BATCH, d, -1, 1);
+    (void)state;
+    for (int b = AE_INDEX_BRUTE; b <= AE_INDEX_HNSW; b++) {
+        ae_index *idx = make_index((ae_index_backend)b, AE_INDEX_L2, d, x, n, NULL, NULL, 8);
+        atomic_llong removed_below = MIXED_BASE;
+        atomic_int stop = 0;
+        mixed_job jobs[3];
+        pthread_t th[3];
+        long total = 0;
+        for (int t = 0; t < 3; t++) {
+            jobs[t] = (mixed_job){idx, q, nq, d, &removed_below, &stop, AE_OK, 0, 0, 0};
+            atomic_init(&jobs[t].searches, 0);
+            atomic_init(&jobs[t].done, 0);
+            assert_int_equal(pthread_create(&th[t], NULL, mixed_reader, &jobs[t]), 0);
+        }
+        for (size_t bt = 0; bt < batches; bt++) {
+            int64_t ids[MIXED_BATCH];
+            mixed_wait_readers(jobs, 3);
+            for (int i = 0; i < MIXED_BATCH; i++)
+                ids[i] = MIXED_BASE + (int64_t)(bt * MIXED_BATCH) + i;
+            assert_int_equal(ae_index_add(idx, xa + bt * MIXED_BATCH * d, MIXED_BATCH, ids, NULL),
+                             AE_OK);
+            if (bt >= 2) {
+                for (int i = 0; i < MIXED_BATCH; i++) ids[i] -= 2 * MIXED_BATCH;
+                assert_int_equal(ae_index_remove(idx, ids, MIXED_BATCH), AE_OK);
+                atomic_store(&removed_below, MIXED_BASE + (long long)((bt - 1) * MIXED_BATCH));
+            }
+            if (bt % 8 == 7) assert_int_equal(ae_index_compact(idx), AE_OK);
+        }
+        atomic_store(&stop, 1);
+        for (int t = 0; t < 3; t++) {
+            pthread_join(th[t], NULL);
+            assert_int_equal(jobs[t].st, AE_OK);
+            assert_int_equal(jobs[t].bad, 0);
+            total += atomic_load(&jobs[t].searches);
+        }
+        assert_int_equal(ae_index_count(idx), n + 2 * MIXED_BATCH);
+        print_message("backend %d: %ld searches beside %zu adds and removes\n", b, total,
+                      batches);
+        ae_index_free(idx);
+    }
+    free(x);
+    free(q);
+    free(xa);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest all[] = {
@@ -808,15 +1381,24 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_hnsw_recall, ae_test_alloc_teardown),
         cmocka_unit_test_teardown(test_hnsw_small_exact, ae_test_alloc_teardown),
         cmocka_unit_test_teardown(test_cosine, ae_test_alloc_teardown),
+        cmocka_unit_test_teardown(test_add_equals_build, ae_test_alloc_teardown),
+        cmocka_unit_test_teardown(test_add_invalid, ae_test_alloc_teardown),
+        cmocka_unit_test_teardown(test_remove_exact, ae_test_alloc_teardown),
+        cmocka_unit_test_teardown(test_hnsw_remove_recall, ae_test_alloc_teardown),
+        cmocka_unit_test_teardown(test_hnsw_add_recall, ae_test_alloc_teardown),
+        cmocka_unit_test_teardown(test_filtered, ae_test_alloc_teardown),
+        cmocka_unit_test_teardown(test_inner_product, ae_test_alloc_teardown),
         cmocka_unit_test_teardown(test_save_load, ae_test_alloc_teardown),
         cmocka_unit_test_teardown(test_corrupt_files, ae_test_alloc_teardown),
         cmocka_unit_test_teardown(test_invalid_args, ae_test_alloc_teardown),
         cmocka_unit_test_teardown(test_params_and_labels, ae_test_alloc_teardown),
         cmocka_unit_test_teardown(test_alloc_failures, ae_test_alloc_teardown),
         cmocka_unit_test_teardown(test_threads, ae_test_alloc_teardown),
+        cmocka_unit_test_teardown(test_threads_mixed, ae_test_alloc_teardown),
     };
     const struct CMUnitTest threads_only[] = {
         cmocka_unit_test_teardown(test_threads, ae_test_alloc_teardown),
+        cmocka_unit_test_teardown(test_threads_mixed, ae_test_alloc_teardown),
     };
     int rc;
     ae_test_rng_seed(&g_rng, 12345);

@@ -21,13 +21,19 @@
  * (equal distances) broken by the smaller id. The exact backends return
  * exactly the neighbours a double-precision brute-force scan would.
  *
- * Threading: a mutable handle (ae_index *) is used by one thread at a time.
- * Every call taking a const ae_index * (search, save, accessors) is safe to
- * make concurrently from any number of threads on the same built index: it
- * keeps its scratch memory per call and never writes to the index. This is
- * why query-time settings (k, HNSW's ef_search) are per-call arguments, and
- * why failures of const calls are reported through the thread-local
- * ae_last_error() only, not through ae_index_errmsg().
+ * Threading: every index carries a reader-writer lock (docs/threading.md).
+ * Calls taking a const ae_index * (search, filtered search, save, accessors)
+ * read: any number run concurrently on the same index; they keep their
+ * scratch memory per call. ae_index_add, ae_index_remove, ae_index_compact,
+ * ae_index_build and ae_index_set_int write: each waits for the searches in
+ * flight and runs alone, and a search sees either none or all of a change.
+ * A waiting writer holds back new readers, so it is never starved.
+ * ae_index_free must not overlap any other call on the index. Query-time
+ * settings (k, HNSW's ef_search) are per-call arguments, and failures of const
+ * calls are reported through the thread-local ae_last_error() only, not
+ * through ae_index_errmsg() (which, shared by the handle, names the last
+ * failed modifying call). A search filter must not call a modifying function
+ * on the index it filters.
  *
  * Memory: an index copies everything it needs at build time, so it outlives
  * the caller's arrays, and a saved index file stands alone.
@@ -59,7 +65,18 @@ typedef enum ae_index_metric {
     /** Cosine distance 1 - cos(q, x), in [0, 2], as scikit-learn's "cosine".
      *  Vectors are normalised on entry; zero vectors are refused
      *  (AE_ERR_NUMERIC) since they have no direction. */
-    AE_INDEX_COSINE = 2
+    AE_INDEX_COSINE = 2,
+    /** Maximum inner product. Searches rank by descending q.x and report
+     *  the distance -q.x (so smaller is better, ascending as for the other
+     *  metrics; it may be negative). Internally every code x is stored as
+     *  (x, sqrt(M^2 - |x|^2)) with M the largest code norm, which turns the
+     *  ranking into an L2 ranking every backend serves (Bachrach et al.
+     *  2014). The exact backends are exact for these stored codes: the
+     *  extra coordinate is rounded to float, so two codes whose inner
+     *  products with a query differ by less than about 1e-7 M^2 may be
+     *  swapped. Adding a code longer than M recomputes the extra coordinate
+     *  of every code (and rebuilds the brute-force norms or the ball tree). */
+    AE_INDEX_INNER_PRODUCT = 3
 } ae_index_metric;
 
 /**
@@ -89,6 +106,14 @@ typedef enum ae_index_param {
 } ae_index_param;
 
 /**
+ * A search filter: return non-zero to allow the indexed code with id @p id
+ * in the results. Called from the searching thread, any number of times per
+ * query, possibly several times for one id; it must not call into the
+ * index it filters (it runs under the index's read lock).
+ */
+typedef int (*ae_index_filter_fn)(int64_t id, void *user);
+
+/**
  * Create an empty index for codes of @p dim floats.
  * @param out     receives the new index (NULL on failure)
  * @param backend one of ae_index_backend
@@ -105,7 +130,7 @@ AE_API void ae_index_free(ae_index *idx);
 
 /**
  * Set a build parameter. Allowed only before ae_index_build() (afterwards
- * AE_ERR_STATE: a built index never changes).
+ * AE_ERR_STATE: the parameters of a built index never change).
  * @return AE_OK, AE_ERR_INVALID_ARG (NULL, unknown key, key not used by this
  *         backend), AE_ERR_RANGE (value outside ae_index_param_int_bounds()) or
  *         AE_ERR_STATE.
@@ -150,9 +175,65 @@ AE_API ae_status ae_index_build(ae_index *idx, const float *x, size_t n, const i
                                 const int32_t *labels);
 
 /**
+ * Add @p n codes to an index, with ids chosen by the caller. On an index not
+ * yet built this is ae_index_build() with these ids. Afterwards:
+ *  - brute force appends the rows (cost O(n d));
+ *  - the ball tree keeps new rows in an overflow block searched exactly by a
+ *    scan beside the tree, and rebuilds the whole tree (cost of a build over
+ *    every row) when the overflow exceeds a quarter of the tree's rows (at
+ *    least 256 rows), so an add costs O(d log n) amortised;
+ *  - HNSW inserts each code into the graph as a build does
+ *    (AE_INDEX_HNSW_EF_CONSTRUCTION, M); its level is drawn from a generator
+ *    seeded with AE_INDEX_SEED and the row number, so the same sequence of
+ *    calls gives the same graph.
+ * The new rows follow the existing ones (see ae_index_id_at()). The call is atomic: on failure the index answers as
+ * before. A full search of the index sees either none or all of the rows.
+ * @param x      n x dim floats, row-major; all finite
+ * @param n      number of codes, >= 1
+ * @param ids    n caller ids, distinct from each other and from every id in
+ *               the index (a removed id may be used again); required
+ * @param labels n labels if the index has labels (or is empty and should
+ *               have them), else NULL
+ * @return AE_OK, AE_ERR_INVALID_ARG (NULL idx, x or ids, n = 0, a duplicate
+ *         id, labels given to an index without them or missing for one with
+ *         them), AE_ERR_RANGE (too many rows), AE_ERR_NUMERIC (NaN/inf,
+ *         squared norm beyond float range, zero vector under cosine) or
+ *         AE_ERR_NOMEM.
+ */
+AE_API ae_status ae_index_add(ae_index *idx, const float *x, size_t n, const int64_t *ids,
+                              const int32_t *labels);
+
+/**
+ * Remove the codes with the given ids. They never appear in results again;
+ * every backend only marks them (O(1) per id), searches skip them (HNSW
+ * still walks through them, so the graph stays connected), and
+ * ae_index_compact() reclaims their space. ae_index_count() drops at once.
+ * The call is atomic: if any id is unknown (or repeated) nothing is removed.
+ * @param ids n ids of codes in the index
+ * @return AE_OK, AE_ERR_INVALID_ARG (NULL, n = 0, an id given twice),
+ *         AE_ERR_RANGE (no code has one of the ids; the message names it),
+ *         AE_ERR_STATE (not built, or removing every code: an index keeps
+ *         at least one) or AE_ERR_NOMEM.
+ */
+AE_API ae_status ae_index_remove(ae_index *idx, const int64_t *ids, size_t n);
+
+/**
+ * Reclaim the space of removed codes and fold the ball tree's overflow into
+ * its tree: the index is rebuilt from its live rows with its parameters (the
+ * cost of ae_index_build() over ae_index_count() rows; HNSW gets a new graph,
+ * so results may differ slightly from before). Rows are renumbered: the live
+ * rows keep their relative order. A no-op when there is nothing to reclaim.
+ * Atomic: on failure the index is unchanged.
+ * @return AE_OK, AE_ERR_INVALID_ARG (NULL), AE_ERR_STATE (not built) or
+ *         AE_ERR_NOMEM.
+ */
+AE_API ae_status ae_index_compact(ae_index *idx);
+
+/**
  * Find the @p k nearest indexed codes of each of @p nq queries.
  *
- * Safe to call concurrently on the same index from several threads. Each call
+ * Safe to call concurrently on the same index from several threads, also
+ * beside ae_index_add() and ae_index_remove() (see "Threading"). Each call
  * allocates its scratch once (a few small blocks; the brute-force backend's
  * scratch for a batch is about 2 MB) and frees it before returning.
  *
@@ -195,7 +276,37 @@ AE_API ae_status ae_index_merge_results(const float *shard_distances, const int6
                                         const int64_t *id_offsets, size_t k, float *distances,
                                         int64_t *ids);
 
-/** Number of indexed codes (0 before build or for NULL). */
+/**
+ * ae_index_search() restricted to the codes whose id @p keep allows.
+ *
+ * Every query gets the k nearest allowed codes when at least k exist; the
+ * exact backends return exactly those (the same answer as a double-precision
+ * brute force over the allowed codes). HNSW keeps expanding its beam until it
+ * holds ef_search allowed codes (or has seen every code it can reach), so a
+ * filter keeping a fraction p of the codes costs roughly 1/p times an
+ * unfiltered search; if the graph walk ends with fewer than k allowed codes,
+ * the query falls back to an exact scan of the allowed codes. When fewer than
+ * k codes are allowed, the remaining slots of the query's results hold id -1
+ * and distance +infinity.
+ *
+ * @param keep       the filter; NULL allows every code (then the call is
+ *                   ae_index_search())
+ * @param user       passed to @p keep
+ * Other parameters, the return values and the threading rules are those of
+ * ae_index_search().
+ * @param queries    nq x dim floats
+ * @param nq         number of queries
+ * @param k          neighbours per query, 1..ae_index_count()
+ * @param ef_search  HNSW beam width (0: the index's default)
+ * @param distances  nq x k floats, or NULL
+ * @param ids        nq x k ids
+ * @return as ae_index_search()
+ */
+AE_API ae_status ae_index_search_filtered(const ae_index *idx, const float *queries, size_t nq,
+                                          size_t k, size_t ef_search, ae_index_filter_fn keep,
+                                          void *user, float *distances, int64_t *ids);
+
+/** Number of indexed codes, removed ones not counted (0 before build or for NULL). */
 AE_API size_t ae_index_count(const ae_index *idx);
 
 /** Code dimension given at creation (0 for NULL). */
@@ -227,15 +338,19 @@ AE_API ae_status ae_index_label(int32_t *label, const ae_index *idx, int64_t id)
 
 /**
  * Id of the code given at row @p row of the build input (0-based), into @p id.
+ * Rows added by ae_index_add() follow the build's rows. A removed code keeps
+ * its row (AE_ERR_RANGE for it) until ae_index_compact() renumbers the rows,
+ * so while codes are removed rows run past ae_index_count().
  * @return AE_OK, AE_ERR_INVALID_ARG (NULL), AE_ERR_STATE (not built) or
- *         AE_ERR_RANGE (row >= count).
+ *         AE_ERR_RANGE (no such row, or the row was removed).
  */
 AE_API ae_status ae_index_id_at(int64_t *id, const ae_index *idx, size_t row);
 
 /**
- * Label of the code given at row @p row of the build input (0-based), into @p label.
+ * Label of the code given at row @p row of the build input (0-based), into
+ * @p label. Rows are numbered as for ae_index_id_at().
  * @return AE_OK, AE_ERR_INVALID_ARG (NULL), AE_ERR_STATE (not built or no
- *         labels) or AE_ERR_RANGE (row >= count).
+ *         labels) or AE_ERR_RANGE (no such row, or the row was removed).
  */
 AE_API ae_status ae_index_label_at(int32_t *label, const ae_index *idx, size_t row);
 
