@@ -56,6 +56,12 @@ static void layer_options(const ae_layer *L, double *o1, double *o2)
 
 /* Everything of a model file but its final CRC (shared with checkpoints,
  * which embed a model file: lib/train_state.c). */
+uint64_t ae__model_file_bytes(const ae_model *m)
+{
+    return HEADER_BYTES + (uint64_t)m->n_layers * LAYER_RECORD_V2 + 8 + 4 * (uint64_t)m->n_params +
+           8 + 4 * (uint64_t)m->n_stats + 4;
+}
+
 void ae__model_write_body(ae__writer *w, const ae_model *m)
 {
     ae__writer_write(w, model_magic, sizeof model_magic);
