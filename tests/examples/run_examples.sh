@@ -34,6 +34,11 @@ tail -n 1 "$work/retrieval_brute.log" | grep -q '"pca": {"components": 128, "tes
 tail -n 1 "$work/retrieval_pca8.log" | grep -q '"pca": {"components": 8,'
 "$bin/image_retrieval" $common --show 0 --pca 0 > "$work/retrieval_nopca.log"
 if tail -n 1 "$work/retrieval_nopca.log" | grep -q '"pca"'; then exit 1; fi
+# the denoising autoencoder: noisy inputs, clean targets, a 3-row picture
+"$bin/denoising_autoencoder" $common --filters 4 > "$work/denoising.log"
+grep -q '^test BCE against the clean drawings: noisy inputs [0-9.]*, denoised [0-9.]*' "$work/denoising.log"
+tail -n 1 "$work/denoising.log" | grep -q '^{"example": "denoising_autoencoder", "epochs": 2, '
+test -s "$work/out/denoising_autoencoder.png"
 # without a saved model, image_retrieval trains one first
 rm "$work/out/conv_autoencoder.aem"
 "$bin/image_retrieval" $common --show 1 > "$work/retrieval_train.log"
