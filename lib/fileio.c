@@ -149,6 +149,13 @@ ae_status ae__writer_write(ae__writer *w, const void *data, size_t n)
 
 ae_status ae__writer_u32(ae__writer *w, uint32_t v) { return ae__writer_write(w, &v, 4); }
 ae_status ae__writer_u64(ae__writer *w, uint64_t v) { return ae__writer_write(w, &v, 8); }
+
+ae_status ae__writer_f64(ae__writer *w, double v)
+{
+    uint64_t u;
+    memcpy(&u, &v, 8);
+    return ae__writer_u64(w, u);
+}
 ae_status ae__writer_f32s(ae__writer *w, const float *v, size_t n)
 {
     size_t bytes;
@@ -281,6 +288,14 @@ int ae__reader_bytes(ae__reader *r, void *out, size_t n)
 
 int ae__reader_u32(ae__reader *r, uint32_t *v) { return ae__reader_bytes(r, v, 4); }
 int ae__reader_u64(ae__reader *r, uint64_t *v) { return ae__reader_bytes(r, v, 8); }
+
+int ae__reader_f64(ae__reader *r, double *v)
+{
+    uint64_t u = 0;
+    int ok = ae__reader_u64(r, &u);
+    memcpy(v, &u, 8);
+    return ok;
+}
 int ae__reader_f32s(ae__reader *r, float *v, size_t n)
 {
     size_t bytes;

@@ -110,6 +110,7 @@ ae_status ae__writer_open(ae__writer *w, const char *path, char *msg);
 ae_status ae__writer_write(ae__writer *w, const void *data, size_t n);
 ae_status ae__writer_u32(ae__writer *w, uint32_t v);
 ae_status ae__writer_u64(ae__writer *w, uint64_t v);
+ae_status ae__writer_f64(ae__writer *w, double v); /* IEEE-754 binary64, little-endian */
 ae_status ae__writer_f32s(ae__writer *w, const float *v, size_t n); /* little-endian */
 /* Renames into place (path as given to open). On failure the target is untouched. */
 ae_status ae__writer_commit(ae__writer *w, const char *path, char *msg);
@@ -143,6 +144,7 @@ typedef struct ae__reader {
 int ae__reader_bytes(ae__reader *r, void *out, size_t n);
 int ae__reader_u32(ae__reader *r, uint32_t *v);
 int ae__reader_u64(ae__reader *r, uint64_t *v);
+int ae__reader_f64(ae__reader *r, double *v);
 int ae__reader_f32s(ae__reader *r, float *v, size_t n);
 
 #endif /* AUTOENC_INTERNAL_H */

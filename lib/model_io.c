@@ -24,20 +24,6 @@ static const char model_magic[8] = {'A', 'E', 'M', 'O', 'D', 'E', 'L', '\0'};
 #define LAYER_RECORD_V1 (4 * 3 + 8 * 2 + 4 + 8 * 3) /* 56 */
 #define LAYER_RECORD_V2 (LAYER_RECORD_V1 + 8 * 4)     /* 88 */
 
-static void write_f64(ae__writer *w, double v)
-{
-    uint64_t u;
-    memcpy(&u, &v, 8);
-    ae__writer_u64(w, u);
-}
-
-static void read_f64(ae__reader *r, double *v)
-{
-    uint64_t u = 0;
-    ae__reader_u64(r, &u);
-    memcpy(v, &u, 8);
-}
-
 /* The two options of a record: batch norm momentum and epsilon; dropout
  * rate; Gaussian noise stddev and clip (0 or 1); masking probability. */
 static void layer_options(const ae_layer *L, double *o1, double *o2)
@@ -84,9 +70,9 @@ void ae__model_write_body(ae__writer *w, const ae_model *m)
         for (int k = 0; k < 3; k++) ae__writer_u64(w, L->out.d[k]);
         layer_options(L, &o1, &o2);
         ae__writer_u64(w, L->stride ? L->stride : 1);
-        write_f64(w, (double)L->alpha);
-        write_f64(w, o1);
-        write_f64(w, o2);
+        ae__writer_f64(w, (double)L->alpha);
+        ae__writer_f64(w, o1);
+        ae__writer_f64(w, o2);
     }
     ae__writer_u64(w, m->n_params);
     ae__writer_f32s(w, m->params, m->n_params);
@@ -290,9 +276,9 @@ static ae_status parse_model(const unsigned char *data, size_t len, const char *
         for (int k = 0; k < 3; k++) ae__reader_u64(&r, &dims[k]);
         if (version >= 2) {
             ae__reader_u64(&r, &rec.stride);
-            read_f64(&r, &rec.alpha);
-            read_f64(&r, &rec.o1);
-            read_f64(&r, &rec.o2);
+            ae__reader_f64(&r, &rec.alpha);
+            ae__reader_f64(&r, &rec.o1);
+            ae__reader_f64(&r, &rec.o2);
         }
         if (r.failed) {
             st = ae__file_fail(NULL, path, AE_ERR_FORMAT, "truncated layer %u", i);

@@ -130,13 +130,6 @@ static uint32_t crc_concat(uint32_t crc_a, uint32_t crc_b, uint64_t len_b)
     return a0 ^ crc_b ^ z;
 }
 
-static void put_f64(ae__writer *w, double v)
-{
-    uint64_t u;
-    memcpy(&u, &v, 8);
-    ae__writer_u64(w, u);
-}
-
 
 ae_status ae__train_state_write(const ae_train_state *s, const ae_model *m, const char *path)
 {
@@ -167,14 +160,14 @@ ae_status ae__train_state_write(const ae_train_state *s, const ae_model *m, cons
     ae__writer_u64(&w, s->n_params);
     ae__writer_u64(&w, s->epoch);
     ae__writer_u64(&w, s->step);
-    put_f64(&w, s->epoch_loss_sum);
+    ae__writer_f64(&w, s->epoch_loss_sum);
     for (int i = 0; i < 4; i++) ae__writer_u64(&w, s->rng.s[i]);
     ae__writer_u64(&w, s->opt.t);
-    put_f64(&w, s->opt.mu_product);
+    ae__writer_f64(&w, s->opt.mu_product);
     ae__writer_u32(&w, (uint32_t)s->has_best);
     ae__writer_u32(&w, 0);
     ae__writer_u64(&w, s->wait);
-    put_f64(&w, s->has_best ? s->best_loss : 0.0);
+    ae__writer_f64(&w, s->has_best ? s->best_loss : 0.0);
     ae__writer_f32s(&w, s->opt.m, s->n_params);
     ae__writer_f32s(&w, s->opt.v, s->n_params);
     if (s->has_best) ae__writer_f32s(&w, s->best, s->n_params);
