@@ -129,10 +129,13 @@ static void run_in_batches(const ae_model *m, const ae_encoder *enc, const float
  * make 3 threads take 67, 67 and 66 rows. */
 static void test_predict_bit_identical(void **state)
 {
-    const ae_preset presets[3] = {AE_PRESET_SIMPLE, AE_PRESET_DEEP, AE_PRESET_CONV};
+    /* conv_bn8: strided and transposed convolutions, batch norm in inference */
+    const ae_preset presets[4] = {AE_PRESET_SIMPLE, AE_PRESET_DEEP, AE_PRESET_CONV,
+                                  AE_PRESET_CONV_BN8};
     static const size_t batches[3] = {1, 7, 64};
+    const int n_presets = getenv("AE_TEST_VALGRIND") ? 3 : 4; /* conv_bn8 is slow there */
     (void)state;
-    for (int p = 0; p < 3; p++) {
+    for (int p = 0; p < n_presets; p++) {
         const size_t n = 200;
         ae_model *m;
         ae_encoder *e;
