@@ -19,6 +19,8 @@
 
 #include "nn.h"
 
+#define BLOCK 64 /* channels whose coefficients a loop keeps on the stack */
+
 /* rows of C channels in n samples */
 static size_t bn_rows(const ae_layer *L, size_t n) { return n * (ae__shape_size(&L->in) / L->units); }
 
@@ -62,12 +64,19 @@ void ae__bn_forward(const ae_layer *L, const float *x, float *y, size_t n, const
     double *mine, *tot, count;
     size_t lo, hi;
     if (!p || !p->training) {
-        /* inference: 1/sqrt per channel, in float, the same for every row */
-        for (size_t r = 0; r < rows; r++)
-            for (size_t c = 0; c < C; c++) {
-                const float s = 1.0f / sqrtf(L->moving_var[c] + (float)L->epsilon);
-                y[r * C + c] = L->kernel[c] * ((x[r * C + c] - L->moving_mean[c]) * s) + L->bias[c];
+        /* inference: y = x a + b per channel, in blocks of channels so the
+         * coefficients stay on the stack and the rows are walked in order */
+        for (size_t c0 = 0; c0 < C; c0 += BLOCK) {
+            const size_t cn = C - c0 < BLOCK ? C - c0 : BLOCK;
+            float a[BLOCK], b[BLOCK];
+            for (size_t c = 0; c < cn; c++) {
+                const float s = 1.0f / sqrtf(L->moving_var[c0 + c] + (float)L->epsilon);
+                a[c] = L->kernel[c0 + c] * s;
+                b[c] = L->bias[c0 + c] - L->moving_mean[c0 + c] * a[c];
             }
+            for (size_t r = 0; r < rows; r++)
+                for (size_t c = 0; c < cn; c++) y[r * C + c0 + c] = x[r * C + c0 + c] * a[c] + b[c];
+        }
         return;
     }
     mean = p->bn_state + L->stats_offset;
@@ -112,39 +121,59 @@ void ae__bn_backward(const ae_layer *L, const float *x, const float *dy, float *
                      float *gb, size_t n, const ae__pass *p)
 {
     const size_t C = L->units, rows = bn_rows(L, n);
-    const int training = p && p->training;
-    const float *mean = training ? p->bn_state + L->stats_offset : L->moving_mean;
-    double *mine = training ? p->red + (size_t)p->t * p->red_stride : NULL;
     const double *tot;
-    double N;
-    for (size_t c = 0; c < C; c++) {
-        const float s = training ? mean[C + c] : 1.0f / sqrtf(L->moving_var[c] + (float)L->epsilon);
-        double sdy = 0, sdyx = 0;
-        for (size_t r = 0; r < rows; r++) {
-            const float d = dy[r * C + c];
-            sdy += d;
-            sdyx += (double)d * ((x[r * C + c] - mean[c]) * s);
+    const float *mean, *inv;
+    double *mine, N;
+    if (!p || !p->training) {
+        for (size_t c = 0; c < C; c++) {
+            const float s = 1.0f / sqrtf(L->moving_var[c] + (float)L->epsilon);
+            double sdy = 0, sdyx = 0;
+            for (size_t r = 0; r < rows; r++) {
+                const float d = dy[r * C + c];
+                sdy += d;
+                sdyx += (double)d * ((x[r * C + c] - L->moving_mean[c]) * s);
+                if (dx) dx[r * C + c] = d * L->kernel[c] * s;
+            }
+            gb[c] = (float)sdy;
+            gk[c] = (float)sdyx;
         }
-        gb[c] = (float)sdy;
-        gk[c] = (float)sdyx;
-        if (training) {
-            mine[c] = sdy;
-            mine[C + c] = sdyx;
-        } else if (dx) {
-            for (size_t r = 0; r < rows; r++) dx[r * C + c] = dy[r * C + c] * L->kernel[c] * s;
-        }
+        return;
     }
-    if (!training) return;
+    mean = p->bn_state + L->stats_offset;
+    inv = mean + C;
+    mine = p->red + (size_t)p->t * p->red_stride;
+    /* this thread's sums of dy and dy xh, rows in order */
+    for (size_t c = 0; c < 2 * C; c++) mine[c] = 0;
+    for (size_t r = 0; r < rows; r++)
+        for (size_t c = 0; c < C; c++) {
+            const float d = dy[r * C + c];
+            mine[c] += d;
+            mine[C + c] += (double)d * ((x[r * C + c] - mean[c]) * inv[c]);
+        }
+    for (size_t c = 0; c < C; c++) {
+        gb[c] = (float)mine[c];
+        gk[c] = (float)mine[C + c];
+    }
     mine[2 * C] = (double)rows;
     reduce(p, C, 0, 2 * C);
     if (!dx) return;
     tot = p->red + (size_t)p->nt * p->red_stride;
     N = tot[2 * C] > 0 ? tot[2 * C] : 1;
-    for (size_t c = 0; c < C; c++) {
-        const double inv = mean[C + c], k = L->kernel[c] * inv / N;
-        for (size_t r = 0; r < rows; r++) {
-            const double xh = (x[r * C + c] - mean[c]) * inv;
-            dx[r * C + c] = (float)(k * (N * dy[r * C + c] - tot[c] - xh * tot[C + c]));
+    /* dx = k (N dy - sum dy - xh sum dy xh) with k = gamma inv / N and
+     * xh = (x - mean) inv, as dy A + x K + B per channel */
+    for (size_t c0 = 0; c0 < C; c0 += BLOCK) {
+        const size_t cn = C - c0 < BLOCK ? C - c0 : BLOCK;
+        float A[BLOCK], K[BLOCK], B[BLOCK];
+        for (size_t c = 0; c < cn; c++) {
+            const size_t cc = c0 + c;
+            const double k = L->kernel[cc] * (double)inv[cc] / N;
+            const double kx = -k * tot[C + cc] * inv[cc];
+            A[c] = (float)(k * N);
+            K[c] = (float)kx;
+            B[c] = (float)(-k * tot[cc] - kx * mean[cc]);
         }
+        for (size_t r = 0; r < rows; r++)
+            for (size_t c = 0; c < cn; c++)
+                dx[r * C + c0 + c] = dy[r * C + c0 + c] * A[c] + x[r * C + c0 + c] * K[c] + B[c];
     }
 }

@@ -103,6 +103,20 @@ static col_geom geom_of(const ae_layer *L)
     return g;
 }
 
+/* One pixel's channels: constant-size copies for the channel counts of the
+ * reference models inline into a few vector moves, where a libc memcpy
+ * call per pixel cost 10% of a conv_bn8 training profile. */
+static inline void copy_pixel(float *restrict dst, const float *restrict src, size_t c)
+{
+    switch (c) {
+    case 1: dst[0] = src[0]; break;
+    case 8: memcpy(dst, src, 8 * sizeof *dst); break;
+    case 16: memcpy(dst, src, 16 * sizeof *dst); break;
+    case 32: memcpy(dst, src, 32 * sizeof *dst); break;
+    default: memcpy(dst, src, c * sizeof *dst); break;
+    }
+}
+
 static void im2col(const col_geom *g, const float *x, float *cols, size_t n)
 {
     const size_t ih = g->ih, iw = g->iw, cin = g->cin, oh = g->oh, ow = g->ow, k = g->k;
@@ -118,7 +132,7 @@ static void im2col(const col_geom *g, const float *x, float *cols, size_t n)
                     for (size_t kx = 0; kx < k; kx++, row += cin) {
                         size_t ix = ox * g->stride + kx - g->pl;
                         if (iy < ih && ix < iw)
-                            memcpy(row, xb + (iy * iw + ix) * cin, cin * sizeof *row);
+                            copy_pixel(row, xb + (iy * iw + ix) * cin, cin);
                         else
                             memset(row, 0, cin * sizeof *row);
                     }

@@ -747,7 +747,9 @@ ae_status ae_model_summary(const ae_model *m, char *buf, size_t cap, size_t *nee
         const ae_layer *L = &m->layers[i];
         snprintf(label, sizeof label, "%s (%s)", L->name, kind_class(L->kind));
         ae__shape_format(&L->out, shape, sizeof shape);
-        out_printf(&t, "%s %-32s%-26s%-10zu%s\n", rule, label, shape,
+        /* a label too long for its column keeps one space before the shape */
+        const int pad = (int)strlen(label) < 32 ? 32 - (int)strlen(label) : 1;
+        out_printf(&t, "%s %s%*s%-26s%-10zu%s\n", rule, label, pad, "", shape,
                    L->n_kernel + L->n_bias + L->n_stats,
                    m->has_code && m->code_layer == i ? "<- code" : "");
     }

@@ -406,8 +406,9 @@ static uint64_t implied_length(const unsigned char *data, size_t len, uint32_t v
     if (n_params > (UINT64_MAX - at - 12) / 4) return 0;
     at += 8 + 4 * n_params;
     if (version == 1) return at + 4;
-    /* version 2: the statistics count and statistics follow */
-    if (at + 8 > len) return 0;
+    /* version 2: the statistics count and statistics follow (at may be far
+     * beyond len here: compare without adding to it) */
+    if (at > len || len - at < 8) return 0;
     memcpy(&n_stats, data + at, 8);
     if (n_stats > (UINT64_MAX - at - 12) / 4) return 0;
     return at + 8 + 4 * n_stats + 4;

@@ -129,10 +129,13 @@ static void run_in_batches(const ae_model *m, const ae_encoder *enc, const float
  * make 3 threads take 67, 67 and 66 rows. */
 static void test_predict_bit_identical(void **state)
 {
-    const ae_preset presets[3] = {AE_PRESET_SIMPLE, AE_PRESET_DEEP, AE_PRESET_CONV};
+    /* conv_bn8: strided and transposed convolutions, batch norm in inference */
+    const ae_preset presets[4] = {AE_PRESET_SIMPLE, AE_PRESET_DEEP, AE_PRESET_CONV,
+                                  AE_PRESET_CONV_BN8};
     static const size_t batches[3] = {1, 7, 64};
+    const int n_presets = getenv("AE_TEST_VALGRIND") ? 3 : 4; /* conv_bn8 is slow there */
     (void)state;
-    for (int p = 0; p < 3; p++) {
+    for (int p = 0; p < n_presets; p++) {
         const size_t n = 200;
         ae_model *m;
         ae_encoder *e;
@@ -487,6 +490,40 @@ static void test_noise_fit_follows_seed(void **state)
     ae_model_free(base);
 }
 
+/* The conv-BN presets: issue 11's recipe, the parameter counts its table
+ * gives (118k for width 8, 269k for width 16), a 32-float code. */
+static void test_conv_bn_presets(void **state)
+{
+    static const size_t trainable[2] = {118337, 268641}, stats[2] = {160, 320};
+    (void)state;
+    for (int k = 0; k < 2; k++) {
+        const size_t w = k ? 16 : 8;
+        ae_preset p;
+        ae_model *m;
+        size_t code;
+        char summary[8192];
+        assert_int_equal(ae_preset_from_name(&p, k ? "conv_bn16" : "conv_bn8"), AE_OK);
+        assert_int_equal(p, k ? AE_PRESET_CONV_BN16 : AE_PRESET_CONV_BN8);
+        assert_int_equal(ae_preset_build(&m, p, 1), AE_OK);
+        assert_int_equal(ae_model_param_count(m), trainable[k]);
+        assert_int_equal(m->n_stats, stats[k]);
+        assert_int_equal(ae_model_layer_count(m), 20);
+        assert_int_equal(ae_model_code_layer(&code, m), AE_OK);
+        assert_int_equal(code, 10);
+        assert_int_equal(ae_layer_output_size(ae_model_layer(m, code)), 32);
+        expect_shape(ae_model_layer(m, 3), 3, 14, 14, 2 * w);
+        expect_shape(ae_model_layer(m, 6), 3, 7, 7, 4 * w);
+        expect_shape(ae_model_layer(m, 13), 3, 14, 14, 2 * w);
+        expect_shape(ae_model_layer(m, 16), 3, 28, 28, w);
+        expect_shape(ae_model_layer(m, 19), 3, 28, 28, 1);
+        assert_int_equal(ae_layer_kind_of(ae_model_layer(m, 1)), AE_LAYER_BATCHNORM);
+        assert_int_equal(ae_layer_kind_of(ae_model_layer(m, 13)), AE_LAYER_CONV2D_TRANSPOSE);
+        assert_int_equal(ae_model_summary(m, summary, sizeof summary, NULL), AE_OK);
+        assert_non_null(strstr(summary, k ? "Non-trainable params: 320" : "Non-trainable params: 160"));
+        ae_model_free(m);
+    }
+}
+
 static void test_builder_errors(void **state)
 {
     ae_builder *b;
@@ -635,6 +672,7 @@ int main(void)
         cmocka_unit_test(test_batchnorm_threads_see_whole_batch),
         cmocka_unit_test(test_batchnorm_fit),
         cmocka_unit_test(test_noise_fit_follows_seed),
+        cmocka_unit_test(test_conv_bn_presets),
         cmocka_unit_test(test_builder_errors),
         cmocka_unit_test(test_model_errors),     cmocka_unit_test(test_overflowing_outputs),
         cmocka_unit_test(test_tensor),

@@ -90,7 +90,8 @@ AE_API int ae_model_get_threads(const ae_model *m);
 
 /**
  * Replaces a parameter array of layer @p layer (layouts in layer.h) with
- * @p count floats, which must all be finite.
+ * @p count floats, which must all be finite (a batch norm's moving variance
+ * also not negative: AE_ERR_RANGE).
  */
 AE_API ae_status ae_model_set_param(ae_model *m, size_t layer, ae_param_kind which,
                                     const float *data, size_t count);

@@ -32,7 +32,19 @@ typedef enum ae_preset {
      *  [code 4x4x8] -> Conv8 -> Up -> Conv8 -> Up -> Conv16(valid) -> Up ->
      *  Conv1(sigmoid): 4,385 parameters. All convolutions 3x3, relu, same
      *  padding unless noted. */
-    AE_PRESET_CONV = 3
+    AE_PRESET_CONV = 3,
+    /** "conv_bn8": a retrieval-grade model with a 32-float code, width w = 8:
+     *  28x28x1 -> Conv3x3(w) -> BN -> ReLU -> Conv3x3 stride 2 (2w) -> BN ->
+     *  ReLU -> Conv3x3 stride 2 (4w) -> BN -> ReLU -> Flatten -> Dense(32)
+     *  [code, linear] -> Dense(4w*7*7, relu) -> Reshape(7, 7, 4w) ->
+     *  ConvTranspose4x4 stride 2 (2w) -> BN -> ReLU -> ConvTranspose4x4
+     *  stride 2 (w) -> BN -> ReLU -> Conv3x3(1, sigmoid); same padding, batch
+     *  norm momentum 0.99, epsilon 1e-3: 118,337 trainable parameters (and
+     *  160 moving statistics). */
+    AE_PRESET_CONV_BN8 = 4,
+    /** "conv_bn16": AE_PRESET_CONV_BN8 with w = 16: 268,641 trainable
+     *  parameters (and 320 moving statistics). */
+    AE_PRESET_CONV_BN16 = 5
 } ae_preset;
 
 /**
@@ -42,7 +54,8 @@ typedef enum ae_preset {
  */
 AE_API ae_status ae_preset_build(ae_model **out, ae_preset preset, uint64_t seed);
 
-/** Static lower-case name of a preset ("simple", "deep", "conv"), NULL if unknown. */
+/** Static lower-case name of a preset ("simple", "deep", "conv", "conv_bn8",
+ * "conv_bn16"), NULL if unknown. */
 AE_API const char *ae_preset_name(ae_preset preset);
 
 /**
