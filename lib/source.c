@@ -3,10 +3,13 @@
  *
  * .npy files are read with pread, one call per row, into a small scratch
  * buffer: the page cache holds what the disk gave, the process only one
- * batch. A mapping (mmap) would have counted every touched page of the
- * file in the process's resident set (file-backed RSS) until unmapped or
- * dropped with madvise, which a random row order touches all over; pread
- * keeps the peak RSS independent of the file size. */
+ * batch. Measured on a shared 2-core VM, random 784-byte rows of a cached
+ * 4 GB uint8 file: 5.6-6.9 us per row through pread, 2.1 us through a
+ * mapping with MADV_RANDOM, but the mapping's peak RSS reached 3.8 GB after
+ * 2 M rows (touched file pages count in the resident set until dropped with
+ * madvise) and a file truncated under a mapping kills the process with
+ * SIGBUS instead of failing a read. With pread, training from that file
+ * peaked at 46 MB RSS (tests/bench/bench_source.c ooc). */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <fcntl.h>
