@@ -137,18 +137,12 @@ static void put_f64(ae__writer *w, double v)
     ae__writer_u64(w, u);
 }
 
-/* Bytes of the model file m (layout in docs/formats.md). */
-static uint64_t model_file_bytes(const ae_model *m)
-{
-    return 72 + 56 * (uint64_t)m->n_layers + 4 * (uint64_t)m->n_params;
-}
-
 ae_status ae__train_state_write(const ae_train_state *s, const ae_model *m, const char *path)
 {
     ae__writer w;
     ae_status st;
     uint32_t outer, model_crc;
-    const uint64_t model_len = model_file_bytes(m);
+    const uint64_t model_len = ae__model_file_bytes(m);
     if (!ae__all_finite(m->params, m->n_params))
         return ae__fail(NULL, AE_ERR_NUMERIC, "the weights contain NaN or infinity");
     if ((st = ae__writer_open(&w, path, NULL)) != AE_OK) return st;
