@@ -105,11 +105,20 @@ static void test_kill_and_resume(void **unused)
         pid = fork();
         assert_true(pid >= 0);
         if (pid == 0) {
+            /* a child that finishes frees what it made: under valgrind its
+             * leak check decides its exit status */
             ae_model *cm = model(width);
             ae_train_state *cs;
+            ae_status st;
             if (ae_train_state_create(&cs) != AE_OK || ae_train_state_set_checkpoint(cs, ckpt) != AE_OK)
                 _exit(3);
-            _exit(ae_train_fit_state(cm, c, cs, x, NULL, n, NULL) == AE_OK ? 0 : 4);
+            st = ae_train_fit_state(cm, c, cs, x, NULL, n, NULL);
+            ae_train_state_free(cs);
+            ae_model_free(cm);
+            ae_model_free(ref);
+            ae_train_config_free(c);
+            free(x);
+            _exit(st == AE_OK ? 0 : 4);
         }
         /* spread over the first 90% of a run: later kills would mostly find
          * the run finished */
@@ -121,10 +130,8 @@ static void test_kill_and_resume(void **unused)
         }
         kill(pid, SIGKILL);
         assert_int_equal(waitpid(pid, &status, 0), pid);
-        if (!WIFSIGNALED(status)) {
-            /* finished before the kill: its last checkpoint is the end */
-            assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-        }
+        if (!WIFSIGNALED(status) && !(WIFEXITED(status) && WEXITSTATUS(status) == 0))
+            fail_msg("trial %d: the training child ended with status %d", t, status);
         if (ae_test_file_size(ckpt) > 0) {
             assert_int_equal(ae_train_state_load(&rs, &m, ckpt), AE_OK);
             if (ae_train_state_step(rs) > 0) mid_epoch++;
