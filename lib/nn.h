@@ -267,11 +267,12 @@ void ae__optim_apply(const ae__optimizer *o, float *params, const float *grads, 
 void ae__optim_free(ae__optimizer *o);
 
 /* ---- model files (model_io.c), shared with checkpoints (train_state.c) ----
- * write_body writes every byte of a model file but the final CRC; parse_file
- * checks and parses a whole model file held in memory (data, len) as
- * ae_model_load does, naming path in its errors. */
+ * write_body writes every byte of a model file but the final CRC;
+ * file_bytes is the length of the whole file (CRC included), which a
+ * checkpoint stores before the embedded model; parse_file checks and parses
+ * a whole model file held in memory (data, len) as ae_model_load does,
+ * naming path in its errors. */
 void ae__model_write_body(ae__writer *w, const ae_model *m);
-/* The length of the model file ae_model_save writes for m (CRC included). */
 uint64_t ae__model_file_bytes(const ae_model *m);
 ae_status ae__model_parse_file(const unsigned char *data, size_t len, const char *path,
                                ae_model **out);

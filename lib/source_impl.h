@@ -8,16 +8,24 @@
  * AE_ERR_IO (a read or the callback failed) or AE_ERR_NUMERIC (a float32
  * value read is not finite). Sets no message: it runs on worker threads. */
 ae_status ae__source_fill(const ae_source *s, const size_t *rows, size_t n, float *x, float *y);
+/* Asks the kernel to start reading rows rows[0..n) of a file source
+ * (posix_fadvise WILLNEED: the reads run in parallel, in the background);
+ * nothing for other sources. */
+void ae__source_hint(const ae_source *s, const size_t *rows, size_t n);
 /* The rows of an in-memory float32 source (and its targets, NULL without),
  * which the training step gathers itself; NULL for any other source. */
 const float *ae__source_floats(const ae_source *s, const float **y);
 
 /* A background thread that fills one batch while the caller computes:
  * submit hands it a job (the buffers belong to the thread until wait
- * returns), wait returns the job's status. One job at a time. */
+ * returns), wait returns the job's status. One job at a time. next/n_next
+ * (may be NULL/0) are rows of batches to come: at the first job, and at
+ * every job once one was slow (its rows came from the disk, not the page
+ * cache), the thread first asks the kernel to fetch those (ae__source_hint). */
 typedef struct ae__prefetch ae__prefetch;
 ae_status ae__prefetch_start(ae__prefetch **out, const ae_source *src);
-void ae__prefetch_submit(ae__prefetch *p, const size_t *rows, size_t n, float *x, float *y);
+void ae__prefetch_submit(ae__prefetch *p, const size_t *rows, size_t n, float *x, float *y,
+                         const size_t *next, size_t n_next);
 ae_status ae__prefetch_wait(ae__prefetch *p);
 void ae__prefetch_stop(ae__prefetch *p); /* waits for a pending job; NULL accepted */
 

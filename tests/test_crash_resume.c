@@ -92,7 +92,9 @@ static void test_kill_and_resume(void **unused)
     run_secs = now() - t0;
     ae_train_state_free(s);
 
-    for (int t = 0; t < g_trials; t++) {
+    /* up to 4 extra trials when none landed mid-epoch (a loaded machine
+     * can stretch a child's run far beyond the measured one) */
+    for (int t = 0; t < g_trials || (mid_epoch == 0 && t < g_trials + 4); t++) {
         ae_model *m = NULL;
         ae_train_state *rs = NULL;
         pid_t pid;
@@ -103,26 +105,33 @@ static void test_kill_and_resume(void **unused)
         pid = fork();
         assert_true(pid >= 0);
         if (pid == 0) {
+            /* a child that finishes frees what it made: under valgrind its
+             * leak check decides its exit status */
             ae_model *cm = model(width);
             ae_train_state *cs;
+            ae_status st;
             if (ae_train_state_create(&cs) != AE_OK || ae_train_state_set_checkpoint(cs, ckpt) != AE_OK)
                 _exit(3);
-            _exit(ae_train_fit_state(cm, c, cs, x, NULL, n, NULL) == AE_OK ? 0 : 4);
+            st = ae_train_fit_state(cm, c, cs, x, NULL, n, NULL);
+            ae_train_state_free(cs);
+            ae_model_free(cm);
+            ae_model_free(ref);
+            ae_train_config_free(c);
+            free(x);
+            _exit(st == AE_OK ? 0 : 4);
         }
         /* spread over the first 90% of a run: later kills would mostly find
          * the run finished */
         delay_us = (long)(rand_r(&seed) % 1000) * (long)(run_secs * 0.9e6) / 1000;
-        if (t == 0) delay_us = (long)(run_secs * 0.5e6); /* at least one mid-run kill */
+        if (t == 0 || t >= g_trials) delay_us = (long)(run_secs * 0.5e6); /* mid-run kills */
         if (delay_us > 0) {
             struct timespec ts = {delay_us / 1000000, (delay_us % 1000000) * 1000};
             nanosleep(&ts, NULL);
         }
         kill(pid, SIGKILL);
         assert_int_equal(waitpid(pid, &status, 0), pid);
-        if (!WIFSIGNALED(status)) {
-            /* finished before the kill: its last checkpoint is the end */
-            assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-        }
+        if (!WIFSIGNALED(status) && !(WIFEXITED(status) && WEXITSTATUS(status) == 0))
+            fail_msg("trial %d: the training child ended with status %d", t, status);
         if (ae_test_file_size(ckpt) > 0) {
             assert_int_equal(ae_train_state_load(&rs, &m, ckpt), AE_OK);
             if (ae_train_state_step(rs) > 0) mid_epoch++;
@@ -153,7 +162,8 @@ static void test_kill_and_resume(void **unused)
     }
     print_message("kill and resume: %d trials, %d resumed mid-epoch, %d at an epoch end, "
                   "%d from scratch; all bit-identical (run %.2f s)\n",
-                  g_trials, mid_epoch, at_epoch_end, from_scratch, run_secs);
+                  mid_epoch + at_epoch_end + from_scratch, mid_epoch, at_epoch_end, from_scratch,
+                  run_secs);
     assert_true(mid_epoch > 0);
     ae_model_free(ref);
     ae_train_config_free(c);

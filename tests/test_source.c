@@ -243,6 +243,51 @@ static void test_source_with_state(void **unused)
     free(u);
 }
 
+static int stop_mid_epoch(ae_train_event ev, size_t epoch, size_t step, size_t steps,
+                          double loss, const ae_model *m, const ae_history *h, void *user)
+{
+    (void)steps; (void)loss; (void)m; (void)h; (void)user;
+    return ev == AE_EVENT_BATCH_END && epoch == 1 && step == 3;
+}
+
+/* A .npy source run stopped mid-epoch, checkpointed, loaded and finished
+ * equals the run never stopped: the background reader restarts at the
+ * checkpoint's step. */
+static void test_source_checkpoint_resume(void **unused)
+{
+    uint8_t *u = ae_test_bytes(N * W, 7);
+    ae_train_config *c = config(0.2);
+    ae_model *ref = model(W, W, 9), *m = model(W, W, 9), *m2 = NULL;
+    ae_train_state *sr, *s, *s2 = NULL;
+    ae_source *src;
+    const char *path = ae_test_path("src.npy"), *ckpt = ae_test_path("src.aeckpt");
+    size_t dims[2] = {N, W};
+    (void)unused;
+    assert_int_equal(ae_test_write_npy_u8(path, 2, dims, u), 0);
+    assert_int_equal(ae_source_open_npy(&src, &path, 1), AE_OK);
+    assert_int_equal(ae_train_state_create(&sr), AE_OK);
+    assert_int_equal(ae_train_fit_source(ref, c, sr, src, NULL, NULL), AE_OK);
+    assert_int_equal(ae_train_state_create(&s), AE_OK);
+    assert_int_equal(ae_train_config_set_callback(c, stop_mid_epoch, NULL), AE_OK);
+    assert_int_equal(ae_train_fit_source(m, c, s, src, NULL, NULL), AE_STOPPED);
+    assert_int_equal(ae_train_state_save(s, m, ckpt), AE_OK);
+    assert_int_equal(ae_train_state_load(&s2, &m2, ckpt), AE_OK);
+    assert_int_equal(ae_train_state_step(s2), 3);
+    assert_int_equal(ae_train_config_set_callback(c, NULL, NULL), AE_OK);
+    assert_int_equal(ae_train_config_set_int(c, AE_TRAIN_EPOCHS, 2), AE_OK);
+    assert_int_equal(ae_train_fit_source(m2, c, s2, src, NULL, NULL), AE_OK);
+    assert_memory_equal(m2->params, ref->params, ref->n_params * sizeof(float));
+    ae_train_state_free(sr);
+    ae_train_state_free(s);
+    ae_train_state_free(s2);
+    ae_source_free(src);
+    ae_model_free(ref);
+    ae_model_free(m);
+    ae_model_free(m2);
+    ae_train_config_free(c);
+    free(u);
+}
+
 static void test_npy_errors(void **unused)
 {
     uint8_t *u = ae_test_bytes(10 * W, 6);
@@ -271,6 +316,7 @@ int main(void)
         cmocka_unit_test(test_validation_source),
         cmocka_unit_test(test_custom_source_with_targets),
         cmocka_unit_test(test_source_with_state),
+        cmocka_unit_test(test_source_checkpoint_resume),
         cmocka_unit_test(test_npy_errors),
     };
     return cmocka_run_group_tests(tests, ae_test_group_setup, ae_test_group_teardown);

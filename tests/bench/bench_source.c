@@ -13,13 +13,15 @@
  *   bench_source make --data DIR --out FILE --gb G
  *       writes a uint8 .npy of (N, 28, 28) rows: QuickDraw-10's rows tiled to
  *       about G GB (10^9 bytes), written in blocks (low memory).
- *   bench_source ooc --npy FILE [--model simple] [--threads T] [--steps S] [--cold]
- *       S training steps (default 3000) of the simple model from the .npy
- *       file through ae_train_fit_source, shuffled over all its rows, then
- *       the same S steps on S * batch rows of it held in memory as float32;
- *       prints images/s of both, the ratio and the peak RSS (getrusage) after
- *       the file part. --cold first drops the file from the page cache
- *       (posix_fadvise DONTNEED) so its reads come from the disk.
+ *   bench_source ooc --npy FILE [--model simple] [--threads T] [--steps S] [--rounds R] [--cold]
+ *       R rounds (default 3) of: S training steps (default 3000) of the
+ *       simple model from the .npy file through ae_train_fit_source,
+ *       shuffled over all its rows, then the same S steps on S * batch rows
+ *       of it held in memory as float32 (ae_train_fit); prints the medians of
+ *       images/s of both, the median of the rounds' ratios and the peak RSS
+ *       (getrusage) after the first file part. --cold first drops the file
+ *       from the page cache (posix_fadvise DONTNEED; run sync first) before
+ *       every file part, so its reads come from the disk.
  *
  * One JSON object per line on stdout; progress on stderr. The machine of a
  * run may be shared: compare the ratios of one run, not absolute figures. */
@@ -273,42 +275,55 @@ static double timed_steps(const opts *o, const ae_source *src, const float *x, s
     return (double)(lim.done - 1) * 64.0 / (t - lim.t_first);
 }
 
+static int drop_cache(const char *path)
+{
+    int fd = open(path, O_RDONLY), rc;
+    if (fd < 0) return -1;
+    rc = posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+    close(fd);
+    return rc;
+}
+
 static int cmd_ooc(const opts *o)
 {
     ae_source *src;
     const char *paths[1] = {o->npy};
-    double file_ips, mem_ips, rss_file;
-    float *x;
+    double file_ips[16], mem_ips[16], ratio[16], rss_file = 0;
+    float *x = NULL;
     size_t n_mem = (size_t)o->steps * 64, rows;
-    if (o->cold) {
-        int fd = open(o->npy, O_RDONLY);
-        if (fd < 0 || posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED) != 0) {
+    int rounds = o->rounds < 16 ? o->rounds : 16;
+    if (ae_source_open_npy(&src, paths, 1) != AE_OK) return die("ae_source_open_npy");
+    rows = ae_source_rows(src);
+    fprintf(stderr, "ooc: %zu rows (%.2f GB), %d rounds of %ld steps%s\n", rows,
+            (double)rows * 784 / 1e9, rounds, o->steps, o->cold ? " (cold cache)" : "");
+    if (n_mem > rows) n_mem = rows;
+    for (int r = 0; r < rounds; r++) {
+        if (o->cold && drop_cache(o->npy) != 0) {
             fprintf(stderr, "bench_source: cannot drop %s from the page cache\n", o->npy);
             return 1;
         }
-        close(fd);
+        file_ips[r] = timed_steps(o, src, NULL, 0);
+        if (r == 0) {
+            /* the peak of the file part alone, then the in-memory
+             * reference: as many rows as the steps use, as floats */
+            size_t *idx = malloc(n_mem * sizeof *idx);
+            rss_file = maxrss_mb();
+            x = malloc(n_mem * 784 * sizeof(float));
+            for (size_t i = 0; i < n_mem; i++) idx[i] = i;
+            if (ae_source_read(src, idx, n_mem, x, n_mem * 784, NULL, 0) != AE_OK) return die("read");
+            free(idx);
+        }
+        mem_ips[r] = timed_steps(o, NULL, x, n_mem);
+        ratio[r] = file_ips[r] / mem_ips[r];
+        fprintf(stderr, "round %d: file %.0f images/s, memory %.0f, ratio %.3f\n", r, file_ips[r],
+                mem_ips[r], ratio[r]);
     }
-    if (ae_source_open_npy(&src, paths, 1) != AE_OK) return die("ae_source_open_npy");
-    rows = ae_source_rows(src);
-    fprintf(stderr, "ooc: %zu rows (%.2f GB), %ld steps from the file%s\n", rows,
-            (double)rows * 784 / 1e9, o->steps, o->cold ? " (cold cache)" : "");
-    file_ips = timed_steps(o, src, NULL, 0);
-    rss_file = maxrss_mb();
-    /* the in-memory reference: as many rows as the steps use, as floats */
-    if (n_mem > rows) n_mem = rows;
-    x = malloc(n_mem * 784 * sizeof(float));
-    {
-        size_t *idx = malloc(n_mem * sizeof *idx);
-        for (size_t i = 0; i < n_mem; i++) idx[i] = i;
-        if (ae_source_read(src, idx, n_mem, x, n_mem * 784, NULL, 0) != AE_OK) return die("read");
-        free(idx);
-    }
-    mem_ips = timed_steps(o, NULL, x, n_mem);
     printf("{\"kind\": \"ooc\", \"model\": \"%s\", \"threads\": %d, \"file_rows\": %zu, \"file_gb\": %.2f, "
-           "\"cold\": %d, \"steps\": %ld, \"file_ips\": %.0f, \"memory_ips\": %.0f, \"ratio\": %.3f, "
-           "\"maxrss_mb_file_part\": %.1f}\n",
-           o->model, o->threads, rows, (double)rows * 784 / 1e9, o->cold, o->steps, file_ips,
-           mem_ips, file_ips / mem_ips, rss_file);
+           "\"cold\": %d, \"steps\": %ld, \"rounds\": %d, \"file_ips\": %.0f, \"memory_ips\": %.0f, "
+           "\"ratio\": %.3f, \"maxrss_mb_file_part\": %.1f}\n",
+           o->model, o->threads, rows, (double)rows * 784 / 1e9, o->cold, o->steps, rounds,
+           median(file_ips, (size_t)rounds), median(mem_ips, (size_t)rounds),
+           median(ratio, (size_t)rounds), rss_file);
     free(x);
     ae_source_free(src);
     return 0;

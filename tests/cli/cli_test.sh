@@ -111,6 +111,32 @@ commands)
     cmp "$S/full.aem" "$S/resumed.aem" || fail "--resume does not continue the run exactly"
     "$A" info --json "$S/part.aeckpt" | grep -q '"epochs_done": 3' || fail "--resume updates the checkpoint"
     expect 1 "already holds 3 epochs" "$A" train --data "$D" --epochs 3 --resume "$S/part.aeckpt" --out "$S/x.aem"
+    # SIGTERM mid-run writes the checkpoint at its step; resuming it to E epochs
+    # gives the model of an uninterrupted E-epoch run
+    "$A" train --data "$D" --model simple --epochs 1000000 --batch 16 --threads 1 --json \
+        --checkpoint "$S/int.aeckpt" --out "$S/int.aem" > "$S/int.json" 2> "$S/int.err" &
+    pid=$!
+    tries=0
+    until grep -q '"type": "epoch"' "$S/int.json" 2> /dev/null; do
+        tries=$((tries + 1))
+        [ $tries -lt 600 ] || { kill $pid; fail "training never reached its first epoch"; }
+        sleep 0.1
+    done
+    kill -TERM $pid
+    set +e
+    wait $pid
+    got=$?
+    set -e
+    [ $got -eq 130 ] || fail "SIGTERM during a checkpointed training: exit status $got"
+    grep -q "holds the run (epoch .*continue with --resume $S/int.aeckpt" "$S/int.err" ||
+        fail "no checkpoint message after SIGTERM"
+    done_epochs=$("$A" info --json "$S/int.aeckpt" | sed -n 's/.*"epochs_done": \([0-9]*\).*/\1/p')
+    total=$((done_epochs + 2))
+    "$A" train --data "$D" --epochs $total --batch 16 --threads 1 --resume "$S/int.aeckpt" \
+        --quiet --out "$S/int.aem"
+    "$A" train --data "$D" --model simple --epochs $total --batch 16 --threads 1 \
+        --checkpoint "$S/ref.aeckpt" --quiet --out "$S/ref.aem"
+    cmp "$S/int.aem" "$S/ref.aem" || fail "resuming after SIGTERM differs from an uninterrupted run"
 
     # encode: a category folder is its files in name order, rows in file order
     "$A" encode --model "$M" --data "$D" --out "$S/codes.npy" --json > "$S/encode.json"
