@@ -671,8 +671,20 @@ static ae_status add_locked(ae_index *idx, const float *x, size_t n, const int64
     memcpy(idx->ids + n0, ids, n * sizeof(int64_t));
     if (labels) memcpy(idx->labels + n0, labels, n * sizeof(int32_t));
     memset(idx->dead + n0, 0, n);
-    /* the new table holds the live rows and the new ones, or nothing changes */
-    st = hash_rebuild(idx, idx->n - idx->ndead + n, n0, n0 + n, &dup);
+    /* the table gets the new ids, or nothing changes: in place while it stays
+     * at most half full (an add of one code costs O(1), not a rehash) */
+    if ((idx->n - idx->ndead + n) * AE__INDEX_HASH_LOAD <= idx->hcap) {
+        size_t i;
+        for (i = n0; i < n0 + n; i++)
+            if (hash_put(idx->hslot, idx->hcap, idx->ids, (uint32_t)i) != SIZE_MAX) break;
+        if (i < n0 + n) {
+            dup = idx->ids[i];
+            for (size_t j = n0; j < i; j++) hash_del(idx, idx->ids[j]);
+            st = AE_ERR_INVALID_ARG;
+        }
+    } else {
+        st = hash_rebuild(idx, idx->n - idx->ndead + n, n0, n0 + n, &dup);
+    }
     if (st == AE_ERR_NOMEM) return ae__fail(idx->msg, AE_ERR_NOMEM, "out of memory");
     if (st != AE_OK)
         return ae__fail(idx->msg, AE_ERR_INVALID_ARG, "id %lld is already in the index%s",
