@@ -1113,59 +1113,80 @@ static void write_section(ae__writer *w, uint32_t tag, size_t size)
     ae__writer_u64(w, size);
 }
 
-static ae_status save_locked(const ae_index *idx, const char *path)
+/* The whole file into w, CRC last; the caller opens and commits. */
+static void write_index(const ae_index *idx, ae__writer *w)
 {
-    const ae__index_ops *ops;
-    ae__writer w;
-    ae_status st;
-    size_t n, d, body, total;
+    const ae__index_ops *ops = idx->ops;
+    size_t n = idx->n, d = idx->dim, body, total;
     uint32_t npairs = 0;
-    if (!idx || !path) return ae__fail(NULL, AE_ERR_INVALID_ARG, "NULL argument");
-    if (!idx->built) return ae__fail(NULL, AE_ERR_STATE, "the index is not built");
-    ops = idx->ops;
-    n = idx->n;
-    d = idx->dim;
     body = ops->file_section ? ops->file_bytes(idx) : 0;
     for (int k = 1; k < AE__INDEX_NPARAMS; k++) npairs += (uint32_t)uses_key(ops, k);
     total = V2_HEADER + npairs * V2_PAIR + V2_SECTION + n * d * 4 + V2_SECTION + n * 8 +
             (idx->labels ? V2_SECTION + n * 4 : 0) + (idx->ndead ? V2_SECTION + n : 0) +
             (ops->file_section ? V2_SECTION + body : 0) + 4;
-
-    if ((st = ae__writer_open(&w, path, NULL)) != AE_OK) return st;
-    ae__writer_write(&w, g_magic, 8);
-    ae__writer_u32(&w, FORMAT_VERSION);
-    ae__writer_u32(&w, (uint32_t)ops->backend);
-    ae__writer_u32(&w, (uint32_t)idx->metric);
-    ae__writer_u32(&w, (idx->labels ? FLAG_LABELS : 0u) | (idx->ndead ? FLAG_REMOVED : 0u));
-    ae__writer_u64(&w, d);
-    ae__writer_u64(&w, n);
-    ae__writer_u64(&w, total);
-    ae__writer_u32(&w, npairs);
+    ae__writer_write(w, g_magic, 8);
+    ae__writer_u32(w, FORMAT_VERSION);
+    ae__writer_u32(w, (uint32_t)ops->backend);
+    ae__writer_u32(w, (uint32_t)idx->metric);
+    ae__writer_u32(w, (idx->labels ? FLAG_LABELS : 0u) | (idx->ndead ? FLAG_REMOVED : 0u));
+    ae__writer_u64(w, d);
+    ae__writer_u64(w, n);
+    ae__writer_u64(w, total);
+    ae__writer_u32(w, npairs);
     for (int k = 1; k < AE__INDEX_NPARAMS; k++)
         if (uses_key(ops, k)) {
-            ae__writer_u32(&w, (uint32_t)k);
-            ae__writer_u64(&w, (uint64_t)idx->params[k]);
+            ae__writer_u32(w, (uint32_t)k);
+            ae__writer_u64(w, (uint64_t)idx->params[k]);
         }
-    write_section(&w, SECTION_CODES, n * d * 4);
-    if (idx->sdim == d) ae__writer_f32s(&w, idx->data, n * d);
+    write_section(w, SECTION_CODES, n * d * 4);
+    if (idx->sdim == d) ae__writer_f32s(w, idx->data, n * d);
     else
-        for (size_t r = 0; r < n; r++) ae__writer_f32s(&w, idx->data + r * idx->sdim, d);
-    write_section(&w, SECTION_IDS, n * 8);
-    ae__writer_write(&w, idx->ids, n * 8);
+        for (size_t r = 0; r < n; r++) ae__writer_f32s(w, idx->data + r * idx->sdim, d);
+    write_section(w, SECTION_IDS, n * 8);
+    ae__writer_write(w, idx->ids, n * 8);
     if (idx->labels) {
-        write_section(&w, SECTION_LABELS, n * 4);
-        ae__writer_write(&w, idx->labels, n * 4);
+        write_section(w, SECTION_LABELS, n * 4);
+        ae__writer_write(w, idx->labels, n * 4);
     }
     if (idx->ndead) {
-        write_section(&w, SECTION_REMOVED, n);
-        ae__writer_write(&w, idx->dead, n);
+        write_section(w, SECTION_REMOVED, n);
+        ae__writer_write(w, idx->dead, n);
     }
     if (ops->file_section) {
-        write_section(&w, ops->file_section, body);
-        ops->save(idx, &w);
+        write_section(w, ops->file_section, body);
+        ops->save(idx, w);
     }
-    ae__writer_u32(&w, w.crc);
+    ae__writer_u32(w, w->crc);
+}
+
+static ae_status save_locked(const ae_index *idx, const char *path)
+{
+    ae__writer w;
+    ae_status st;
+    if (!idx || !path) return ae__fail(NULL, AE_ERR_INVALID_ARG, "NULL argument");
+    if (!idx->built) return ae__fail(NULL, AE_ERR_STATE, "the index is not built");
+    if ((st = ae__writer_open(&w, path, NULL)) != AE_OK) return st;
+    write_index(idx, &w);
     return ae__writer_commit(&w, path, NULL);
+}
+
+ae_status ae_index_save_to(const ae_index *idx, ae_index_write_fn write, void *user)
+{
+    AE__ENTER();
+    ae__writer w;
+    if (!idx || !write) return ae__fail(NULL, AE_ERR_INVALID_ARG, "NULL argument");
+    index_rdlock(idx);
+    if (!idx->built) {
+        index_unlock(idx);
+        return ae__fail(NULL, AE_ERR_STATE, "the index is not built");
+    }
+    memset(&w, 0, sizeof w);
+    w.sink = write;
+    w.sink_user = user;
+    write_index(idx, &w);
+    index_unlock(idx);
+    if (w.failed) return ae__fail(NULL, AE_ERR_IO, "the write callback failed");
+    return AE_OK;
 }
 
 static uint32_t rd_u32(const unsigned char *p)
@@ -1345,20 +1366,17 @@ static ae_status load_parts(ae_index *idx, size_t n, const file_parts *fp, const
     return AE_OK;
 }
 
-ae_status ae_index_load(ae_index **out, const char *path)
+/* An index from the bytes of a file; path names it in messages. */
+static ae_status load_buffer(ae_index **out, const unsigned char *buf, size_t len,
+                             const char *path)
 {
-    AE__ENTER();
-    unsigned char *buf = NULL;
-    size_t len = 0, d, n, header;
+    size_t d, n, header;
     uint32_t version, backend, metric, flags, crc;
     uint64_t declared;
     file_parts fp;
     ae_index *idx;
     ae_status st;
 
-    if (!out || !path) return ae__fail(NULL, AE_ERR_INVALID_ARG, "NULL argument");
-    *out = NULL;
-    if ((st = ae__read_file(path, SIZE_MAX / 2, &buf, &len, NULL)) != AE_OK) return st;
     if (len < 12 || memcmp(buf, g_magic, 8) != 0) {
         st = ae__fail(NULL, AE_ERR_FORMAT, "'%s' is not a libautoenc index file%s",
                       path, len < 12 ? " (too short)" : "");
@@ -1421,8 +1439,29 @@ ae_status ae_index_load(ae_index **out, const char *path)
     }
     *out = idx;
 done:
+    return st;
+}
+
+ae_status ae_index_load(ae_index **out, const char *path)
+{
+    AE__ENTER();
+    unsigned char *buf = NULL;
+    size_t len = 0;
+    ae_status st;
+    if (!out || !path) return ae__fail(NULL, AE_ERR_INVALID_ARG, "NULL argument");
+    *out = NULL;
+    if ((st = ae__read_file(path, SIZE_MAX / 2, &buf, &len, NULL)) != AE_OK) return st;
+    st = load_buffer(out, buf, len, path);
     ae__free(buf, len);
     return st;
+}
+
+ae_status ae_index_load_memory(ae_index **out, const void *data, size_t len)
+{
+    AE__ENTER();
+    if (!out || !data) return ae__fail(NULL, AE_ERR_INVALID_ARG, "NULL argument");
+    *out = NULL;
+    return load_buffer(out, data, len, "<memory>");
 }
 
 /* ---- the public entry points that take the handle's lock (index.h, "Threading") ---- */
