@@ -409,7 +409,8 @@ static void search_all(const ae_index *idx, const float *q, size_t nq, size_t k,
  * and through the ball tree's overflow and its rebuild. */
 static void test_add_equals_build(void **state)
 {
-    const size_t n = 1500, d = 9, nq = 15, k = 6;
+    /* under valgrind still past the ball tree's overflow limit (256 rows) */
+    const size_t n = getenv("AE_TEST_VALGRIND") ? 800 : 1500, d = 9, nq = 15, k = 6;
     float *x = rand_matrix(n, d, -1, 1), *q = rand_matrix(nq, d, -1.1, 1.1);
     int64_t *ids = rand_ids(n);
     int32_t *labels = malloc(n * sizeof(int32_t));
@@ -642,7 +643,7 @@ static void test_hnsw_remove_recall(void **state)
 /* HNSW: codes added after a build are found as well as built ones. */
 static void test_hnsw_add_recall(void **state)
 {
-    const size_t n = 2000, d = 16, nq = 100, k = 10, nc = 20;
+    const size_t n = getenv("AE_TEST_VALGRIND") ? 800 : 2000, d = 16, nq = 100, k = 10, nc = 20;
     float *centres = rand_matrix(nc, d, -1.0, 1.0), *x = malloc(n * d * sizeof(float));
     float *q = malloc(nq * d * sizeof(float)), *dist;
     int64_t *ids = malloc(n * sizeof(int64_t)), *got;
@@ -654,7 +655,9 @@ static void test_hnsw_add_recall(void **state)
     for (size_t i = 0; i < n; i++) ids[i] = (int64_t)i;
     idx = make_index(AE_INDEX_HNSW, AE_INDEX_L2, d, x, n / 4, NULL, NULL, 0);
     for (size_t at = n / 4; at < n; at += 250)
-        assert_int_equal(ae_index_add(idx, x + at * d, 250, ids + at, NULL), AE_OK);
+        assert_int_equal(ae_index_add(idx, x + at * d, n - at < 250 ? n - at : 250, ids + at,
+                                      NULL),
+                         AE_OK);
     assert_int_equal(ae_index_count(idx), n);
     search_all(idx, q, nq, k, 0, &dist, &got);
     hits = check_subset(idx, x, n, d, NULL, NULL, q, nq, k, dist, got, 0);
