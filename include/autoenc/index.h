@@ -14,6 +14,8 @@
  *     ae_index_set_int(idx, AE_INDEX_HNSW_M, 16);             // optional
  *     ae_index_build(idx, codes, n, NULL, labels);             // once
  *     ae_index_search(idx, queries, nq, 10, 0, dist, ids);     // any number of times
+ *     ae_index_add(idx, more, m, more_ids, more_labels);       // any time after
+ *     ae_index_remove(idx, gone_ids, g);                       // any time after
  *     ae_index_save(idx, "codes.aeidx");
  *     ae_index_free(idx);
  *
