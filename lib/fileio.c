@@ -137,9 +137,10 @@ ae_status ae__writer_open(ae__writer *w, const char *path, char *msg)
 
 ae_status ae__writer_write(ae__writer *w, const void *data, size_t n)
 {
-    if (w->failed || !w->file) return AE_ERR_IO;
+    if (w->failed || (!w->file && !w->sink)) return AE_ERR_IO;
     if (n == 0) return AE_OK;
-    if (fwrite(data, 1, n, (FILE *)w->file) != n) {
+    if (w->sink ? w->sink(data, n, w->sink_user) != 0
+                : fwrite(data, 1, n, (FILE *)w->file) != n) {
         w->failed = 1;
         return AE_ERR_IO;
     }

@@ -671,8 +671,20 @@ static ae_status add_locked(ae_index *idx, const float *x, size_t n, const int64
     memcpy(idx->ids + n0, ids, n * sizeof(int64_t));
     if (labels) memcpy(idx->labels + n0, labels, n * sizeof(int32_t));
     memset(idx->dead + n0, 0, n);
-    /* the new table holds the live rows and the new ones, or nothing changes */
-    st = hash_rebuild(idx, idx->n - idx->ndead + n, n0, n0 + n, &dup);
+    /* the table gets the new ids, or nothing changes: in place while it stays
+     * at most half full (an add of one code costs O(1), not a rehash) */
+    if ((idx->n - idx->ndead + n) * AE__INDEX_HASH_LOAD <= idx->hcap) {
+        size_t i;
+        for (i = n0; i < n0 + n; i++)
+            if (hash_put(idx->hslot, idx->hcap, idx->ids, (uint32_t)i) != SIZE_MAX) break;
+        if (i < n0 + n) {
+            dup = idx->ids[i];
+            for (size_t j = n0; j < i; j++) hash_del(idx, idx->ids[j]);
+            st = AE_ERR_INVALID_ARG;
+        }
+    } else {
+        st = hash_rebuild(idx, idx->n - idx->ndead + n, n0, n0 + n, &dup);
+    }
     if (st == AE_ERR_NOMEM) return ae__fail(idx->msg, AE_ERR_NOMEM, "out of memory");
     if (st != AE_OK)
         return ae__fail(idx->msg, AE_ERR_INVALID_ARG, "id %lld is already in the index%s",
@@ -848,23 +860,29 @@ size_t ae__idx_exact_scan(const ae_index *idx, const float *q, size_t k, const a
     return len;
 }
 
-void ae__idx_emit(const ae_index *idx, const float *q, const ae__res *res, size_t nf, size_t k,
+void ae__idx_emit(const ae_index *idx, const float *q, ae__res *res, size_t nf, size_t k,
                   float *dist, int64_t *ids)
 {
+    if (idx->metric == AE_INDEX_INNER_PRODUCT) {
+        /* report the inner product itself, in double, not the L2 proxy, and
+         * order by it: the proxy's rounded extra coordinate may swap near
+         * ties, and results must ascend in the distance reported */
+        for (size_t i = 0; i < nf; i++) {
+            const float *x = idx->data + (size_t)res[i].r * idx->sdim;
+            double v = 0.0;
+            for (size_t j = 0; j < idx->dim; j++) v += (double)q[j] * x[j];
+            res[i].d = -v;
+        }
+        qsort(res, nf, sizeof *res, cmp_res);
+    }
     for (size_t i = 0; i < nf; i++) {
         if (dist) {
-            double v;
-            if (idx->metric == AE_INDEX_INNER_PRODUCT) {
-                /* the inner product itself, in double, not the L2 proxy */
-                const float *x = idx->data + (size_t)res[i].r * idx->sdim;
-                v = 0.0;
-                for (size_t j = 0; j < idx->dim; j++) v += (double)q[j] * x[j];
-                v = -v;
-            } else if (idx->metric == AE_INDEX_COSINE) {
-                v = 0.5 * res[i].d;
+            double v = res[i].d;
+            if (idx->metric == AE_INDEX_COSINE) {
+                v = 0.5 * v;
                 if (v > 2.0) v = 2.0;
-            } else {
-                v = sqrt(res[i].d);
+            } else if (idx->metric == AE_INDEX_L2) {
+                v = sqrt(v);
             }
             dist[i] = (float)v;
         }
@@ -1079,13 +1097,14 @@ static size_t memory_bytes(const ae_index *idx)
 
 /* ---- file format (docs/formats-index.md) ----------------------------------------- */
 static const unsigned char g_magic[8] = {0x89, 'A', 'E', 'I', 'D', 'X', '\r', '\n'};
-#define FORMAT_VERSION 2u
+#define FORMAT_VERSION 3u
 #define FLAG_LABELS 1u
+#define FLAG_REMOVED 2u /* version 3: the removed-rows section is present */
 #define V1_HEADER 88u  /* version 1: fixed header; all five parameters, payload size at 80 */
 #define V2_HEADER 52u  /* version 2: fixed header; the parameter pairs follow */
 #define V2_PAIR 12u    /* u32 key, i64 value */
 #define V2_SECTION 16u /* u32 tag, u32 reserved, u64 size */
-enum { SECTION_CODES = 1, SECTION_IDS = 2, SECTION_LABELS = 3 };
+enum { SECTION_CODES = 1, SECTION_IDS = 2, SECTION_LABELS = 3, SECTION_REMOVED = 4 };
 
 static void write_section(ae__writer *w, uint32_t tag, size_t size)
 {
@@ -1094,58 +1113,80 @@ static void write_section(ae__writer *w, uint32_t tag, size_t size)
     ae__writer_u64(w, size);
 }
 
-static ae_status save_locked(const ae_index *idx, const char *path)
+/* The whole file into w, CRC last; the caller opens and commits. */
+static void write_index(const ae_index *idx, ae__writer *w)
 {
-    const ae__index_ops *ops;
-    ae__writer w;
-    ae_status st;
-    size_t n, d, body, total;
+    const ae__index_ops *ops = idx->ops;
+    size_t n = idx->n, d = idx->dim, body, total;
     uint32_t npairs = 0;
-    if (!idx || !path) return ae__fail(NULL, AE_ERR_INVALID_ARG, "NULL argument");
-    if (!idx->built) return ae__fail(NULL, AE_ERR_STATE, "the index is not built");
-    ops = idx->ops;
-    if (idx->ndead || (ops->pending && ops->pending(idx)))
-        return ae__fail(NULL, AE_ERR_STATE, "the index has removed or unfolded rows: "
-                        "ae_index_compact() it first");
-    n = idx->n;
-    d = idx->dim;
     body = ops->file_section ? ops->file_bytes(idx) : 0;
     for (int k = 1; k < AE__INDEX_NPARAMS; k++) npairs += (uint32_t)uses_key(ops, k);
     total = V2_HEADER + npairs * V2_PAIR + V2_SECTION + n * d * 4 + V2_SECTION + n * 8 +
-            (idx->labels ? V2_SECTION + n * 4 : 0) + (ops->file_section ? V2_SECTION + body : 0) +
-            4;
-
-    if ((st = ae__writer_open(&w, path, NULL)) != AE_OK) return st;
-    ae__writer_write(&w, g_magic, 8);
-    ae__writer_u32(&w, FORMAT_VERSION);
-    ae__writer_u32(&w, (uint32_t)ops->backend);
-    ae__writer_u32(&w, (uint32_t)idx->metric);
-    ae__writer_u32(&w, idx->labels ? FLAG_LABELS : 0u);
-    ae__writer_u64(&w, d);
-    ae__writer_u64(&w, n);
-    ae__writer_u64(&w, total);
-    ae__writer_u32(&w, npairs);
+            (idx->labels ? V2_SECTION + n * 4 : 0) + (idx->ndead ? V2_SECTION + n : 0) +
+            (ops->file_section ? V2_SECTION + body : 0) + 4;
+    ae__writer_write(w, g_magic, 8);
+    ae__writer_u32(w, FORMAT_VERSION);
+    ae__writer_u32(w, (uint32_t)ops->backend);
+    ae__writer_u32(w, (uint32_t)idx->metric);
+    ae__writer_u32(w, (idx->labels ? FLAG_LABELS : 0u) | (idx->ndead ? FLAG_REMOVED : 0u));
+    ae__writer_u64(w, d);
+    ae__writer_u64(w, n);
+    ae__writer_u64(w, total);
+    ae__writer_u32(w, npairs);
     for (int k = 1; k < AE__INDEX_NPARAMS; k++)
         if (uses_key(ops, k)) {
-            ae__writer_u32(&w, (uint32_t)k);
-            ae__writer_u64(&w, (uint64_t)idx->params[k]);
+            ae__writer_u32(w, (uint32_t)k);
+            ae__writer_u64(w, (uint64_t)idx->params[k]);
         }
-    write_section(&w, SECTION_CODES, n * d * 4);
-    if (idx->sdim == d) ae__writer_f32s(&w, idx->data, n * d);
+    write_section(w, SECTION_CODES, n * d * 4);
+    if (idx->sdim == d) ae__writer_f32s(w, idx->data, n * d);
     else
-        for (size_t r = 0; r < n; r++) ae__writer_f32s(&w, idx->data + r * idx->sdim, d);
-    write_section(&w, SECTION_IDS, n * 8);
-    ae__writer_write(&w, idx->ids, n * 8);
+        for (size_t r = 0; r < n; r++) ae__writer_f32s(w, idx->data + r * idx->sdim, d);
+    write_section(w, SECTION_IDS, n * 8);
+    ae__writer_write(w, idx->ids, n * 8);
     if (idx->labels) {
-        write_section(&w, SECTION_LABELS, n * 4);
-        ae__writer_write(&w, idx->labels, n * 4);
+        write_section(w, SECTION_LABELS, n * 4);
+        ae__writer_write(w, idx->labels, n * 4);
+    }
+    if (idx->ndead) {
+        write_section(w, SECTION_REMOVED, n);
+        ae__writer_write(w, idx->dead, n);
     }
     if (ops->file_section) {
-        write_section(&w, ops->file_section, body);
-        ops->save(idx, &w);
+        write_section(w, ops->file_section, body);
+        ops->save(idx, w);
     }
-    ae__writer_u32(&w, w.crc);
+    ae__writer_u32(w, w->crc);
+}
+
+static ae_status save_locked(const ae_index *idx, const char *path)
+{
+    ae__writer w;
+    ae_status st;
+    if (!idx || !path) return ae__fail(NULL, AE_ERR_INVALID_ARG, "NULL argument");
+    if (!idx->built) return ae__fail(NULL, AE_ERR_STATE, "the index is not built");
+    if ((st = ae__writer_open(&w, path, NULL)) != AE_OK) return st;
+    write_index(idx, &w);
     return ae__writer_commit(&w, path, NULL);
+}
+
+ae_status ae_index_save_to(const ae_index *idx, ae_index_write_fn write, void *user)
+{
+    AE__ENTER();
+    ae__writer w;
+    if (!idx || !write) return ae__fail(NULL, AE_ERR_INVALID_ARG, "NULL argument");
+    index_rdlock(idx);
+    if (!idx->built) {
+        index_unlock(idx);
+        return ae__fail(NULL, AE_ERR_STATE, "the index is not built");
+    }
+    memset(&w, 0, sizeof w);
+    w.sink = write;
+    w.sink_user = user;
+    write_index(idx, &w);
+    index_unlock(idx);
+    if (w.failed) return ae__fail(NULL, AE_ERR_IO, "the write callback failed");
+    return AE_OK;
 }
 
 static uint32_t rd_u32(const unsigned char *p)
@@ -1164,7 +1205,7 @@ static uint64_t rd_u64(const unsigned char *p)
 /* Where the sections of a checked file are; labels is NULL when absent,
  * body the backend's section (body_len bytes, possibly none). */
 typedef struct file_parts {
-    const unsigned char *codes, *ids, *labels, *body;
+    const unsigned char *codes, *ids, *labels, *removed, *body;
     size_t body_len;
 } file_parts;
 
@@ -1214,14 +1255,15 @@ static ae_status parse_v1(ae_index *idx, const unsigned char *buf, size_t len, s
     return AE_OK;
 }
 
-/* Version 2: the parameter pairs at 52, then tagged sections. */
+/* Versions 2 and 3: the parameter pairs at 52, then tagged sections. */
 static ae_status parse_v2(ae_index *idx, const unsigned char *buf, size_t len, size_t n,
                           const char *path, file_parts *fp)
 {
     const ae__index_ops *ops = idx->ops;
     size_t d = idx->dim, end = len - 4, pos = V2_HEADER;
-    uint32_t npairs = rd_u32(buf + 48), prev = 0, want[4];
+    uint32_t npairs = rd_u32(buf + 48), prev = 0, want[5];
     int has_labels = (rd_u32(buf + 20) & FLAG_LABELS) != 0, nwant = 0;
+    int has_removed = (rd_u32(buf + 20) & FLAG_REMOVED) != 0;
     ae_status st;
 
     if (npairs > (end - V2_HEADER) / V2_PAIR)
@@ -1247,6 +1289,7 @@ static ae_status parse_v2(ae_index *idx, const unsigned char *buf, size_t len, s
     want[nwant++] = SECTION_CODES;
     want[nwant++] = SECTION_IDS;
     if (has_labels) want[nwant++] = SECTION_LABELS;
+    if (has_removed) want[nwant++] = SECTION_REMOVED;
     if (ops->file_section) want[nwant++] = ops->file_section;
     memset(fp, 0, sizeof *fp);
     for (int i = 0; i < nwant; i++) {
@@ -1267,6 +1310,7 @@ static ae_status parse_v2(ae_index *idx, const unsigned char *buf, size_t len, s
         case SECTION_CODES: elem = d * 4; fp->codes = p; break;
         case SECTION_IDS: elem = 8; fp->ids = p; break;
         case SECTION_LABELS: elem = 4; fp->labels = p; break;
+        case SECTION_REMOVED: elem = 1; fp->removed = p; break;
         default: fp->body = p; fp->body_len = (size_t)size; break;
         }
         if (elem && (ae__mul_size(n, elem, &b) != 0 || b != size))
@@ -1298,6 +1342,19 @@ static ae_status load_parts(ae_index *idx, size_t n, const file_parts *fp, const
     for (size_t r = 0; r < n; r++)
         if (!ae__all_finite(idx->data + r * sd, d))
             return ae__fail(NULL, AE_ERR_FORMAT, "'%s' holds NaN or infinite codes", path);
+    if (fp->removed) {
+        for (size_t r = 0; r < n; r++) {
+            if (fp->removed[r] > 1)
+                return ae__fail(NULL, AE_ERR_FORMAT, "'%s' has a removed flag of %u", path,
+                                (unsigned)fp->removed[r]);
+            idx->dead[r] = fp->removed[r];
+            idx->ndead += fp->removed[r];
+        }
+        if (idx->ndead == 0 || idx->ndead == n)
+            return ae__fail(NULL, AE_ERR_FORMAT, "'%s' has %zu of its %zu codes removed", path,
+                            idx->ndead, n);
+    }
+    /* distinct among the live codes: a removed id may have been added again */
     if ((st = make_hash(idx, NULL, path)) != AE_OK) return st;
     if (idx->metric == AE_INDEX_INNER_PRODUCT) {
         idx->ip_m = ip_m_for(max_sqnorm(idx->data, n, d, sd));
@@ -1309,20 +1366,17 @@ static ae_status load_parts(ae_index *idx, size_t n, const file_parts *fp, const
     return AE_OK;
 }
 
-ae_status ae_index_load(ae_index **out, const char *path)
+/* An index from the bytes of a file; path names it in messages. */
+static ae_status load_buffer(ae_index **out, const unsigned char *buf, size_t len,
+                             const char *path)
 {
-    AE__ENTER();
-    unsigned char *buf = NULL;
-    size_t len = 0, d, n, header;
+    size_t d, n, header;
     uint32_t version, backend, metric, flags, crc;
     uint64_t declared;
     file_parts fp;
     ae_index *idx;
     ae_status st;
 
-    if (!out || !path) return ae__fail(NULL, AE_ERR_INVALID_ARG, "NULL argument");
-    *out = NULL;
-    if ((st = ae__read_file(path, SIZE_MAX / 2, &buf, &len, NULL)) != AE_OK) return st;
     if (len < 12 || memcmp(buf, g_magic, 8) != 0) {
         st = ae__fail(NULL, AE_ERR_FORMAT, "'%s' is not a libautoenc index file%s",
                       path, len < 12 ? " (too short)" : "");
@@ -1358,7 +1412,8 @@ ae_status ae_index_load(ae_index **out, const char *path)
     flags = rd_u32(buf + 20);
     d = (size_t)rd_u64(buf + 24);
     if ((st = check_kind((int)backend, (int)metric, d)) != AE_OK ||
-        (flags & ~FLAG_LABELS) != 0) {
+        (flags & ~(version >= 3 ? FLAG_LABELS | FLAG_REMOVED : FLAG_LABELS)) != 0 ||
+        (version < 3 && metric == AE_INDEX_INNER_PRODUCT)) {
         st = ae__fail(NULL, AE_ERR_FORMAT, "'%s' has a bad header (backend %u, metric %u, "
                       "dimension %zu, flags %#x)", path, backend, metric, d, flags);
         goto done;
@@ -1374,6 +1429,7 @@ ae_status ae_index_load(ae_index **out, const char *path)
         st = ae__fail(NULL, AE_ERR_NOMEM, "out of memory");
         goto done;
     }
+    memset(&fp, 0, sizeof fp);
     st = version == 1 ? parse_v1(idx, buf, len, n, path, &fp)
                       : parse_v2(idx, buf, len, n, path, &fp);
     if (st == AE_OK) st = load_parts(idx, n, &fp, path);
@@ -1383,8 +1439,29 @@ ae_status ae_index_load(ae_index **out, const char *path)
     }
     *out = idx;
 done:
+    return st;
+}
+
+ae_status ae_index_load(ae_index **out, const char *path)
+{
+    AE__ENTER();
+    unsigned char *buf = NULL;
+    size_t len = 0;
+    ae_status st;
+    if (!out || !path) return ae__fail(NULL, AE_ERR_INVALID_ARG, "NULL argument");
+    *out = NULL;
+    if ((st = ae__read_file(path, SIZE_MAX / 2, &buf, &len, NULL)) != AE_OK) return st;
+    st = load_buffer(out, buf, len, path);
     ae__free(buf, len);
     return st;
+}
+
+ae_status ae_index_load_memory(ae_index **out, const void *data, size_t len)
+{
+    AE__ENTER();
+    if (!out || !data) return ae__fail(NULL, AE_ERR_INVALID_ARG, "NULL argument");
+    *out = NULL;
+    return load_buffer(out, data, len, "<memory>");
 }
 
 /* ---- the public entry points that take the handle's lock (index.h, "Threading") ---- */

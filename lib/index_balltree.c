@@ -61,12 +61,12 @@ static void balltree_free(ae_index *idx)
     idx->perm = NULL;
 }
 
-/* Creates the state for a tree of the given depth over idx->n rows: node
- * ranges filled in (they are derived, never stored), perm, centroids and
- * radii allocated. */
-static ae_status tree_alloc(ae_index *idx, uint32_t levels)
+/* Creates the state for a tree of the given depth over the first n rows
+ * (the rest are overflow): node ranges filled in (they are derived, never
+ * stored), perm, centroids and radii allocated. */
+static ae_status tree_alloc(ae_index *idx, uint32_t levels, size_t n)
 {
-    size_t nodes = ((size_t)1 << levels) - 1, n = idx->n, d = idx->sdim;
+    size_t nodes = ((size_t)1 << levels) - 1, d = idx->sdim;
     balltree *t = ae__calloc(1, sizeof *t);
     uint32_t *s, *e;
     if (!t) return ae__fail(NULL, AE_ERR_NOMEM, "out of memory for the ball tree");
@@ -135,7 +135,7 @@ static ae_status balltree_build(ae_index *idx)
     balltree *t;
     ae_status st;
 
-    st = tree_alloc(idx, tree_levels(n, (size_t)idx->params[AE_INDEX_LEAF_SIZE]));
+    st = tree_alloc(idx, tree_levels(n, (size_t)idx->params[AE_INDEX_LEAF_SIZE]), n);
     if (st != AE_OK) return st;
     t = idx->state;
     nodes = t->nodes;
@@ -337,12 +337,13 @@ static ae_status balltree_search(const ae_index *idx, const float *q, size_t nq,
 }
 
 /* ---- files: the section body is
- *   u32 levels, u32 0, u32 perm[n], f32 centroids[nodes][d], f32 radii[nodes]
- * (docs/formats-index.md) */
+ *   u32 levels, u32 T, u32 perm[n], f32 centroids[nodes][d'], f32 radii[nodes]
+ * with T the rows in the tree (0: all n; the rest are overflow) and d' the
+ * stored dimension (docs/formats-index.md) */
 static size_t balltree_file_bytes(const ae_index *idx)
 {
     const balltree *t = idx->state;
-    return 8 + t->n * 4 + t->nodes * (t->dim + 1) * 4;
+    return 8 + idx->n * 4 + t->nodes * (t->dim + 1) * 4;
 }
 
 /* New rows join the overflow (the identity part of perm). */
@@ -374,8 +375,8 @@ static void balltree_save(const ae_index *idx, ae__writer *w)
 {
     const balltree *t = idx->state;
     ae__writer_u32(w, t->levels);
-    ae__writer_u32(w, 0);
-    ae__writer_write(w, t->perm, t->n * 4);
+    ae__writer_u32(w, t->n == idx->n ? 0u : (uint32_t)t->n);
+    ae__writer_write(w, t->perm, idx->n * 4);
     ae__writer_f32s(w, t->centroids, t->nodes * t->dim);
     ae__writer_f32s(w, t->radii, t->nodes);
 }
@@ -385,31 +386,34 @@ static ae_status balltree_load(ae_index *idx, const unsigned char *body, size_t 
 {
     size_t n = idx->n, d = idx->sdim, nodes;
     ae__reader rd = {body, len, 0, 0};
-    uint32_t levels, zero;
+    uint32_t levels, tn;
+    size_t tree;
     unsigned char *seen;
     balltree *t;
     int ok = 1;
     ae_status st;
 
-    if (ae__reader_u32(&rd, &levels) || ae__reader_u32(&rd, &zero)) goto inconsistent;
-    if (zero != 0 || levels != tree_levels(n, (size_t)idx->params[AE_INDEX_LEAF_SIZE]))
+    if (ae__reader_u32(&rd, &levels) || ae__reader_u32(&rd, &tn)) goto inconsistent;
+    tree = tn ? tn : n;
+    if (tree > n || levels != tree_levels(tree, (size_t)idx->params[AE_INDEX_LEAF_SIZE]))
         return ae__fail(NULL, AE_ERR_FORMAT, "'%s' has an inconsistent ball tree", path);
     /* levels <= 41 (tree_levels), so nodes * (d + 1) * 4 cannot overflow */
     nodes = ((size_t)1 << levels) - 1;
     if (len != 8 + n * 4 + nodes * (d + 1) * 4) goto inconsistent;
-    if ((st = tree_alloc(idx, levels)) != AE_OK) return st;
+    if ((st = tree_alloc(idx, levels, tree)) != AE_OK) return st;
     t = idx->state;
     ae__reader_bytes(&rd, t->perm, n * 4);
     ae__reader_f32s(&rd, t->centroids, nodes * d);
     ae__reader_f32s(&rd, t->radii, nodes);
-    /* perm must be a permutation */
-    seen = ae__calloc(n, 1);
+    /* perm must permute the tree's rows and leave the overflow in place */
+    seen = ae__calloc(tree, 1);
     if (!seen) return ae__fail(NULL, AE_ERR_NOMEM, "out of memory");
-    for (size_t i = 0; ok && i < n; i++) {
-        if (t->perm[i] >= n || seen[t->perm[i]]) ok = 0;
+    for (size_t i = 0; ok && i < tree; i++) {
+        if (t->perm[i] >= tree || seen[t->perm[i]]) ok = 0;
         else seen[t->perm[i]] = 1;
     }
-    ae__free(seen, n);
+    for (size_t i = tree; ok && i < n; i++) ok = t->perm[i] == i;
+    ae__free(seen, tree);
     if (!ok) return ae__fail(NULL, AE_ERR_FORMAT, "'%s' has a bad permutation", path);
     if (!ae__all_finite(t->centroids, nodes * d) || !ae__all_finite(t->radii, nodes))
         return ae__fail(NULL, AE_ERR_FORMAT, "'%s' has non-finite tree nodes", path);

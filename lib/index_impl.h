@@ -301,8 +301,9 @@ size_t ae__idx_exact_scan(const ae_index *idx, const float *q, size_t k, const a
                           ae__res *res);
 /* Writes the nf <= k results of query q (stored form) to the outputs,
  * distances converted to the metric; slots nf..k-1 get id -1 and distance
- * +infinity. */
-void ae__idx_emit(const ae_index *idx, const float *q, const ae__res *res, size_t nf, size_t k,
+ * +infinity. Under the inner product it reorders res[0..nf) by the exact
+ * -q.x. */
+void ae__idx_emit(const ae_index *idx, const float *q, ae__res *res, size_t nf, size_t k,
                   float *dist, int64_t *ids);
 /* res[0..nc) = cand sorted by (float distance, id), no re-ranking (HNSW). */
 void ae__idx_order(const ae_index *idx, const ae__nb *cand, size_t nc, ae__res *res);

@@ -105,6 +105,10 @@ typedef struct ae__writer {
     int failed;      /* a write failed: commit will refuse */
     int replace;     /* the target exists: give the new file its mode */
     unsigned mode;   /* the target's permission bits (when replace) */
+    /* Not NULL: a writer set up by its caller (zeroed, then sink set) whose
+     * bytes go to sink (0 = written) instead of a file; no open, no commit. */
+    int (*sink)(const void *data, size_t n, void *user);
+    void *sink_user;
 } ae__writer;
 ae_status ae__writer_open(ae__writer *w, const char *path, char *msg);
 ae_status ae__writer_write(ae__writer *w, const void *data, size_t n);

@@ -590,6 +590,48 @@ static ae_status s_index_load(void *ctx)
     return st;
 }
 
+static int keep_even_id(int64_t id, void *user)
+{
+    (void)user;
+    return id % 2 == 0;
+}
+
+static int sink_discard(const void *data, size_t n, void *user)
+{
+    (void)data;
+    *(size_t *)user += n;
+    return 0;
+}
+
+/* The living store on a loaded index: add (the ball tree past its overflow
+ * limit: a rebuild), remove, filtered search, compact, save to a callback.
+ * Each step is atomic, so after a failed one the index still answers. */
+static ae_status s_index_live(void *ctx)
+{
+    idx_ctx *c = ctx;
+    ae_index *idx = NULL;
+    int64_t ids[300], gone[5] = {1, 3, 1000, 1002, 1299};
+    size_t bytes = 0;
+    float *more = ae_test_rows(300, c->d, 13);
+    ae_status st = ae_index_load(&idx, ae_test_path("i.ref"));
+    for (int i = 0; i < 300; i++) ids[i] = 1000 + i;
+    if (st == AE_OK) st = ae_index_add(idx, more, 300, ids, c->labels ? c->labels : NULL);
+    if (st == AE_OK) st = ae_index_remove(idx, gone, 5);
+    if (st == AE_OK)
+        st = ae_index_search_filtered(idx, c->q, 3, 4, 0, keep_even_id, NULL, c->dist, c->ids);
+    if (st == AE_OK) st = ae_index_compact(idx);
+    if (st == AE_OK) st = ae_index_save_to(idx, sink_discard, &bytes);
+    if (idx) {
+        float dist[12];
+        int64_t got[12];
+        ae_test_alloc_fail_at(0);
+        assert_int_equal(ae_index_search(idx, c->q, 3, 4, 0, dist, got), AE_OK);
+    }
+    ae_index_free(idx);
+    free(more);
+    return st;
+}
+
 static void test_indexes(void **state)
 {
     static const char *names[4][3][4] = {
@@ -625,6 +667,14 @@ static void test_indexes(void **state)
             assert_int_equal(ae_index_save(c.idx, ae_test_path("i.aeidx")), AE_OK);
             run_scenario(names[b][m - 1][2], s_index_save, NULL, &c, 1);
             run_scenario(names[b][m - 1][3], s_index_load, NULL, &c, 0);
+            {
+                int32_t labels300[300];
+                for (int i = 0; i < 300; i++) labels300[i] = i % 5;
+                c.labels = labels300;
+                run_scenario("index: add, remove, filter, compact, save_to", s_index_live, NULL,
+                             &c, 0);
+                c.labels = labels;
+            }
             ae_index_free(c.idx);
         }
     unlink(ae_test_path("i.ref"));

@@ -190,6 +190,8 @@ static void test_every_function_names_itself(void **state)
     EXPECT_FAIL(ae_index_compact(idx), "ae_index_compact");
     EXPECT_FAIL(ae_index_search_filtered(idx, x, 1, 1, 0, NULL, NULL, NULL, &iv),
                 "ae_index_search_filtered");
+    EXPECT_FAIL(ae_index_save_to(idx, NULL, NULL), "ae_index_save_to");
+    EXPECT_FAIL(ae_index_load_memory(&idx_out, x, 3), "ae_index_load_memory");
 
     ae_history_free(h);
     ae_train_config_free(cfg);

@@ -4,7 +4,9 @@
  *    per backend) still load, answer exactly like a fresh build of the same
  *    data, survive every truncation and flipped byte with the documented
  *    status, and every allocation failure while loading;
- *  - version-2 files are parsed by a small reader below that knows only the
+ *  - version-2 files written by the format-version-2 library
+ *    (tests/data/index-v2/) load and answer like a fresh build;
+ *  - version-3 files are parsed by a small reader below that knows only the
  *    offsets the document gives (it shares no code with the library, not even
  *    the CRC), and every field is checked against the index's accessors, so
  *    the document cannot drift from the code;
@@ -13,8 +15,10 @@
  *
  * The fixtures come from a deterministic tiny data set (tiny_data below):
  *   test_index_format --write-fixtures DIR
- * writes them with the library the program is linked with (the committed
- * files were written by the format-version-1 library, commit 9ec214a). */
+ * writes them with the library the program is linked with, named
+ * <name>_v3.aeidx (the committed files of index-v1 were written by the
+ * format-version-1 library, commit 9ec214a, those of index-v2 by the
+ * format-version-2 library, commit 930281d). */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <setjmp.h>
@@ -136,11 +140,12 @@ typedef struct fixture {
     int64_t params[AE_INDEX_SEED + 1]; /* 0: the default */
 } fixture;
 
+/* file: the name without "_v<version>.aeidx" */
 static const fixture g_fixtures[] = {
-    {"brute_l2_v1.aeidx", AE_INDEX_BRUTE, AE_INDEX_L2, 0, 0, {0}},
-    {"balltree_cosine_v1.aeidx", AE_INDEX_BALLTREE, AE_INDEX_COSINE, 1, 1,
+    {"brute_l2", AE_INDEX_BRUTE, AE_INDEX_L2, 0, 0, {0}},
+    {"balltree_cosine", AE_INDEX_BALLTREE, AE_INDEX_COSINE, 1, 1,
      {[AE_INDEX_LEAF_SIZE] = 3}},
-    {"hnsw_l2_v1.aeidx", AE_INDEX_HNSW, AE_INDEX_L2, 1, 1,
+    {"hnsw_l2", AE_INDEX_HNSW, AE_INDEX_L2, 1, 1,
      {[AE_INDEX_HNSW_M] = 4, [AE_INDEX_HNSW_EF_CONSTRUCTION] = 20,
       [AE_INDEX_HNSW_EF_SEARCH] = 12, [AE_INDEX_SEED] = 7}},
 };
@@ -166,10 +171,12 @@ static ae_status fixture_index(const fixture *f, ae_index **out)
     return st;
 }
 
-static const char *fixture_path(const fixture *f)
+/* The committed fixture of an old format version (tests/data/index-v<N>/). */
+static const char *fixture_path(const fixture *f, int version)
 {
     static char p[1024];
-    snprintf(p, sizeof p, "%s/index-v1/%s", AE_TEST_DATA_DIR, f->file);
+    snprintf(p, sizeof p, "%s/index-v%d/%s_v%d.aeidx", AE_TEST_DATA_DIR, version, f->file,
+             version);
     return p;
 }
 
@@ -179,7 +186,7 @@ static int write_fixtures(const char *dir)
         char p[1024];
         ae_index *idx;
         ae_status st = fixture_index(&g_fixtures[i], &idx);
-        snprintf(p, sizeof p, "%s/%s", dir, g_fixtures[i].file);
+        snprintf(p, sizeof p, "%s/%s_v3.aeidx", dir, g_fixtures[i].file);
         if (st == AE_OK) st = ae_index_save(idx, p);
         ae_index_free(idx);
         if (st != AE_OK) {
@@ -209,18 +216,18 @@ static void same_answers(const ae_index *a, const ae_index *b)
         }
 }
 
-static void test_v1_files_load(void **state)
+/* The fixtures of an old version load and answer as a fresh build. */
+static void old_files_load(int version)
 {
-    (void)state;
     for (size_t i = 0; i < N_FIXTURES; i++) {
         const fixture *f = &g_fixtures[i];
         size_t len;
-        unsigned char *bytes = slurp(fixture_path(f), &len);
+        unsigned char *bytes = slurp(fixture_path(f, version), &len);
         ae_index *old = NULL, *fresh = NULL;
         int64_t v1, v2;
-        assert_int_equal(le32(bytes + 8), 1); /* the fixture really is version 1 */
+        assert_int_equal(le32(bytes + 8), (uint32_t)version); /* really that version */
         free(bytes);
-        assert_int_equal(ae_index_load(&old, fixture_path(f)), AE_OK);
+        assert_int_equal(ae_index_load(&old, fixture_path(f, version)), AE_OK);
         assert_int_equal(fixture_index(f, &fresh), AE_OK);
         assert_int_equal(ae_index_backend_of(old), f->backend);
         assert_int_equal(ae_index_metric_of(old), f->metric);
@@ -246,7 +253,7 @@ static void test_v1_files_load(void **state)
             }
         }
         same_answers(old, fresh);
-        /* the same index: re-saved, both give the same version-2 bytes */
+        /* the same index: re-saved, both give the same version-3 bytes */
         assert_int_equal(ae_index_save(old, tpath("old.aeidx")), AE_OK);
         assert_int_equal(ae_index_save(fresh, tpath("fresh.aeidx")), AE_OK);
         assert_true(ae_test_files_equal(tpath("old.aeidx"), tpath("fresh.aeidx")));
@@ -255,13 +262,27 @@ static void test_v1_files_load(void **state)
     }
 }
 
+static void test_v1_files_load(void **state)
+{
+    (void)state;
+    old_files_load(1);
+}
+
+/* Version 2 (written by libautoenc 0.1.0 after the format-2 change, commit
+ * 930281d): the layout of version 3 without its additions. */
+static void test_v2_files_load(void **state)
+{
+    (void)state;
+    old_files_load(2);
+}
+
 /* Version-1 header: payload size at 80, payload at 88 (docs, "Version 1"). */
 static void test_v1_files_corrupt(void **state)
 {
     (void)state;
     for (size_t i = 0; i < N_FIXTURES; i++) {
         size_t len;
-        unsigned char *f = slurp(fixture_path(&g_fixtures[i]), &len), *g = malloc(len + 1);
+        unsigned char *f = slurp(fixture_path(&g_fixtures[i], 1), &len), *g = malloc(len + 1);
         assert_int_equal(load_bytes(f, len), AE_OK);
         for (size_t cut = 0; cut < len; cut++) assert_int_equal(load_bytes(f, cut), AE_ERR_FORMAT);
         memcpy(g, f, len);
@@ -295,7 +316,7 @@ static void test_v1_files_alloc_fail(void **state)
             ae_index *idx = NULL;
             ae_status st;
             ae_test_alloc_fail_at(k + 1);
-            st = ae_index_load(&idx, fixture_path(&g_fixtures[i]));
+            st = ae_index_load(&idx, fixture_path(&g_fixtures[i], 1));
             ae_test_alloc_fail_at(0);
             if (st == AE_OK) {
                 ae_index_free(idx);
@@ -307,25 +328,36 @@ static void test_v1_files_alloc_fail(void **state)
         }
 }
 
-/* ---- version 2, read with the document's offsets only --------------------------------- */
+/* ---- version 3, read with the document's offsets only --------------------------------- */
+/* version 3 keeps the layout of version 2, hence the names */
 enum {
     V2_HEADER = 52, /* fixed header bytes, parameter pairs follow */
     V2_PAIR = 12,   /* u32 key, i64 value */
     V2_SECTION = 16 /* u32 tag, u32 reserved, u64 size */
 };
-enum { TAG_CODES = 1, TAG_IDS = 2, TAG_LABELS = 3, TAG_BALLTREE = 16, TAG_HNSW = 17 };
+enum {
+    TAG_CODES = 1,
+    TAG_IDS = 2,
+    TAG_LABELS = 3,
+    TAG_REMOVED = 4,
+    TAG_BALLTREE = 16,
+    TAG_HNSW = 17
+};
 
-/* Parses a version-2 file and checks every field against idx; x (input order,
- * n x d) is compared with the codes when not NULL (L2 metric). */
-static void check_v2_file(const unsigned char *b, size_t len, const ae_index *idx,
+/* Parses a version-3 file and checks every field against idx; x (input order,
+ * n x d) is compared with the codes when not NULL (L2 and inner product: the
+ * caller's codes as given). */
+static void check_v3_file(const unsigned char *b, size_t len, const ae_index *idx,
                           const float *x)
 {
     static const unsigned char magic[8] = {0x89, 'A', 'E', 'I', 'D', 'X', '\r', '\n'};
-    const size_t n = ae_index_count(idx), d = ae_index_dim(idx);
+    const size_t n = (size_t)le64(b + 32), live = ae_index_count(idx), d = ae_index_dim(idx);
+    const size_t dc = ae_index_metric_of(idx) == AE_INDEX_INNER_PRODUCT ? d + 1 : d;
     const int backend = (int)ae_index_backend_of(idx);
+    size_t nremoved = 0;
     uint32_t npairs, prev_key = 0;
     size_t pos, tags = 0;
-    uint32_t expect[4];
+    uint32_t expect[5];
     size_t nexpect = 0;
     const unsigned char *perm = NULL; /* ball tree: internal row -> input row */
     int64_t params[AE_INDEX_SEED + 1] = {0};
@@ -333,12 +365,12 @@ static void check_v2_file(const unsigned char *b, size_t len, const ae_index *id
 
     assert_true(len >= V2_HEADER + 4);
     assert_memory_equal(b, magic, 8);
-    assert_int_equal(le32(b + 8), 2);
+    assert_int_equal(le32(b + 8), 3);
     assert_int_equal(le32(b + 12), (uint32_t)backend);
     assert_int_equal(le32(b + 16), (uint32_t)ae_index_metric_of(idx));
-    assert_int_equal(le32(b + 20), ae_index_has_labels(idx) ? 1u : 0u);
+    assert_int_equal(le32(b + 20), (ae_index_has_labels(idx) ? 1u : 0u) | (n > live ? 2u : 0u));
     assert_int_equal(le64(b + 24), d);
-    assert_int_equal(le64(b + 32), n);
+    assert_true(n >= live);
     assert_int_equal(le64(b + 40), len);
     npairs = le32(b + 48);
     assert_int_equal(le32(b + len - 4), crc32_ieee(b, len - 4));
@@ -367,6 +399,7 @@ static void check_v2_file(const unsigned char *b, size_t len, const ae_index *id
     expect[nexpect++] = TAG_CODES;
     expect[nexpect++] = TAG_IDS;
     if (ae_index_has_labels(idx)) expect[nexpect++] = TAG_LABELS;
+    if (n > live) expect[nexpect++] = TAG_REMOVED;
     if (backend == AE_INDEX_BALLTREE) expect[nexpect++] = TAG_BALLTREE;
     if (backend == AE_INDEX_HNSW) expect[nexpect++] = TAG_HNSW;
     while (pos < len - 4) {
@@ -390,31 +423,42 @@ static void check_v2_file(const unsigned char *b, size_t len, const ae_index *id
             break;
         case TAG_IDS:
             assert_int_equal(size, 8 * n);
-            for (size_t r = 0; r < n; r++) {
+            for (size_t r = 0; r < n; r++) { /* a removed row has no id to ask for */
                 int64_t id;
-                assert_int_equal(ae_index_id_at(&id, idx, r), AE_OK);
-                assert_int_equal((int64_t)le64(s + 8 * r), id);
+                if (ae_index_id_at(&id, idx, r) == AE_OK)
+                    assert_int_equal((int64_t)le64(s + 8 * r), id);
             }
             break;
         case TAG_LABELS:
             assert_int_equal(size, 4 * n);
             for (size_t r = 0; r < n; r++) {
                 int32_t lab;
-                assert_int_equal(ae_index_label_at(&lab, idx, r), AE_OK);
-                assert_int_equal((int32_t)le32(s + 4 * r), lab);
+                if (ae_index_label_at(&lab, idx, r) == AE_OK)
+                    assert_int_equal((int32_t)le32(s + 4 * r), lab);
             }
+            break;
+        case TAG_REMOVED:
+            assert_int_equal(size, n);
+            for (size_t r = 0; r < n; r++) {
+                int64_t id;
+                assert_true(s[r] <= 1);
+                assert_int_equal(s[r], ae_index_id_at(&id, idx, r) != AE_OK);
+                nremoved += s[r];
+            }
+            assert_int_equal(nremoved, n - live);
             break;
         case TAG_BALLTREE: {
             uint32_t levels = le32(s);
-            double leaf = (double)params[AE_INDEX_LEAF_SIZE], q = (double)(n - 1) / leaf;
-            size_t nodes;
+            size_t t = le32(s + 4) ? le32(s + 4) : n, nodes; /* rows in the tree */
+            double leaf = (double)params[AE_INDEX_LEAF_SIZE], q = (double)(t - 1) / leaf;
+            assert_true(t <= n);
             assert_int_equal(levels, 1 + (uint32_t)floor(log2(q > 1.0 ? q : 1.0)));
-            assert_int_equal(le32(s + 4), 0);
             nodes = ((size_t)1 << levels) - 1;
-            assert_int_equal(size, 8 + 4 * n + 4 * nodes * (d + 1));
+            assert_int_equal(size, 8 + 4 * n + 4 * nodes * (dc + 1));
             perm = s + 8;
+            for (size_t r = t; r < n; r++) assert_int_equal(le32(perm + 4 * r), r); /* overflow */
             for (size_t i = 0; i < nodes; i++) /* radii: finite, >= 0 */
-                assert_true(lef32(s + 8 + 4 * n + 4 * nodes * d + 4 * i) >= 0.0f);
+                assert_true(lef32(s + 8 + 4 * n + 4 * nodes * dc + 4 * i) >= 0.0f);
             break;
         }
         case TAG_HNSW: {
@@ -451,11 +495,14 @@ static void check_v2_file(const unsigned char *b, size_t len, const ae_index *id
     }
 }
 
-static void test_v2_layout(void **state)
+/* Every backend and metric, as built and after adds (the ball tree's
+ * overflow) and removals, read back by the offsets of the document; the
+ * loaded index answers as the saved one and saves the same bytes. */
+static void test_v3_layout(void **state)
 {
-    enum { N = 300, D = 7 };
+    enum { N = 300, D = 7, NB = 200, NRM = 20 };
     float *x = malloc(N * D * sizeof(float));
-    int64_t ids[N];
+    int64_t ids[N], gone[NRM];
     int32_t labels[N];
     (void)state;
     lcg_fill(x, N * D, 5u);
@@ -463,12 +510,16 @@ static void test_v2_layout(void **state)
         ids[i] = (int64_t)(i * 37 % N) - 100;
         labels[i] = -i;
     }
+    for (int i = 0; i < NRM; i++) gone[i] = ids[i * 13 + 2];
     for (int b = AE_INDEX_BRUTE; b <= AE_INDEX_HNSW; b++)
-        for (int m = AE_INDEX_L2; m <= AE_INDEX_COSINE; m++)
-            for (int with = 0; with < 2; with++) {
-                ae_index *idx;
-                size_t len;
-                unsigned char *bytes;
+        for (int m = AE_INDEX_L2; m <= AE_INDEX_INNER_PRODUCT; m++)
+            for (int with = 0; with < 4; with++) {
+                ae_index *idx, *l;
+                size_t len, len2;
+                unsigned char *bytes, *bytes2;
+                int live = with >= 2; /* added to and removed from */
+                float q[3 * D], d1[3 * 5], d2[3 * 5];
+                int64_t i1[3 * 5], i2[3 * 5];
                 assert_int_equal(ae_index_create(&idx, (ae_index_backend)b, (ae_index_metric)m, D),
                                  AE_OK);
                 if (b == AE_INDEX_BALLTREE)
@@ -477,18 +528,41 @@ static void test_v2_layout(void **state)
                     assert_int_equal(ae_index_set_int(idx, AE_INDEX_HNSW_M, 5), AE_OK);
                     assert_int_equal(ae_index_set_int(idx, AE_INDEX_HNSW_EF_SEARCH, 33), AE_OK);
                 }
-                assert_int_equal(ae_index_build(idx, x, N, with ? ids : NULL, with ? labels : NULL),
-                                 AE_OK);
-                assert_int_equal(ae_index_save(idx, tpath("v2.aeidx")), AE_OK);
-                bytes = slurp(tpath("v2.aeidx"), &len);
-                check_v2_file(bytes, len, idx, m == AE_INDEX_L2 ? x : NULL);
+                if (live) {
+                    assert_int_equal(ae_index_build(idx, x, NB, ids, with & 1 ? labels : NULL),
+                                     AE_OK);
+                    assert_int_equal(ae_index_add(idx, x + NB * D, N - NB, ids + NB,
+                                                  with & 1 ? labels + NB : NULL),
+                                     AE_OK);
+                    assert_int_equal(ae_index_remove(idx, gone, NRM), AE_OK);
+                } else {
+                    assert_int_equal(ae_index_build(idx, x, N, with ? ids : NULL,
+                                                    with ? labels : NULL),
+                                     AE_OK);
+                }
+                assert_int_equal(ae_index_save(idx, tpath("v3.aeidx")), AE_OK);
+                bytes = slurp(tpath("v3.aeidx"), &len);
+                check_v3_file(bytes, len, idx, m != AE_INDEX_COSINE ? x : NULL);
+                assert_int_equal(ae_index_load(&l, tpath("v3.aeidx")), AE_OK);
+                assert_int_equal(ae_index_count(l), ae_index_count(idx));
+                lcg_fill(q, 3 * D, 9u);
+                assert_int_equal(ae_index_search(idx, q, 3, 5, 0, d1, i1), AE_OK);
+                assert_int_equal(ae_index_search(l, q, 3, 5, 0, d2, i2), AE_OK);
+                assert_memory_equal(i1, i2, sizeof i1);
+                assert_memory_equal(d1, d2, sizeof d1);
+                assert_int_equal(ae_index_save(l, tpath("v3b.aeidx")), AE_OK);
+                bytes2 = slurp(tpath("v3b.aeidx"), &len2);
+                assert_int_equal(len2, len);
+                assert_memory_equal(bytes, bytes2, len);
                 free(bytes);
+                free(bytes2);
                 ae_index_free(idx);
+                ae_index_free(l);
             }
     free(x);
 }
 
-/* Rewrites the parameter pairs of a version-2 file (size and CRC fixed up). */
+/* Rewrites the parameter pairs of a version-3 file (size and CRC fixed up). */
 static unsigned char *with_pairs(const unsigned char *b, size_t len, const uint32_t *keys,
                                  const int64_t *vals, uint32_t count, size_t *out_len)
 {
@@ -594,7 +668,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_v1_files_load, NULL, ae_test_alloc_teardown),
         cmocka_unit_test_setup_teardown(test_v1_files_corrupt, NULL, ae_test_alloc_teardown),
         cmocka_unit_test_setup_teardown(test_v1_files_alloc_fail, NULL, ae_test_alloc_teardown),
-        cmocka_unit_test_setup_teardown(test_v2_layout, NULL, ae_test_alloc_teardown),
+        cmocka_unit_test_setup_teardown(test_v2_files_load, NULL, ae_test_alloc_teardown),
+        cmocka_unit_test_setup_teardown(test_v3_layout, NULL, ae_test_alloc_teardown),
         cmocka_unit_test_setup_teardown(test_v2_params, NULL, ae_test_alloc_teardown),
     };
     if (argc == 3 && strcmp(argv[1], "--write-fixtures") == 0) return write_fixtures(argv[2]);

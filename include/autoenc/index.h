@@ -14,6 +14,8 @@
  *     ae_index_set_int(idx, AE_INDEX_HNSW_M, 16);             // optional
  *     ae_index_build(idx, codes, n, NULL, labels);             // once
  *     ae_index_search(idx, queries, nq, 10, 0, dist, ids);     // any number of times
+ *     ae_index_add(idx, more, m, more_ids, more_labels);       // any time after
+ *     ae_index_remove(idx, gone_ids, g);                       // any time after
  *     ae_index_save(idx, "codes.aeidx");
  *     ae_index_free(idx);
  *
@@ -388,6 +390,34 @@ AE_API ae_status ae_index_save(const ae_index *idx, const char *path);
  *         AE_ERR_CHECKSUM (contents do not match the checksum) or AE_ERR_NOMEM.
  */
 AE_API ae_status ae_index_load(ae_index **out, const char *path);
+
+/**
+ * A sink for ae_index_save_to(): takes the next @p n bytes of the file.
+ * @return 0 when they were stored, non-zero to stop the save (AE_ERR_IO)
+ */
+typedef int (*ae_index_write_fn)(const void *data, size_t n, void *user);
+
+/**
+ * Write a built index, in the format of ae_index_save() (the same bytes), to
+ * a callback, for programs that keep indexes in their own storage. The bytes
+ * arrive in order, in pieces of any size; after a non-zero return no more
+ * come. Nothing is atomic here: a failed save leaves whatever the callback
+ * stored. A reader like ae_index_save() (see "Threading").
+ * @param write called with each piece and @p user
+ * @return AE_OK, AE_ERR_INVALID_ARG (NULL), AE_ERR_STATE (not built) or
+ *         AE_ERR_IO (the callback returned non-zero).
+ */
+AE_API ae_status ae_index_save_to(const ae_index *idx, ae_index_write_fn write, void *user);
+
+/**
+ * Load an index from the @p len bytes of a file saved by ae_index_save() or
+ * ae_index_save_to(), held by the caller (any alignment; copied, so the
+ * bytes may go once this returns). Checked exactly as ae_index_load()
+ * checks a file; messages name the file "<memory>".
+ * @param out receives the index (NULL on failure)
+ * @return as ae_index_load(), without AE_ERR_IO.
+ */
+AE_API ae_status ae_index_load_memory(ae_index **out, const void *data, size_t len);
 
 #ifdef __cplusplus
 }

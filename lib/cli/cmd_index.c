@@ -1,4 +1,5 @@
-/* autoenc index build: a nearest-neighbour index over the rows of a codes .npy file. */
+/* autoenc index build: a nearest-neighbour index over the rows of a codes .npy file;
+ * autoenc index add / delete: codes added to or removed from a saved index. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,12 +9,9 @@
 
 static const char *const BACKENDS[] = {"balltree", "brute", "hnsw", NULL};
 static const ae_index_backend BACKEND_VALUES[] = {AE_INDEX_BALLTREE, AE_INDEX_BRUTE, AE_INDEX_HNSW};
-static const char *const METRICS[] = {"l2", "cosine", NULL};
-static const ae_index_metric METRIC_VALUES[] = {AE_INDEX_L2, AE_INDEX_COSINE};
-
-static const char NOT_YET[] =
-    "index %s is not available yet: libautoenc's index is built once and cannot change "
-    "after that; build a new one with autoenc index build";
+static const char *const METRICS[] = {"l2", "cosine", "inner-product", NULL};
+static const ae_index_metric METRIC_VALUES[] = {AE_INDEX_L2, AE_INDEX_COSINE,
+                                                AE_INDEX_INNER_PRODUCT};
 
 /* Labels from a .npy of whole numbers, one per code. */
 static int load_labels(int32_t **out, const char *path, size_t n_codes)
@@ -99,8 +97,7 @@ static int index_build(int argc, char **argv)
         "autoenc index build --codes CODES.npy --out INDEX.aei [OPTIONS]",
         "Builds a nearest-neighbour index over the rows of CODES.npy (float32 or uint8, any\n"
         "shape: a row is everything after the first axis) and saves it. Ids are row numbers.",
-        "Not available yet: autoenc index add and index delete (libautoenc's index is built\n"
-        "once; build a new one instead)."};
+        "autoenc index add and index delete change a saved index."};
     ae_tensor *codes = NULL;
     int32_t *labels = NULL;
     ae_index *idx = NULL;
@@ -169,11 +166,184 @@ done:
     return rc;
 }
 
+/* Saves idx to out, or back over path when out is NULL. */
+static int save_index(const ae_index *idx, const char *path, const char *out)
+{
+    ae_status st = ae_index_save(idx, out ? out : path);
+    if (st != AE_OK) return cli_lib_error(st, "cannot write %s", out ? out : path);
+    return CLI_EXIT_OK;
+}
+
+static int index_add(int argc, char **argv)
+{
+    const char *index_path = NULL, *codes_path = NULL, *labels_path = NULL, *out = NULL;
+    int quiet = 0, json = 0, rc;
+    int64_t first = INT64_MIN;
+    const cli_opt opts[] = {
+        {"index", 0, CLI_OPT_STRING, &index_path, 0, 0, "INDEX.aei", "the index to add to", NULL},
+        {"codes", 0, CLI_OPT_STRING, &codes_path, 0, 0, "CODES.npy",
+         "codes to add, as for index build", NULL},
+        {"first-id", 0, CLI_OPT_INT, &first, -9007199254740991.0, 9007199254740991.0, "N",
+         "id of the first new code, the next ones count up (default: the index's code count, "
+         "the next row number of an index built by index build)", NULL},
+        {"labels", 0, CLI_OPT_STRING, &labels_path, 0, 0, "LABELS.npy",
+         "a category number per code; required when the index has labels", NULL},
+        {"out", 0, CLI_OPT_STRING, &out, 0, 0, "INDEX.aei",
+         "where the changed index goes (default: back over --index, atomically)", NULL},
+        {"quiet", 'q', CLI_OPT_FLAG, &quiet, 0, 0, NULL, "no summary", NULL},
+        {"json", 0, CLI_OPT_FLAG, &json, 0, 0, NULL, "the result as one JSON object on stdout",
+         NULL},
+        {NULL, 0, CLI_OPT_FLAG, NULL, 0, 0, NULL, NULL, NULL},
+    };
+    static const cli_cmd_help help = {
+        "index add",
+        "autoenc index add --index INDEX.aei --codes CODES.npy [OPTIONS]",
+        "Adds the rows of CODES.npy to a saved index under consecutive ids and saves it.\n"
+        "An id already in the index is an error and nothing changes.",
+        NULL};
+    ae_tensor *codes = NULL;
+    int32_t *labels = NULL;
+    int64_t *ids = NULL;
+    ae_index *idx = NULL;
+    size_t n, dim;
+    ae_status st;
+    char buf1[32];
+
+    rc = cli_parse(opts, &help, argc, argv, NULL);
+    if (rc != CLI_EXIT_OK) return rc == CLI_HELP_SHOWN ? CLI_EXIT_OK : rc;
+    if (!index_path) return cli_missing("index add", "--index INDEX.aei");
+    if (!codes_path) return cli_missing("index add", "--codes CODES.npy");
+    if ((st = ae_index_load(&idx, index_path)) != AE_OK)
+        return cli_lib_error(st, "cannot read the index");
+    if ((st = ae_npy_load(&codes, codes_path, 1.0f)) != AE_OK) {
+        rc = cli_lib_error(st, "cannot read the codes");
+        goto done;
+    }
+    n = ae_tensor_dim(codes, 0);
+    dim = ae_tensor_size(codes) / n;
+    if ((st = ae_index_check_dim(idx, dim)) != AE_OK) {
+        rc = cli_lib_error(st, "%s does not fit %s", codes_path, index_path);
+        goto done;
+    }
+    if (labels_path && (rc = load_labels(&labels, labels_path, n)) != CLI_EXIT_OK) goto done;
+    if (!labels != !ae_index_has_labels(idx)) {
+        cli_error("index add: %s", labels ? "the index has no labels: leave out --labels"
+                                          : "the index has labels: give --labels LABELS.npy");
+        rc = CLI_EXIT_MISMATCH;
+        goto done;
+    }
+    if (first == INT64_MIN) first = (int64_t)ae_index_count(idx); /* not given */
+    ids = malloc(n * sizeof *ids);
+    if (!ids) {
+        rc = cli_nomem("ids");
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++) ids[i] = first + (int64_t)i;
+    if ((st = ae_index_add(idx, ae_tensor_data_const(codes), n, ids, labels)) != AE_OK) {
+        rc = cli_lib_error(st, "cannot add %s", codes_path);
+        goto done;
+    }
+    if ((rc = save_index(idx, index_path, out)) != CLI_EXIT_OK) goto done;
+    if (json)
+        printf("{\"type\": \"index_add\", \"added\": %zu, \"first_id\": %lld, \"count\": %zu}\n",
+               n, (long long)first, ae_index_count(idx));
+    else if (!quiet)
+        printf("added %s code%s (ids %lld to %lld): %zu in %s\n", cli_count(buf1, sizeof buf1, n),
+               n == 1 ? "" : "s", (long long)first, (long long)(first + (int64_t)n - 1),
+               ae_index_count(idx), out ? out : index_path);
+done:
+    ae_index_free(idx);
+    free(labels);
+    free(ids);
+    ae_tensor_free(codes);
+    return rc;
+}
+
+static int index_delete(int argc, char **argv)
+{
+    const char *index_path = NULL, *out = NULL;
+    int quiet = 0, json = 0, compact = 0, rc;
+    const cli_opt opts[] = {
+        {"index", 0, CLI_OPT_STRING, &index_path, 0, 0, "INDEX.aei", "the index to change", NULL},
+        {"compact", 0, CLI_OPT_FLAG, &compact, 0, 0, NULL,
+         "rebuild from the codes left to reclaim the space of removed ones", NULL},
+        {"out", 0, CLI_OPT_STRING, &out, 0, 0, "INDEX.aei",
+         "where the changed index goes (default: back over --index, atomically)", NULL},
+        {"quiet", 'q', CLI_OPT_FLAG, &quiet, 0, 0, NULL, "no summary", NULL},
+        {"json", 0, CLI_OPT_FLAG, &json, 0, 0, NULL, "the result as one JSON object on stdout",
+         NULL},
+        {NULL, 0, CLI_OPT_FLAG, NULL, 0, 0, NULL, NULL, NULL},
+    };
+    static const cli_cmd_help help = {
+        "index delete",
+        "autoenc index delete --index INDEX.aei [OPTIONS] ID...",
+        "Removes the codes with the given ids from a saved index and saves it. They never\n"
+        "appear in searches again. An unknown id is an error and nothing changes.",
+        NULL};
+    cli_list pos = {NULL, 0};
+    int64_t *ids = NULL;
+    ae_index *idx = NULL;
+    ae_status st;
+
+    rc = cli_parse(opts, &help, argc, argv, &pos);
+    if (rc != CLI_EXIT_OK) {
+        cli_list_free(&pos);
+        return rc == CLI_HELP_SHOWN ? CLI_EXIT_OK : rc;
+    }
+    if (!index_path) {
+        cli_list_free(&pos);
+        return cli_missing("index delete", "--index INDEX.aei");
+    }
+    if (pos.n == 0) {
+        cli_list_free(&pos);
+        return cli_missing("index delete", "an ID");
+    }
+    ids = malloc(pos.n * sizeof *ids);
+    if (!ids) {
+        cli_list_free(&pos);
+        return cli_nomem("ids");
+    }
+    for (size_t i = 0; i < pos.n; i++) {
+        char *end;
+        long long v = strtoll(pos.items[i], &end, 10);
+        if (end == pos.items[i] || *end) {
+            cli_error("index delete: '%s' is not an id (a whole number)", pos.items[i]);
+            rc = CLI_EXIT_USAGE;
+            goto done;
+        }
+        ids[i] = (int64_t)v;
+    }
+    if ((st = ae_index_load(&idx, index_path)) != AE_OK) {
+        rc = cli_lib_error(st, "cannot read the index");
+        goto done;
+    }
+    if ((st = ae_index_remove(idx, ids, pos.n)) != AE_OK) {
+        rc = cli_lib_error(st, "index delete");
+        goto done;
+    }
+    if (compact && (st = ae_index_compact(idx)) != AE_OK) {
+        rc = cli_lib_error(st, "index delete --compact");
+        goto done;
+    }
+    if ((rc = save_index(idx, index_path, out)) != CLI_EXIT_OK) goto done;
+    if (json)
+        printf("{\"type\": \"index_delete\", \"removed\": %zu, \"count\": %zu, "
+               "\"compacted\": %s}\n", pos.n, ae_index_count(idx), compact ? "true" : "false");
+    else if (!quiet)
+        printf("removed %zu code%s: %zu left in %s\n", pos.n, pos.n == 1 ? "" : "s",
+               ae_index_count(idx), out ? out : index_path);
+done:
+    ae_index_free(idx);
+    free(ids);
+    cli_list_free(&pos);
+    return rc;
+}
+
 int cli_cmd_index(int argc, char **argv)
 {
     if (argc < 2) {
         cli_error("index: say what to do: autoenc index build --codes CODES.npy --out "
-                  "INDEX.aei (see autoenc index build --help)");
+                  "INDEX.aei, index add or index delete (see autoenc index build --help)");
         return CLI_EXIT_USAGE;
     }
     if (strcmp(argv[1], "build") == 0) return index_build(argc - 1, argv + 1);
@@ -181,11 +351,9 @@ int cli_cmd_index(int argc, char **argv)
         char *sub[] = {argv[0], argv[1], NULL};
         return index_build(2, sub);
     }
-    if (strcmp(argv[1], "add") == 0 || strcmp(argv[1], "delete") == 0) {
-        cli_error(NOT_YET, argv[1]);
-        return CLI_EXIT_USAGE;
-    }
-    cli_error("index: unknown action '%s' (only 'build'; see autoenc index build --help)",
-              argv[1]);
+    if (strcmp(argv[1], "add") == 0) return index_add(argc - 1, argv + 1);
+    if (strcmp(argv[1], "delete") == 0) return index_delete(argc - 1, argv + 1);
+    cli_error("index: unknown action '%s' (build, add or delete; see autoenc index build "
+              "--help)", argv[1]);
     return CLI_EXIT_USAGE;
 }

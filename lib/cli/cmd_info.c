@@ -185,7 +185,9 @@ static int info_index(const char *path, unsigned version, int json)
     backend = ae_index_backend_of(idx) == AE_INDEX_BRUTE      ? "brute"
               : ae_index_backend_of(idx) == AE_INDEX_BALLTREE ? "balltree"
                                                                : "hnsw";
-    metric = ae_index_metric_of(idx) == AE_INDEX_COSINE ? "cosine" : "l2";
+    metric = ae_index_metric_of(idx) == AE_INDEX_COSINE          ? "cosine"
+             : ae_index_metric_of(idx) == AE_INDEX_INNER_PRODUCT ? "inner-product"
+                                                                 : "l2";
     if (json) {
         printf("{\"type\": \"info\", \"file\": ");
         cli_json_str(stdout, path);

@@ -85,6 +85,8 @@ static const char USAGE[] =
     "  train         train a model (a preset or a spec of layers) on .npy files or PNG images\n"
     "  encode        write the codes of data rows to a .npy file\n"
     "  index build   build a nearest-neighbour index over codes\n"
+    "  index add     add codes to a saved index\n"
+    "  index delete  remove codes from a saved index by id\n"
     "  search        find the nearest neighbours of images, .npy rows or index ids\n"
     "  info          what a model, index, .npy or PNG file holds\n"
     "  reconstruct   draw originals above their reconstructions\n"
@@ -92,8 +94,7 @@ static const char USAGE[] =
     "\n"
     "`autoenc COMMAND --help` lists a command's options; `man autoenc` has the\n"
     "data formats, the model spec grammar and the exit codes.\n"
-    "Not available yet: `index add`/`index delete` (the library's index is\n"
-    "built once) and `train --resume` (the library keeps no training state).\n";
+    "Not available yet: `train --resume` (the library keeps no training state).\n";
 
 static int dispatch(const char *cmd, int argc, char **argv)
 {
@@ -127,7 +128,7 @@ int main(int argc, char **argv)
             fputs(USAGE, stdout);
             rc = CLI_EXIT_OK;
         } else {
-            /* "help index" shows "index build"'s options: the only index command */
+            /* "help index" shows "index build"'s options (its notes name add and delete) */
             char help[] = "--help", build[] = "build";
             char *sub[4];
             int n = 0;

@@ -17,6 +17,13 @@
  *                      other processes hold the core (it misses BLAS worker
  *                      threads, so use it with --threads 1)
  *     --json           one JSON object per measurement on stdout, no table
+ *     --store          instead: the living-store measurements (JSON lines):
+ *                      HNSW insert throughput (build on the first 1,000 codes,
+ *                      ae_index_add of the rest in batches of 1,000, one
+ *                      thread) and filtered search keeping 10% of the ids
+ *                      (id % 10 == 0): brute force's exact filtered search
+ *                      (the truth, timed one query per call) against HNSW's
+ *                      over the --ef sweep (recall@k and queries/s)
  *
  * Recall is measured against the brute-force backend, which is exact (it
  * equals a double-precision scan, ties broken by id). */
@@ -183,6 +190,83 @@ static void report(const char *backend, const char *param, double build_s, long 
     fflush(stdout);
 }
 
+static int keep_tenth(int64_t id, void *user)
+{
+    (void)user;
+    return id % 10 == 0;
+}
+
+/* Filtered searches one query per call; returns queries/s or -1. */
+static double filtered_single(const ae_index *idx, const float *q, size_t nq, size_t d, size_t k,
+                              size_t ef, float *dist, int64_t *ids)
+{
+    double t0 = now();
+    for (size_t i = 0; i < nq; i++)
+        if (ae_index_search_filtered(idx, q + i * d, 1, k, ef, keep_tenth, NULL, dist + i * k,
+                                     ids + i * k) != AE_OK) {
+            fprintf(stderr, "filtered search failed: %s\n", ae_last_error());
+            return -1;
+        }
+    return (double)nq / (now() - t0);
+}
+
+/* The --store measurements (see the comment at the top). */
+static int bench_store(const float *x, size_t n, size_t d, const float *q, size_t nq, size_t k,
+                       long m, long efc, const char *ef_list)
+{
+    const size_t n0 = n < 2000 ? n / 2 : 1000, batch = 1000;
+    int64_t *all_ids = malloc(n * sizeof(int64_t)), *truth = malloc(nq * k * sizeof(int64_t));
+    int64_t *ids = malloc(nq * k * sizeof(int64_t));
+    float *dist = malloc(nq * k * sizeof(float));
+    ae_index *h, *b;
+    double t0, ins_s, brute_qps;
+    char list[256], *tok, *save = NULL;
+    for (size_t i = 0; i < n; i++) all_ids[i] = (int64_t)i;
+    if (ae_index_create(&h, AE_INDEX_HNSW, AE_INDEX_L2, d) != AE_OK) return 1;
+    ae_index_set_int(h, AE_INDEX_HNSW_M, m);
+    ae_index_set_int(h, AE_INDEX_HNSW_EF_CONSTRUCTION, efc);
+    if (ae_index_build(h, x, n0, all_ids, NULL) != AE_OK) return 1;
+    t0 = now();
+    for (size_t at = n0; at < n; at += batch) {
+        size_t c = n - at < batch ? n - at : batch;
+        if (ae_index_add(h, x + at * d, c, all_ids + at, NULL) != AE_OK) {
+            fprintf(stderr, "add failed: %s\n", ae_index_errmsg(h));
+            return 1;
+        }
+    }
+    ins_s = now() - t0;
+    printf("{\"lib\": \"libautoenc\", \"backend\": \"hnsw\", \"param\": \"insert\", "
+           "\"first\": %zu, \"inserted\": %zu, \"insert_s\": %.4f, \"inserts_per_s\": %.2f}\n",
+           n0, n - n0, ins_s, (double)(n - n0) / ins_s);
+    fflush(stdout);
+
+    if (ae_index_create(&b, AE_INDEX_BRUTE, AE_INDEX_L2, d) != AE_OK ||
+        ae_index_build(b, x, n, all_ids, NULL) != AE_OK)
+        return 1;
+    brute_qps = filtered_single(b, q, nq, d, k, 0, dist, truth);
+    if (brute_qps < 0) return 1;
+    printf("{\"lib\": \"libautoenc\", \"backend\": \"brute\", \"param\": \"filter10\", "
+           "\"single_qps\": %.2f, \"recall\": 1.0}\n", brute_qps);
+    fflush(stdout);
+    snprintf(list, sizeof list, "%s", ef_list);
+    for (tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        size_t ef = strtoull(tok, NULL, 10);
+        double qps = filtered_single(h, q, nq, d, k, ef, dist, ids);
+        if (qps < 0) return 1;
+        printf("{\"lib\": \"libautoenc\", \"backend\": \"hnsw\", \"param\": "
+               "\"filter10 ef=%zu\", \"single_qps\": %.2f, \"recall\": %.5f, "
+               "\"ratio_vs_brute\": %.3f}\n", ef, qps, recall(ids, truth, nq, k), qps / brute_qps);
+        fflush(stdout);
+    }
+    ae_index_free(h);
+    ae_index_free(b);
+    free(all_ids);
+    free(truth);
+    free(ids);
+    free(dist);
+    return 0;
+}
+
 /* OpenBLAS extension (the bench links OpenBLAS through the static library). */
 void openblas_set_num_threads(int num_threads);
 
@@ -192,7 +276,7 @@ int main(int argc, char **argv)
     const char *ef_list = "16,32,48,64,96,128,192,256";
     size_t k = 10, dim = 0, n = 0, d = 0, nq = 0, dq = 0, single = 1000;
     long leaf = 40, m = 16, efc = 200;
-    int threads = 0;
+    int threads = 0, store = 0;
     float *x, *q, *dist;
     int64_t *truth, *ids;
 
@@ -209,12 +293,13 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--single") && v) single = strtoull(v, NULL, 10), i++;
         else if (!strcmp(a, "--threads") && v) threads = atoi(v), i++;
         else if (!strcmp(a, "--cpu-time")) g_clock = CLOCK_THREAD_CPUTIME_ID;
+        else if (!strcmp(a, "--store")) store = 1;
         else if (a[0] != '-' && !codes_path) codes_path = a;
         else if (a[0] != '-' && !queries_path) queries_path = a;
         else {
             fprintf(stderr, "usage: %s CODES QUERIES [--k K] [--dim D] [--backends LIST] "
                             "[--leaf N] [--M N] [--efc N] [--ef LIST] [--single N] "
-                            "[--threads N] [--cpu-time] [--json]\n", argv[0]);
+                            "[--threads N] [--cpu-time] [--json] [--store]\n", argv[0]);
             return 2;
         }
     }
@@ -236,6 +321,7 @@ int main(int argc, char **argv)
         return 1;
     }
     if (threads > 0) openblas_set_num_threads(threads);
+    if (store) return bench_store(x, n, d, q, nq, k, m, efc, ef_list);
     if (single > nq) single = nq;
     dist = malloc(nq * k * sizeof(float));
     truth = malloc(nq * k * sizeof(int64_t));

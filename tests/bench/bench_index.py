@@ -18,6 +18,13 @@ pixels scaled to [0, 1], a stratified split of 7,802 queries (the rest,
 70,226, indexed), projected to 128 dimensions (random Gaussian projection or
 PCA fitted on the indexed part).
 
+--store runs the living-store measurements instead (bench_index --store):
+HNSW insert throughput against hnswlib's add_items on one thread (both start
+from the same first 1,000 codes and add the rest in batches of 1,000), and
+filtered search keeping 10% of the ids: HNSW's recall@k and queries/s against
+the exact filtered brute force (Debian's hnswlib 0.6.2 has no filter to
+compare with). Last line: a JSON object with the ratios of issue 13's bars.
+
 Prints a table, then as the last line a JSON object with the ratios the
 targets are stated in:
   balltree: sklearn ms/query / ours (target >= 2)
@@ -136,6 +143,52 @@ def print_row(r):
           flush=True)
 
 
+def store_bench(a, x, q):
+    """The --store measurements, ours and hnswlib's side by side."""
+    n, d, k = x.shape[0], x.shape[1], a.k
+    print(f"# store: codes {a.codes} {x.shape}, queries {q.shape}, k={k}, M={a.M}, "
+          f"efc={a.efc}, cpus={os.cpu_count()}", flush=True)
+    cmd = [a.bench_bin, a.codes, a.queries, "--k", str(k), "--store", "--M", str(a.M),
+           "--efc", str(a.efc), "--ef", a.ef]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    for r in rows:
+        print(json.dumps(r), flush=True)
+    res = {"n": int(n), "d": int(d), "nq": int(q.shape[0]), "k": k}
+    ins = next(r for r in rows if r["param"] == "insert")
+    res["inserts_per_s"] = ins["inserts_per_s"]
+    if "hnswlib" not in set(a.skip.split(",")):
+        import hnswlib
+
+        first, batch = ins["first"], 1000
+        hi = hnswlib.Index(space="l2", dim=d)
+        hi.init_index(max_elements=n, ef_construction=a.efc, M=a.M, random_seed=100)
+        hi.add_items(x[:first], np.arange(first), num_threads=1)
+        t0 = time.perf_counter()
+        for at in range(first, n, batch):
+            hi.add_items(x[at:at + batch], np.arange(at, min(at + batch, n)), num_threads=1)
+        dt = time.perf_counter() - t0
+        res["hnswlib_inserts_per_s"] = (n - first) / dt
+        res["insert_ratio_vs_hnswlib"] = ins["inserts_per_s"] / res["hnswlib_inserts_per_s"]
+        print(f"# hnswlib add_items: {n - first} codes in {dt:.2f} s, "
+              f"{res['hnswlib_inserts_per_s']:.0f}/s (1 thread)", flush=True)
+    brute = next(r for r in rows if r["backend"] == "brute")
+    ok = [r for r in rows if r["param"].startswith("filter10 ef=") and r["recall"] >= 0.99]
+    best = min(ok, key=lambda r: int(r["param"].split("=")[1])) if ok else None
+    res["filtered_brute_qps"] = brute["single_qps"]
+    if best:
+        res.update(filtered_param=best["param"], filtered_recall=best["recall"],
+                   filtered_qps=best["single_qps"],
+                   filtered_ratio_vs_brute=best["single_qps"] / brute["single_qps"])
+    res["targets"] = {
+        "insert_ge_hnswlib": res.get("insert_ratio_vs_hnswlib", 0) >= 1,
+        "filtered_recall_0.99_reached": best is not None,
+        "filtered_5x_brute": res.get("filtered_ratio_vs_brute", 0) >= 5,
+    }
+    print(json.dumps(res))
+    return 0
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bench-bin", required=True, help="path to the built bench_index program")
@@ -158,6 +211,8 @@ def main():
                     help="queries timed one by one for sklearn BallTree (slow)")
     ap.add_argument("--threads", type=int, default=0, help="threads for batch calls (0: all)")
     ap.add_argument("--skip", default="", help="comma list of peers to skip: sklearn,faiss,hnswlib")
+    ap.add_argument("--store", action="store_true",
+                    help="insert throughput and filtered search instead (see above)")
     a = ap.parse_args()
 
     if a.quickdraw:
@@ -168,6 +223,8 @@ def main():
     x, q = np.load(a.codes), np.load(a.queries)
     assert x.dtype == np.float32 and q.dtype == np.float32 and x.shape[1] == q.shape[1]
     n, d, nq, k = x.shape[0], x.shape[1], q.shape[0], a.k
+    if a.store:
+        return store_bench(a, x, q)
     print(f"# codes {a.codes} {x.shape}, queries {a.queries} {q.shape}, k={k}, "
           f"cpus={os.cpu_count()}", flush=True)
     t0 = time.perf_counter()

@@ -160,6 +160,21 @@ commands)
     "$A" info --json "$S/cos.aei" | grep -q '"metric": "cosine", .*"labels": false, .*"hnsw_m": 8, "ef_construction": 50, "ef_search": 20, "seed": 1'
     "$A" index build --codes "$W/codes.npy" --leaf-size 5 --out "$S/leaf.aei" --quiet
     "$A" info "$S/leaf.aei" | grep -q 'leaf_size   5'
+    "$A" index build --codes "$W/codes.npy" --metric inner-product --out "$S/ip.aei" --quiet
+    "$A" info --json "$S/ip.aei" | grep -q '"metric": "inner-product"'
+
+    # index add and delete: every backend, in place and to --out
+    for b in brute balltree hnsw; do
+        "$A" index add --index "$S/$b.aei" --codes "$W/codes.npy" --labels "$W/labels.npy" \
+            --first-id 1000 --out "$S/${b}_a.aei" --json > "$S/add.json"
+        grep -q '"added": 360, "first_id": 1000, "count": 720' "$S/add.json" || fail "index add ($b)"
+        "$A" index delete --index "$S/${b}_a.aei" --json 1000 1001 5 > "$S/del.json"
+        grep -q '"removed": 3, "count": 717, "compacted": false' "$S/del.json" || fail "index delete ($b)"
+        "$A" index delete --index "$S/${b}_a.aei" --compact --out "$S/${b}_c.aei" --quiet 7
+        "$A" info --json "$S/${b}_c.aei" | grep -q '"count": 716' || fail "index delete --compact ($b)"
+    done
+    "$A" index add --index "$S/leaf.aei" --codes "$W/codes.npy" --quiet # ids 360..719
+    "$A" info --json "$S/leaf.aei" | grep -q '"count": 720'
 
     # search: table, JSON lines, picture; every kind of query
     "$A" search --model "$M" --index "$W/ball.aei" --data "$D" -k 4 "$D/clock.npy:3" > "$S/table.txt"
@@ -186,7 +201,7 @@ commands)
     grep -q "^$M: model file, format version 2, checksum ok" "$S/info.txt"
     grep -q '^  code        layer 6 (max_pooling2d_2), 4x4x8 = 128 values' "$S/info.txt"
     grep -q 'Total params: 4,385' "$S/info.txt"
-    grep -q "^$W/ball.aei: index file, format version 2, checksum ok" "$S/info.txt"
+    grep -q "^$W/ball.aei: index file, format version 3, checksum ok" "$S/info.txt"
     grep -q "^$S/star2.png: PNG image, 28x28, grey" "$S/info.txt"
     "$A" info --json "$M" | grep -q '"kind": "model", "format_version": 2, "checksum": "ok", "input": \[28, 28, 1\], "parameters": 4385'
 
@@ -277,8 +292,14 @@ errors)
     expect 1 "train: --out FILE.aem is required" "$A" train --data "$D" --model conv
     expect 1 "train: --json takes no value" "$A" train --json=1
     expect 1 "train: --batch needs a value" "$A" train --batch
-    expect 1 "index add is not available yet" "$A" index add
-    expect 1 "index delete is not available yet" "$A" index delete
+    expect 1 "index add: --index INDEX.aei is required" "$A" index add
+    expect 1 "index delete: an ID is required" "$A" index delete --index "$W/ball.aei"
+    expect 1 "'x1' is not an id" "$A" index delete --index "$W/ball.aei" x1
+    expect 1 "no code has id 99999" "$A" index delete --index "$W/ball.aei" --out "$S/x.aei" 99999
+    expect 1 "id 0 is already in the index" "$A" index add --index "$W/ball.aei" \
+        --codes "$W/codes.npy" --labels "$W/labels.npy" --first-id 0 --out "$S/x.aei"
+    expect 4 "the index has labels" "$A" index add --index "$W/ball.aei" --codes "$W/codes.npy" \
+        --out "$S/x.aei"
     expect 1 "index build: --leaf-size does not apply to the hnsw backend" "$A" index build \
         --codes "$W/codes.npy" --backend hnsw --leaf-size 4 --out "$S/x.aei"
     expect 1 "-k 1000 is more than the 360 codes" "$A" search --model "$M" --index "$W/ball.aei" -k 1000 id:1

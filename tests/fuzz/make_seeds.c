@@ -183,12 +183,15 @@ static void seeds_checkpoint(void)
     ae_train_config_free(c);
 }
 
+/* Every backend and metric, with and without labels; the "live" seeds were
+ * added to after the build (the ball tree's overflow) and had codes removed,
+ * so the removed-rows section and the tree's T field are covered. */
 static void seeds_index(void)
 {
-    static const char *bn[] = {"", "brute", "balltree", "hnsw"}, *mn[] = {"", "l2", "cos"};
+    static const char *bn[] = {"", "brute", "balltree", "hnsw"}, *mn[] = {"", "l2", "cos", "ip"};
     const size_t n = 24, d = 3;
     float x[24 * 3];
-    int64_t ids[24];
+    int64_t ids[24], gone[3] = {1000 - 3 * 2, 1000 - 3 * 9, 1000 - 3 * 20};
     int32_t labels[24];
     fill(x, n * d, 3);
     for (size_t i = 0; i < n; i++) {
@@ -196,8 +199,8 @@ static void seeds_index(void)
         labels[i] = (int32_t)(i % 4);
     }
     for (int b = AE_INDEX_BRUTE; b <= AE_INDEX_HNSW; b++)
-        for (int m = AE_INDEX_L2; m <= AE_INDEX_COSINE; m++)
-            for (int lab = 0; lab < 2; lab++) {
+        for (int m = AE_INDEX_L2; m <= AE_INDEX_INNER_PRODUCT; m++)
+            for (int lab = 0; lab < 3; lab++) {
                 ae_index *idx;
                 char name[64];
                 check(ae_index_create(&idx, b, m, d), "index");
@@ -206,8 +209,16 @@ static void seeds_index(void)
                     check(ae_index_set_int(idx, AE_INDEX_HNSW_M, 2), "m");
                     check(ae_index_set_int(idx, AE_INDEX_SEED, 5), "seed");
                 }
-                check(ae_index_build(idx, x, n, lab ? ids : NULL, lab ? labels : NULL), "build");
-                snprintf(name, sizeof name, "%s_%s%s.aeidx", bn[b], mn[m], lab ? "_labels" : "");
+                if (lab == 2) { /* live: 16 built, 8 added, 3 removed */
+                    check(ae_index_build(idx, x, 16, ids, labels), "build");
+                    check(ae_index_add(idx, x + 16 * d, n - 16, ids + 16, labels + 16), "add");
+                    check(ae_index_remove(idx, gone, 3), "remove");
+                } else {
+                    check(ae_index_build(idx, x, n, lab ? ids : NULL, lab ? labels : NULL),
+                          "build");
+                }
+                snprintf(name, sizeof name, "%s_%s%s.aeidx", bn[b], mn[m],
+                         lab == 2 ? "_live" : lab ? "_labels" : "");
                 check(ae_index_save(idx, out("index", name)), "save");
                 ae_index_free(idx);
             }
