@@ -80,12 +80,6 @@ void ae__model_write_body(ae__writer *w, const ae_model *m)
     ae__writer_f32s(w, m->stats, m->n_stats);
 }
 
-uint64_t ae__model_file_bytes(const ae_model *m)
-{
-    return HEADER_BYTES + LAYER_RECORD_BYTES * (uint64_t)m->n_layers + 8 +
-           4 * (uint64_t)m->n_params + 4;
-}
-
 ae_status ae_model_save(const ae_model *m, const char *path)
 {
     AE__ENTER();
