@@ -347,12 +347,12 @@ typedef struct fit_state {
     ae__workspace *ws;       /* training workspace, batch rows */
     ae__optimizer *opt;      /* the state's */
     float *grads;            /* n_params */
-    float *epoch_start;      /* weight snapshot, n_params */
+    float *epoch_start;      /* snapshot of the weights and statistics (snapshot_take) */
     float *xb, *yb, *dout;   /* gathered batch inputs/targets, output gradient */
     float *xb_next, *yb_next; /* a source's next batch, filled in the background */
     size_t *order;           /* training row order */
     size_t *val_rows;        /* a source's validation row numbers, batch of them */
-    size_t n_train, batch, n_params, in, out;
+    size_t n_train, batch, n_params, n_stats, in, out;
     int self_targets;        /* an autoencoder: the targets are the inputs */
     ae_grad_reduce_fn reduce; /* gradient hook, or NULL */
     void *reduce_user;
@@ -362,9 +362,10 @@ typedef struct fit_state {
 static void fit_state_free(fit_state *s)
 {
     size_t pbytes = (s->n_params ? s->n_params : 1) * sizeof(float);
+    size_t sbytes = (s->n_params + s->n_stats ? s->n_params + s->n_stats : 1) * sizeof(float);
     ae__workspace_free(s->ws);
     ae__free_aligned(s->grads, pbytes);
-    ae__free_aligned(s->epoch_start, pbytes);
+    ae__free_aligned(s->epoch_start, sbytes);
     ae__free_aligned(s->xb, s->batch * s->in * sizeof(float));
     ae__free_aligned(s->yb, s->batch * s->out * sizeof(float));
     ae__free_aligned(s->dout, s->batch * s->out * sizeof(float));
@@ -383,6 +384,7 @@ static ae_status fit_state_init(fit_state *s, const ae_model *m, const ae_train_
     s->n_train = n_train;
     s->batch = (size_t)c->iv[AE_TRAIN_BATCH_SIZE] < n_train ? (size_t)c->iv[AE_TRAIN_BATCH_SIZE] : n_train;
     s->n_params = m->n_params;
+    s->n_stats = m->n_stats;
     s->in = ae_model_input_size(m);
     s->out = ae_model_output_size(m);
     s->reduce = c->grad_reduce;
@@ -391,7 +393,8 @@ static ae_status fit_state_init(fit_state *s, const ae_model *m, const ae_train_
     if ((st = ae__workspace_create(m, s->batch, 1, &s->ws)) != AE_OK) return st;
     s->ws->noise_seed = (uint64_t)c->iv[AE_TRAIN_SEED]; /* dropout and noise layers */
     s->grads = ae__malloc_aligned(pbytes);
-    s->epoch_start = ae__malloc_aligned(pbytes);
+    s->epoch_start = ae__malloc_aligned(
+        (s->n_params + s->n_stats ? s->n_params + s->n_stats : 1) * sizeof(float));
     s->xb = ae__malloc_aligned(s->batch * s->in * sizeof(float));
     s->yb = ae__malloc_aligned(s->batch * s->out * sizeof(float));
     s->dout = ae__malloc_aligned(s->batch * s->out * sizeof(float));
@@ -543,12 +546,12 @@ static double train_step(ae_model *m, fit_state *s, int loss, const float *x, co
 
 /* Checks that a state bound by an earlier fit belongs to this run. */
 static ae_status check_state_run(char *msg, const ae_train_state *ts, const ae_train_config *c,
-                                 size_t batch, size_t n_train, size_t n_val, size_t n_params)
+                                 size_t batch, size_t n_train, size_t n_val, const ae_model *m)
 {
     const char *what = NULL;
     if (ts->failed) return ae__fail(msg, AE_ERR_STATE, "the state's earlier fit failed");
     if (!ts->bound) return AE_OK;
-    if (ts->n_params != n_params) what = "parameter count";
+    if (ts->n_params != m->n_params || ts->n_stats != m->n_stats) what = "parameter count";
     else if (ts->optimizer != (int)c->iv[AE_TRAIN_OPTIMIZER]) what = "AE_TRAIN_OPTIMIZER";
     else if (ts->batch != batch) what = "AE_TRAIN_BATCH_SIZE";
     else if (ts->shuffle != (c->iv[AE_TRAIN_SHUFFLE] != 0)) what = "AE_TRAIN_SHUFFLE";
@@ -662,7 +665,7 @@ static ae_status fit_run(ae_model *m, const ae_train_config *c, ae_train_state *
     fit_state s;
     ae__prefetch *pf = NULL;
     ae_status st = AE_OK;
-    size_t n, n_train, n_val, epochs, patience, pbytes, batch, ckpt_steps;
+    size_t n, n_train, n_val, epochs, patience, batch, ckpt_steps;
     int loss, threads, stopped_early = 0, run_failed = 0;
     double min_delta;
     const float *x, *y;
@@ -689,7 +692,7 @@ static ae_status fit_run(ae_model *m, const ae_train_config *c, ae_train_state *
     min_delta = c->dv[AE_TRAIN_MIN_DELTA];
     ckpt_steps = persist && ts->ckpt_path ? (size_t)c->iv[AE_TRAIN_CHECKPOINT_STEPS] : 0;
     batch = (size_t)c->iv[AE_TRAIN_BATCH_SIZE] < n_train ? (size_t)c->iv[AE_TRAIN_BATCH_SIZE] : n_train;
-    if ((st = check_state_run(m->msg, ts, c, batch, n_train, n_val, m->n_params)) != AE_OK)
+    if ((st = check_state_run(m->msg, ts, c, batch, n_train, n_val, m)) != AE_OK)
         return st;
     if (hist && (st = history_reserve(hist, epochs)) != AE_OK) {
         ae__keep_msg(m->msg);
@@ -700,7 +703,7 @@ static ae_status fit_run(ae_model *m, const ae_train_config *c, ae_train_state *
         (!ts->bound &&
          (st = ae__train_state_bind(ts, (int)c->iv[AE_TRAIN_OPTIMIZER],
                                     c->iv[AE_TRAIN_SHUFFLE] != 0, (uint64_t)c->iv[AE_TRAIN_SEED],
-                                    batch, n_train, n_val, m->n_params)) != AE_OK)) {
+                                    batch, n_train, n_val, m->n_params, m->n_stats)) != AE_OK)) {
         ae__prefetch_stop(pf);
         fit_state_free(&s);
         ae__keep_msg(m->msg);
@@ -715,7 +718,6 @@ static ae_status fit_run(ae_model *m, const ae_train_config *c, ae_train_state *
     ts->opt.eps = c->dv[AE_TRAIN_EPSILON];
     ts->opt.momentum = c->dv[AE_TRAIN_MOMENTUM];
     ts->opt.momentum_decay = c->dv[AE_TRAIN_MOMENTUM_DECAY];
-    pbytes = m->n_params * sizeof(float);
     /* batches are split by samples over our own threads; BLAS runs inside
      * each share single-threaded so the two never compete for cores (the
      * section is process-wide: see ae__blas_single_begin) */
@@ -736,7 +738,7 @@ static ae_status fit_run(ae_model *m, const ae_train_config *c, ae_train_state *
         double monitored, seconds, stats[4];
         ae__rng rng = ts->rng; /* the RNG at the epoch's start: a resumed epoch replays its shuffle */
         int stop = 0;
-        memcpy(s.epoch_start, m->params, pbytes);
+        ae__snapshot_take(s.epoch_start, m);
         if (persist)
             for (size_t i = 0; i < n_train; i++) s.order[i] = i;
         if (c->iv[AE_TRAIN_SHUFFLE] != 0) ae__shuffle(&rng, s.order, n_train);
@@ -759,7 +761,7 @@ static ae_status fit_run(ae_model *m, const ae_train_config *c, ae_train_state *
             }
             batch_sum = train_step(m, &s, loss, x, y, first, rows);
             if (isnan(batch_sum)) {
-                memcpy(m->params, ts->has_best && c->iv[AE_TRAIN_RESTORE_BEST] != 0 ? ts->best : s.epoch_start, pbytes);
+                ae__snapshot_restore(m, ts->has_best && c->iv[AE_TRAIN_RESTORE_BEST] != 0 ? ts->best : s.epoch_start);
                 st = s.reduce_failed
                          ? ae__fail(m->msg, AE_ERR_IO, "the gradient reduction callback failed "
                                     "at epoch %zu, step %zu; weights restored to the last good "
@@ -806,7 +808,7 @@ static ae_status fit_run(ae_model *m, const ae_train_config *c, ae_train_state *
         if (n_val) val_loss = stats[2] / stats[3];
         monitored = n_val ? val_loss : train_loss;
         if (!isfinite(monitored)) {
-            memcpy(m->params, ts->has_best && c->iv[AE_TRAIN_RESTORE_BEST] != 0 ? ts->best : s.epoch_start, pbytes);
+            ae__snapshot_restore(m, ts->has_best && c->iv[AE_TRAIN_RESTORE_BEST] != 0 ? ts->best : s.epoch_start);
             st = ae__fail(m->msg, AE_ERR_NUMERIC, "validation loss is not finite at epoch %zu", epoch);
             run_failed = 1;
             goto done;
@@ -816,7 +818,7 @@ static ae_status fit_run(ae_model *m, const ae_train_config *c, ae_train_state *
             ts->best_loss = monitored;
             ts->has_best = 1;
             ts->wait = 0;
-            memcpy(ts->best, m->params, pbytes);
+            ae__snapshot_take(ts->best, m);
             if (hist) { hist->best = hist->n; hist->has_best = 1; }
         } else {
             ts->wait++;
@@ -852,7 +854,7 @@ done:
      * a persistent run only when it stopped early (otherwise it is paused) */
     if (ts->has_best && patience && c->iv[AE_TRAIN_RESTORE_BEST] != 0 &&
         (persist ? stopped_early && st == AE_OK : st == AE_OK || st == AE_STOPPED))
-        memcpy(m->params, ts->best, pbytes);
+        ae__snapshot_restore(m, ts->best);
     if (run_failed) ts->failed = 1;
     ae__prefetch_stop(pf);
     ae__blas_single_end();

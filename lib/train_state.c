@@ -7,8 +7,9 @@
  *     | u64 batch | u64 training rows | u64 validation rows | u64 parameters P
  *     | u64 epoch | u64 step | f64 epoch loss sum | u64 rng[4]
  *     | u64 optimiser steps | f64 Nadam momentum product | u32 has best
- *     | u32 0 | u64 wait | f64 best loss
- *   f32 first moments[P] | f32 second moments[P] | f32 best weights[P] if has best
+ *     | u32 statistics S | u64 wait | f64 best loss
+ *   f32 first moments[P] | f32 second moments[P]
+ *   | f32 best weights[P] and best statistics[S] if has best
  *   u32 CRC-32 of every byte before it */
 #include <math.h>
 #include <string.h>
@@ -32,9 +33,9 @@ ae_status ae_train_state_create(ae_train_state **out)
 
 void ae__train_state_release(ae_train_state *s)
 {
-    size_t pbytes = (s->n_params ? s->n_params : 1) * sizeof(float);
+    size_t bytes = (s->n_params + s->n_stats ? s->n_params + s->n_stats : 1) * sizeof(float);
     if (s->bound) ae__optim_free(&s->opt);
-    ae__free_aligned(s->best, pbytes);
+    ae__free_aligned(s->best, bytes);
     s->best = NULL;
     s->bound = 0;
 }
@@ -49,14 +50,14 @@ void ae_train_state_free(ae_train_state *s)
 
 ae_status ae__train_state_bind(ae_train_state *s, int optimizer, int shuffle, uint64_t seed,
                                uint64_t batch, uint64_t n_train, uint64_t n_val,
-                               size_t n_params)
+                               size_t n_params, size_t n_stats)
 {
     ae_status st;
     /* the hyper-parameters are set by every fit (ae__optim_init only
      * reserves and zeroes the moments here) */
     if ((st = ae__optim_init(&s->opt, optimizer, 0, 0, 0, 0, 0, 0, n_params)) != AE_OK)
         return st;
-    s->best = ae__malloc_aligned((n_params ? n_params : 1) * sizeof(float));
+    s->best = ae__malloc_aligned((n_params + n_stats ? n_params + n_stats : 1) * sizeof(float));
     if (!s->best) {
         ae__optim_free(&s->opt);
         return ae__fail(NULL, AE_ERR_NOMEM, "out of memory for the training state");
@@ -70,6 +71,7 @@ ae_status ae__train_state_bind(ae_train_state *s, int optimizer, int shuffle, ui
     s->n_train = n_train;
     s->n_val = n_val;
     s->n_params = n_params;
+    s->n_stats = n_stats;
     s->epoch = s->step = 0;
     s->epoch_loss_sum = 0;
     ae__rng_seed(&s->rng, seed);
@@ -100,6 +102,18 @@ ae_status ae_train_state_set_checkpoint(ae_train_state *s, const char *path)
 size_t ae_train_state_epoch(const ae_train_state *s) { return s ? (size_t)s->epoch : 0; }
 size_t ae_train_state_step(const ae_train_state *s) { return s ? (size_t)s->step : 0; }
 
+void ae__snapshot_take(float *dst, const ae_model *m)
+{
+    memcpy(dst, m->params, m->n_params * sizeof(float));
+    if (m->n_stats) memcpy(dst + m->n_params, m->stats, m->n_stats * sizeof(float));
+}
+
+void ae__snapshot_restore(ae_model *m, const float *src)
+{
+    memcpy(m->params, src, m->n_params * sizeof(float));
+    if (m->n_stats) memcpy(m->stats, src + m->n_params, m->n_stats * sizeof(float));
+}
+
 ae_status ae_train_state_restore_best(const ae_train_state *s, ae_model *m)
 {
     AE__ENTER();
@@ -109,7 +123,10 @@ ae_status ae_train_state_restore_best(const ae_train_state *s, ae_model *m)
     if (s->n_params != m->n_params)
         return ae__fail(m->msg, AE_ERR_SHAPE, "the state holds %llu parameters, the model %zu",
                         (unsigned long long)s->n_params, m->n_params);
-    memcpy(m->params, s->best, m->n_params * sizeof(float));
+    if (s->n_stats != m->n_stats)
+        return ae__fail(m->msg, AE_ERR_SHAPE, "the state holds %llu statistics, the model %zu",
+                        (unsigned long long)s->n_stats, m->n_stats);
+    ae__snapshot_restore(m, s->best);
     return AE_OK;
 }
 
@@ -139,6 +156,9 @@ ae_status ae__train_state_write(const ae_train_state *s, const ae_model *m, cons
     const uint64_t model_len = ae__model_file_bytes(m);
     if (!ae__all_finite(m->params, m->n_params))
         return ae__fail(NULL, AE_ERR_NUMERIC, "the weights contain NaN or infinity");
+    if (s->n_stats > UINT32_MAX)
+        return ae__fail(NULL, AE_ERR_SHAPE, "%llu running statistics do not fit a checkpoint",
+                        (unsigned long long)s->n_stats);
     if ((st = ae__writer_open(&w, path, NULL)) != AE_OK) return st;
     ae__writer_write(&w, ckpt_magic, sizeof ckpt_magic);
     ae__writer_u32(&w, AE_CHECKPOINT_FORMAT_VERSION);
@@ -165,12 +185,12 @@ ae_status ae__train_state_write(const ae_train_state *s, const ae_model *m, cons
     ae__writer_u64(&w, s->opt.t);
     ae__writer_f64(&w, s->opt.mu_product);
     ae__writer_u32(&w, (uint32_t)s->has_best);
-    ae__writer_u32(&w, 0);
+    ae__writer_u32(&w, (uint32_t)s->n_stats);
     ae__writer_u64(&w, s->wait);
     ae__writer_f64(&w, s->has_best ? s->best_loss : 0.0);
     ae__writer_f32s(&w, s->opt.m, s->n_params);
     ae__writer_f32s(&w, s->opt.v, s->n_params);
-    if (s->has_best) ae__writer_f32s(&w, s->best, s->n_params);
+    if (s->has_best) ae__writer_f32s(&w, s->best, s->n_params + s->n_stats);
     ae__writer_u32(&w, w.crc);
     return ae__writer_commit(&w, path, NULL);
 }
@@ -182,9 +202,10 @@ ae_status ae_train_state_save(const ae_train_state *s, const ae_model *m, const 
     if (!s->bound || s->failed)
         return ae__fail(NULL, AE_ERR_STATE, s->failed ? "the state's fit failed"
                                                       : "the state has not been used by a fit");
-    if (s->n_params != m->n_params)
-        return ae__fail(NULL, AE_ERR_SHAPE, "the state holds %llu parameters, the model %zu",
-                        (unsigned long long)s->n_params, m->n_params);
+    if (s->n_params != m->n_params || s->n_stats != m->n_stats)
+        return ae__fail(NULL, AE_ERR_SHAPE, "the state holds %llu parameters and %llu "
+                        "statistics, the model %zu and %zu", (unsigned long long)s->n_params,
+                        (unsigned long long)s->n_stats, m->n_params, m->n_stats);
     return ae__train_state_write(s, m, path);
 }
 
@@ -219,8 +240,7 @@ static ae_status parse_state(ae_train_state *s, const unsigned char *p, const ae
     const unsigned char *arrays = p + CKPT_STATE_BYTES;
     ae_status st;
     int rng_zero = 1;
-    if (optimizer < AE_OPT_NADAM || optimizer > AE_OPT_SGD || shuffle > 1 || has_best > 1 ||
-        get_u32(p + 124) != 0)
+    if (optimizer < AE_OPT_NADAM || optimizer > AE_OPT_SGD || shuffle > 1 || has_best > 1)
         return ae__file_fail(NULL, path, AE_ERR_FORMAT, "bad optimizer, shuffle or flag field");
     if (batch == 0 || batch > 65536 || n_train == 0 || n_train > SIZE_MAX / 2 ||
         n_val > SIZE_MAX / 2 || batch > n_train || step >= (n_train + batch - 1) / batch ||
@@ -232,7 +252,7 @@ static ae_status parse_state(ae_train_state *s, const unsigned char *p, const ae
         (has_best && !isfinite(get_f64(p + 136))))
         return ae__file_fail(NULL, path, AE_ERR_FORMAT, "non-finite or invalid loss fields");
     if ((st = ae__train_state_bind(s, (int)optimizer, (int)shuffle, get_u64(p + 8), batch,
-                                   n_train, n_val, np)) != AE_OK)
+                                   n_train, n_val, np, m->n_stats)) != AE_OK)
         return st;
     s->epoch = epoch;
     s->step = step;
@@ -245,7 +265,8 @@ static ae_status parse_state(ae_train_state *s, const unsigned char *p, const ae
     s->best_loss = has_best ? get_f64(p + 136) : INFINITY;
     if (!ae__copy_finite(s->opt.m, (const float *)(const void *)arrays, np) ||
         !ae__copy_finite(s->opt.v, (const float *)(const void *)(arrays + 4 * np), np) ||
-        (has_best && !ae__copy_finite(s->best, (const float *)(const void *)(arrays + 8 * np), np)))
+        (has_best && !ae__copy_finite(s->best, (const float *)(const void *)(arrays + 8 * np),
+                                      np + m->n_stats)))
         return ae__file_fail(NULL, path, AE_ERR_FORMAT, "optimiser moments or best weights "
                              "contain NaN or infinity");
     return AE_OK;
@@ -257,7 +278,7 @@ ae_status ae_train_state_load(ae_train_state **out, ae_model **model, const char
     unsigned char *data = NULL;
     size_t len = 0;
     uint32_t version;
-    uint64_t model_len, np, want;
+    uint64_t model_len, np, ns, want;
     const unsigned char *rec;
     ae_train_state *s = NULL;
     ae_model *m = NULL;
@@ -299,9 +320,11 @@ ae_status ae_train_state_load(ae_train_state **out, ae_model **model, const char
     }
     rec = data + CKPT_HEADER_BYTES + model_len;
     np = get_u64(rec + 40);
+    ns = get_u32(rec + 124);
     if (np > (UINT64_MAX / 16) ||
         (want = CKPT_HEADER_BYTES + model_len + CKPT_STATE_BYTES +
-                4 * np * (get_u32(rec + 120) ? 3 : 2) + 4) != len) {
+                4 * np * (get_u32(rec + 120) ? 3 : 2) + (get_u32(rec + 120) ? 4 * ns : 0) + 4) !=
+            len) {
         st = ae__file_fail(NULL, path, AE_ERR_FORMAT, "%zu bytes, the header implies another "
                            "length", len);
         goto done;
@@ -313,9 +336,10 @@ ae_status ae_train_state_load(ae_train_state **out, ae_model **model, const char
     if ((st = ae__model_parse_file(data + CKPT_HEADER_BYTES, (size_t)model_len, path, &m)) !=
         AE_OK)
         goto done;
-    if (np != m->n_params) {
-        st = ae__file_fail(NULL, path, AE_ERR_FORMAT, "the state holds %llu parameters, the "
-                           "model %zu", (unsigned long long)np, m->n_params);
+    if (np != m->n_params || ns != m->n_stats) {
+        st = ae__file_fail(NULL, path, AE_ERR_FORMAT, "the state holds %llu parameters and %llu "
+                           "statistics, the model %zu and %zu", (unsigned long long)np,
+                           (unsigned long long)ns, m->n_params, m->n_stats);
         goto done;
     }
     if (!(s = ae__calloc(1, sizeof *s))) {

@@ -23,7 +23,10 @@ struct ae_train_state {
     int has_best;
     uint64_t wait;
     double best_loss;
-    float *best;       /* n_params weights of the best epoch */
+    /* the best epoch's n_params weights, then its n_stats batch-norm running
+     * statistics (a snapshot, ae__snapshot_take) */
+    uint64_t n_stats;
+    float *best;
     char *ckpt_path;   /* checkpoint file, or NULL */
     size_t ckpt_cap;
 };
@@ -32,7 +35,12 @@ struct ae_train_state {
  * best weights). */
 ae_status ae__train_state_bind(ae_train_state *s, int optimizer, int shuffle, uint64_t seed,
                                uint64_t batch, uint64_t n_train, uint64_t n_val,
-                               size_t n_params);
+                               size_t n_params, size_t n_stats);
+/* A model's trainable state: its n_params weights followed by its n_stats
+ * batch-norm running statistics (training changes both, so restoring the best
+ * or the last good epoch restores both). dst holds n_params + n_stats floats. */
+void ae__snapshot_take(float *dst, const ae_model *m);
+void ae__snapshot_restore(ae_model *m, const float *src);
 /* Frees the buffers of a state (not the handle). */
 void ae__train_state_release(ae_train_state *s);
 /* ae_train_state_save's body, for checkpoints written during a fit. */

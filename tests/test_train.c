@@ -148,19 +148,36 @@ static void test_shuffle_determinism(void **state)
     free(x);
 }
 
+/* The small model with batch normalisation after its code: training moves
+ * the running statistics, which restoring an epoch must restore too. */
+static ae_model *small_bn_model(uint64_t seed)
+{
+    ae_builder *b;
+    ae_model *m;
+    size_t in[1] = {16};
+    assert_int_equal(ae_builder_create(&b, 1, in), AE_OK);
+    assert_int_equal(ae_builder_dense(b, 4, AE_ACT_LINEAR), AE_OK);
+    assert_int_equal(ae_builder_batchnorm(b, 0.5, 1e-3), AE_OK);
+    assert_int_equal(ae_builder_activation(b, AE_ACT_RELU), AE_OK);
+    assert_int_equal(ae_builder_mark_code(b), AE_OK);
+    assert_int_equal(ae_builder_dense(b, 16, AE_ACT_SIGMOID), AE_OK);
+    assert_int_equal(ae_builder_build(&m, b, seed), AE_OK);
+    ae_builder_free(b);
+    return m;
+}
+
 /* Training targets 0 and validation targets 1 (MSE): validation gets worse
  * every epoch, so early stopping ends after patience + 1 epochs and restores
- * the first epoch's weights. */
-static void test_early_stopping_restores_best(void **state)
+ * the first epoch's weights (and running statistics: the validation loss
+ * evaluated afterwards, in inference mode, is the first epoch's). */
+static void check_early_stopping_restores_best(ae_model *m)
 {
     const size_t n = 100, n_train = 80;
     float *x = ae_test_rows(n, 16, 4), *y = calloc(n * 16, sizeof *y);
-    ae_model *m = small_model(5);
     ae_train_config *c = config(50, 10, 0.2);
     ae_history *h;
     size_t best;
     double first_val, now;
-    (void)state;
     for (size_t i = n_train * 16; i < n * 16; i++) y[i] = 1.0f;
     assert_int_equal(ae_train_config_set_int(c, AE_TRAIN_LOSS, AE_LOSS_MSE), AE_OK);
     assert_int_equal(ae_train_config_set_int(c, AE_TRAIN_PATIENCE, 3), AE_OK);
@@ -181,6 +198,18 @@ static void test_early_stopping_restores_best(void **state)
     ae_model_free(m);
     free(x);
     free(y);
+}
+
+static void test_early_stopping_restores_best(void **state)
+{
+    (void)state;
+    check_early_stopping_restores_best(small_model(5));
+}
+
+static void test_early_stopping_restores_batchnorm_statistics(void **state)
+{
+    (void)state;
+    check_early_stopping_restores_best(small_bn_model(5));
 }
 
 typedef struct stop_after {
@@ -464,6 +493,7 @@ int main(void)
         cmocka_unit_test(test_validation_split_rows),
         cmocka_unit_test(test_shuffle_determinism),
         cmocka_unit_test(test_early_stopping_restores_best),
+        cmocka_unit_test(test_early_stopping_restores_batchnorm_statistics),
         cmocka_unit_test(test_callback_stops),
         cmocka_unit_test(test_nan_and_divergence),
         cmocka_unit_test(test_threaded_fit),

@@ -248,7 +248,7 @@ static void test_format_independent_reader(void **unused)
     assert_int_equal(u64_at(f + B + 104), 24);        /* optimiser steps: 2 x 12 */
     assert_true(f64_at(f + B + 112) > 0 && f64_at(f + B + 112) < 1);
     assert_int_equal(u32_at(f + B + 120), 1);         /* has best */
-    assert_int_equal(u32_at(f + B + 124), 0);
+    assert_int_equal(u32_at(f + B + 124), 0);         /* statistics: no batch norm */
     assert_int_equal(u64_at(f + B + 128), 0);         /* wait: the last epoch was the best */
     assert_true(isfinite(f64_at(f + B + 136)));
     assert_int_equal(len, B + 144 + 12 * P + 4);
