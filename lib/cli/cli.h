@@ -222,6 +222,8 @@ void cli_data_png_hint(const cli_data *d, int invert);
 int cli_model_from_arg(ae_model **out, const char *arg, uint64_t seed);
 /** The spec that rebuilds @p m's layers, into @p buf. */
 void cli_spec_of_model(char *buf, size_t cap, const ae_model *m);
+/* The spec word of an activation ("relu", "leaky_relu", ...). */
+const char *cli_activation_name(ae_activation a);
 /** "28x28x1" or "784" for a layer's (or the input's) shape. */
 const char *cli_shape_text(char *buf, size_t cap, int rank, const size_t *dims);
 

@@ -63,11 +63,6 @@ static void json_dims(int rank, const size_t *dims)
     putchar(']');
 }
 
-static const char *act_name(ae_activation a)
-{
-    return a == AE_ACT_RELU ? "relu" : a == AE_ACT_SIGMOID ? "sigmoid" : "linear";
-}
-
 static int info_model(const char *path, unsigned version, int json)
 {
     ae_model *m = NULL;
@@ -117,7 +112,7 @@ static int info_model(const char *path, unsigned version, int json)
             printf("%s{\"name\": ", i ? ", " : "");
             cli_json_str(stdout, ae_layer_name(L));
             printf(", \"kind\": \"%s\", \"activation\": \"%s\", \"output\": ",
-                   ae_layer_kind_name(ae_layer_kind_of(L)), act_name(ae_layer_activation(L)));
+                   ae_layer_kind_name(ae_layer_kind_of(L)), cli_activation_name(ae_layer_activation(L)));
             json_dims(r, out);
             printf(", \"parameters\": %zu}", ae_layer_param_count(L));
         }

@@ -96,13 +96,56 @@ static int parse_shape(token t, int *rank, size_t dims[3])
     return 1;
 }
 
-static int parse_act(token t, ae_activation *a)
+#define ACT_WORDS "linear, relu, sigmoid, tanh, softplus, leaky_relu[=ALPHA], elu[=ALPHA]"
+
+/* A finite real number, the whole token. */
+static int parse_real(token t, double *out)
 {
-    if (is_word(t, "linear")) *a = AE_ACT_LINEAR;
-    else if (is_word(t, "relu")) *a = AE_ACT_RELU;
-    else if (is_word(t, "sigmoid")) *a = AE_ACT_SIGMOID;
-    else return 0;
+    char buf[64], *end;
+    double v;
+    if (!t.len || t.len >= sizeof buf) return 0;
+    memcpy(buf, t.s, t.len);
+    buf[t.len] = '\0';
+    errno = 0;
+    v = strtod(buf, &end);
+    if (*end || errno || !isfinite(v)) return 0;
+    *out = v;
     return 1;
+}
+
+/* An activation word; leaky_relu and elu may carry "=ALPHA" (*alpha, else
+ * NaN: the builder's default). */
+static int parse_act(token t, ae_activation *a, double *alpha)
+{
+    static const struct { const char *name; ae_activation act; int has_alpha; } acts[] = {
+        {"linear", AE_ACT_LINEAR, 0},   {"relu", AE_ACT_RELU, 0},
+        {"sigmoid", AE_ACT_SIGMOID, 0}, {"tanh", AE_ACT_TANH, 0},
+        {"softplus", AE_ACT_SOFTPLUS, 0}, {"leaky_relu", AE_ACT_LEAKY_RELU, 1},
+        {"elu", AE_ACT_ELU, 1},
+    };
+    *alpha = NAN;
+    for (size_t i = 0; i < sizeof acts / sizeof acts[0]; i++) {
+        size_t len = strlen(acts[i].name);
+        if (t.len < len || strncmp(t.s, acts[i].name, len) != 0) continue;
+        if (t.len == len) {
+            *a = acts[i].act;
+            return 1;
+        }
+        if (acts[i].has_alpha && t.s[len] == '=') {
+            token v = {t.s + len + 1, t.len - len - 1};
+            if (!parse_real(v, alpha)) return 0;
+            *a = acts[i].act;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* "stride=N" */
+static int parse_stride(token t, size_t *stride)
+{
+    token v = {t.s + 7, t.len - 7};
+    return t.len > 7 && !strncmp(t.s, "stride=", 7) && parse_size(v, stride);
 }
 
 static int parse_pad(token t, ae_padding *p)
@@ -123,24 +166,25 @@ static int builder_error(const spec_ctx *c, token t, ae_status st)
     return spec_error(c, t, "%.*s: %s", (int)t.len, t.s, why && *why ? why : ae_status_string(st));
 }
 
-/* Optional words after a layer's numbers: a padding and/or an activation, in
- * any order, each at most once. */
-static int layer_options(const spec_ctx *c, const token *w, int n, int first, int allow_pad,
-                         ae_padding *pad, ae_activation *act)
+/* Optional words after a layer's numbers, in any order, each at most once:
+ * a stride (stride=N, when stride is not NULL), a padding (when pad is not
+ * NULL) and an activation (when act is not NULL; *alpha as parse_act). */
+static int layer_options(const spec_ctx *c, const token *w, int n, int first, size_t *stride,
+                         ae_padding *pad, ae_activation *act, double *alpha)
 {
-    int seen_pad = 0, seen_act = 0;
+    int seen_stride = 0, seen_pad = 0, seen_act = 0;
+    char expected[160] = "";
+    if (stride) strcat(expected, "a stride (stride=N)");
+    if (pad) strcat(expected, *expected ? ", a padding (same, valid)" : "a padding (same, valid)");
+    if (act) strcat(expected, *expected ? " or an activation (" ACT_WORDS ")"
+                                        : "an activation (" ACT_WORDS ")");
     for (int i = first; i < n; i++) {
-        if (allow_pad && !seen_pad && parse_pad(w[i], pad)) seen_pad = 1;
-        else if (act && !seen_act && parse_act(w[i], act)) seen_act = 1;
-        else if (allow_pad && act)
-            return spec_error(c, w[i], "'%.*s' is not a padding (same, valid) or an activation "
-                              "(linear, relu, sigmoid), or is given twice", (int)w[i].len, w[i].s);
-        else if (allow_pad)
-            return spec_error(c, w[i], "'%.*s' is not a padding (same, valid), or is given "
-                              "twice", (int)w[i].len, w[i].s);
+        if (stride && !seen_stride && parse_stride(w[i], stride)) seen_stride = 1;
+        else if (pad && !seen_pad && parse_pad(w[i], pad)) seen_pad = 1;
+        else if (act && !seen_act && parse_act(w[i], act, alpha)) seen_act = 1;
         else
-            return spec_error(c, w[i], "'%.*s' is not an activation (linear, relu, sigmoid), "
-                              "or is given twice", (int)w[i].len, w[i].s);
+            return spec_error(c, w[i], "'%.*s' is not %s, or is given twice", (int)w[i].len,
+                              w[i].s, expected);
     }
     return CLI_EXIT_OK;
 }
@@ -162,10 +206,11 @@ static int statement(spec_ctx *c, const token *w, int n)
 {
     ae_status st = AE_OK;
     int rc;
-    size_t a, k, dims[3];
+    size_t a, k, dims[3], stride = 1;
     int rank;
     ae_activation act = AE_ACT_LINEAR;
     ae_padding pad = AE_PAD_VALID;
+    double alpha = NAN, r1, r2;
 
     if (is_word(w[0], "input")) {
         if (c->have_input) return spec_error(c, w[0], "a second 'input': the spec has one, first");
@@ -193,32 +238,69 @@ static int statement(spec_ctx *c, const token *w, int n)
         if (!parse_size(w[1], &a))
             return spec_error(c, w[1], "'%.*s' is not a number of units (1 to %zu)",
                               (int)w[1].len, w[1].s, MAX_DIM);
-        if ((rc = layer_options(c, w, n, 2, 0, NULL, &act))) return rc;
+        if ((rc = layer_options(c, w, n, 2, NULL, NULL, &act, &alpha))) return rc;
         st = ae_builder_dense(c->b, a, act);
-    } else if (is_word(w[0], "conv") || is_word(w[0], "conv2d")) {
-        if ((rc = need_args(c, w, n, 2, 4, "conv FILTERS KERNEL [same|valid] [ACTIVATION]")))
+    } else if (is_word(w[0], "conv") || is_word(w[0], "conv2d") || is_word(w[0], "convt") ||
+               is_word(w[0], "conv2d_transpose")) {
+        int transposed = is_word(w[0], "convt") || is_word(w[0], "conv2d_transpose");
+        if ((rc = need_args(c, w, n, 2, 5, transposed ? "convt FILTERS KERNEL [stride=N] "
+                                                        "[same|valid] [ACTIVATION]"
+                                                      : "conv FILTERS KERNEL [stride=N] "
+                                                        "[same|valid] [ACTIVATION]")))
             return rc;
         if (!parse_size(w[1], &a))
             return spec_error(c, w[1], "'%.*s' is not a number of filters", (int)w[1].len, w[1].s);
         if (!parse_size(w[2], &k))
             return spec_error(c, w[2], "'%.*s' is not a kernel size", (int)w[2].len, w[2].s);
-        if ((rc = layer_options(c, w, n, 3, 1, &pad, &act))) return rc;
-        st = ae_builder_conv2d(c->b, a, k, pad, act);
+        if ((rc = layer_options(c, w, n, 3, &stride, &pad, &act, &alpha))) return rc;
+        st = transposed ? ae_builder_conv2d_transpose(c->b, a, k, stride, pad, act)
+                        : ae_builder_conv2d_ex(c->b, a, k, stride, pad, act);
     } else if (is_word(w[0], "pool") || is_word(w[0], "maxpool") ||
                is_word(w[0], "max_pooling2d")) {
         if ((rc = need_args(c, w, n, 0, 1, "pool [same|valid]"))) return rc;
-        if ((rc = layer_options(c, w, n, 1, 1, &pad, NULL))) return rc;
+        if ((rc = layer_options(c, w, n, 1, NULL, &pad, NULL, NULL))) return rc;
         st = ae_builder_maxpool2d(c->b, pad);
     } else if (is_word(w[0], "up") || is_word(w[0], "upsample") ||
                is_word(w[0], "up_sampling2d")) {
         if ((rc = need_args(c, w, n, 0, 0, "up"))) return rc;
         st = ae_builder_upsample2d(c->b);
     } else if (is_word(w[0], "act") || is_word(w[0], "activation")) {
-        if ((rc = need_args(c, w, n, 1, 1, "act linear|relu|sigmoid"))) return rc;
-        if (!parse_act(w[1], &act))
-            return spec_error(c, w[1], "'%.*s' is not an activation (linear, relu, sigmoid)",
+        if ((rc = need_args(c, w, n, 1, 1, "act ACTIVATION"))) return rc;
+        if (!parse_act(w[1], &act, &alpha))
+            return spec_error(c, w[1], "'%.*s' is not an activation (" ACT_WORDS ")",
                               (int)w[1].len, w[1].s);
         st = ae_builder_activation(c->b, act);
+    } else if (is_word(w[0], "bn") || is_word(w[0], "batchnorm") ||
+               is_word(w[0], "batch_normalization")) {
+        if ((rc = need_args(c, w, n, 0, 2, "bn [MOMENTUM [EPSILON]] (defaults 0.99 1e-3)")))
+            return rc;
+        r1 = 0.99;
+        r2 = 1e-3;
+        if (n > 1 && !parse_real(w[1], &r1))
+            return spec_error(c, w[1], "'%.*s' is not a momentum (0 to 1)", (int)w[1].len, w[1].s);
+        if (n > 2 && !parse_real(w[2], &r2))
+            return spec_error(c, w[2], "'%.*s' is not an epsilon", (int)w[2].len, w[2].s);
+        st = ae_builder_batchnorm(c->b, r1, r2);
+    } else if (is_word(w[0], "dropout")) {
+        if ((rc = need_args(c, w, n, 1, 1, "dropout RATE"))) return rc;
+        if (!parse_real(w[1], &r1))
+            return spec_error(c, w[1], "'%.*s' is not a rate (0 to 1)", (int)w[1].len, w[1].s);
+        st = ae_builder_dropout(c->b, r1);
+    } else if (is_word(w[0], "noise") || is_word(w[0], "gaussian_noise")) {
+        if ((rc = need_args(c, w, n, 1, 2, "noise STDDEV [clip]"))) return rc;
+        if (!parse_real(w[1], &r1))
+            return spec_error(c, w[1], "'%.*s' is not a standard deviation", (int)w[1].len,
+                              w[1].s);
+        if (n > 2 && !is_word(w[2], "clip"))
+            return spec_error(c, w[2], "'%.*s': only 'clip' (to [0, 1]) may follow the standard "
+                              "deviation", (int)w[2].len, w[2].s);
+        st = ae_builder_gaussian_noise(c->b, r1, n > 2);
+    } else if (is_word(w[0], "mask") || is_word(w[0], "masking_noise")) {
+        if ((rc = need_args(c, w, n, 1, 1, "mask PROBABILITY"))) return rc;
+        if (!parse_real(w[1], &r1))
+            return spec_error(c, w[1], "'%.*s' is not a probability (0 to 1)", (int)w[1].len,
+                              w[1].s);
+        st = ae_builder_masking_noise(c->b, r1);
     } else if (is_word(w[0], "flatten")) {
         if ((rc = need_args(c, w, n, 0, 0, "flatten"))) return rc;
         st = ae_builder_flatten(c->b);
@@ -229,9 +311,11 @@ static int statement(spec_ctx *c, const token *w, int n)
                               (int)w[1].len, w[1].s);
         st = ae_builder_reshape(c->b, rank, dims);
     } else {
-        return spec_error(c, w[0], "unknown layer '%.*s' (input, dense, conv, pool, up, act, "
-                          "flatten, reshape, code)", (int)w[0].len, w[0].s);
+        return spec_error(c, w[0], "unknown layer '%.*s' (input, dense, conv, convt, pool, up, "
+                          "act, bn, dropout, noise, mask, flatten, reshape, code)", (int)w[0].len,
+                          w[0].s);
     }
+    if (st == AE_OK && !isnan(alpha)) st = ae_builder_activation_param(c->b, alpha);
     if (st != AE_OK) return builder_error(c, w[0], st);
     c->layers++;
     c->last_layer = w[0];
@@ -348,7 +432,10 @@ int cli_model_from_arg(ae_model **out, const char *arg, uint64_t seed)
     return rc;
 }
 
-/* ---- the spec of an existing model (autoenc info) ------------------------------ */
+/* ---- the spec of an existing model (autoenc info) ------------------------------
+ * What the public accessors give: a batch norm's momentum and epsilon and a
+ * Gaussian noise layer's clipping are not among them, so 'bn' and 'noise S'
+ * show without them. */
 
 const char *cli_shape_text(char *buf, size_t cap, int rank, const size_t *dims)
 {
@@ -357,9 +444,29 @@ const char *cli_shape_text(char *buf, size_t cap, int rank, const size_t *dims)
     return buf;
 }
 
-static const char *act_name(ae_activation a)
+const char *cli_activation_name(ae_activation a)
 {
-    return a == AE_ACT_RELU ? "relu" : a == AE_ACT_SIGMOID ? "sigmoid" : "linear";
+    switch (a) {
+    case AE_ACT_RELU: return "relu";
+    case AE_ACT_SIGMOID: return "sigmoid";
+    case AE_ACT_TANH: return "tanh";
+    case AE_ACT_LEAKY_RELU: return "leaky_relu";
+    case AE_ACT_ELU: return "elu";
+    case AE_ACT_SOFTPLUS: return "softplus";
+    default: return "linear";
+    }
+}
+
+/* The activation as a spec word: leaky_relu=0.2 when alpha is not the default */
+static const char *act_word(char *buf, size_t cap, const ae_layer *L)
+{
+    ae_activation a = ae_layer_activation(L);
+    double alpha = ae_layer_activation_param(L);
+    if ((a == AE_ACT_LEAKY_RELU && alpha != 0.3) || (a == AE_ACT_ELU && alpha != 1.0))
+        snprintf(buf, cap, "%s=%g", cli_activation_name(a), alpha);
+    else
+        snprintf(buf, cap, "%s", cli_activation_name(a));
+    return buf;
 }
 
 static void append(char *buf, size_t cap, const char *fmt, ...) CLI_PRINTF(3, 4);
@@ -385,29 +492,45 @@ void cli_spec_of_model(char *buf, size_t cap, const ae_model *m)
     append(buf, cap, "input %s", cli_shape_text(shape, sizeof shape, rank, in));
     for (size_t i = 0; i < ae_model_layer_count(m); i++) {
         const ae_layer *L = ae_model_layer(m, i);
-        size_t out[3];
+        size_t out[3], stride = ae_layer_stride(L);
+        char act[48], stride_word[32] = "";
         int out_rank = ae_layer_output_rank(L);
         for (int a = 0; a < 3; a++) out[a] = ae_layer_output_dim(L, a);
+        if (stride > 1) snprintf(stride_word, sizeof stride_word, " stride=%zu", stride);
         switch (ae_layer_kind_of(L)) {
         case AE_LAYER_DENSE:
-            append(buf, cap, "; dense %zu %s", out[0], act_name(ae_layer_activation(L)));
+            append(buf, cap, "; dense %zu %s", out[0], act_word(act, sizeof act, L));
             break;
-        case AE_LAYER_CONV2D: {
+        case AE_LAYER_CONV2D:
+        case AE_LAYER_CONV2D_TRANSPOSE: {
             /* kernel side from the weight count: k * k * in_channels * filters */
             const float *w;
             size_t count = 0, k;
+            int transposed = ae_layer_kind_of(L) == AE_LAYER_CONV2D_TRANSPOSE;
             ae_layer_param(&w, &count, L, AE_PARAM_KERNEL);
             k = (size_t)llround(sqrt((double)count / (double)(in[2] * out[2])));
-            append(buf, cap, "; conv %zu %zu %s %s", out[2], k, out[0] == in[0] ? "same" : "valid",
-                   act_name(ae_layer_activation(L)));
+            /* SAME gives ceil(in / stride) (conv) or in * stride (transposed) */
+            append(buf, cap, "; %s %zu %zu%s %s %s", transposed ? "convt" : "conv", out[2], k,
+                   stride_word,
+                   out[0] == (transposed ? in[0] * stride : (in[0] + stride - 1) / stride)
+                       ? "same" : "valid",
+                   act_word(act, sizeof act, L));
             break;
         }
+        case AE_LAYER_BATCHNORM: append(buf, cap, "; bn"); break;
+        case AE_LAYER_DROPOUT: append(buf, cap, "; dropout %g", ae_layer_noise_param(L)); break;
+        case AE_LAYER_GAUSSIAN_NOISE:
+            append(buf, cap, "; noise %g", ae_layer_noise_param(L));
+            break;
+        case AE_LAYER_MASKING_NOISE:
+            append(buf, cap, "; mask %g", ae_layer_noise_param(L));
+            break;
         case AE_LAYER_MAXPOOL2D:
             append(buf, cap, "; pool %s", out[0] == (in[0] + 1) / 2 ? "same" : "valid");
             break;
         case AE_LAYER_UPSAMPLE2D: append(buf, cap, "; up"); break;
         case AE_LAYER_ACTIVATION:
-            append(buf, cap, "; act %s", act_name(ae_layer_activation(L)));
+            append(buf, cap, "; act %s", act_word(act, sizeof act, L));
             break;
         case AE_LAYER_FLATTEN: append(buf, cap, "; flatten"); break;
         case AE_LAYER_RESHAPE:

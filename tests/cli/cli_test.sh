@@ -90,6 +90,17 @@ commands)
     spec=$("$A" info "$M" | sed -n 's/^  spec        //p')
     "$A" train --data "$D" --model "$spec" --epochs 1 --quiet --out "$S/respec.aem"
     "$A" info --json "$S/respec.aem" | grep -q '"parameters": 4385'
+    # the layers beyond the tutorial's, and their spec back from info
+    bn="input 28x28x1; noise 0.3 clip; conv 4 3 stride=2 same leaky_relu=0.2; bn; flatten; dense 8"
+    bn="$bn; code; dense 196 elu; reshape 7x7x4; mask 0.1; convt 4 4 stride=2 same tanh; bn 0.9 1e-3"
+    bn="$bn; dropout 0.1; act softplus; convt 1 3 stride=2 same sigmoid"
+    "$A" train --data "$D" --model "$bn" --epochs 1 --quiet --out "$S/bn.aem"
+    "$A" info "$S/bn.aem" | grep -q 'spec        input 28x28x1; noise 0.3; conv 4 3 stride=2 same leaky_relu=0.2; bn; flatten; dense 8 linear; code; dense 196 elu; reshape 7x7x4; mask 0.1; convt 4 4 stride=2 same tanh; bn; dropout 0.1; act softplus; convt 1 3 stride=2 same sigmoid' ||
+        fail "info spec of the new layers"
+    spec=$("$A" info "$S/bn.aem" | sed -n 's/^  spec        //p')
+    "$A" train --data "$D" --model "$spec" --epochs 1 --quiet --out "$S/respec.aem"
+    [ "$("$A" info --json "$S/respec.aem" | grep -o '"parameters": [0-9]*')" = \
+      "$("$A" info --json "$S/bn.aem" | grep -o '"parameters": [0-9]*')" ] || fail "the new layers' spec rebuilds the model"
     # data as .npy files (uint8, and float32 of shape (N, 28, 28)), options
     "$H" f32 "$D/star.npy" "$S/star_f32.npy"
     "$A" train --data "$D/book.npy" --data "$S/star_f32.npy" --model simple --epochs 1 \
@@ -270,8 +281,20 @@ errors)
     expect 1 "model spec, column 37: unknown layer 'cnv'" "$A" train --data "$D" \
         --model "input 28x28x1; conv 16 3 same relu; cnv 8 3" --out "$S/x.aem"
     grep -q '^                                      \^~~$' "$S/err.txt" || fail "caret under 'cnv'"
-    expect 1 "column 31: 'reluu' is not a padding" "$A" train --data "$D" \
+    expect 1 "column 31: 'reluu' is not a stride (stride=N), a padding (same, valid) or an activation" "$A" train --data "$D" \
         --model "input 28x28x1; conv 16 3 same reluu; code" --out "$S/x.aem"
+    expect 1 "column 31: 'stride=0' is not a stride" "$A" train --data "$D" \
+        --model "input 28x28x1; conv 16 3 same stride=0; code" --out "$S/x.aem"
+    expect 1 "column 21: 'leaky_relu=x' is not an activation" "$A" train --data "$D" \
+        --model "input 784; dense 32 leaky_relu=x; code" --out "$S/x.aem"
+    expect 1 "column 21: 'relu=0.1' is not an activation" "$A" train --data "$D" \
+        --model "input 784; dense 32 relu=0.1; code" --out "$S/x.aem"
+    expect 1 "column 26: 'wrap': only 'clip'" "$A" train --data "$D" \
+        --model "input 28x28x1; noise 0.5 wrap; code" --out "$S/x.aem"
+    expect 1 "column 20: 'lots' is not a rate" "$A" train --data "$D" \
+        --model "input 784; dropout lots; code" --out "$S/x.aem"
+    expect 1 "column 12: dropout: 1.5 is out of range" "$A" train --data "$D" \
+        --model "input 784; dropout 1.5; code" --out "$S/x.aem"
     expect 1 "column 18: 'abc' is not a number of units" "$A" train --data "$D" \
         --model "input 784; dense abc; code" --out "$S/x.aem"
     expect 1 "column 12: conv: needs an image" "$A" train --data "$D" \
