@@ -11,7 +11,11 @@
  * precision@1/10/100, mAP@100 and per-category precision@10 are reported for
  * the codes and, in the same run, for raw pixels and for PCA with as many
  * components as the code has floats (--pca N to choose, 0 for none), with
- * the test BCE of the autoencoder's and PCA's reconstructions. Draws the neighbours of
+ * the test BCE of the autoencoder's and PCA's reconstructions. --preset
+ * conv_bn8 or conv_bn16 trains (and by default saves as
+ * OUT/<preset>_autoencoder.aem) a retrieval-grade conv-BN model with a
+ * 32-float code instead of the tutorial's, with issue 11's recipe (batch 128,
+ * otherwise the tutorial's). Draws the neighbours of
  * --show queries (a clock first) into --out/retrieval_<category>_<query>.png;
  * the last line printed is a JSON object of the figures.
  */
@@ -146,6 +150,58 @@ done:
     return rc;
 }
 
+/* Another trained model (--compare FILE) in the same run: its codes searched
+ * exactly (brute force: the ball tree's neighbours) and its test BCE. */
+typedef struct compared_model {
+    size_t code, params;
+    double test_bce;
+    retrieval_scores s;
+} compared_model;
+
+static int compare_model(compared_model *r, const char *path, const ae_dataset *ds,
+                         int64_t *nbr, float *dists, int32_t *nbr_labels)
+{
+    const float *train, *test;
+    const int32_t *train_labels, *test_labels;
+    size_t n_train, n_test;
+    ae_model *m = NULL;
+    ae_encoder *enc = NULL;
+    float *train_codes = NULL, *test_codes = NULL;
+    double build_s, query_s;
+    ae_status st;
+    int rc = EX_ERR;
+    ae_dataset_train(&train, &train_labels, &n_train, ds);
+    ae_dataset_test(&test, &test_labels, &n_test, ds);
+    st = ae_model_load(&m, path);
+    if (st == AE_OK) st = ae_encoder_create(&enc, m);
+    if (ex_failed(st, "loading the --compare model")) goto done;
+    r->code = ae_encoder_code_size(enc);
+    r->params = ae_model_param_count(m);
+    train_codes = malloc(n_train * r->code * sizeof *train_codes);
+    test_codes = malloc(n_test * r->code * sizeof *test_codes);
+    if (!train_codes || !test_codes) {
+        fprintf(stderr, "error: out of memory for the --compare model's codes\n");
+        goto done;
+    }
+    st = ae_encoder_encode(enc, train, n_train, train_codes, n_train * r->code);
+    if (st == AE_OK) st = ae_encoder_encode(enc, test, n_test, test_codes, n_test * r->code);
+    if (st == AE_OK) st = ae_model_evaluate(&r->test_bce, m, AE_LOSS_BCE, test, test, n_test);
+    if (ex_failed(st, "the --compare model")) goto done;
+    if (index_and_query(AE_INDEX_BRUTE, r->code, train_codes, n_train, train_labels, test_codes,
+                        n_test, 40, nbr, dists, &build_s, &query_s, NULL) != EX_OK)
+        goto done;
+    for (size_t i = 0; i < n_test * METRIC_K; i++) nbr_labels[i] = train_labels[nbr[i]];
+    score(nbr_labels, test_labels, n_test, ae_dataset_num_categories(ds), &r->s);
+    printf("--compare %s: %zu parameters, %zu-float codes\n", path, r->params, r->code);
+    rc = EX_OK;
+done:
+    free(train_codes);
+    free(test_codes);
+    ae_encoder_free(enc);
+    ae_model_free(m);
+    return rc;
+}
+
 /* The query drawing, then its k neighbours labelled with category and distance. */
 static int draw_neighbours(const ae_dataset *ds, const float *train, const int32_t *train_labels,
                            const float *query, int32_t query_label, const int64_t *ids,
@@ -183,11 +239,16 @@ static void print_scores(const char *what, const retrieval_scores *s, const ae_d
  * (the preset of the 13 layers conv_autoencoder builds one by one), compiled
  * and fitted with conv_autoencoder's recipe and defaults (batch 32, early
  * stopping patience 3, min_delta 1e-4), so a seed gives the same model in
- * both programs. Saves it to model_path and writes the epochs to
- * OUT/conv_autoencoder_history.csv as conv_autoencoder does. */
-static int train_tutorial_conv_model(ae_model **out, const ex_args *a, const float *train,
-                                     size_t n_train, const char *model_path)
+ * both programs; or another preset with the same recipe at batch 128 (the
+ * conv-BN models' batch size in issue 11's reference runs). Saves it to
+ * model_path and writes the epochs to OUT/<preset>_autoencoder_history.csv
+ * (conv_autoencoder's file for the tutorial's model). */
+static int train_preset_model(ae_model **out, double *seconds, size_t *epochs, const ex_args *a,
+                              ae_preset preset, const float *train, size_t n_train,
+                              const char *model_path)
 {
+    char log_name[64];
+    double t0;
     ex_fit_args fit;
     ex_epoch_log log = {NULL};
     ae_model *m = NULL;
@@ -196,15 +257,19 @@ static int train_tutorial_conv_model(ae_model **out, const ex_args *a, const flo
     ae_status st;
     int rc = EX_ERR;
 
-    st = ae_preset_build(&m, AE_PRESET_CONV, a->seed);
+    st = ae_preset_build(&m, preset, a->seed);
     if (ex_failed(st, "building the model")) goto done;
-    ex_fit_args_init(&fit, 32);
+    ex_fit_args_init(&fit, preset == AE_PRESET_CONV ? 32 : 128);
+    snprintf(log_name, sizeof log_name, "%s_autoencoder", ae_preset_name(preset));
     st = ex_tutorial_config(&cfg, a->epochs, a->seed, &fit, &log);
     if (st == AE_OK) st = ae_history_create(&h);
     if (ex_failed(st, "training settings")) goto done;
-    if (ex_epoch_log_open(&log, a->out_dir, "conv_autoencoder") != EX_OK) goto done;
+    if (ex_epoch_log_open(&log, a->out_dir, log_name) != EX_OK) goto done;
     ex_print_fit_plan(cfg, n_train);
+    t0 = ex_now();
     st = ae_train_fit(m, cfg, train, NULL, n_train, h);
+    *seconds = ex_now() - t0;
+    *epochs = ae_history_epochs(h);
     if (ex_epoch_log_close(&log) != EX_OK || ex_failed(st, "training")) goto done;
     ex_print_fit_outcome(h);
     if (ex_failed(ae_model_save(m, model_path), "saving the model")) goto done;
@@ -252,6 +317,7 @@ int main(int argc, char **argv)
 {
     ex_args a;
     const char *backend_name = "balltree", *model_path = NULL, *export_dir = NULL;
+    const char *preset_name = "conv", *compare_path = NULL;
     long k = 10, leaf_size = 40, shown = 3, pca_components = -1;
     const ex_option extra[] = {
         {"backend", EX_OPT_STRING, &backend_name, 0, 0, "NAME", "balltree, brute or hnsw"},
@@ -260,6 +326,11 @@ int main(int argc, char **argv)
         {"model", EX_OPT_STRING, &model_path, 0, 0, "FILE",
          "trained model to load (default OUT/conv_autoencoder.aem, trained and saved there "
          "if absent)"},
+        {"preset", EX_OPT_STRING, &preset_name, 0, 0, "NAME",
+         "model to train when none is at hand: conv (the tutorial's, default), or the "
+         "retrieval-grade conv_bn8 / conv_bn16 (32-float codes)"},
+        {"compare", EX_OPT_STRING, &compare_path, 0, 0, "FILE",
+         "another trained model (e.g. OUT/conv_autoencoder.aem) scored in the same run"},
         {"show", EX_OPT_INT, &shown, 0, 10, "N", "queries to print and draw (a clock first)"},
         {"pca", EX_OPT_INT, &pca_components, -1, 784, "N",
          "PCA baseline with N components (default -1: the code size; 0: none)"},
@@ -268,6 +339,7 @@ int main(int argc, char **argv)
         {NULL, EX_OPT_INT, NULL, 0, 0, NULL, NULL},
     };
     ae_index_backend backend;
+    ae_preset preset;
     ae_dataset *ds = NULL;
     ae_model *m = NULL;
     ae_encoder *enc = NULL;
@@ -281,7 +353,10 @@ int main(int argc, char **argv)
     char default_model[1024], what[64];
     retrieval_scores codes_s, pixels_s, pca_s;
     double build_s, query_s, pix_build_s, pix_query_s, t0, encode_s, model_bce = 0;
+    double train_s = -1; /* when this run trained the model */
+    size_t trained_epochs = 0;
     pca_result pca = {0};
+    compared_model other = {0};
     ae_status st;
     int rc, model_given;
 
@@ -291,6 +366,11 @@ int main(int argc, char **argv)
                        "Tutorial section 4: image retrieval with the convolutional encoder's codes", 1);
     if (rc != EX_OK) return rc == EX_HELP ? 0 : 2;
     if (parse_backend(backend_name, &backend) != EX_OK) return 2;
+    if (ae_preset_from_name(&preset, preset_name) != AE_OK) {
+        fprintf(stderr, "error: --preset '%s': not a preset (conv, conv_bn8, conv_bn16, ...)\n",
+                preset_name);
+        return 2;
+    }
     if (ex_mkdir_p(a.out_dir) != EX_OK) return 1;
     rc = 1;
 
@@ -298,7 +378,8 @@ int main(int argc, char **argv)
      * trained and saved first when it is missing or unusable */
     model_given = model_path != NULL;
     if (!model_given) {
-        if (ex_pathf(default_model, sizeof default_model, "%s/conv_autoencoder.aem", a.out_dir) != EX_OK)
+        if (ex_pathf(default_model, sizeof default_model, "%s/%s_autoencoder.aem", a.out_dir,
+                     ae_preset_name(preset)) != EX_OK)
             return 1;
         model_path = default_model;
     }
@@ -307,8 +388,8 @@ int main(int argc, char **argv)
     if (st == AE_OK)
         printf("model: %s (%zu parameters)\n", model_path, ae_model_param_count(m));
     else
-        printf("no usable model at %s (%s): training the convolutional autoencoder first\n",
-               model_path, ae_last_error());
+        printf("no usable model at %s (%s): training the %s autoencoder first\n",
+               model_path, ae_last_error(), ae_preset_name(preset));
 
     /* the data: the same split as the training examples (same --seed, --per-category) */
     t0 = ex_now();
@@ -324,7 +405,8 @@ int main(int argc, char **argv)
         goto done;
     }
     if (!m) {
-        if (train_tutorial_conv_model(&m, &a, train, n_train, model_path) != EX_OK) goto done;
+        if (train_preset_model(&m, &train_s, &trained_epochs, &a, preset, train, n_train, model_path) != EX_OK)
+            goto done;
         printf("model: %s (%zu parameters)\n", model_path, ae_model_param_count(m));
     }
 
@@ -408,9 +490,16 @@ int main(int argc, char **argv)
         score(nbr_labels, test_labels, n_test, n_cat, &pca_s);
     }
 
+    if (compare_path && compare_model(&other, compare_path, ds, nbr, dists, nbr_labels) != EX_OK)
+        goto done;
+
     printf("\nretrieval quality over %zu held-out queries (%zu indexed):\n", n_test, n_train);
     snprintf(what, sizeof what, "model codes (%zu-d)", code);
     print_scores(what, &codes_s, ds);
+    if (compare_path) {
+        snprintf(what, sizeof what, "--compare (%zu-d)", other.code);
+        print_scores(what, &other.s, ds);
+    }
     print_scores("raw pixels (784-d)", &pixels_s, ds);
     if (pca_components > 0) {
         snprintf(what, sizeof what, "PCA-%ld codes", pca_components);
@@ -419,6 +508,9 @@ int main(int argc, char **argv)
     printf("\n| representation | floats | test BCE | precision@10 |\n|---|---|---|---|\n");
     printf("| autoencoder (%zu parameters) | %zu | %.4f | %.4f |\n", ae_model_param_count(m), code,
            model_bce, codes_s.p10);
+    if (compare_path)
+        printf("| %s (%zu parameters) | %zu | %.4f | %.4f |\n", compare_path, other.params,
+               other.code, other.test_bce, other.s.p10);
     if (pca_components > 0)
         printf("| PCA-%ld (%.1f%% of the variance) | %ld | %.4f | %.4f |\n", pca_components,
                100 * pca.explained, pca_components, pca.test_bce, pca_s.p10);
@@ -434,6 +526,13 @@ int main(int argc, char **argv)
         printf("\"pca\": {\"components\": %ld, \"test_bce\": %.4f, \"precision_at_1\": %.4f, "
                "\"precision_at_10\": %.4f, \"precision_at_100\": %.4f, \"map_at_100\": %.4f}, ",
                pca_components, pca.test_bce, pca_s.p1, pca_s.p10, pca_s.p100, pca_s.map100);
+    if (compare_path)
+        printf("\"compare\": {\"code_floats\": %zu, \"test_bce\": %.4f, \"precision_at_1\": %.4f, "
+               "\"precision_at_10\": %.4f, \"precision_at_100\": %.4f, \"map_at_100\": %.4f}, ",
+               other.code, other.test_bce, other.s.p1, other.s.p10, other.s.p100, other.s.map100);
+    if (train_s >= 0)
+        printf("\"trained\": {\"preset\": \"%s\", \"epochs\": %zu, \"seconds\": %.1f}, ",
+               ae_preset_name(preset), trained_epochs, train_s);
     printf("\"build_seconds\": %.3f, \"query_ms\": %.4f}\n", build_s,
            1e3 * query_s / (double)n_test);
     rc = 0;

@@ -42,6 +42,14 @@ test -s "$work/out/denoising_autoencoder.png"
 # without a saved model, image_retrieval trains one first
 rm "$work/out/conv_autoencoder.aem"
 "$bin/image_retrieval" $common --show 1 > "$work/retrieval_train.log"
-grep -q 'training the convolutional autoencoder first' "$work/retrieval_train.log"
+grep -q 'training the conv autoencoder first' "$work/retrieval_train.log"
 test -s "$work/out/conv_autoencoder.aem"
+# the retrieval-grade preset, the tutorial's model scored in the same run
+"$bin/image_retrieval" $common --show 0 --preset conv_bn8 \
+    --compare "$work/out/conv_autoencoder.aem" > "$work/retrieval_bn8.log"
+grep -q 'training the conv_bn8 autoencoder first' "$work/retrieval_bn8.log"
+test -s "$work/out/conv_bn8_autoencoder.aem"
+grep -q "^| $work/out/conv_autoencoder.aem (4385 parameters) | 128 | " "$work/retrieval_bn8.log"
+tail -n 1 "$work/retrieval_bn8.log" |
+    grep -q '"code_floats": 32, .*"pca": {"components": 32, .*"compare": {"code_floats": 128, .*"trained": {"preset": "conv_bn8", "epochs": 2, '
 echo "examples end to end: ok"
