@@ -10,7 +10,10 @@
 # each as `<prog> --data build/data/quickdraw10 --out build/out EXTRA ARGS...`.
 #
 # Environment: AUTOENC_DATA=<an unpacked quickdraw10/ folder> uses that data
-# instead of the archive; AE_JOBS (default 2); AE_SKIP_APT=1.
+# instead of the archive; AE_JOBS (default 2); AE_SKIP_APT=1;
+# AE_EXAMPLES_LONG=1 also trains the retrieval-grade conv_bn8 model (up to
+# AE_LONG_EPOCHS epochs, default 18: about 10-15 minutes on 2 cores) and
+# scores it in image_retrieval beside the tutorial's conv model and PCA-32.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -71,6 +74,14 @@ for name in "${EXAMPLES[@]}"; do
     "$prog" --data "$DATA" --out build/out "$@"
     ran=$((ran + 1))
 done
+if [ "${AE_EXAMPLES_LONG:-0}" = 1 ]; then
+    prog=$(find "$BUILD" -type f -name image_retrieval -perm -u+x 2>/dev/null | head -n 1)
+    args=(--data "$DATA" --out build/out --preset conv_bn8 --epochs "${AE_LONG_EPOCHS:-18}"
+          --compare build/out/conv_autoencoder.aem "$@")
+    log "$prog ${args[*]}"
+    "$prog" "${args[@]}"
+    ran=$((ran + 1))
+fi
 if [ "$ran" -eq 0 ]; then
     echo "examples/run.sh: no example program exists yet; built the library and unpacked the data only"
 fi
