@@ -9,7 +9,10 @@
  * batch's statistics, so training passes reduce across threads (ae__pass):
  * each thread sums its rows per channel in double, the partial sums meet
  * after a barrier, and each thread totals a share of the channels in thread
- * order (the result depends on the thread count, not on timing). The mean
+ * order (the result depends on the thread count, not on timing). Under
+ * data-parallel training over processes the totals are then summed across
+ * the processes too (the statistics reduction hook, ae_stat_reduce_fn), so
+ * the statistics are those of the global batch (synchronised batch norm). The mean
  * and the variance are two reductions (sum of x, then of (x - mean)^2)
  * rather than one of x and x^2: the one-pass form loses the variance of
  * pixels near 1 to cancellation.
@@ -28,7 +31,9 @@ static void barrier(const ae__pass *p) { ae__pool_barrier(p->pool); }
 
 /* After a barrier, sums slots [off, off + width) and the row count (slot
  * 2C) over every thread into the totals slot, each thread a share of the
- * range; then a barrier, after which every thread reads the totals. */
+ * range; then a barrier, after which every thread reads the totals. With a
+ * process hook, the totals from off through the count are then summed
+ * across processes (one call, by thread 0) before that last barrier. */
 static void reduce(const ae__pass *p, size_t C, size_t off, size_t width)
 {
     double *tot = p->red + (size_t)p->nt * p->red_stride;
@@ -44,6 +49,12 @@ static void reduce(const ae__pass *p, size_t C, size_t off, size_t width)
         double s = 0;
         for (int k = 0; k < p->nt; k++) s += p->red[(size_t)k * p->red_stride + 2 * C];
         tot[2 * C] = s;
+    }
+    if (p->sync) {
+        barrier(p);
+        if (p->t == 0 && !*p->sync_failed &&
+            p->sync(tot + off, 2 * C + 1 - off, p->sync_user) != 0)
+            *p->sync_failed = 1;
     }
     barrier(p);
 }
@@ -83,12 +94,13 @@ void ae__bn_forward(const ae_layer *L, const float *x, float *y, size_t n, const
     inv = mean + C;
     mine = p->red + (size_t)p->t * p->red_stride;
     tot = p->red + (size_t)p->nt * p->red_stride;
-    /* mean */
-    for (size_t c = 0; c < C; c++) mine[c] = 0;
+    /* mean (the variance slots join as zeros: a process hook sums every
+     * slot from 0 through the count) */
+    for (size_t c = 0; c < 2 * C; c++) mine[c] = 0;
     for (size_t r = 0; r < rows; r++)
         for (size_t c = 0; c < C; c++) mine[c] += x[r * C + c];
     mine[2 * C] = (double)rows;
-    reduce(p, C, 0, C);
+    reduce(p, C, 0, p->sync ? 2 * C : C);
     count = tot[2 * C] > 0 ? tot[2 * C] : 1;
     ae__split(C, p->t, p->nt, &lo, &hi);
     for (size_t c = lo; c < hi; c++) mean[c] = (float)(tot[c] / count);

@@ -420,7 +420,12 @@ static float *scratch_of(const ae__workspace *ws, int t)
 static ae__pass pass_of(const ae__workspace *ws, int training, int t)
 {
     ae__pass p = {training, ws->pool, t, ws->n_threads, ws->red, ws->red_stride, ws->bn_state,
-                  0, 0};
+                  0, 0, NULL, NULL, NULL};
+    if (training && ws->sync) {
+        p.sync = ws->sync;
+        p.sync_user = ws->sync_user;
+        p.sync_failed = ws->sync_failed;
+    }
     return p;
 }
 

@@ -96,6 +96,12 @@ typedef struct ae__pass {
     float *bn_state;
     uint64_t key; /* this layer's noise key (ae__noise_key) */
     size_t row0;  /* batch index of the first row passed to the layer */
+    /* training only: sums the totals across processes after the thread
+     * reduction (ae_stat_reduce_fn, data-parallel training), called by
+     * thread 0; a failure sets *sync_failed and skips later calls */
+    int (*sync)(double *values, size_t count, void *user);
+    void *sync_user;
+    int *sync_failed;
 } ae__pass;
 
 /* ---- dropout and noise layers (noise.c): training passes draw from a hash
@@ -193,6 +199,10 @@ typedef struct ae__workspace {
     size_t n_stats;
     /* dropout and noise of training passes: set before each step (train.c) */
     uint64_t noise_seed, noise_step;
+    /* batch statistics across processes in training passes (ae__pass.sync) */
+    int (*sync)(double *values, size_t count, void *user);
+    void *sync_user;
+    int *sync_failed;
 } ae__workspace;
 
 ae_status ae__workspace_create(const ae_model *m, size_t batch, int training,

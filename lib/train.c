@@ -357,6 +357,7 @@ typedef struct fit_state {
     ae_grad_reduce_fn reduce; /* gradient hook, or NULL */
     void *reduce_user;
     int reduce_failed;       /* the hook failed in the last step */
+    int sync_failed;         /* the statistics hook failed in the last step (batch norm) */
 } fit_state;
 
 static void fit_state_free(fit_state *s)
@@ -392,6 +393,11 @@ static ae_status fit_state_init(fit_state *s, const ae_model *m, const ae_train_
     pbytes = (s->n_params ? s->n_params : 1) * sizeof(float);
     if ((st = ae__workspace_create(m, s->batch, 1, &s->ws)) != AE_OK) return st;
     s->ws->noise_seed = (uint64_t)c->iv[AE_TRAIN_SEED]; /* dropout and noise layers */
+    if (m->n_stats && c->stat_reduce) { /* batch statistics of the global batch */
+        s->ws->sync = c->stat_reduce;
+        s->ws->sync_user = c->reduce_user;
+        s->ws->sync_failed = &s->sync_failed;
+    }
     s->grads = ae__malloc_aligned(pbytes);
     s->epoch_start = ae__malloc_aligned(
         (s->n_params + s->n_stats ? s->n_params + s->n_stats : 1) * sizeof(float));
@@ -501,6 +507,7 @@ static void step_task_body(step_job *j, int t, int nt)
     } else {
         return; /* every thread sees the same total */
     }
+    if (s->sync_failed) return; /* the step's batch statistics are not the global ones */
     if (s->reduce) {
         /* the whole gradient is summed: hand it to the hook (on the calling
          * thread, thread 0), then go on with what it left */
@@ -533,10 +540,10 @@ static double train_step(ae_model *m, fit_state *s, int loss, const float *x, co
     j.loss = loss;
     j.logits = loss == AE_LOSS_BCE && sigmoid_output(m);
     memset(j.bad, 0, sizeof j.bad);
-    s->reduce_failed = 0;
+    s->reduce_failed = s->sync_failed = 0;
     ae__optim_begin_step(s->opt);
     ae__pool_run(s->ws->pool, step_task, &j);
-    if (s->reduce_failed) return NAN;
+    if (s->reduce_failed || s->sync_failed) return NAN;
     for (int k = 0; k < s->ws->n_threads; k++) {
         total += j.partial[k];
         if (j.bad[k]) return NAN;
@@ -762,10 +769,11 @@ static ae_status fit_run(ae_model *m, const ae_train_config *c, ae_train_state *
             batch_sum = train_step(m, &s, loss, x, y, first, rows);
             if (isnan(batch_sum)) {
                 ae__snapshot_restore(m, ts->has_best && c->iv[AE_TRAIN_RESTORE_BEST] != 0 ? ts->best : s.epoch_start);
-                st = s.reduce_failed
-                         ? ae__fail(m->msg, AE_ERR_IO, "the gradient reduction callback failed "
+                st = s.reduce_failed || s.sync_failed
+                         ? ae__fail(m->msg, AE_ERR_IO, "the %s reduction callback failed "
                                     "at epoch %zu, step %zu; weights restored to the last good "
-                                    "state", epoch, step)
+                                    "state", s.sync_failed ? "statistics" : "gradient", epoch,
+                                    step)
                          : ae__fail(m->msg, AE_ERR_NUMERIC,
                                     "loss or gradient became NaN/inf at epoch %zu, step %zu; "
                                     "weights restored to the last good state", epoch, step);

@@ -362,6 +362,74 @@ static int stat_hook(double *v, size_t count, void *user)
     return 0;
 }
 
+/* Statistics hook of a model with batch normalisation (C = 4 channels):
+ * every step sends the layer's sums (2C + 1, C + 1, then 2C + 1 in
+ * backward), every epoch end the 4 loss values. */
+typedef struct bn_hook_log {
+    size_t calls, epoch_calls, forward_calls, variance_calls, bad_counts;
+    int fail_at; /* fail at this call (0: never) */
+} bn_hook_log;
+
+static int bn_stat_hook(double *v, size_t count, void *user)
+{
+    bn_hook_log *l = user;
+    l->calls++;
+    if (count == 4) l->epoch_calls++;
+    else if (count == 9) l->forward_calls++; /* forward and backward sums */
+    else if (count == 5) l->variance_calls++;
+    else l->bad_counts++;
+    /* a second, identical process: every sum and count doubles, so the
+     * statistics (exact in binary) and the weights stay as they are */
+    for (size_t i = 0; i < count; i++) v[i] *= 2;
+    return l->fail_at && (int)l->calls == l->fail_at;
+}
+
+static int identity_grad_hook(float *g, size_t count, void *user)
+{
+    (void)g, (void)count, (void)user;
+    return 0;
+}
+
+static void test_batch_statistics_hook(void **unused)
+{
+    float *x = ae_test_rows(N_ROWS, WIDTH, 9);
+    ae_model *a, *b;
+    ae_builder *bld;
+    ae_train_config *c = config(2);
+    bn_hook_log log = {0};
+    size_t in[1] = {WIDTH};
+    (void)unused;
+    assert_int_equal(ae_builder_create(&bld, 1, in), AE_OK);
+    assert_int_equal(ae_builder_dense(bld, 4, AE_ACT_LINEAR), AE_OK);
+    assert_int_equal(ae_builder_batchnorm(bld, 0.9, 1e-3), AE_OK);
+    assert_int_equal(ae_builder_activation(bld, AE_ACT_RELU), AE_OK);
+    assert_int_equal(ae_builder_mark_code(bld), AE_OK);
+    assert_int_equal(ae_builder_dense(bld, WIDTH, AE_ACT_SIGMOID), AE_OK);
+    assert_int_equal(ae_builder_build(&a, bld, 3), AE_OK);
+    assert_int_equal(ae_builder_build(&b, bld, 3), AE_OK);
+    ae_builder_free(bld);
+    assert_int_equal(ae_train_config_set_int(c, AE_TRAIN_THREADS, 2), AE_OK);
+    assert_int_equal(ae_train_fit(a, c, x, NULL, N_ROWS, NULL), AE_OK);
+    assert_int_equal(ae_train_config_set_reduce(c, identity_grad_hook, bn_stat_hook, &log), AE_OK);
+    assert_int_equal(ae_train_fit(b, c, x, NULL, N_ROWS, NULL), AE_OK);
+    assert_same_weights(a, b);
+    assert_memory_equal(a->stats, b->stats, a->n_stats * sizeof(float));
+    assert_int_equal(log.bad_counts, 0);
+    assert_int_equal(log.epoch_calls, 2);
+    assert_int_equal(log.forward_calls, 2 * 2 * 12); /* 2 epochs of 12 steps, forward + backward */
+    assert_int_equal(log.variance_calls, 2 * 12);
+    /* a failing call in a step fails the fit with AE_ERR_IO, weights restored */
+    log.calls = 0;
+    log.fail_at = 5;
+    assert_int_equal(ae_train_fit(b, c, x, NULL, N_ROWS, NULL), AE_ERR_IO);
+    assert_non_null(strstr(ae_last_error(), "ae_train_fit: the statistics reduction callback failed"));
+    assert_int_equal(log.calls, 5); /* no call after the failure */
+    ae_model_free(a);
+    ae_model_free(b);
+    ae_train_config_free(c);
+    free(x);
+}
+
 static void test_reduction_hooks(void **unused)
 {
     float *x = ae_test_rows(N_ROWS, WIDTH, 6);
@@ -448,6 +516,7 @@ int main(void)
         cmocka_unit_test(test_format_independent_reader),
         cmocka_unit_test(test_loader_refuses_damage),
         cmocka_unit_test(test_reduction_hooks),
+        cmocka_unit_test(test_batch_statistics_hook),
     };
     return cmocka_run_group_tests(tests, ae_test_group_setup, ae_test_group_teardown);
 }

@@ -133,8 +133,12 @@ AE_MPI_API ae_status ae_mpi_broadcast_model(ae_mpi *ctx, ae_model *model, int ro
 
 /**
  * Installs the context's reduction hooks in @p cfg (ae_train_config_set_reduce):
- * fits with @p cfg then average their gradients over the ranks every step and
- * sum their loss statistics every epoch. The context must outlive those fits.
+ * fits with @p cfg then average their gradients over the ranks every step,
+ * sum their loss statistics every epoch, and, for models with batch
+ * normalisation, sum every batch-norm layer's batch sums in every step
+ * (synchronised batch norm: R ranks with batch b train as one process with
+ * batch R b, and the moving statistics stay equal on every rank). The
+ * context must outlive those fits.
  * @return AE_OK, AE_ERR_INVALID_ARG or AE_ERR_STATE (unusable context).
  */
 AE_MPI_API ae_status ae_mpi_attach(ae_mpi *ctx, ae_train_config *cfg);

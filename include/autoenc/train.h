@@ -306,12 +306,21 @@ AE_API ae_status ae_train_fit_source(ae_model *model, const ae_train_config *cfg
  */
 typedef int (*ae_grad_reduce_fn)(float *grads, size_t count, void *user);
 /**
- * Statistics reduction, called at every epoch end before validation results
- * are used: @p values holds @p count doubles to reduce by summing across
- * processes, today 4: training loss sum, training element count, validation
- * loss sum, validation element count (0 without validation). The fit
- * computes its mean losses from the reduced values, so early stopping decides
- * alike everywhere. Return non-zero for a failure (the fit fails with AE_ERR_IO).
+ * Statistics reduction: @p values holds @p count doubles to reduce by
+ * summing across processes, in place. Called on the fit's calling thread
+ * - at every epoch end before validation results are used, with 4 values:
+ *   training loss sum, training element count, validation loss sum,
+ *   validation element count (0 without validation); the fit computes its
+ *   mean losses from the reduced values, so early stopping decides alike
+ *   everywhere;
+ * - for a model with batch normalisation, in every training step: each
+ *   batch-norm layer's per-channel sums (with C channels: 2 C + 1 values in
+ *   forward, C + 1 for the variance, 2 C + 1 in backward), so that its batch
+ *   statistics are those of the global batch over every process
+ *   (synchronised batch norm: R processes with batch b train as one with
+ *   batch R b) and the moving statistics stay equal on every process.
+ * Every process makes the same calls in the same order. Return non-zero for
+ * a failure (the fit fails with AE_ERR_IO).
  */
 typedef int (*ae_stat_reduce_fn)(double *values, size_t count, void *user);
 /**

@@ -279,20 +279,21 @@ static int grad_hook(float *grads, size_t count, void *user)
     return 0;
 }
 
-/* Loss statistics (sums and counts) summed over the ranks. */
+/* Loss statistics (sums and counts) at epoch ends and batch-norm sums in
+ * every step (synchronised batch norm), summed over the ranks. */
 static int stat_hook(double *values, size_t count, void *user)
 {
     static const char fn[] = "ae_mpi_attach";
     ae_mpi *ctx = user;
     MPI_Request req;
     double t0 = now_s();
-    if (ctx->broken || count > 64) return -1;
+    if (ctx->broken || count > (size_t)INT32_MAX) return -1;
     if (MPI_Iallreduce(MPI_IN_PLACE, values, (int)count, MPI_DOUBLE, MPI_SUM, ctx->comm, &req) !=
         MPI_SUCCESS) {
-        fail(ctx, fn, AE_ERR_IO, "MPI_Iallreduce of the loss statistics failed");
+        fail(ctx, fn, AE_ERR_IO, "MPI_Iallreduce of the statistics failed");
         return -1;
     }
-    if (wait_for(ctx, fn, &req, "loss-statistics allreduce") != AE_OK) return -1;
+    if (wait_for(ctx, fn, &req, "statistics allreduce") != AE_OK) return -1;
     ctx->reduce_s += now_s() - t0;
     ctx->reduce_calls++;
     ctx->reduce_bytes += count * sizeof(double);
