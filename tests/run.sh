@@ -12,8 +12,9 @@
 #             -DAE_SANITIZE=address,undefined (ASan + UBSan, no recovery).
 #   valgrind  the cmocka unit tests under valgrind memcheck
 #             (--leak-check=full --errors-for-leak-kinds=definite,indirect),
-#             with AE_TEST_VALGRIND=1 in the environment so that heavy tests
-#             can choose a smaller workload.
+#             with AE_TEST_SMALL=1 in the environment so that heavy tests
+#             can choose a smaller workload (the asan pass sets it too: the
+#             crash tests' full workloads took 6 minutes under ASan).
 #   docs      the API reference (`docs` target, doxygen) with
 #             -DAE_DOCS_STRICT=ON: any doxygen warning, an undocumented public
 #             function, type, macro or enumerator (status code) fails.
@@ -85,7 +86,7 @@ pass_asan() {
     # catches vector-ABI mistakes between target clones and their helpers
     configure_and_build "$dir" -DCMAKE_BUILD_TYPE=Debug -DAE_BUILD_TESTS=ON \
         -DAE_BUILD_EXAMPLES=OFF -DAE_SANITIZE=address,undefined -DAE_TEST_LAUNCHER=
-    (cd "$dir" &&
+    (cd "$dir" && export AE_TEST_SMALL=1 &&
      ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:detect_stack_use_after_return=1:check_initialization_order=1} \
      UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
      ctest -L unit --output-on-failure --no-tests=error -j "$JOBS" --timeout "$TIMEOUT")
@@ -96,8 +97,8 @@ pass_valgrind() {
     vg=$(command -v valgrind) || { echo "valgrind not found" >&2; return 1; }
     configure_and_build "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DAE_BUILD_TESTS=ON \
         -DAE_BUILD_EXAMPLES=OFF -DAE_SANITIZE= "-DAE_TEST_LAUNCHER=$vg;$VALGRIND_OPTS"
-    # AE_TEST_VALGRIND=1 lets a heavy unit test pick a smaller workload.
-    (cd "$dir" && export AE_TEST_VALGRIND=1 &&
+    # AE_TEST_SMALL=1 lets a heavy unit test pick a smaller workload.
+    (cd "$dir" && export AE_TEST_SMALL=1 &&
      ctest -L unit --output-on-failure --no-tests=error -j "$JOBS" --timeout $((TIMEOUT * 3)))
 }
 
@@ -120,7 +121,7 @@ pass_tsan() {
     configure_and_build "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DAE_BUILD_TESTS=ON \
         -DAE_BUILD_EXAMPLES=OFF -DAE_SANITIZE=thread -DAE_TEST_LAUNCHER=
     # TSan exits non-zero (66) after any report; halt_on_error stops at the first
-    (cd "$dir" &&
+    (cd "$dir" && export AE_TEST_SMALL=1 &&
      TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1:suppressions=$ROOT/tests/tsan.supp} \
      ctest -L threads --output-on-failure --no-tests=error -j "$JOBS" --timeout "$TIMEOUT")
 }

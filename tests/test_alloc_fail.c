@@ -13,7 +13,7 @@
  *     the trial (zero once the scenario's own handles are freed), and every
  *     block must be freed or resized with the size it was allocated with.
  * The number of failure points exercised per scenario is printed at the end.
- * AE_TEST_VALGRIND=1 (the valgrind pass) does not change the workload: it is
+ * AE_TEST_SMALL=1 (the asan and valgrind passes) does not change the workload: it is
  * small enough as it is.
  */
 #define _POSIX_C_SOURCE 200809L

@@ -11,7 +11,7 @@
  * epochs (AE_TRAIN_EPOCHS minus the completed ones: an unfinished epoch
  * counts as one) and compares every weight with the reference. The trials
  * must include kills that landed mid-epoch (a checkpoint with step > 0).
- * 8 trials (AE_TEST_VALGRIND=1: 2, on a smaller run).
+ * 8 trials (AE_TEST_SMALL=1: 2, on a smaller run).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <setjmp.h>
@@ -172,7 +172,7 @@ static void test_kill_and_resume(void **unused)
 
 static int setup(void **state)
 {
-    const char *v = getenv("AE_TEST_VALGRIND");
+    const char *v = getenv("AE_TEST_SMALL");
     (void)state;
     g_small = v && *v && strcmp(v, "0") != 0;
     if (g_small) g_trials = 2;

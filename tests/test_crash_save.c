@@ -16,7 +16,7 @@
  *     would (docs/reliability.md);
  *   - a leftover temp file, if any, is refused cleanly by the loader (or
  *     loads, if the kill came after it was complete but before the rename).
- * 50 trials per kind (AE_TEST_VALGRIND=1: 10 trials on smaller objects).
+ * 50 trials per kind (AE_TEST_SMALL=1: 10 trials on smaller objects).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -247,7 +247,7 @@ static void test_model_kill(void **state)
 
 static int setup(void **state)
 {
-    const char *v = getenv("AE_TEST_VALGRIND");
+    const char *v = getenv("AE_TEST_SMALL");
     (void)state;
     g_small = v && *v && strcmp(v, "0") != 0;
     if (g_small) g_trials = 10;

@@ -410,7 +410,7 @@ static void search_all(const ae_index *idx, const float *q, size_t nq, size_t k,
 static void test_add_equals_build(void **state)
 {
     /* under valgrind still past the ball tree's overflow limit (256 rows) */
-    const size_t n = getenv("AE_TEST_VALGRIND") ? 800 : 1500, d = 9, nq = 15, k = 6;
+    const size_t n = getenv("AE_TEST_SMALL") ? 800 : 1500, d = 9, nq = 15, k = 6;
     float *x = rand_matrix(n, d, -1, 1), *q = rand_matrix(nq, d, -1.1, 1.1);
     int64_t *ids = rand_ids(n);
     int32_t *labels = malloc(n * sizeof(int32_t));
@@ -592,7 +592,7 @@ static void test_remove_exact(void **state)
 static void test_hnsw_remove_recall(void **state)
 {
     const size_t n = 3000, d = 24, nq = 150, k = 10, nc = 30;
-    int vg = getenv("AE_TEST_VALGRIND") != NULL;
+    int vg = getenv("AE_TEST_SMALL") != NULL;
     size_t nn = vg ? 1000 : n, nrm = nn * 3 / 10, nl = 0;
     float *centres = rand_matrix(nc, d, -1.0, 1.0), *x = malloc(n * d * sizeof(float));
     float *q = malloc(nq * d * sizeof(float)), *xl = malloc(n * d * sizeof(float)), *dist;
@@ -655,7 +655,7 @@ static void test_hnsw_remove_recall(void **state)
 /* HNSW: codes added after a build are found as well as built ones. */
 static void test_hnsw_add_recall(void **state)
 {
-    const size_t n = getenv("AE_TEST_VALGRIND") ? 800 : 2000, d = 16, nq = 100, k = 10, nc = 20;
+    const size_t n = getenv("AE_TEST_SMALL") ? 800 : 2000, d = 16, nq = 100, k = 10, nc = 20;
     float *centres = rand_matrix(nc, d, -1.0, 1.0), *x = malloc(n * d * sizeof(float));
     float *q = malloc(nq * d * sizeof(float)), *dist;
     int64_t *ids = malloc(n * sizeof(int64_t)), *got;

@@ -133,7 +133,7 @@ static void test_predict_bit_identical(void **state)
     const ae_preset presets[4] = {AE_PRESET_SIMPLE, AE_PRESET_DEEP, AE_PRESET_CONV,
                                   AE_PRESET_CONV_BN8};
     static const size_t batches[3] = {1, 7, 64};
-    const int n_presets = getenv("AE_TEST_VALGRIND") ? 3 : 4; /* conv_bn8 is slow there */
+    const int n_presets = getenv("AE_TEST_SMALL") ? 3 : 4; /* conv_bn8 is slow there */
     (void)state;
     for (int p = 0; p < n_presets; p++) {
         const size_t n = 200;
@@ -282,7 +282,7 @@ static void test_model_gradients(void **state)
 {
     const ae_preset presets[3] = {AE_PRESET_SIMPLE, AE_PRESET_DEEP, AE_PRESET_CONV};
     /* under valgrind every forward pass is ~50x slower: sample fewer parameters */
-    const size_t samples = getenv("AE_TEST_VALGRIND") ? 24 : 200;
+    const size_t samples = getenv("AE_TEST_SMALL") ? 24 : 200;
     (void)state;
     for (int p = 0; p < 3; p++) {
         for (int loss = AE_LOSS_BCE; loss <= AE_LOSS_MSE; loss++) {

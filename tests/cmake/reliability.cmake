@@ -4,7 +4,7 @@
 # and the ThreadSanitizer registration.
 
 # Kill-during-save: ~30-60 s of real I/O (fsync) in a normal build; the
-# valgrind pass shrinks it through AE_TEST_VALGRIND=1.
+# asan and valgrind passes shrink it through AE_TEST_SMALL=1.
 set_tests_properties(test_crash_save PROPERTIES LABELS "unit;reliability" RUN_SERIAL ON)
 set_tests_properties(test_alloc_fail PROPERTIES LABELS "unit;reliability")
 # Kill-during-training and exact resume: a few seconds of training per trial.
