@@ -78,7 +78,10 @@ typedef enum ae_train_param {
      *  2 lambda w goes through the optimiser (and its moments) with the data
      *  gradient. The training and validation losses of the history include
      *  the term, as Keras' loss and val_loss do; ae_model_evaluate, which
-     *  has no configuration, does not. Default 0: off. */
+     *  has no configuration, does not. Its gradient is added after a
+     *  gradient reduction hook (ae_train_config_set_reduce): every process
+     *  adds it from the same weights. Like the other real keys it is read by
+     *  every fit call and not kept in a training state. Default 0: off. */
     AE_TRAIN_L2 = 19,
     /** double >= 0 (at most 100), decoupled weight decay, PyTorch AdamW's
      *  weight_decay: before each optimiser update the same kernels are
@@ -86,7 +89,8 @@ typedef enum ae_train_param {
      *  moments (Adam: AdamW; Nadam: NAdam with decoupled weight decay; SGD:
      *  plain decay). PyTorch's AdamW default is 0.01 but it decays every
      *  parameter; here biases and batch-norm parameters are left alone.
-     *  Default 0: off. */
+     *  Read by every fit call (not kept in a training state, as the
+     *  learning rate). Default 0: off. */
     AE_TRAIN_WEIGHT_DECAY = 20
 } ae_train_param;
 
