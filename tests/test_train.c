@@ -519,6 +519,17 @@ static void test_activity_penalty_in_losses(void **state)
     assert_float_equal(loss, tr_plain + tr_pen / (N - NV), 1e-6);
     assert_int_equal(ae_history_get(&loss, h, 0, AE_HIST_VAL_LOSS), AE_OK);
     assert_float_equal(loss, val_plain + val_pen / NV, 1e-6);
+    { /* a validation source is scored the same way */
+        ae_source *tr, *va;
+        assert_int_equal(ae_source_from_floats(&tr, x, NULL, N - NV, 16, 0), AE_OK);
+        assert_int_equal(ae_source_from_floats(&va, x + (N - NV) * 16, NULL, NV, 16, 0), AE_OK);
+        assert_int_equal(ae_train_config_set_double(c, AE_TRAIN_VALIDATION_SPLIT, 0), AE_OK);
+        assert_int_equal(ae_train_fit_source(sparse, c, NULL, tr, va, h), AE_OK);
+        assert_int_equal(ae_history_get(&loss, h, 0, AE_HIST_VAL_LOSS), AE_OK);
+        assert_float_equal(loss, val_plain + val_pen / NV, 1e-6);
+        ae_source_free(tr);
+        ae_source_free(va);
+    }
     ae_history_free(h);
     ae_encoder_free(enc);
     ae_train_config_free(c);
