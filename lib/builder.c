@@ -277,6 +277,20 @@ ae_status ae_builder_masking_noise(ae_builder *b, double probability)
     return add_noise(b, AE_LAYER_MASKING_NOISE, probability, 0);
 }
 
+ae_status ae_builder_activity_regularization(ae_builder *b, double l1, double l2)
+{
+    AE__ENTER();
+    ae_layer L = {0};
+    if (!b) return ae__fail(NULL, AE_ERR_INVALID_ARG, "builder is NULL");
+    if (!(l1 >= 0.0 && l1 <= 1e6) || !(l2 >= 0.0 && l2 <= 1e6))
+        return ae__fail(b->msg, AE_ERR_RANGE, "l1 = %g, l2 = %g: each must be in 0..1e6", l1, l2);
+    L.kind = AE_LAYER_ACTIVITY_REGULARIZATION;
+    L.out = b->cur;
+    L.l1 = l1;
+    L.l2 = l2;
+    return push(b, &L);
+}
+
 ae_status ae_builder_maxpool2d(ae_builder *b, ae_padding padding)
 {
     AE__ENTER();

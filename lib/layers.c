@@ -350,6 +350,53 @@ static void upsample_backward(const ae_layer *L, const float *dy, float *dx, siz
     }
 }
 
+/* ---- activity regularisation --------------------------------------------------------
+ * The identity, with the penalty l1 * sum|a| + l2 * sum a^2 per row (in
+ * double: it is added to loss sums kept in double). Backward adds the
+ * penalty's gradient with respect to the mean over the step's batch_rows
+ * rows, l1 sign(a) + 2 l2 a over batch_rows (sign(0) = 0, as the gradient
+ * TensorFlow gives |a| at 0). */
+
+static double activity_penalty(const ae_layer *L, const float *x, size_t count)
+{
+    double s1 = 0, s2 = 0;
+    for (size_t i = 0; i < count; i++) {
+        const double a = x[i];
+        s1 += fabs(a);
+        s2 += a * a;
+    }
+    return L->l1 * s1 + L->l2 * s2;
+}
+
+static void activity_backward(const ae_layer *L, const float *x, const float *dy, float *dx,
+                              size_t count, const ae__pass *p)
+{
+    if (!dx) return;
+    if (!p || !p->batch_rows) {
+        if (dx != dy) memcpy(dx, dy, count * sizeof *dx);
+        return;
+    }
+    {
+        const float c1 = (float)(L->l1 / (double)p->batch_rows);
+        const float c2 = (float)(2.0 * L->l2 / (double)p->batch_rows);
+        for (size_t i = 0; i < count; i++) {
+            const float a = x[i];
+            const float sign = a > 0.0f ? 1.0f : a < 0.0f ? -1.0f : 0.0f;
+            dx[i] = dy[i] + c1 * sign + c2 * a;
+        }
+    }
+}
+
+double ae__layer_penalty(const ae_layer *L, const float *x, const float *y, size_t n)
+{
+    (void)y;
+    switch (L->kind) {
+    case AE_LAYER_ACTIVITY_REGULARIZATION:
+        return activity_penalty(L, x, n * ae__shape_size(&L->in));
+    default: return 0.0;
+    }
+}
+
 /* ---- dispatch ------------------------------------------------------------------------ */
 
 size_t ae__layer_ws_floats(const ae_layer *L, size_t n)
@@ -406,7 +453,7 @@ void ae__layer_forward_pass(const ae_layer *L, const float *x, float *y, size_t 
     case AE_LAYER_MASKING_NOISE: ae__noise_forward(L, x, y, n, p); break;
     case AE_LAYER_MAXPOOL2D: maxpool_forward(L, x, y, n); break;
     case AE_LAYER_UPSAMPLE2D: upsample_forward(L, x, y, n); break;
-    default: /* activation, flatten, reshape: the data is unchanged */
+    default: /* activation, flatten, reshape, activity regularisation: the data is unchanged */
         if (y != x) memcpy(y, x, n * in * sizeof *y);
         break;
     }
@@ -457,6 +504,7 @@ void ae__layer_backward_pass(const ae_layer *L, const float *x, const float *y, 
     case AE_LAYER_DROPOUT:
     case AE_LAYER_GAUSSIAN_NOISE:
     case AE_LAYER_MASKING_NOISE: ae__noise_backward(L, y, dy, dx, n, p); break;
+    case AE_LAYER_ACTIVITY_REGULARIZATION: activity_backward(L, x, dy, dx, n * in, p); break;
     case AE_LAYER_MAXPOOL2D:
         if (dx) maxpool_backward(L, x, dy, dx, n);
         break;

@@ -44,6 +44,7 @@ const char *ae_layer_kind_name(ae_layer_kind kind)
     case AE_LAYER_DROPOUT: return "dropout";
     case AE_LAYER_GAUSSIAN_NOISE: return "gaussian_noise";
     case AE_LAYER_MASKING_NOISE: return "masking_noise";
+    case AE_LAYER_ACTIVITY_REGULARIZATION: return "activity_regularization";
     default: return "unknown";
     }
 }
@@ -64,6 +65,7 @@ static const char *kind_class(int kind)
     case AE_LAYER_DROPOUT: return "Dropout";
     case AE_LAYER_GAUSSIAN_NOISE: return "GaussianNoise";
     case AE_LAYER_MASKING_NOISE: return "MaskingNoise";
+    case AE_LAYER_ACTIVITY_REGULARIZATION: return "ActivityRegularization";
     default: return "?";
     }
 }
@@ -77,6 +79,18 @@ size_t ae_layer_output_dim(const ae_layer *L, int axis)
     return L && axis >= 0 && axis < L->out.rank ? L->out.d[axis] : 0;
 }
 double ae_layer_noise_param(const ae_layer *L) { return L ? L->rate : 0.0; }
+
+ae_status ae_layer_activity_regularization(double *l1, double *l2, const ae_layer *L)
+{
+    AE__ENTER();
+    if (!L) return ae__fail(NULL, AE_ERR_INVALID_ARG, "layer is NULL");
+    if (L->kind != AE_LAYER_ACTIVITY_REGULARIZATION)
+        return ae__fail(NULL, AE_ERR_INVALID_ARG, "layer '%s' is not an activity regularisation",
+                        L->name);
+    if (l1) *l1 = L->l1;
+    if (l2) *l2 = L->l2;
+    return AE_OK;
+}
 size_t ae_layer_stride(const ae_layer *L) { return L ? (L->stride ? L->stride : 1) : 0; }
 size_t ae_layer_output_size(const ae_layer *L) { return L ? ae__shape_size(&L->out) : 0; }
 size_t ae_layer_param_count(const ae_layer *L) { return L ? L->n_kernel + L->n_bias : 0; }
@@ -420,7 +434,7 @@ static float *scratch_of(const ae__workspace *ws, int t)
 static ae__pass pass_of(const ae__workspace *ws, int training, int t)
 {
     ae__pass p = {training, ws->pool, t, ws->n_threads, ws->red, ws->red_stride, ws->bn_state,
-                  0, 0, NULL, NULL, NULL};
+                  0, 0, ws->batch_rows, NULL, NULL, NULL};
     if (training && ws->sync) {
         p.sync = ws->sync;
         p.sync_user = ws->sync_user;
@@ -430,9 +444,11 @@ static ae__pass pass_of(const ae__workspace *ws, int training, int t)
 }
 
 /* A thread with no rows still takes part in batch statistics (m->syncs):
- * layers are run with n = 0 only where they synchronise. */
+ * layers are run with n = 0 only where they synchronise. penalty (may be
+ * NULL) receives the rows' summed layer penalties, taken as each layer runs:
+ * an inference pass overwrites a layer's input two layers later. */
 static void forward_rows(const ae_model *m, ae__workspace *ws, const float *x, size_t lo,
-                         size_t hi, int t, int training)
+                         size_t hi, int t, int training, double *penalty)
 {
     const float *in = x + lo * ae__shape_size(&m->input);
     ae__pass p = pass_of(ws, training, t);
@@ -443,6 +459,7 @@ static void forward_rows(const ae_model *m, ae__workspace *ws, const float *x, s
         p.key = ae__noise_key(ws->noise_seed, ws->noise_step, i);
         if (lo < hi || (training && L->kind == AE_LAYER_BATCHNORM))
             ae__layer_forward_pass(L, in, out, hi - lo, scratch_of(ws, t), &p);
+        if (penalty && lo < hi) *penalty += ae__layer_penalty(L, in, out, hi - lo);
         in = out;
     }
 }
@@ -479,7 +496,7 @@ static void backward_rows(const ae_model *m, ae__workspace *ws, const float *x, 
 void ae__forward_rows(const ae_model *m, ae__workspace *ws, const float *x, size_t lo, size_t hi,
                       int t)
 {
-    forward_rows(m, ws, x, lo, hi, t, ws->training);
+    forward_rows(m, ws, x, lo, hi, t, ws->training, NULL);
 }
 
 void ae__backward_rows(const ae_model *m, ae__workspace *ws, const float *x, float *dout,
@@ -499,14 +516,17 @@ typedef struct pass_job {
     float *grads;
     size_t n;
     int preact;
+    int want_penalty;
+    double penalty[AE__MAX_THREADS]; /* each thread's rows' penalties */
 } pass_job;
 
 static void forward_task(void *ctx, int t, int nt)
 {
-    const pass_job *j = ctx;
+    pass_job *j = ctx;
     size_t lo, hi;
     ae__split(j->n, t, nt, &lo, &hi);
-    if (lo < hi) forward_rows(j->m, j->ws, j->x, lo, hi, t, 0);
+    j->penalty[t] = 0;
+    if (lo < hi) forward_rows(j->m, j->ws, j->x, lo, hi, t, 0, j->want_penalty ? &j->penalty[t] : NULL);
 }
 
 /* Backward of each thread's rows into its own gradient buffer, then the
@@ -536,15 +556,26 @@ void ae__reduce_grads(ae__workspace *ws, float *grads, int t, int nt)
 
 const float *ae__model_forward_ws(const ae_model *m, ae__workspace *ws, const float *x, size_t n)
 {
-    pass_job j = {m, ws, x, NULL, NULL, n, 0};
+    pass_job j = {m, ws, x, NULL, NULL, n, 0, 0, {0}};
     ae__pool_run(ws->pool, forward_task, &j);
+    return ws->acts[m->n_layers - 1];
+}
+
+const float *ae__model_forward_penalty_ws(const ae_model *m, ae__workspace *ws, const float *x,
+                                          size_t n, double *penalty)
+{
+    pass_job j = {m, ws, x, NULL, NULL, n, 0, 1, {0}};
+    ae__pool_run(ws->pool, forward_task, &j);
+    *penalty = 0;
+    for (int t = 0; t < ae__pool_threads(ws->pool); t++) *penalty += j.penalty[t];
     return ws->acts[m->n_layers - 1];
 }
 
 void ae__model_backward_ws(const ae_model *m, ae__workspace *ws, const float *x, float *dout,
                            int dout_is_preact, float *grads, size_t n)
 {
-    pass_job j = {m, ws, x, dout, grads, n, dout_is_preact};
+    pass_job j = {m, ws, x, dout, grads, n, dout_is_preact, 0, {0}};
+    ws->batch_rows = n;
     ae__pool_run(ws->pool, backward_task, &j);
 }
 
@@ -754,9 +785,12 @@ ae_status ae_model_summary(const ae_model *m, char *buf, size_t cap, size_t *nee
         ae__shape_format(&L->out, shape, sizeof shape);
         /* a label too long for its column keeps one space before the shape */
         const int pad = (int)strlen(label) < 32 ? 32 - (int)strlen(label) : 1;
-        out_printf(&t, "%s %s%*s%-26s%-10zu%s\n", rule, label, pad, "", shape,
+        out_printf(&t, "%s %s%*s%-26s%-10zu%s", rule, label, pad, "", shape,
                    L->n_kernel + L->n_bias + L->n_stats,
                    m->has_code && m->code_layer == i ? "<- code" : "");
+        if (L->kind == AE_LAYER_ACTIVITY_REGULARIZATION)
+            out_printf(&t, "l1=%g l2=%g", L->l1, L->l2);
+        out_printf(&t, "\n");
     }
     {
         char trainable[32], fixed[32];

@@ -19,7 +19,7 @@ int ae__shape_equal(const ae__shape *a, const ae__shape *b);
 /* "(None, 28, 28, 1)" like Keras' summary */
 void ae__shape_format(const ae__shape *s, char *buf, size_t cap);
 
-#define AE__LAYER_KINDS AE_LAYER_MASKING_NOISE /* the largest ae_layer_kind */
+#define AE__LAYER_KINDS AE_LAYER_ACTIVITY_REGULARIZATION /* the largest ae_layer_kind */
 
 struct ae_layer {
     int kind;        /* AE_LAYER_* */
@@ -42,6 +42,8 @@ struct ae_layer {
      * Gaussian noise output is clipped to [0, 1] */
     double rate;
     int clip;
+    /* activity regularisation: the L1 and L2 coefficients */
+    double l1, l2;
     size_t stats_offset, n_stats;
     float *moving_mean, *moving_var;
     char name[32];
@@ -96,6 +98,11 @@ typedef struct ae__pass {
     float *bn_state;
     uint64_t key; /* this layer's noise key (ae__noise_key) */
     size_t row0;  /* batch index of the first row passed to the layer */
+    /* rows of the whole batch whose mean loss backward differentiates (the
+     * training step's, not this thread's share): layers with a penalty
+     * (ae__layer_penalty) add its gradient divided by it to dx; 0: no
+     * penalty gradient */
+    size_t batch_rows;
     /* training only: sums the totals across processes after the thread
      * reduction (ae_stat_reduce_fn, data-parallel training), called by
      * thread 0; a failure sets *sync_failed and skips later calls */
@@ -132,6 +139,17 @@ void ae__layer_forward_pass(const ae_layer *L, const float *x, float *y, size_t 
 void ae__layer_backward_pass(const ae_layer *L, const float *x, const float *y, float *dy,
                              int dy_is_preact, float *dx, float *gk, float *gb, size_t n,
                              float *ws, const ae__pass *p);
+/* The loss a layer adds (activity regularisation; 0 for kinds without a
+ * penalty), SUMMED over the n rows of its input x and output y, in the
+ * units of the model's loss, which is the mean over a row's output
+ * elements: a training step adds penalty * (output size) to its loss sum
+ * before that sum is divided by rows * (output size), so the reported loss
+ * is the data loss plus the mean penalty per row (Keras' loss, which divides
+ * activity regularisation by the batch size). The penalty's gradient is
+ * added by the layer's backward pass, divided by ae__pass.batch_rows.
+ * Validation and ae_model_evaluate include the penalty too (Keras'
+ * val_loss does). Activity regularisation: l1 * sum|x| + l2 * sum x^2. */
+double ae__layer_penalty(const ae_layer *L, const float *x, const float *y, size_t n);
 /* Glorot-uniform kernel, zero bias, as Keras' defaults. */
 void ae__layer_init(ae_layer *L, ae__rng *rng);
 
@@ -199,6 +217,9 @@ typedef struct ae__workspace {
     size_t n_stats;
     /* dropout and noise of training passes: set before each step (train.c) */
     uint64_t noise_seed, noise_step;
+    /* rows of the current training step (ae__pass.batch_rows), set before
+     * each step (train.c) */
+    size_t batch_rows;
     /* batch statistics across processes in training passes (ae__pass.sync) */
     int (*sync)(double *values, size_t count, void *user);
     void *sync_user;
@@ -233,9 +254,14 @@ void ae__reduce_grads(ae__workspace *ws, float *grads, int t, int nt);
  * workspace. ae__model_backward_ws backpropagates through that same
  * inference pass. */
 const float *ae__model_forward_ws(const ae_model *m, ae__workspace *ws, const float *x, size_t n);
+/* ae__model_forward_ws that also sets *penalty to the sum over the layers
+ * of ae__layer_penalty over the n rows (validation, ae_model_evaluate). */
+const float *ae__model_forward_penalty_ws(const ae_model *m, ae__workspace *ws, const float *x,
+                                          size_t n, double *penalty);
 /* Backward pass after a forward on the same ws and x. dout: dL/dy of the last
  * layer (overwritten); grads: buffer of n_params floats, same layout as
- * params, overwritten. */
+ * params, overwritten. Layer penalties' gradients are those of their mean
+ * over the n rows. */
 void ae__model_backward_ws(const ae_model *m, ae__workspace *ws, const float *x, float *dout,
                            int dout_is_preact, float *grads, size_t n);
 

@@ -12,7 +12,7 @@
 
 /* ---- configuration ------------------------------------------------------------- */
 
-#define AE__N_KEYS 19 /* keys 1..18 */
+#define AE__N_KEYS 21 /* keys 1..20 */
 
 /* Every key has one type. Integer keys keep an exact int64_t, so a seed
  * above 2^53 is not rounded; real keys a double. */
@@ -44,6 +44,8 @@ static const param_spec specs[AE__N_KEYS] = {
     INT_KEY(AE_TRAIN_RESTORE_BEST, 0, 1, 1),
     INT_KEY(AE_TRAIN_THREADS, 0, AE__MAX_THREADS, 0),
     INT_KEY(AE_TRAIN_CHECKPOINT_STEPS, 0, INT64_MAX, 0),
+    REAL_KEY(AE_TRAIN_L2, 0, 100, 0),
+    REAL_KEY(AE_TRAIN_WEIGHT_DECAY, 0, 100, 0),
 };
 #undef INT_KEY
 #undef REAL_KEY
@@ -274,17 +276,42 @@ static int sigmoid_output(const ae_model *m)
     return m->layers[m->n_layers - 1].activation == AE_ACT_SIGMOID;
 }
 
-/* Summed loss over n rows using ws (forward only), in batches of ws->batch. */
+/* Summed loss over n rows using ws (forward only), in batches of ws->batch;
+ * layer penalties count, each row's in the units of the loss of its out
+ * elements (ae__layer_penalty). */
 static double loss_sum(const ae_model *m, ae__workspace *ws, int loss, const float *x,
                        const float *y, size_t n)
 {
     const size_t in = ae_model_input_size(m), out = ae_model_output_size(m);
-    double sum = 0;
+    double sum = 0, penalty;
     for (size_t done = 0; done < n; done += ws->batch) {
         size_t rows = n - done < ws->batch ? n - done : ws->batch;
-        const float *p = ae__model_forward_ws(m, ws, x + done * in, rows);
-        sum += ae__loss_sum(loss, p, y + done * out, rows * out, NULL, 1, 0);
+        const float *p = ae__model_forward_penalty_ws(m, ws, x + done * in, rows, &penalty);
+        sum += ae__loss_sum(loss, p, y + done * out, rows * out, NULL, 1, 0) + penalty * (double)out;
     }
+    return sum;
+}
+
+/* Are parameters of L subject to AE_TRAIN_L2 and AE_TRAIN_WEIGHT_DECAY? Its
+ * kernel [*a, *b) clipped to [lo, hi), if not empty. */
+static int decayed_range(const ae_layer *L, size_t lo, size_t hi, size_t *a, size_t *b)
+{
+    if (L->kind != AE_LAYER_DENSE && L->kind != AE_LAYER_CONV2D &&
+        L->kind != AE_LAYER_CONV2D_TRANSPOSE)
+        return 0;
+    *a = L->param_offset > lo ? L->param_offset : lo;
+    *b = L->param_offset + L->n_kernel < hi ? L->param_offset + L->n_kernel : hi;
+    return *a < *b;
+}
+
+/* sum w^2 over the decayed kernels' parameters in [lo, hi) */
+static double kernel_sq_sum(const ae_model *m, size_t lo, size_t hi)
+{
+    double sum = 0;
+    size_t a, b;
+    for (size_t i = 0; i < m->n_layers; i++)
+        if (decayed_range(&m->layers[i], lo, hi, &a, &b))
+            for (size_t k = a; k < b; k++) sum += (double)m->params[k] * m->params[k];
     return sum;
 }
 
@@ -429,7 +456,9 @@ typedef struct step_job {
     const float *x, *y;
     size_t first, rows;
     int loss, logits;
+    double l2, decay;                /* AE_TRAIN_L2; 1 - lr * AE_TRAIN_WEIGHT_DECAY */
     double partial[AE__MAX_THREADS]; /* each thread's loss sum */
+    double l2_sum[AE__MAX_THREADS];  /* each thread's sum w^2 (AE_TRAIN_L2) */
     int bad[AE__MAX_THREADS];        /* a thread's gradient range held NaN/inf */
 } step_job;
 
@@ -458,6 +487,21 @@ static void flush_denormals_end(unsigned old)
 }
 
 static void step_task_body(step_job *j, int t, int nt);
+
+/* The summed layer penalties (ae__layer_penalty) of rows [lo, hi) after a
+ * training forward, whose workspace keeps every layer's output. */
+static double rows_penalty(const ae_model *m, const ae__workspace *ws, const float *x, size_t lo,
+                           size_t hi)
+{
+    const float *in = x + lo * ae__shape_size(&m->input);
+    double sum = 0;
+    for (size_t i = 0; i < m->n_layers; i++) {
+        const float *out = ws->acts[i] + lo * ae__shape_size(&m->layers[i].out);
+        sum += ae__layer_penalty(&m->layers[i], in, out, hi - lo);
+        in = out;
+    }
+    return sum;
+}
 
 static void step_task(void *ctx, int t, int nt)
 {
@@ -490,10 +534,16 @@ static void step_task_body(step_job *j, int t, int nt)
         pred = ws->acts[m->n_layers - 1] + lo * s->out;
         j->partial[t] = ae__loss_sum(j->loss, pred, targets + lo * s->out, (hi - lo) * s->out,
                                      s->dout + lo * s->out, j->rows * s->out, j->logits);
+        /* the loss sum is divided by rows * out: a row's penalty counts once */
+        if (lo < hi) j->partial[t] += rows_penalty(m, ws, s->xb, lo, hi) * (double)s->out;
         if (isfinite(j->partial[t]) || m->syncs)
             ae__backward_rows(m, ws, s->xb, s->dout, j->logits, g, lo, hi, t);
     } else {
         memset(g, 0, s->n_params * sizeof *g);
+    }
+    if (j->l2 > 0) { /* the weights before this step's update, over this thread's range */
+        ae__split(s->n_params, t, nt, &plo, &phi);
+        j->l2_sum[t] = kernel_sq_sum(m, plo, phi);
     }
     ae__pool_barrier(ws->pool);
     for (int k = 0; k < nt; k++) total += j->partial[k];
@@ -517,17 +567,32 @@ static void step_task_body(step_job *j, int t, int nt)
         if (s->reduce_failed) return;
     }
     ae__split(s->n_params, t, nt, &plo, &phi);
+    if (j->l2 > 0) { /* d(l2 sum w^2)/dw, after the hook: every process adds its own */
+        const float c = (float)(2.0 * j->l2);
+        size_t a, b;
+        for (size_t i = 0; i < m->n_layers; i++)
+            if (decayed_range(&m->layers[i], plo, phi, &a, &b))
+                for (size_t k = a; k < b; k++) s->grads[k] += c * j->m->params[k];
+    }
     j->bad[t] = !ae__all_finite(s->grads + plo, phi - plo);
     ae__pool_barrier(ws->pool);
     for (int k = 0; k < nt; k++) any_bad |= j->bad[k];
-    if (!any_bad) ae__optim_apply(s->opt, j->m->params, s->grads, plo, phi);
+    if (any_bad) return;
+    if (j->decay != 1.0) { /* AdamW: p *= 1 - lr wd, then the update */
+        const float d = (float)j->decay;
+        size_t a, b;
+        for (size_t i = 0; i < m->n_layers; i++)
+            if (decayed_range(&m->layers[i], plo, phi, &a, &b))
+                for (size_t k = a; k < b; k++) j->m->params[k] *= d;
+    }
+    ae__optim_apply(s->opt, j->m->params, s->grads, plo, phi);
 }
 
 /* One optimiser step on rows order[first .. first+rows). Returns the batch's
  * summed loss, or NaN when the loss or a gradient is not finite (then the
  * weights are left untouched). */
 static double train_step(ae_model *m, fit_state *s, int loss, const float *x, const float *y,
-                         size_t first, size_t rows)
+                         size_t first, size_t rows, double l2, double weight_decay)
 {
     step_job j;
     double total = 0;
@@ -539,14 +604,23 @@ static double train_step(ae_model *m, fit_state *s, int loss, const float *x, co
     j.rows = rows;
     j.loss = loss;
     j.logits = loss == AE_LOSS_BCE && sigmoid_output(m);
+    j.l2 = l2;
+    j.decay = 1.0 - s->opt->lr * weight_decay;
     memset(j.bad, 0, sizeof j.bad);
+    memset(j.l2_sum, 0, sizeof j.l2_sum);
     s->reduce_failed = s->sync_failed = 0;
+    s->ws->batch_rows = rows; /* penalty gradients: of the batch's mean */
     ae__optim_begin_step(s->opt);
     ae__pool_run(s->ws->pool, step_task, &j);
     if (s->reduce_failed || s->sync_failed) return NAN;
     for (int k = 0; k < s->ws->n_threads; k++) {
         total += j.partial[k];
         if (j.bad[k]) return NAN;
+    }
+    if (l2 > 0) { /* the batch's mean loss gains l2 sum w^2 */
+        double sq = 0;
+        for (int k = 0; k < s->ws->n_threads; k++) sq += j.l2_sum[k];
+        total += l2 * sq * (double)rows * (double)s->out;
     }
     return isfinite(total) ? total : NAN;
 }
@@ -620,6 +694,7 @@ static ae_status source_loss_sum(double *sum, const ae_model *m, fit_state *s, i
                                  const ae_source *src, size_t first, size_t n)
 {
     ae_status st;
+    double penalty;
     *sum = 0;
     for (size_t done = 0; done < n; done += s->batch) {
         const size_t rows = n - done < s->batch ? n - done : s->batch;
@@ -627,8 +702,9 @@ static ae_status source_loss_sum(double *sum, const ae_model *m, fit_state *s, i
         for (size_t i = 0; i < rows; i++) s->val_rows[i] = first + done + i;
         if ((st = ae__source_fill(src, s->val_rows, rows, s->xb, s->self_targets ? NULL : s->yb)) != AE_OK)
             return st;
-        p = ae__model_forward_ws(m, s->ws, s->xb, rows);
-        *sum += ae__loss_sum(loss, p, s->self_targets ? s->xb : s->yb, rows * s->out, NULL, 1, 0);
+        p = ae__model_forward_penalty_ws(m, s->ws, s->xb, rows, &penalty);
+        *sum += ae__loss_sum(loss, p, s->self_targets ? s->xb : s->yb, rows * s->out, NULL, 1, 0) +
+                penalty * (double)s->out;
     }
     return AE_OK;
 }
@@ -766,7 +842,8 @@ static ae_status fit_run(ae_model *m, const ae_train_config *c, ae_train_state *
                 swap = s.yb, s.yb = s.yb_next, s.yb_next = swap;
                 if (step + 1 < steps) prefetch_batch(pf, &s, step + 1, 0);
             }
-            batch_sum = train_step(m, &s, loss, x, y, first, rows);
+            batch_sum = train_step(m, &s, loss, x, y, first, rows, c->dv[AE_TRAIN_L2],
+                                   c->dv[AE_TRAIN_WEIGHT_DECAY]);
             if (isnan(batch_sum)) {
                 ae__snapshot_restore(m, ts->has_best && c->iv[AE_TRAIN_RESTORE_BEST] != 0 ? ts->best : s.epoch_start);
                 st = s.reduce_failed || s.sync_failed
@@ -806,6 +883,8 @@ static ae_status fit_run(ae_model *m, const ae_train_config *c, ae_train_state *
             goto done;
         }
         stats[3] = (double)n_val * (double)s.out;
+        if (n_val && c->dv[AE_TRAIN_L2] > 0) /* Keras' val_loss includes kernel regularisers */
+            stats[2] += c->dv[AE_TRAIN_L2] * kernel_sq_sum(m, 0, m->n_params) * stats[3];
         if (c->stat_reduce && c->stat_reduce(stats, 4, c->reduce_user) != 0) {
             st = ae__fail(m->msg, AE_ERR_IO, "the statistics reduction callback failed at "
                           "epoch %zu", epoch);

@@ -64,6 +64,7 @@ static void test_every_function_names_itself(void **state)
     EXPECT_FAIL(ae_tensor_reshape(NULL, 1, (size_t[]){1}), "ae_tensor_reshape");
     /* layer.h */
     EXPECT_FAIL(ae_layer_param(&cp, &sz, NULL, AE_PARAM_KERNEL), "ae_layer_param");
+    EXPECT_FAIL(ae_layer_activity_regularization(NULL, NULL, NULL), "ae_layer_activity_regularization");
     /* builder.h */
     EXPECT_FAIL(ae_builder_create(NULL, 1, (size_t[]){4}), "ae_builder_create");
     EXPECT_FAIL(ae_builder_dense(b, 0, AE_ACT_RELU), "ae_builder_dense");
@@ -79,6 +80,7 @@ static void test_every_function_names_itself(void **state)
     EXPECT_FAIL(ae_builder_dropout(b, 1.0), "ae_builder_dropout");
     EXPECT_FAIL(ae_builder_gaussian_noise(b, -1.0, 0), "ae_builder_gaussian_noise");
     EXPECT_FAIL(ae_builder_masking_noise(b, 1.0), "ae_builder_masking_noise");
+    EXPECT_FAIL(ae_builder_activity_regularization(b, -1.0, 0), "ae_builder_activity_regularization");
     EXPECT_FAIL(ae_builder_flatten(NULL), "ae_builder_flatten");
     EXPECT_FAIL(ae_builder_reshape(b, 1, (size_t[]){5}), "ae_builder_reshape");
     EXPECT_FAIL(ae_builder_mark_code(b), "ae_builder_mark_code");

@@ -25,7 +25,9 @@ static ae_model *one_layer(int rank, const size_t *dims, add_fn add)
     return m;
 }
 
-/* L = sum(y * r): dL/dy = r. Forward in double-checked float, central differences. */
+/* L = sum(y * r): dL/dy = r, plus the layer's penalty (ae__layer_penalty)
+ * over the pass's batch_rows when it has some, as a training step adds it.
+ * Forward in double-checked float, central differences. */
 static double probe_loss(const ae_layer *L, const float *x, const float *r, size_t n, float *y,
                          float *ws, const ae__pass *p)
 {
@@ -33,6 +35,7 @@ static double probe_loss(const ae_layer *L, const float *x, const float *r, size
     size_t out = ae__shape_size(&L->out);
     ae__layer_forward_pass(L, x, y, n, ws, p);
     for (size_t i = 0; i < n * out; i++) s += (double)y[i] * r[i];
+    if (p && p->batch_rows) s += ae__layer_penalty(L, x, y, n) / (double)p->batch_rows;
     return s;
 }
 
@@ -635,6 +638,70 @@ static void test_dropout_and_noise(void **state)
     free(x); free(y); free(y2);
 }
 
+static ae_status add_activity(ae_builder *b) { return ae_builder_activity_regularization(b, 0.3, 0.2); }
+static ae_status add_activity_l1(ae_builder *b) { return ae_builder_activity_regularization(b, 0.5, 0); }
+
+/* Activity regularisation: the identity; its penalty l1 sum|a| + l2 sum a^2
+ * worked by hand; finite-difference checks of its gradient over the batch's
+ * rows (features and an image), none without batch rows (inference). */
+static void test_activity_regularization(void **state)
+{
+    static const case_def ar_cases[] = {
+        {"activity regularization l1 0.3 l2 0.2", 1, {7}, add_activity},
+        {"activity regularization l1 0.5, image 2x3x2", 3, {2, 3, 2}, add_activity_l1},
+    };
+    const float x[6] = {1.0f, -2.0f, 0.0f, 0.5f, -0.25f, 3.0f};
+    float y[6], dy[6], dx[6], ws[1];
+    double l1, l2;
+    char buf[2048];
+    size_t dims[1] = {3};
+    ae_builder *b;
+    ae_model *m;
+    train_pass tp;
+    (void)state;
+    for (size_t c = 0; c < 2; c++) {
+        m = one_layer(ar_cases[c].rank, ar_cases[c].dims, ar_cases[c].add);
+        train_pass_init(&tp, m);
+        tp.p.batch_rows = 3;
+        print_message("gradient check: %s, training\n", ar_cases[c].name);
+        gradient_check_pass(m, 3, &tp.p);
+        /* a thread's share of a larger batch: the gradient of the batch's mean */
+        tp.p.batch_rows = 8;
+        gradient_check_pass(m, 3, &tp.p);
+        gradient_check(m, 3); /* no batch rows: the identity's gradient */
+        ae_model_free(m);
+    }
+    assert_int_equal(ae_builder_create(&b, 1, dims), AE_OK);
+    assert_int_equal(ae_builder_activity_regularization(b, -1e-3, 0), AE_ERR_RANGE);
+    assert_int_equal(ae_builder_activity_regularization(b, 0, NAN), AE_ERR_RANGE);
+    assert_int_equal(ae_builder_activity_regularization(b, 0.1, 0.01), AE_OK);
+    assert_int_equal(ae_builder_build(&m, b, 1), AE_OK);
+    assert_string_equal(ae_layer_name(ae_model_layer(m, 0)), "activity_regularization");
+    assert_int_equal(ae_layer_kind_of(ae_model_layer(m, 0)), AE_LAYER_ACTIVITY_REGULARIZATION);
+    assert_int_equal(ae_layer_param_count(ae_model_layer(m, 0)), 0);
+    assert_int_equal(ae_layer_activity_regularization(&l1, &l2, ae_model_layer(m, 0)), AE_OK);
+    assert_true(l1 == 0.1 && l2 == 0.01);
+    assert_int_equal(ae_layer_activity_regularization(&l1, NULL, NULL), AE_ERR_INVALID_ARG);
+    assert_int_equal(ae_model_summary(m, buf, sizeof buf, NULL), AE_OK);
+    assert_non_null(strstr(buf, "activity_regularization (ActivityRegularization)"));
+    assert_non_null(strstr(buf, "l1=0.1 l2=0.01"));
+    /* rows (1, -2, 0) and (0.5, -0.25, 3): sum|a| = 6.75, sum a^2 = 14.3125 */
+    ae__layer_forward(&m->layers[0], x, y, 2, ws);
+    assert_memory_equal(y, x, sizeof x);
+    assert_float_equal(ae__layer_penalty(&m->layers[0], x, y, 2), 0.1 * 6.75 + 0.01 * 14.3125, 1e-12);
+    /* backward over a batch of 4 rows: dy + (l1 sign(a) + 2 l2 a) / 4, sign(0) = 0 */
+    train_pass_init(&tp, m);
+    tp.p.batch_rows = 4;
+    for (int i = 0; i < 6; i++) dy[i] = 0.5f;
+    ae__layer_backward_pass(&m->layers[0], x, y, dy, 0, dx, NULL, NULL, 2, ws, &tp.p);
+    for (int i = 0; i < 6; i++) {
+        const double sign = x[i] > 0 ? 1 : x[i] < 0 ? -1 : 0;
+        assert_float_equal(dx[i], 0.5 + (0.1 * sign + 0.02 * x[i]) / 4, 1e-6);
+    }
+    ae_model_free(m);
+    ae_builder_free(b);
+}
+
 /* The vectorised sigmoid agrees with libm's to float rounding. */
 static void test_fast_sigmoid(void **state)
 {
@@ -662,6 +729,7 @@ int main(void)
         cmocka_unit_test(test_batchnorm_gradients),
         cmocka_unit_test(test_batchnorm_by_hand),
         cmocka_unit_test(test_dropout_and_noise),
+        cmocka_unit_test(test_activity_regularization),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

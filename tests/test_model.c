@@ -218,12 +218,22 @@ static void test_summary(void **state)
 /* Whole-model check: loss gradient with respect to sampled parameters vs
  * central differences, for MSE (plain chain) and BCE (fused logits path). */
 /* The loss in double precision, computed here independently of the library:
- * finite differences of tiny parameter steps need every digit. */
+ * finite differences of tiny parameter steps need every digit. Activity
+ * regularisation layers add l1 sum|a| + l2 sum a^2 per row, averaged over
+ * the rows (Keras), from the outputs the training workspace keeps. */
 static double model_loss(const ae_model *m, ae__workspace *ws, int loss, const float *x, size_t n)
 {
     size_t out = ae_model_output_size(m);
     const float *p = ae__model_forward_ws(m, ws, x, n);
-    double sum = 0;
+    double sum = 0, penalty = 0;
+    for (size_t l = 0; l < m->n_layers; l++) {
+        const ae_layer *L = &m->layers[l];
+        if (L->kind != AE_LAYER_ACTIVITY_REGULARIZATION) continue;
+        for (size_t i = 0; i < n * ae_layer_output_size(L); i++) {
+            const double a = ws->acts[l][i];
+            penalty += L->l1 * fabs(a) + L->l2 * a * a;
+        }
+    }
     for (size_t i = 0; i < n * out; i++) {
         double q = p[i], t = x[i];
         if (loss == AE_LOSS_BCE) {
@@ -233,7 +243,7 @@ static double model_loss(const ae_model *m, ae__workspace *ws, int loss, const f
             sum += (q - t) * (q - t);
         }
     }
-    return sum / (double)(n * out);
+    return sum / (double)(n * out) + penalty / (double)n;
 }
 
 static void check_model_gradient(ae_model *m, int loss, size_t samples)
@@ -291,6 +301,27 @@ static void test_model_gradients(void **state)
             check_model_gradient(m, loss, samples);
             ae_model_free(m);
         }
+    }
+}
+
+/* A sparse autoencoder (an activity regulariser on the code): the gradient
+ * of the loss with the penalty, the library's against central differences. */
+static void test_penalty_model_gradients(void **state)
+{
+    const size_t samples = getenv("AE_TEST_SMALL") ? 24 : 120, in[1] = {12};
+    (void)state;
+    for (int loss = AE_LOSS_BCE; loss <= AE_LOSS_MSE; loss++) {
+        ae_builder *b;
+        ae_model *m;
+        assert_int_equal(ae_builder_create(&b, 1, in), AE_OK);
+        assert_int_equal(ae_builder_dense(b, 5, AE_ACT_TANH), AE_OK);
+        assert_int_equal(ae_builder_mark_code(b), AE_OK);
+        assert_int_equal(ae_builder_activity_regularization(b, 0.05, 0.03), AE_OK);
+        assert_int_equal(ae_builder_dense(b, 12, AE_ACT_SIGMOID), AE_OK);
+        assert_int_equal(ae_builder_build(&m, b, 3), AE_OK);
+        check_model_gradient(m, loss, samples);
+        ae_model_free(m);
+        ae_builder_free(b);
     }
 }
 
@@ -668,7 +699,7 @@ int main(void)
         cmocka_unit_test(test_conv_model),       cmocka_unit_test(test_predict_any_batch),
         cmocka_unit_test(test_predict_bit_identical),
         cmocka_unit_test(test_same_seed_same_weights), cmocka_unit_test(test_summary),
-        cmocka_unit_test(test_model_gradients),  cmocka_unit_test(test_threaded_passes_match),
+        cmocka_unit_test(test_model_gradients), cmocka_unit_test(test_penalty_model_gradients),  cmocka_unit_test(test_threaded_passes_match),
         cmocka_unit_test(test_batchnorm_threads_see_whole_batch),
         cmocka_unit_test(test_batchnorm_fit),
         cmocka_unit_test(test_noise_fit_follows_seed),

@@ -369,6 +369,14 @@ static void check_model_file(const ae_model *m, const char *path, const table *f
             assert_true(opt2 == (kind == AE_LAYER_GAUSSIAN_NOISE ? 1.0 : 0.0));
             assert_int_equal(ae_layer_param_count(ly), 0);
             break;
+        case AE_LAYER_ACTIVITY_REGULARIZATION: {
+            double l1, l2;
+            assert_int_equal(ae_layer_activity_regularization(&l1, &l2, ly), AE_OK);
+            /* the model below uses l1 1e-4, l2 2.5e-3 */
+            assert_true(opt1 == 1e-4 && opt2 == 2.5e-3 && l1 == opt1 && l2 == opt2);
+            assert_int_equal(ae_layer_param_count(ly), 0);
+            break;
+        }
         case AE_LAYER_MAXPOOL2D:
             assert_int_equal(units, 0);
             assert_int_equal(out[0], pad == AE_PAD_SAME ? (prev[0] + 1) / 2 : prev[0] / 2);
@@ -482,7 +490,7 @@ static void test_other_layer_kinds(void **state)
 
 /* The kinds and fields of format version 2: strided and transposed
  * convolutions, batch norm with statistics set away from their defaults,
- * dropout and noise, activation parameters. */
+ * dropout and noise, activity regularisation, activation parameters. */
 static void test_version2_layer_kinds(void **state)
 {
     ae_builder *b;
@@ -502,6 +510,7 @@ static void test_version2_layer_kinds(void **state)
     assert_int_equal(ae_builder_flatten(b), AE_OK);
     assert_int_equal(ae_builder_dropout(b, 0.25), AE_OK);
     assert_int_equal(ae_builder_dense(b, 4, AE_ACT_LINEAR), AE_OK);
+    assert_int_equal(ae_builder_activity_regularization(b, 1e-4, 2.5e-3), AE_OK);
     assert_int_equal(ae_builder_batchnorm(b, 0.9, 1e-3), AE_OK);
     assert_int_equal(ae_builder_build(&m, b, 6), AE_OK);
     ae_builder_free(b);

@@ -484,6 +484,209 @@ static void test_real_training_learns(void **state)
     free(x);
 }
 
+/* ---- regularisation ----------------------------------------------------------------- */
+
+static ae_model *sparse_model(uint64_t seed, double l1, double l2)
+{
+    ae_builder *b;
+    ae_model *m;
+    size_t in[1] = {16};
+    assert_int_equal(ae_builder_create(&b, 1, in), AE_OK);
+    assert_int_equal(ae_builder_dense(b, 4, AE_ACT_RELU), AE_OK);
+    assert_int_equal(ae_builder_mark_code(b), AE_OK);
+    assert_int_equal(ae_builder_activity_regularization(b, l1, l2), AE_OK);
+    assert_int_equal(ae_builder_dense(b, 16, AE_ACT_SIGMOID), AE_OK);
+    assert_int_equal(ae_builder_build(&m, b, seed), AE_OK);
+    ae_builder_free(b);
+    return m;
+}
+
+/* An activity regulariser adds its mean penalty per row to ae_model_evaluate
+ * and to the fit's training and validation losses (on two threads), Keras'
+ * loss and val_loss: checked against the same weights without the layer
+ * plus the penalty of the codes, worked out here. */
+static void test_activity_penalty_in_losses(void **state)
+{
+    enum { N = 40, NV = 8 };
+    const double l1 = 0.01, l2 = 0.005;
+    float *x = malloc(N * 16 * sizeof *x), codes[N * 4];
+    ae_model *sparse = sparse_model(8, l1, l2), *plain = small_model(8);
+    ae_encoder *enc;
+    ae_train_config *c = config(1, 8, (double)NV / N);
+    ae_history *h;
+    double with, without, pen = 0, tr_pen = 0, val_pen = 0, tr_plain, val_plain, loss;
+    ae_test_rng r;
+    (void)state;
+    ae_test_rng_seed(&r, 4);
+    ae_test_fill(&r, x, N * 16, 0.0, 1.0);
+    /* the layer has no weights: the same seed gives the same weights */
+    assert_int_equal(ae_model_param_count(sparse), ae_model_param_count(plain));
+    assert_memory_equal(sparse->params, plain->params, plain->n_params * sizeof(float));
+    assert_int_equal(ae_encoder_create(&enc, plain), AE_OK);
+    assert_int_equal(ae_encoder_encode(enc, x, N, codes, N * 4), AE_OK);
+    for (size_t i = 0; i < N; i++) {
+        double row = 0;
+        for (size_t k = 0; k < 4; k++) row += l1 * fabs(codes[i * 4 + k]) + l2 * codes[i * 4 + k] * codes[i * 4 + k];
+        pen += row;
+        if (i < N - NV) tr_pen += row;
+        else val_pen += row;
+    }
+    assert_true(pen > 0);
+    assert_int_equal(ae_model_evaluate(&with, sparse, AE_LOSS_BCE, x, NULL, N), AE_OK);
+    assert_int_equal(ae_model_evaluate(&without, plain, AE_LOSS_BCE, x, NULL, N), AE_OK);
+    assert_float_equal(with, without + pen / N, 1e-6);
+    /* a step too small to move the weights: the epoch's losses are those of the start */
+    assert_int_equal(ae_model_evaluate(&tr_plain, plain, AE_LOSS_BCE, x, NULL, N - NV), AE_OK);
+    assert_int_equal(ae_model_evaluate(&val_plain, plain, AE_LOSS_BCE, x + (N - NV) * 16, NULL, NV),
+                     AE_OK);
+    assert_int_equal(ae_train_config_set_int(c, AE_TRAIN_OPTIMIZER, AE_OPT_SGD), AE_OK);
+    assert_int_equal(ae_train_config_set_double(c, AE_TRAIN_LEARNING_RATE, 1e-12), AE_OK);
+    assert_int_equal(ae_train_config_set_int(c, AE_TRAIN_THREADS, 2), AE_OK);
+    assert_int_equal(ae_history_create(&h), AE_OK);
+    assert_int_equal(ae_train_fit(sparse, c, x, NULL, N, h), AE_OK);
+    assert_int_equal(ae_history_get(&loss, h, 0, AE_HIST_TRAIN_LOSS), AE_OK);
+    assert_float_equal(loss, tr_plain + tr_pen / (N - NV), 1e-6);
+    assert_int_equal(ae_history_get(&loss, h, 0, AE_HIST_VAL_LOSS), AE_OK);
+    assert_float_equal(loss, val_plain + val_pen / NV, 1e-6);
+    { /* a validation source is scored the same way */
+        ae_source *tr, *va;
+        assert_int_equal(ae_source_from_floats(&tr, x, NULL, N - NV, 16, 0), AE_OK);
+        assert_int_equal(ae_source_from_floats(&va, x + (N - NV) * 16, NULL, NV, 16, 0), AE_OK);
+        assert_int_equal(ae_train_config_set_double(c, AE_TRAIN_VALIDATION_SPLIT, 0), AE_OK);
+        assert_int_equal(ae_train_fit_source(sparse, c, NULL, tr, va, h), AE_OK);
+        assert_int_equal(ae_history_get(&loss, h, 0, AE_HIST_VAL_LOSS), AE_OK);
+        assert_float_equal(loss, val_plain + val_pen / NV, 1e-6);
+        ae_source_free(tr);
+        ae_source_free(va);
+    }
+    ae_history_free(h);
+    ae_encoder_free(enc);
+    ae_train_config_free(c);
+    ae_model_free(sparse);
+    ae_model_free(plain);
+    free(x);
+}
+
+/* One step of a 2 -> 2 linear autoencoder on 3 rows (MSE), worked here:
+ * the gradient of the mean loss, then AdamW (decay, then Keras' Adam update
+ * of the decayed weights; biases not decayed) or SGD with the coupled L2
+ * gradient 2 lambda w on the kernel, whose loss also gains lambda sum w^2. */
+static void test_weight_decay_and_l2_by_hand(void **state)
+{
+    static const float x[6] = {0.2f, 0.9f, -0.4f, 0.5f, 1.0f, -0.3f};
+    const double lr_adam = 0.01, wd = 0.5, lr_sgd = 0.1, lambda = 0.3;
+    size_t in[1] = {2};
+    (void)state;
+    for (int adamw = 1; adamw >= 0; adamw--) {
+        ae_builder *b;
+        ae_model *m;
+        ae_train_config *c = config(1, 3, 0);
+        ae_history *h;
+        double w[4], bias[2], g[6] = {0}, data = 0, sq = 0, loss;
+        assert_int_equal(ae_builder_create(&b, 1, in), AE_OK);
+        assert_int_equal(ae_builder_dense(b, 2, AE_ACT_LINEAR), AE_OK);
+        assert_int_equal(ae_builder_build(&m, b, 5), AE_OK);
+        m->layers[0].bias[0] = 0.1f; /* non-zero: an undecayed bias shows */
+        m->layers[0].bias[1] = -0.2f;
+        for (int i = 0; i < 4; i++) w[i] = m->layers[0].kernel[i], sq += w[i] * w[i];
+        for (int i = 0; i < 2; i++) bias[i] = m->layers[0].bias[i];
+        for (int row = 0; row < 3; row++)
+            for (int u = 0; u < 2; u++) {
+                const double pred = x[2 * row] * w[u] + x[2 * row + 1] * w[2 + u] + bias[u];
+                const double d = 2.0 * (pred - x[2 * row + u]) / 6.0;
+                data += (pred - x[2 * row + u]) * (pred - x[2 * row + u]) / 6.0;
+                g[u] += x[2 * row] * d; /* W (in, units) row-major */
+                g[2 + u] += x[2 * row + 1] * d;
+                g[4 + u] += d;
+            }
+        assert_int_equal(ae_train_config_set_int(c, AE_TRAIN_LOSS, AE_LOSS_MSE), AE_OK);
+        assert_int_equal(ae_train_config_set_int(c, AE_TRAIN_SHUFFLE, 0), AE_OK);
+        assert_int_equal(ae_train_config_set_int(c, AE_TRAIN_THREADS, 1), AE_OK);
+        assert_int_equal(ae_train_config_set_int(c, AE_TRAIN_OPTIMIZER, adamw ? AE_OPT_ADAM : AE_OPT_SGD),
+                         AE_OK);
+        assert_int_equal(ae_train_config_set_double(c, AE_TRAIN_LEARNING_RATE, adamw ? lr_adam : lr_sgd),
+                         AE_OK);
+        assert_int_equal(ae_train_config_set_double(c, adamw ? AE_TRAIN_WEIGHT_DECAY : AE_TRAIN_L2,
+                                                    adamw ? wd : lambda), AE_OK);
+        assert_int_equal(ae_history_create(&h), AE_OK);
+        assert_int_equal(ae_train_fit(m, c, x, NULL, 3, h), AE_OK);
+        assert_int_equal(ae_history_get(&loss, h, 0, AE_HIST_TRAIN_LOSS), AE_OK);
+        assert_float_equal(loss, adamw ? data : data + lambda * sq, 1e-6);
+        for (int i = 0; i < 6; i++) {
+            const int kernel = i < 4;
+            const double p0 = kernel ? w[i] : bias[i - 4];
+            double want;
+            if (adamw) { /* m = 0.1 g, v = 0.001 g^2, alpha = lr sqrt(0.001) / 0.1 */
+                const double mo = 0.1 * g[i], v = 0.001 * g[i] * g[i];
+                const double alpha = lr_adam * sqrt(0.001) / 0.1;
+                want = p0 * (kernel ? 1.0 - lr_adam * wd : 1.0) - alpha * mo / (sqrt(v) + 1e-7);
+            } else {
+                want = p0 - lr_sgd * (g[i] + (kernel ? 2.0 * lambda * p0 : 0.0));
+            }
+            const float got = i < 4 ? m->layers[0].kernel[i] : m->layers[0].bias[i - 4];
+            if (fabs(got - want) > 1e-6)
+                fail_msg("%s parameter %d: %.8f, want %.8f", adamw ? "AdamW" : "SGD + L2", i,
+                         (double)got, want);
+        }
+        ae_history_free(h);
+        ae_train_config_free(c);
+        ae_model_free(m);
+        ae_builder_free(b);
+    }
+}
+
+static double kernel_norm2(const ae_model *m)
+{
+    double s = 0;
+    for (size_t l = 0; l < m->n_layers; l++)
+        for (size_t i = 0; i < m->layers[l].n_kernel; i++)
+            s += (double)m->layers[l].kernel[i] * m->layers[l].kernel[i];
+    return s;
+}
+
+/* Weight decay and L2 at 0 (their defaults) train exactly as without them;
+ * either, when on, ends with smaller kernels than the same fit without. */
+static void test_weight_decay_shrinks(void **state)
+{
+    enum { N = 64 };
+    float *x = malloc(N * 16 * sizeof *x);
+    ae_test_rng r;
+    double norm[3];
+    ae_model *ref = small_model(8);
+    ae_train_config *c = config(5, 8, 0);
+    (void)state;
+    ae_test_rng_seed(&r, 6);
+    ae_test_fill(&r, x, N * 16, 0.0, 1.0);
+    assert_int_equal(ae_train_config_set_int(c, AE_TRAIN_THREADS, 2), AE_OK);
+    assert_int_equal(ae_train_config_set_double(c, AE_TRAIN_LEARNING_RATE, 1e-2), AE_OK);
+    assert_int_equal(ae_train_fit(ref, c, x, NULL, N, NULL), AE_OK);
+    norm[0] = kernel_norm2(ref);
+    for (int k = 0; k < 2; k++) {
+        ae_model *m = small_model(8);
+        const ae_train_param key = k ? AE_TRAIN_L2 : AE_TRAIN_WEIGHT_DECAY;
+        assert_int_equal(ae_train_config_set_double(c, key, 0.0), AE_OK);
+        assert_int_equal(ae_train_fit(m, c, x, NULL, N, NULL), AE_OK);
+        assert_memory_equal(m->params, ref->params, m->n_params * sizeof(float));
+        ae_model_free(m);
+        m = small_model(8);
+        assert_int_equal(ae_train_config_set_double(c, key, k ? 0.05 : 1.0), AE_OK);
+        assert_int_equal(ae_train_fit(m, c, x, NULL, N, NULL), AE_OK);
+        norm[1 + k] = kernel_norm2(m);
+        assert_int_equal(ae_train_config_set_double(c, key, 0.0), AE_OK);
+        ae_model_free(m);
+    }
+    print_message("kernel sum w^2: %.4f plain, %.4f weight decay 1.0, %.4f L2 0.05\n", norm[0],
+                  norm[1], norm[2]);
+    assert_true(norm[1] < 0.9 * norm[0]);
+    assert_true(norm[2] < 0.9 * norm[0]);
+    assert_int_equal(ae_train_config_set_double(c, AE_TRAIN_WEIGHT_DECAY, -1), AE_ERR_RANGE);
+    assert_int_equal(ae_train_config_set_double(c, AE_TRAIN_L2, 101), AE_ERR_RANGE);
+    assert_string_equal(ae_train_param_name(AE_TRAIN_WEIGHT_DECAY), "AE_TRAIN_WEIGHT_DECAY");
+    ae_train_config_free(c);
+    ae_model_free(ref);
+    free(x);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -502,6 +705,9 @@ int main(void)
         cmocka_unit_test(test_evaluate_overflow),
         cmocka_unit_test(test_bce_matches_reference),
         cmocka_unit_test(test_real_training_learns),
+        cmocka_unit_test(test_activity_penalty_in_losses),
+        cmocka_unit_test(test_weight_decay_and_l2_by_hand),
+        cmocka_unit_test(test_weight_decay_shrinks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

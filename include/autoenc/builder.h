@@ -128,6 +128,25 @@ AE_API ae_status ae_builder_gaussian_noise(ae_builder *b, double stddev, int cli
  * @return AE_OK; AE_ERR_RANGE for a bad probability
  */
 AE_API ae_status ae_builder_masking_noise(ae_builder *b, double probability);
+/**
+ * Activity regularisation, Keras' ActivityRegularization(l1, l2): the
+ * identity on the values, which adds l1 * sum|a| + l2 * sum a^2 over each
+ * row's values a to that row's loss, so the loss the fit minimises and
+ * reports is the data loss (the mean over the output elements of a row,
+ * averaged over the rows) plus this penalty averaged over the rows, as
+ * tf.keras divides activity regularisation by the batch size. Placed right
+ * after a layer it acts as that layer's activity_regularizer: a sparse
+ * autoencoder adds it after the code layer, as Keras'
+ * Dense(32, activity_regularizer=l1(1e-4)). The penalty counts in training
+ * (loss, gradients), in the validation loss and in ae_model_evaluate, not in
+ * predict or encode (where the layer is the identity). The gradient of
+ * |a| at a = 0 is 0.
+ * @param b builder
+ * @param l1 L1 coefficient, 0..1e6
+ * @param l2 L2 coefficient, 0..1e6
+ * @return AE_OK; AE_ERR_RANGE for a bad coefficient
+ */
+AE_API ae_status ae_builder_activity_regularization(ae_builder *b, double l1, double l2);
 /** 2x2 max pooling with stride 2; AE_PAD_SAME rounds up (7 -> 4), VALID down (7 -> 3). */
 AE_API ae_status ae_builder_maxpool2d(ae_builder *b, ae_padding padding);
 /** Nearest-neighbour upsampling by 2 in height and width. */

@@ -41,7 +41,8 @@ typedef enum ae_layer_kind {
     AE_LAYER_BATCHNORM = 9,        /**< batch normalisation over features or channels */
     AE_LAYER_DROPOUT = 10,         /**< inverted dropout, training only */
     AE_LAYER_GAUSSIAN_NOISE = 11,  /**< additive Gaussian noise, training only */
-    AE_LAYER_MASKING_NOISE = 12    /**< values zeroed at random, training only */
+    AE_LAYER_MASKING_NOISE = 12,   /**< values zeroed at random, training only */
+    AE_LAYER_ACTIVITY_REGULARIZATION = 13 /**< identity that adds an L1/L2 penalty on its values to the loss */
 } ae_layer_kind;
 
 /** Activation functions. Values are pinned. */
@@ -92,6 +93,15 @@ AE_API size_t ae_layer_output_dim(const ae_layer *layer, int axis);
  * probability of a masking noise layer; 0 for other layers.
  */
 AE_API double ae_layer_noise_param(const ae_layer *layer);
+/**
+ * Coefficients of an activity regularisation layer
+ * (ae_builder_activity_regularization): @p l1 and @p l2 receive them.
+ * @param l1 receives the L1 coefficient (may be NULL)
+ * @param l2 receives the L2 coefficient (may be NULL)
+ * @param layer the layer
+ * @return AE_OK; AE_ERR_INVALID_ARG for a NULL layer or another kind of layer
+ */
+AE_API ae_status ae_layer_activity_regularization(double *l1, double *l2, const ae_layer *layer);
 /** Stride of a convolution or transposed convolution (1 for other layers, 0 for NULL). */
 AE_API size_t ae_layer_stride(const ae_layer *layer);
 /** Floats per sample in the output. */

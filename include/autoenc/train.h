@@ -70,7 +70,28 @@ typedef enum ae_train_param {
      *  (ae_train_state_set_checkpoint), also write a checkpoint after every
      *  this many optimiser steps (counted over the whole run); 0 (default):
      *  at epoch ends only. */
-    AE_TRAIN_CHECKPOINT_STEPS = 18
+    AE_TRAIN_CHECKPOINT_STEPS = 18,
+    /** double >= 0 (at most 100), coupled L2 weight penalty, Keras'
+     *  kernel_regularizer=l2(lambda) on every dense, conv2d and transposed
+     *  conv2d layer: lambda * sum w^2 over their kernels (not biases, not
+     *  batch-norm parameters) is added to each step's loss, so its gradient
+     *  2 lambda w goes through the optimiser (and its moments) with the data
+     *  gradient. The training and validation losses of the history include
+     *  the term, as Keras' loss and val_loss do; ae_model_evaluate, which
+     *  has no configuration, does not. Its gradient is added after a
+     *  gradient reduction hook (ae_train_config_set_reduce): every process
+     *  adds it from the same weights. Like the other real keys it is read by
+     *  every fit call and not kept in a training state. Default 0: off. */
+    AE_TRAIN_L2 = 19,
+    /** double >= 0 (at most 100), decoupled weight decay, PyTorch AdamW's
+     *  weight_decay: before each optimiser update the same kernels are
+     *  shrunk, w -= lr * weight_decay * w, outside the gradient and the
+     *  moments (Adam: AdamW; Nadam: NAdam with decoupled weight decay; SGD:
+     *  plain decay). PyTorch's AdamW default is 0.01 but it decays every
+     *  parameter; here biases and batch-norm parameters are left alone.
+     *  Read by every fit call (not kept in a training state, as the
+     *  learning rate). Default 0: off. */
+    AE_TRAIN_WEIGHT_DECAY = 20
 } ae_train_param;
 
 /** Progress events passed to the callback. */

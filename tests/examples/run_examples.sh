@@ -39,6 +39,13 @@ if tail -n 1 "$work/retrieval_nopca.log" | grep -q '"pca"'; then exit 1; fi
 grep -q '^test BCE against the clean drawings: noisy inputs [0-9.]*, denoised [0-9.]*' "$work/denoising.log"
 tail -n 1 "$work/denoising.log" | grep -q '^{"example": "denoising_autoencoder", "epochs": 2, '
 test -s "$work/out/denoising_autoencoder.png"
+# the sparse autoencoder: trained without and with the L1 activity regulariser
+"$bin/sparse_autoencoder" $common > "$work/sparse.log"
+grep -q '^mean code activation of the test drawings: [0-9.]* without the regulariser, [0-9.]* with l1 = 0.0001' "$work/sparse.log"
+tail -n 1 "$work/sparse.log" | grep -q '^{"example": "sparse_autoencoder", "plain": {"l1": 0, "epochs": 2, .*"sparse": {"l1": 0.0001, "epochs": 2, .*"mean_code_activation": '
+test -s "$work/out/sparse_autoencoder_reconstructions.png"
+test -s "$work/out/sparse_autoencoder_plain_reconstructions.png"
+test -s "$work/out/sparse_autoencoder.aem"
 # without a saved model, image_retrieval trains one first
 rm "$work/out/conv_autoencoder.aem"
 "$bin/image_retrieval" $common --show 1 > "$work/retrieval_train.log"

@@ -123,6 +123,7 @@ static ae_model *v2_model(void)
     check(ae_builder_dropout(b, 0.5), "dropout");
     check(ae_builder_dense(b, 3, AE_ACT_ELU), "dense");
     check(ae_builder_mark_code(b), "mark");
+    check(ae_builder_activity_regularization(b, 1e-4, 1e-3), "activity");
     check(ae_builder_dense(b, 18, AE_ACT_TANH), "dense");
     check(ae_builder_reshape(b, 3, img), "reshape");
     check(ae_builder_conv2d_transpose(b, 1, 4, 2, AE_PAD_SAME, AE_ACT_SOFTPLUS), "convt");
