@@ -404,6 +404,7 @@ void ae__layer_forward_pass(const ae_layer *L, const float *x, float *y, size_t 
     case AE_LAYER_DROPOUT:
     case AE_LAYER_GAUSSIAN_NOISE:
     case AE_LAYER_MASKING_NOISE: ae__noise_forward(L, x, y, n, p); break;
+    case AE_LAYER_SAMPLING: ae__sampling_forward(L, x, y, n, p); break;
     case AE_LAYER_MAXPOOL2D: maxpool_forward(L, x, y, n); break;
     case AE_LAYER_UPSAMPLE2D: upsample_forward(L, x, y, n); break;
     default: /* activation, flatten, reshape: the data is unchanged */
@@ -457,6 +458,7 @@ void ae__layer_backward_pass(const ae_layer *L, const float *x, const float *y, 
     case AE_LAYER_DROPOUT:
     case AE_LAYER_GAUSSIAN_NOISE:
     case AE_LAYER_MASKING_NOISE: ae__noise_backward(L, y, dy, dx, n, p); break;
+    case AE_LAYER_SAMPLING: ae__sampling_backward(L, x, dy, dx, n, p); break;
     case AE_LAYER_MAXPOOL2D:
         if (dx) maxpool_backward(L, x, dy, dx, n);
         break;
@@ -466,6 +468,29 @@ void ae__layer_backward_pass(const ae_layer *L, const float *x, const float *y, 
     default:
         if (dx && dx != dy) memcpy(dx, dy, n * in * sizeof *dx);
         break;
+    }
+}
+
+double ae__layer_penalty(const ae_layer *L, const float *x, const float *y, size_t n)
+{
+    (void)y;
+    switch (L->kind) {
+    case AE_LAYER_SAMPLING: {
+        /* KL(N(mean, exp(log_var)) || N(0, 1)) per row, Keras' VAE example:
+         * -0.5 sum(1 + log_var - mean^2 - exp(log_var)), with 1 - exp(lv)
+         * as -expm1(lv): no cancellation near lv = 0, where training drives it */
+        const size_t z = ae__shape_size(&L->out);
+        double kl = 0;
+        for (size_t r = 0; r < n; r++) {
+            const float *mean = x + r * 2 * z, *log_var = mean + z;
+            for (size_t e = 0; e < z; e++) {
+                const double m = mean[e], lv = log_var[e];
+                kl += 0.5 * (m * m + expm1(lv) - lv);
+            }
+        }
+        return L->kl_weight * kl;
+    }
+    default: return 0.0;
     }
 }
 

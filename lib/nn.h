@@ -19,7 +19,7 @@ int ae__shape_equal(const ae__shape *a, const ae__shape *b);
 /* "(None, 28, 28, 1)" like Keras' summary */
 void ae__shape_format(const ae__shape *s, char *buf, size_t cap);
 
-#define AE__LAYER_KINDS AE_LAYER_MASKING_NOISE /* the largest ae_layer_kind */
+#define AE__LAYER_KINDS AE_LAYER_SAMPLING /* the largest ae_layer_kind */
 
 struct ae_layer {
     int kind;        /* AE_LAYER_* */
@@ -42,6 +42,7 @@ struct ae_layer {
      * Gaussian noise output is clipped to [0, 1] */
     double rate;
     int clip;
+    double kl_weight; /* sampling: weight of the KL term in the loss */
     size_t stats_offset, n_stats;
     float *moving_mean, *moving_var;
     char name[32];
@@ -96,6 +97,8 @@ typedef struct ae__pass {
     float *bn_state;
     uint64_t key; /* this layer's noise key (ae__noise_key) */
     size_t row0;  /* batch index of the first row passed to the layer */
+    size_t rows;  /* rows of the whole batch: penalty gradients are divided by
+                   * it (0: by the rows passed to the layer) */
 } ae__pass;
 
 /* ---- dropout and noise layers (noise.c): training passes draw from a hash
@@ -104,6 +107,15 @@ uint64_t ae__noise_key(uint64_t seed, uint64_t step, uint64_t layer);
 void ae__noise_forward(const ae_layer *L, const float *x, float *y, size_t n, const ae__pass *p);
 void ae__noise_backward(const ae_layer *L, const float *y, const float *dy, float *dx, size_t n,
                         const ae__pass *p);
+
+/* ---- sampling layer of variational autoencoders (noise.c): x holds each
+ * row's z means then z log-variances; training passes output
+ * mean + exp(log_var / 2) eps with eps ~ N(0, 1) drawn as the noise layers
+ * draw, inference passes the mean. backward adds the KL term's gradient
+ * (ae__layer_penalty) divided by p->rows. */
+void ae__sampling_forward(const ae_layer *L, const float *x, float *y, size_t n, const ae__pass *p);
+void ae__sampling_backward(const ae_layer *L, const float *x, const float *dy, float *dx, size_t n,
+                           const ae__pass *p);
 
 /* ---- batch normalisation (batchnorm.c); p NULL or not training: inference */
 void ae__bn_forward(const ae_layer *L, const float *x, float *y, size_t n, const ae__pass *p);
@@ -126,6 +138,10 @@ void ae__layer_forward_pass(const ae_layer *L, const float *x, float *y, size_t 
 void ae__layer_backward_pass(const ae_layer *L, const float *x, const float *y, float *dy,
                              int dy_is_preact, float *dx, float *gk, float *gb, size_t n,
                              float *ws, const ae__pass *p);
+/* The loss a layer adds (sampling: its KL term), summed over the n rows of
+ * its input x and output y, in the units of the model's loss (the mean over
+ * output elements of one row); 0 for kinds without one. */
+double ae__layer_penalty(const ae_layer *L, const float *x, const float *y, size_t n);
 /* Glorot-uniform kernel, zero bias, as Keras' defaults. */
 void ae__layer_init(ae_layer *L, ae__rng *rng);
 
@@ -193,6 +209,8 @@ typedef struct ae__workspace {
     size_t n_stats;
     /* dropout and noise of training passes: set before each step (train.c) */
     uint64_t noise_seed, noise_step;
+    /* rows of the whole batch of the next backward pass (ae__pass.rows) */
+    size_t pass_rows;
 } ae__workspace;
 
 ae_status ae__workspace_create(const ae_model *m, size_t batch, int training,
@@ -215,6 +233,11 @@ void ae__forward_rows(const ae_model *m, ae__workspace *ws, const float *x, size
  * these rows' parameter gradients. */
 void ae__backward_rows(const ae_model *m, ae__workspace *ws, const float *x, float *dout,
                        int dout_is_preact, float *grads, size_t lo, size_t hi, int t);
+/* Sum over layers of ae__layer_penalty for rows [lo, hi) of the last
+ * forward pass on ws, whose inputs were x: ws must keep every layer's output
+ * (a training workspace, in either mode). */
+double ae__penalty_rows(const ae_model *m, const ae__workspace *ws, const float *x, size_t lo,
+                        size_t hi);
 /* grads += every other thread's buffer, over thread t's share of the
  * parameters (call after a barrier, from every thread). */
 void ae__reduce_grads(ae__workspace *ws, float *grads, int t, int nt);

@@ -274,6 +274,26 @@ static int sigmoid_output(const ae_model *m)
     return m->layers[m->n_layers - 1].activation == AE_ACT_SIGMOID;
 }
 
+/* Does a layer add a penalty to the loss (ae__layer_penalty)? Evaluating
+ * such a model needs every layer's output, a training workspace's layout. */
+static int has_penalty(const ae_model *m)
+{
+    for (size_t i = 0; i < m->n_layers; i++)
+        if (m->layers[i].kind == AE_LAYER_SAMPLING) return 1;
+    return 0;
+}
+
+/* Summed loss of a forward pass on ws of rows inputs x (their predictions
+ * p): the data loss plus the layers' penalties, in the units of a sum over
+ * output elements (Keras' val_loss and evaluate include the penalties). */
+static double scored_sum(const ae_model *m, const ae__workspace *ws, int loss, const float *x,
+                         const float *p, const float *y, size_t rows)
+{
+    const size_t out = ae_model_output_size(m);
+    return ae__loss_sum(loss, p, y, rows * out, NULL, 1, 0) +
+           ae__penalty_rows(m, ws, x, 0, rows) * (double)out;
+}
+
 /* Summed loss over n rows using ws (forward only), in batches of ws->batch. */
 static double loss_sum(const ae_model *m, ae__workspace *ws, int loss, const float *x,
                        const float *y, size_t n)
@@ -283,7 +303,7 @@ static double loss_sum(const ae_model *m, ae__workspace *ws, int loss, const flo
     for (size_t done = 0; done < n; done += ws->batch) {
         size_t rows = n - done < ws->batch ? n - done : ws->batch;
         const float *p = ae__model_forward_ws(m, ws, x + done * in, rows);
-        sum += ae__loss_sum(loss, p, y + done * out, rows * out, NULL, 1, 0);
+        sum += scored_sum(m, ws, loss, x + done * in, p, y + done * out, rows);
     }
     return sum;
 }
@@ -321,7 +341,8 @@ ae_status ae_model_evaluate(double *value, const ae_model *m, ae_loss loss, cons
     if (loss != AE_LOSS_BCE && loss != AE_LOSS_MSE)
         return ae__fail(NULL, AE_ERR_INVALID_ARG, "unknown loss %d", (int)loss);
     if ((st = check_rows(NULL, m, x, y, n, "ae_model_evaluate")) != AE_OK) return st;
-    if ((st = ae__workspace_create(m, n < 256 ? n : 256, 0, &ws)) != AE_OK) return st;
+    if ((st = ae__workspace_create(m, n < 256 ? n : 256, has_penalty(m), &ws)) != AE_OK)
+        return st;
     *value = mean_loss(m, ws, loss, x, y ? y : x, n);
     ae__workspace_free(ws);
     /* inputs and targets are finite (check_rows): the predictions overflowed */
@@ -481,6 +502,9 @@ static void step_task_body(step_job *j, int t, int nt)
         pred = ws->acts[m->n_layers - 1] + lo * s->out;
         j->partial[t] = ae__loss_sum(j->loss, pred, targets + lo * s->out, (hi - lo) * s->out,
                                      s->dout + lo * s->out, j->rows * s->out, j->logits);
+        /* the layers' penalties (a VAE's KL term) per row, in the loss's units
+         * of a mean over outputs: the loss sum is divided by rows * out */
+        j->partial[t] += ae__penalty_rows(m, ws, s->xb, lo, hi) * (double)s->out;
         if (isfinite(j->partial[t]) || m->syncs)
             ae__backward_rows(m, ws, s->xb, s->dout, j->logits, g, lo, hi, t);
     } else {
@@ -531,6 +555,7 @@ static double train_step(ae_model *m, fit_state *s, int loss, const float *x, co
     j.logits = loss == AE_LOSS_BCE && sigmoid_output(m);
     memset(j.bad, 0, sizeof j.bad);
     s->reduce_failed = 0;
+    s->ws->pass_rows = rows; /* penalty gradients are per row of the whole batch */
     ae__optim_begin_step(s->opt);
     ae__pool_run(s->ws->pool, step_task, &j);
     if (s->reduce_failed) return NAN;
@@ -618,7 +643,7 @@ static ae_status source_loss_sum(double *sum, const ae_model *m, fit_state *s, i
         if ((st = ae__source_fill(src, s->val_rows, rows, s->xb, s->self_targets ? NULL : s->yb)) != AE_OK)
             return st;
         p = ae__model_forward_ws(m, s->ws, s->xb, rows);
-        *sum += ae__loss_sum(loss, p, s->self_targets ? s->xb : s->yb, rows * s->out, NULL, 1, 0);
+        *sum += scored_sum(m, s->ws, loss, s->xb, p, s->self_targets ? s->xb : s->yb, rows);
     }
     return AE_OK;
 }

@@ -215,6 +215,61 @@ static void test_summary(void **state)
     ae_model_free(m);
 }
 
+/* ae_model_decode runs the layers after the code: decoding the encoder's
+ * codes reproduces predict bit for bit, on any thread count and in any
+ * grouping; a VAE's summary names its sampling layer; the errors. */
+static void test_decode(void **state)
+{
+    const size_t n = 300;
+    float *x = ae_test_rows(n, 784, 4), *y = malloc(n * 784 * 4), *d = malloc(n * 784 * 4);
+    float codes[300 * 32];
+    ae_model *m, *last, *none;
+    ae_encoder *e;
+    ae_builder *b;
+    char buf[4096];
+    (void)state;
+    assert_int_equal(ae_preset_build(&m, AE_PRESET_DEEP, 3), AE_OK);
+    assert_int_equal(ae_encoder_create(&e, m), AE_OK);
+    assert_int_equal(ae_encoder_encode(e, x, n, codes, n * 32), AE_OK);
+    assert_int_equal(ae_model_predict(m, x, n, y, n * 784), AE_OK);
+    assert_int_equal(ae_model_set_threads(m, 3), AE_OK);
+    assert_int_equal(ae_model_decode(m, codes, n, d, n * 784), AE_OK);
+    assert_memory_equal(d, y, n * 784 * 4);
+    assert_int_equal(ae_model_set_threads(m, 1), AE_OK);
+    assert_int_equal(ae_model_decode(m, codes + 7 * 32, 1, d, 784), AE_OK);
+    assert_memory_equal(d, y + 7 * 784, 784 * 4);
+    /* errors */
+    assert_int_equal(ae_model_decode(NULL, codes, 1, d, 784), AE_ERR_INVALID_ARG);
+    assert_int_equal(ae_model_decode(m, NULL, 1, d, 784), AE_ERR_INVALID_ARG);
+    assert_int_equal(ae_model_decode(m, codes, 1, NULL, 784), AE_ERR_INVALID_ARG);
+    assert_int_equal(ae_model_decode(m, codes, 0, d, 784), AE_ERR_INVALID_ARG);
+    assert_int_equal(ae_model_decode(m, codes, 2, d, 2 * 784 - 1), AE_ERR_SHAPE);
+    assert_non_null(strstr(ae_last_error(), "ae_model_decode"));
+    assert_int_equal(ae_model_decode(m, codes, SIZE_MAX / 2, d, 784), AE_ERR_RANGE);
+    codes[33] = NAN;
+    assert_int_equal(ae_model_decode(m, codes, 2, d, 2 * 784), AE_ERR_NUMERIC);
+    codes[33] = INFINITY;
+    assert_int_equal(ae_model_decode(m, codes, 2, d, 2 * 784), AE_ERR_NUMERIC);
+    assert_int_equal(ae_model_decode(m, codes, 1, d, 784), AE_OK); /* row 0 is fine */
+    assert_int_equal(ae_builder_create(&b, 1, (size_t[]){8}), AE_OK);
+    assert_int_equal(ae_builder_dense(b, 4, AE_ACT_LINEAR), AE_OK);
+    assert_int_equal(ae_builder_build(&none, b, 1), AE_OK);
+    assert_int_equal(ae_builder_sampling(b, 1.0 / 8), AE_OK);
+    assert_int_equal(ae_builder_mark_code(b), AE_OK);
+    assert_int_equal(ae_builder_build(&last, b, 1), AE_OK);
+    assert_int_equal(ae_model_decode(none, codes, 1, d, 784), AE_ERR_STATE);
+    assert_int_equal(ae_model_decode(last, codes, 1, d, 784), AE_ERR_STATE);
+    assert_int_equal(ae_model_summary(last, buf, sizeof buf, NULL), AE_OK);
+    assert_non_null(strstr(buf, "sampling (Sampling)"));
+    assert_non_null(strstr(buf, "(None, 2)"));
+    ae_builder_free(b);
+    ae_model_free(none);
+    ae_model_free(last);
+    ae_encoder_free(e);
+    ae_model_free(m);
+    free(x); free(y); free(d);
+}
+
 /* Whole-model check: loss gradient with respect to sampled parameters vs
  * central differences, for MSE (plain chain) and BCE (fused logits path). */
 /* The loss in double precision, computed here independently of the library:
@@ -676,6 +731,7 @@ int main(void)
         cmocka_unit_test(test_builder_errors),
         cmocka_unit_test(test_model_errors),     cmocka_unit_test(test_overflowing_outputs),
         cmocka_unit_test(test_tensor),
+        cmocka_unit_test(test_decode),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
