@@ -6,7 +6,7 @@
 # data (<repo>/../shared/quickdraw10.tar.xz) into <repo>/build/data/ once,
 # then runs every example program that exists, in tutorial order:
 #   simple_autoencoder deep_autoencoder conv_autoencoder image_retrieval
-# and then the blog's further sections: denoising_autoencoder
+# and then the blog's further sections: denoising_autoencoder variational_autoencoder
 # each as `<prog> --data build/data/quickdraw10 --out build/out EXTRA ARGS...`.
 #
 # Environment: AUTOENC_DATA=<an unpacked quickdraw10/ folder> uses that data
@@ -22,7 +22,7 @@ JOBS=${AE_JOBS:-2}
 BUILD=build/release
 ARCHIVE=${AE_DATA_ARCHIVE:-$ROOT/../shared/quickdraw10.tar.xz}
 EXAMPLES=(simple_autoencoder deep_autoencoder conv_autoencoder image_retrieval
-          denoising_autoencoder)
+          denoising_autoencoder variational_autoencoder)
 
 log() { printf '\n==> %s\n' "$*"; }
 

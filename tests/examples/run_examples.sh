@@ -39,6 +39,13 @@ if tail -n 1 "$work/retrieval_nopca.log" | grep -q '"pca"'; then exit 1; fi
 grep -q '^test BCE against the clean drawings: noisy inputs [0-9.]*, denoised [0-9.]*' "$work/denoising.log"
 tail -n 1 "$work/denoising.log" | grep -q '^{"example": "denoising_autoencoder", "epochs": 2, '
 test -s "$work/out/denoising_autoencoder.png"
+# the variational autoencoder: KL term reported, latent scatter and decoded grid
+"$bin/variational_autoencoder" $common --hidden 16 > "$work/vae.log"
+grep -q '^test: BCE [0-9.]* (reconstructions from the means), KL [0-9.]* per drawing' "$work/vae.log"
+tail -n 1 "$work/vae.log" | grep -q '^{"example": "variational_autoencoder", "epochs": 2, .*"kl_per_row": [0-9.]*, "kl_weight": 0.00127551, "seconds": '
+test -s "$work/out/variational_autoencoder_latent.png"
+test -s "$work/out/variational_autoencoder_grid.png"
+test -s "$work/out/variational_autoencoder.aem"
 # without a saved model, image_retrieval trains one first
 rm "$work/out/conv_autoencoder.aem"
 "$bin/image_retrieval" $common --show 1 > "$work/retrieval_train.log"
