@@ -220,9 +220,9 @@ static void test_summary(void **state)
  * grouping; a VAE's summary names its sampling layer; the errors. */
 static void test_decode(void **state)
 {
-    const size_t n = 300;
+    const size_t n = 200; /* 3 threads of at least 64 rows */
     float *x = ae_test_rows(n, 784, 4), *y = malloc(n * 784 * 4), *d = malloc(n * 784 * 4);
-    float codes[300 * 32];
+    float codes[200 * 32];
     ae_model *m, *last, *none;
     ae_encoder *e;
     ae_builder *b;
