@@ -272,12 +272,24 @@ static void test_decode(void **state)
 
 /* Whole-model check: loss gradient with respect to sampled parameters vs
  * central differences, for MSE (plain chain) and BCE (fused logits path). */
+/* The forward pass of a check: inference, or (training) a training pass
+ * whose draws are fixed by the workspace's seed and step. */
+static const float *check_forward(const ae_model *m, ae__workspace *ws, const float *x, size_t n,
+                                  int training)
+{
+    if (!training) return ae__model_forward_ws(m, ws, x, n);
+    ae__forward_rows(m, ws, x, 0, n, 0);
+    return ws->acts[m->n_layers - 1];
+}
+
 /* The loss in double precision, computed here independently of the library:
- * finite differences of tiny parameter steps need every digit. */
-static double model_loss(const ae_model *m, ae__workspace *ws, int loss, const float *x, size_t n)
+ * finite differences of tiny parameter steps need every digit. Layers'
+ * penalties (a VAE's KL term) add their mean per row. */
+static double model_loss(const ae_model *m, ae__workspace *ws, int loss, const float *x, size_t n,
+                         int training)
 {
     size_t out = ae_model_output_size(m);
-    const float *p = ae__model_forward_ws(m, ws, x, n);
+    const float *p = check_forward(m, ws, x, n, training);
     double sum = 0;
     for (size_t i = 0; i < n * out; i++) {
         double q = p[i], t = x[i];
@@ -288,10 +300,10 @@ static double model_loss(const ae_model *m, ae__workspace *ws, int loss, const f
             sum += (q - t) * (q - t);
         }
     }
-    return sum / (double)(n * out);
+    return sum / (double)(n * out) + ae__penalty_rows(m, ws, x, 0, n) / (double)n;
 }
 
-static void check_model_gradient(ae_model *m, int loss, size_t samples)
+static void check_model_gradient(ae_model *m, int loss, size_t samples, int training)
 {
     const size_t n = 4, in = ae_model_input_size(m), out = ae_model_output_size(m);
     ae__workspace *ws;
@@ -307,17 +319,24 @@ static void check_model_gradient(ae_model *m, int loss, size_t samples)
         for (size_t j = 0; j < m->layers[i].n_bias; j++)
             m->layers[i].bias[j] = 0.1f * (float)(ae_test_rng_uniform(&r) - 0.3);
     assert_int_equal(ae__workspace_create(m, n, 1, &ws), AE_OK);
+    ws->noise_seed = 5;
+    ws->noise_step = 3;
     {
-        const float *p = ae__model_forward_ws(m, ws, x, n);
+        const float *p = check_forward(m, ws, x, n, training);
         ae__loss_sum(loss, p, x, n * out, dout, n * out, logits);
-        ae__model_backward_ws(m, ws, x, dout, logits, g, n);
+        if (training) {
+            ws->pass_rows = n;
+            ae__backward_rows(m, ws, x, dout, logits, g, 0, n, 0);
+        } else {
+            ae__model_backward_ws(m, ws, x, dout, logits, g, n);
+        }
     }
     for (size_t s = 0; s < samples; s++) {
         size_t i = s < m->n_params ? (s * 7919) % m->n_params : 0;
         float keep = m->params[i];
-        double mid = model_loss(m, ws, loss, x, n), up, down, left, right, num;
-        m->params[i] = keep + eps; up = model_loss(m, ws, loss, x, n);
-        m->params[i] = keep - eps; down = model_loss(m, ws, loss, x, n);
+        double mid = model_loss(m, ws, loss, x, n, training), up, down, left, right, num;
+        m->params[i] = keep + eps; up = model_loss(m, ws, loss, x, n, training);
+        m->params[i] = keep - eps; down = model_loss(m, ws, loss, x, n, training);
         m->params[i] = keep;
         left = (mid - down) / eps;
         right = (up - mid) / eps;
@@ -343,7 +362,29 @@ static void test_model_gradients(void **state)
         for (int loss = AE_LOSS_BCE; loss <= AE_LOSS_MSE; loss++) {
             ae_model *m;
             assert_int_equal(ae_preset_build(&m, presets[p], 21), AE_OK);
-            check_model_gradient(m, loss, samples);
+            check_model_gradient(m, loss, samples, 0);
+            ae_model_free(m);
+        }
+    }
+    /* a VAE: the KL term through the encoder, in inference and in training
+     * passes (the draws fixed by the workspace's seed and step); training
+     * weighs KL lightly so the sampled path's gradient is not drowned by it */
+    for (int training = 0; training <= 1; training++) {
+        for (int loss = AE_LOSS_BCE; loss <= AE_LOSS_MSE; loss++) {
+            ae_builder *b;
+            ae_model *m;
+            assert_int_equal(ae_builder_create(&b, 1, (size_t[]){784}), AE_OK);
+            assert_int_equal(ae_builder_dense(b, 16, AE_ACT_RELU), AE_OK);
+            assert_int_equal(ae_builder_dense(b, 6, AE_ACT_LINEAR), AE_OK);
+            assert_int_equal(ae_builder_sampling(b, training ? 1e-3 : 0.5), AE_OK);
+            assert_int_equal(ae_builder_mark_code(b), AE_OK);
+            assert_int_equal(ae_builder_dense(b, 16, AE_ACT_RELU), AE_OK);
+            assert_int_equal(ae_builder_dense(b, 784, AE_ACT_SIGMOID), AE_OK);
+            assert_int_equal(ae_builder_build(&m, b, 22), AE_OK);
+            ae_builder_free(b);
+            print_message("model gradient check: VAE, %s, %s pass\n",
+                          loss == AE_LOSS_BCE ? "BCE" : "MSE", training ? "training" : "inference");
+            check_model_gradient(m, loss, samples, training);
             ae_model_free(m);
         }
     }
