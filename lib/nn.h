@@ -234,8 +234,8 @@ void ae__forward_rows(const ae_model *m, ae__workspace *ws, const float *x, size
 void ae__backward_rows(const ae_model *m, ae__workspace *ws, const float *x, float *dout,
                        int dout_is_preact, float *grads, size_t lo, size_t hi, int t);
 /* Sum over layers of ae__layer_penalty for rows [lo, hi) of the last
- * forward pass on ws, whose inputs were x: ws must keep every layer's output
- * (a training workspace, in either mode). */
+ * forward pass on ws, whose inputs were x: when a layer has a penalty, ws
+ * must keep every layer's output (a training workspace, in either mode). */
 double ae__penalty_rows(const ae_model *m, const ae__workspace *ws, const float *x, size_t lo,
                         size_t hi);
 /* grads += every other thread's buffer, over thread t's share of the
