@@ -7,6 +7,7 @@
 # then runs every example program that exists, in tutorial order:
 #   simple_autoencoder deep_autoencoder conv_autoencoder image_retrieval
 # and then the blog's further sections: denoising_autoencoder sparse_autoencoder
+#   variational_autoencoder
 # each as `<prog> --data build/data/quickdraw10 --out build/out EXTRA ARGS...`.
 #
 # Environment: AUTOENC_DATA=<an unpacked quickdraw10/ folder> uses that data
@@ -25,7 +26,8 @@ JOBS=${AE_JOBS:-2}
 BUILD=build/release
 ARCHIVE=${AE_DATA_ARCHIVE:-$ROOT/../shared/quickdraw10.tar.xz}
 EXAMPLES=(simple_autoencoder deep_autoencoder conv_autoencoder image_retrieval
-          denoising_autoencoder sparse_autoencoder)
+          denoising_autoencoder sparse_autoencoder
+          variational_autoencoder)
 
 log() { printf '\n==> %s\n' "$*"; }
 

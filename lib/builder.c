@@ -291,6 +291,23 @@ ae_status ae_builder_activity_regularization(ae_builder *b, double l1, double l2
     return push(b, &L);
 }
 
+ae_status ae_builder_sampling(ae_builder *b, double kl_weight)
+{
+    AE__ENTER();
+    ae_layer L = {0};
+    if (!b) return ae__fail(NULL, AE_ERR_INVALID_ARG, "builder is NULL");
+    if (b->cur.rank != 1 || b->cur.d[0] % 2 != 0)
+        return ae__fail(b->msg, AE_ERR_SHAPE,
+                        "needs a rank-1 input of 2z floats (z means, then z log-variances)");
+    if (!(kl_weight >= 0.0 && kl_weight <= 1e6))
+        return ae__fail(b->msg, AE_ERR_RANGE, "kl_weight must be 0..1e6, not %g", kl_weight);
+    L.kind = AE_LAYER_SAMPLING;
+    L.out = b->cur;
+    L.out.d[0] = b->cur.d[0] / 2;
+    L.kl_weight = kl_weight;
+    return push(b, &L);
+}
+
 ae_status ae_builder_maxpool2d(ae_builder *b, ae_padding padding)
 {
     AE__ENTER();

@@ -369,31 +369,18 @@ static double activity_penalty(const ae_layer *L, const float *x, size_t count)
 }
 
 static void activity_backward(const ae_layer *L, const float *x, const float *dy, float *dx,
-                              size_t count, const ae__pass *p)
+                              size_t n, size_t count, const ae__pass *p)
 {
+    const double rows = (double)(p && p->batch_rows ? p->batch_rows : n);
     if (!dx) return;
-    if (!p || !p->batch_rows) {
-        if (dx != dy) memcpy(dx, dy, count * sizeof *dx);
-        return;
-    }
     {
-        const float c1 = (float)(L->l1 / (double)p->batch_rows);
-        const float c2 = (float)(2.0 * L->l2 / (double)p->batch_rows);
+        const float c1 = (float)(L->l1 / rows);
+        const float c2 = (float)(2.0 * L->l2 / rows);
         for (size_t i = 0; i < count; i++) {
             const float a = x[i];
             const float sign = a > 0.0f ? 1.0f : a < 0.0f ? -1.0f : 0.0f;
             dx[i] = dy[i] + c1 * sign + c2 * a;
         }
-    }
-}
-
-double ae__layer_penalty(const ae_layer *L, const float *x, const float *y, size_t n)
-{
-    (void)y;
-    switch (L->kind) {
-    case AE_LAYER_ACTIVITY_REGULARIZATION:
-        return activity_penalty(L, x, n * ae__shape_size(&L->in));
-    default: return 0.0;
     }
 }
 
@@ -451,6 +438,7 @@ void ae__layer_forward_pass(const ae_layer *L, const float *x, float *y, size_t 
     case AE_LAYER_DROPOUT:
     case AE_LAYER_GAUSSIAN_NOISE:
     case AE_LAYER_MASKING_NOISE: ae__noise_forward(L, x, y, n, p); break;
+    case AE_LAYER_SAMPLING: ae__sampling_forward(L, x, y, n, p); break;
     case AE_LAYER_MAXPOOL2D: maxpool_forward(L, x, y, n); break;
     case AE_LAYER_UPSAMPLE2D: upsample_forward(L, x, y, n); break;
     default: /* activation, flatten, reshape, activity regularisation: the data is unchanged */
@@ -504,7 +492,8 @@ void ae__layer_backward_pass(const ae_layer *L, const float *x, const float *y, 
     case AE_LAYER_DROPOUT:
     case AE_LAYER_GAUSSIAN_NOISE:
     case AE_LAYER_MASKING_NOISE: ae__noise_backward(L, y, dy, dx, n, p); break;
-    case AE_LAYER_ACTIVITY_REGULARIZATION: activity_backward(L, x, dy, dx, n * in, p); break;
+    case AE_LAYER_ACTIVITY_REGULARIZATION: activity_backward(L, x, dy, dx, n, n * in, p); break;
+    case AE_LAYER_SAMPLING: ae__sampling_backward(L, x, dy, dx, n, p); break;
     case AE_LAYER_MAXPOOL2D:
         if (dx) maxpool_backward(L, x, dy, dx, n);
         break;
@@ -514,6 +503,31 @@ void ae__layer_backward_pass(const ae_layer *L, const float *x, const float *y, 
     default:
         if (dx && dx != dy) memcpy(dx, dy, n * in * sizeof *dx);
         break;
+    }
+}
+
+double ae__layer_penalty(const ae_layer *L, const float *x, const float *y, size_t n)
+{
+    (void)y;
+    switch (L->kind) {
+    case AE_LAYER_ACTIVITY_REGULARIZATION:
+        return activity_penalty(L, x, n * ae__shape_size(&L->in));
+    case AE_LAYER_SAMPLING: {
+        /* KL(N(mean, exp(log_var)) || N(0, 1)) per row, Keras' VAE example:
+         * -0.5 sum(1 + log_var - mean^2 - exp(log_var)), with 1 - exp(lv)
+         * as -expm1(lv): no cancellation near lv = 0, where training drives it */
+        const size_t z = ae__shape_size(&L->out);
+        double kl = 0;
+        for (size_t r = 0; r < n; r++) {
+            const float *mean = x + r * 2 * z, *log_var = mean + z;
+            for (size_t e = 0; e < z; e++) {
+                const double m = mean[e], lv = log_var[e];
+                kl += 0.5 * (m * m + expm1(lv) - lv);
+            }
+        }
+        return L->kl_weight * kl;
+    }
+    default: return 0.0;
     }
 }
 

@@ -45,6 +45,7 @@ const char *ae_layer_kind_name(ae_layer_kind kind)
     case AE_LAYER_GAUSSIAN_NOISE: return "gaussian_noise";
     case AE_LAYER_MASKING_NOISE: return "masking_noise";
     case AE_LAYER_ACTIVITY_REGULARIZATION: return "activity_regularization";
+    case AE_LAYER_SAMPLING: return "sampling";
     default: return "unknown";
     }
 }
@@ -66,6 +67,7 @@ static const char *kind_class(int kind)
     case AE_LAYER_GAUSSIAN_NOISE: return "GaussianNoise";
     case AE_LAYER_MASKING_NOISE: return "MaskingNoise";
     case AE_LAYER_ACTIVITY_REGULARIZATION: return "ActivityRegularization";
+    case AE_LAYER_SAMPLING: return "Sampling";
     default: return "?";
     }
 }
@@ -493,6 +495,20 @@ static void backward_rows(const ae_model *m, ae__workspace *ws, const float *x, 
     }
 }
 
+double ae__penalty_rows(const ae_model *m, const ae__workspace *ws, const float *x, size_t lo,
+                        size_t hi)
+{
+    const float *in = x + lo * ae__shape_size(&m->input);
+    double sum = 0;
+    for (size_t i = 0; i < m->n_layers; i++) {
+        const ae_layer *L = &m->layers[i];
+        const float *out = ws->acts[i] + lo * act_stride(ws, L);
+        if (lo < hi) sum += ae__layer_penalty(L, in, out, hi - lo);
+        in = out;
+    }
+    return sum;
+}
+
 void ae__forward_rows(const ae_model *m, ae__workspace *ws, const float *x, size_t lo, size_t hi,
                       int t)
 {
@@ -716,6 +732,36 @@ ae_status ae_model_predict(const ae_model *m, const float *x, size_t n, float *y
         return ae__fail(NULL, AE_ERR_SHAPE, "output buffer holds %zu floats, %zu samples need %zu",
                         y_len, n, need);
     return model_run(m, x, n, y); /* checks inputs and outputs for NaN/inf as it goes */
+}
+
+ae_status ae_model_decode(const ae_model *m, const float *codes, size_t n, float *y,
+                          size_t y_len)
+{
+    AE__ENTER();
+    ae_model dec;
+    size_t need;
+    if (!m || !codes || !y) return ae__fail(NULL, AE_ERR_INVALID_ARG, "NULL argument");
+    if (!m->has_code)
+        return ae__fail(NULL, AE_ERR_STATE, "the model has no code layer (ae_builder_mark_code)");
+    if (m->code_layer + 1 >= m->n_layers)
+        return ae__fail(NULL, AE_ERR_STATE, "the code layer is the last layer: nothing decodes");
+    if (n == 0) return ae__fail(NULL, AE_ERR_INVALID_ARG, "no codes (n = 0)");
+    if (ae__mul_size(n, ae_model_output_size(m), &need) != 0)
+        return ae__fail(NULL, AE_ERR_RANGE, "%zu codes of %zu output floats overflow size_t", n,
+                        ae_model_output_size(m));
+    if (y_len < need)
+        return ae__fail(NULL, AE_ERR_SHAPE, "output buffer holds %zu floats, %zu codes need %zu",
+                        y_len, n, need);
+    /* a view of the layers after the code: their kernels and biases already
+     * point into m's parameters, and inference passes read nothing else
+     * (offsets are only used by backward), so nothing is copied */
+    dec = *m;
+    dec.layers = m->layers + m->code_layer + 1;
+    dec.n_layers = m->n_layers - m->code_layer - 1;
+    dec.input = m->layers[m->code_layer].out;
+    dec.has_code = 0;
+    dec.code_layer = 0;
+    return model_run(&dec, codes, n, y); /* checks codes and outputs for NaN/inf */
 }
 
 ae_status ae_model_forward(const ae_model *m, const ae_tensor *x, ae_tensor *y)

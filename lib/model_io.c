@@ -26,7 +26,7 @@ static const char model_magic[8] = {'A', 'E', 'M', 'O', 'D', 'E', 'L', '\0'};
 
 /* The two options of a record: batch norm momentum and epsilon; dropout
  * rate; Gaussian noise stddev and clip (0 or 1); masking probability;
- * activity regularisation l1 and l2. */
+ * activity regularisation l1 and l2; sampling KL weight. */
 static void layer_options(const ae_layer *L, double *o1, double *o2)
 {
     *o1 = *o2 = 0.0;
@@ -41,6 +41,8 @@ static void layer_options(const ae_layer *L, double *o1, double *o2)
     } else if (L->kind == AE_LAYER_ACTIVITY_REGULARIZATION) {
         *o1 = L->l1;
         *o2 = L->l2;
+    } else if (L->kind == AE_LAYER_SAMPLING) {
+        *o1 = L->kl_weight;
     }
 }
 
@@ -153,6 +155,10 @@ static int infer_layer(const ae__shape *prev, uint32_t kind, uint32_t pad, uint6
     case AE_LAYER_GAUSSIAN_NOISE:
     case AE_LAYER_MASKING_NOISE:
     case AE_LAYER_ACTIVITY_REGULARIZATION: return 0;
+    case AE_LAYER_SAMPLING:
+        if (prev->rank != 1 || in % 2 != 0) return -1;
+        next->d[0] = (size_t)(in / 2);
+        return 0;
     case AE_LAYER_MAXPOOL2D:
         if (prev->rank != 3) return -1;
         next->d[0] = pad == AE_PAD_VALID ? prev->d[0] / 2 : (prev->d[0] + 1) / 2;
@@ -214,6 +220,7 @@ static ae_status replay_kind(ae_builder *b, const record *r)
     case AE_LAYER_MASKING_NOISE: return AE__NESTED(ae_builder_masking_noise(b, r->o1));
     case AE_LAYER_ACTIVITY_REGULARIZATION:
         return AE__NESTED(ae_builder_activity_regularization(b, r->o1, r->o2));
+    case AE_LAYER_SAMPLING: return AE__NESTED(ae_builder_sampling(b, r->o1));
     default: return ae__fail(NULL, AE_ERR_FORMAT, "unknown layer kind %u", r->kind);
     }
 }

@@ -19,7 +19,7 @@ int ae__shape_equal(const ae__shape *a, const ae__shape *b);
 /* "(None, 28, 28, 1)" like Keras' summary */
 void ae__shape_format(const ae__shape *s, char *buf, size_t cap);
 
-#define AE__LAYER_KINDS AE_LAYER_ACTIVITY_REGULARIZATION /* the largest ae_layer_kind */
+#define AE__LAYER_KINDS AE_LAYER_SAMPLING /* the largest ae_layer_kind */
 
 struct ae_layer {
     int kind;        /* AE_LAYER_* */
@@ -44,6 +44,7 @@ struct ae_layer {
     int clip;
     /* activity regularisation: the L1 and L2 coefficients */
     double l1, l2;
+    double kl_weight; /* sampling: weight of the KL term in the loss */
     size_t stats_offset, n_stats;
     float *moving_mean, *moving_var;
     char name[32];
@@ -100,8 +101,8 @@ typedef struct ae__pass {
     size_t row0;  /* batch index of the first row passed to the layer */
     /* rows of the whole batch whose mean loss backward differentiates (the
      * training step's, not this thread's share): layers with a penalty
-     * (ae__layer_penalty) add its gradient divided by it to dx; 0: no
-     * penalty gradient */
+     * (ae__layer_penalty) add its gradient divided by it to dx; 0: the
+     * rows passed to the layer */
     size_t batch_rows;
     /* training only: sums the totals across processes after the thread
      * reduction (ae_stat_reduce_fn, data-parallel training), called by
@@ -117,6 +118,15 @@ uint64_t ae__noise_key(uint64_t seed, uint64_t step, uint64_t layer);
 void ae__noise_forward(const ae_layer *L, const float *x, float *y, size_t n, const ae__pass *p);
 void ae__noise_backward(const ae_layer *L, const float *y, const float *dy, float *dx, size_t n,
                         const ae__pass *p);
+
+/* ---- sampling layer of variational autoencoders (noise.c): x holds each
+ * row's z means then z log-variances; training passes output
+ * mean + exp(log_var / 2) eps with eps ~ N(0, 1) drawn as the noise layers
+ * draw, inference passes the mean. backward adds the KL term's gradient
+ * (ae__layer_penalty) divided by p->batch_rows. */
+void ae__sampling_forward(const ae_layer *L, const float *x, float *y, size_t n, const ae__pass *p);
+void ae__sampling_backward(const ae_layer *L, const float *x, const float *dy, float *dx, size_t n,
+                           const ae__pass *p);
 
 /* ---- batch normalisation (batchnorm.c); p NULL or not training: inference */
 void ae__bn_forward(const ae_layer *L, const float *x, float *y, size_t n, const ae__pass *p);
@@ -148,7 +158,7 @@ void ae__layer_backward_pass(const ae_layer *L, const float *x, const float *y, 
  * activity regularisation by the batch size). The penalty's gradient is
  * added by the layer's backward pass, divided by ae__pass.batch_rows.
  * Validation and ae_model_evaluate include the penalty too (Keras'
- * val_loss does). Activity regularisation: l1 * sum|x| + l2 * sum x^2. */
+ * val_loss does). Activity regularisation: l1 * sum|x| + l2 * sum x^2; sampling: its KL term. */
 double ae__layer_penalty(const ae_layer *L, const float *x, const float *y, size_t n);
 /* Glorot-uniform kernel, zero bias, as Keras' defaults. */
 void ae__layer_init(ae_layer *L, ae__rng *rng);
@@ -246,6 +256,11 @@ void ae__forward_rows(const ae_model *m, ae__workspace *ws, const float *x, size
  * these rows' parameter gradients. */
 void ae__backward_rows(const ae_model *m, ae__workspace *ws, const float *x, float *dout,
                        int dout_is_preact, float *grads, size_t lo, size_t hi, int t);
+/* Sum over layers of ae__layer_penalty for rows [lo, hi) of the last
+ * forward pass on ws, whose inputs were x: when a layer has a penalty, ws
+ * must keep every layer's output (a training workspace, in either mode). */
+double ae__penalty_rows(const ae_model *m, const ae__workspace *ws, const float *x, size_t lo,
+                        size_t hi);
 /* grads += every other thread's buffer, over thread t's share of the
  * parameters (call after a barrier, from every thread). */
 void ae__reduce_grads(ae__workspace *ws, float *grads, int t, int nt);

@@ -2,7 +2,9 @@
  * Training-only layers: dropout (inverted: kept values are scaled by
  * 1 / (1 - rate), so inference is the identity), Gaussian noise (optionally
  * clipped to [0, 1], as the denoising example of Chollet's tutorial clips its
- * noisy images) and masking noise (each value zeroed with a probability).
+ * noisy images) and masking noise (each value zeroed with a probability);
+ * and the sampling layer of variational autoencoders, which draws the same
+ * way in training and passes its mean through in inference.
  *
  * The random numbers are a hash of (the pass key, the row's index in the
  * batch, the element's index in the row), not a stream: backward recomputes
@@ -107,6 +109,50 @@ void ae__noise_backward(const ae_layer *L, const float *y, const float *dy, floa
             for (size_t e = 0; e < size; e++)
                 dr[e] = L->clip && (yr[e] <= 0.0f || yr[e] >= 1.0f) ? 0.0f : gr[e];
             break;
+        }
+    }
+}
+
+/* ---- sampling (variational autoencoders) ---------------------------------------------
+ * Keras' VAE example: z = z_mean + exp(0.5 z_log_var) eps. eps is element e
+ * of row r's standard normal draw, as a Gaussian noise layer's, so backward
+ * recomputes it and a row's draw does not depend on its thread. */
+
+void ae__sampling_forward(const ae_layer *L, const float *x, float *y, size_t n, const ae__pass *p)
+{
+    const size_t z = ae__shape_size(&L->out);
+    for (size_t r = 0; r < n; r++) {
+        const float *mean = x + r * 2 * z, *log_var = mean + z;
+        float *yr = y + r * z;
+        if (!p || !p->training) {
+            for (size_t e = 0; e < z; e++) yr[e] = mean[e];
+            continue;
+        }
+        for (size_t e = 0; e < z; e++)
+            yr[e] = mean[e] + expf(0.5f * log_var[e]) * normal(p->key, p->row0 + r, e);
+    }
+}
+
+/* d mean = dz, d log_var = dz exp(log_var / 2) eps / 2 (training; 0 in
+ * inference), plus the KL term's w * mean and w (exp(log_var) - 1) / 2, with
+ * w the KL weight over the batch's rows. */
+void ae__sampling_backward(const ae_layer *L, const float *x, const float *dy, float *dx, size_t n,
+                           const ae__pass *p)
+{
+    const size_t z = ae__shape_size(&L->out);
+    const int training = p && p->training;
+    const double w = L->kl_weight / (double)(p && p->batch_rows ? p->batch_rows : n);
+    if (!dx) return;
+    for (size_t r = 0; r < n; r++) {
+        const float *mean = x + r * 2 * z, *log_var = mean + z, *g = dy + r * z;
+        float *dmean = dx + r * 2 * z, *dlv = dmean + z;
+        for (size_t e = 0; e < z; e++) {
+            const double kl_mean = w * mean[e], kl_lv = 0.5 * w * expm1((double)log_var[e]);
+            const double sample = training ? 0.5 * (double)g[e] * exp(0.5 * (double)log_var[e]) *
+                                                 (double)normal(p->key, p->row0 + r, e)
+                                           : 0.0;
+            dmean[e] = (float)((double)g[e] + kl_mean);
+            dlv[e] = (float)(sample + kl_lv);
         }
     }
 }

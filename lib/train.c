@@ -348,7 +348,8 @@ ae_status ae_model_evaluate(double *value, const ae_model *m, ae_loss loss, cons
     if (loss != AE_LOSS_BCE && loss != AE_LOSS_MSE)
         return ae__fail(NULL, AE_ERR_INVALID_ARG, "unknown loss %d", (int)loss);
     if ((st = check_rows(NULL, m, x, y, n, "ae_model_evaluate")) != AE_OK) return st;
-    if ((st = ae__workspace_create(m, n < 256 ? n : 256, 0, &ws)) != AE_OK) return st;
+    if ((st = ae__workspace_create(m, n < 256 ? n : 256, 0, &ws)) != AE_OK)
+        return st;
     *value = mean_loss(m, ws, loss, x, y ? y : x, n);
     ae__workspace_free(ws);
     /* inputs and targets are finite (check_rows): the predictions overflowed */
@@ -488,21 +489,6 @@ static void flush_denormals_end(unsigned old)
 
 static void step_task_body(step_job *j, int t, int nt);
 
-/* The summed layer penalties (ae__layer_penalty) of rows [lo, hi) after a
- * training forward, whose workspace keeps every layer's output. */
-static double rows_penalty(const ae_model *m, const ae__workspace *ws, const float *x, size_t lo,
-                           size_t hi)
-{
-    const float *in = x + lo * ae__shape_size(&m->input);
-    double sum = 0;
-    for (size_t i = 0; i < m->n_layers; i++) {
-        const float *out = ws->acts[i] + lo * ae__shape_size(&m->layers[i].out);
-        sum += ae__layer_penalty(&m->layers[i], in, out, hi - lo);
-        in = out;
-    }
-    return sum;
-}
-
 static void step_task(void *ctx, int t, int nt)
 {
     unsigned mode = flush_denormals_begin();
@@ -535,7 +521,7 @@ static void step_task_body(step_job *j, int t, int nt)
         j->partial[t] = ae__loss_sum(j->loss, pred, targets + lo * s->out, (hi - lo) * s->out,
                                      s->dout + lo * s->out, j->rows * s->out, j->logits);
         /* the loss sum is divided by rows * out: a row's penalty counts once */
-        if (lo < hi) j->partial[t] += rows_penalty(m, ws, s->xb, lo, hi) * (double)s->out;
+        if (lo < hi) j->partial[t] += ae__penalty_rows(m, ws, s->xb, lo, hi) * (double)s->out;
         if (isfinite(j->partial[t]) || m->syncs)
             ae__backward_rows(m, ws, s->xb, s->dout, j->logits, g, lo, hi, t);
     } else {

@@ -226,6 +226,23 @@ static ae_status build_bn(ae_model **out, uint64_t seed)
     return st;
 }
 
+/* a variational autoencoder: its evaluation keeps every layer's output */
+static ae_status build_vae(ae_model **out, uint64_t seed)
+{
+    ae_builder *b = NULL;
+    ae_status st;
+    *out = NULL;
+    if ((st = ae_builder_create(&b, 1, (size_t[]){16})) != AE_OK) return st;
+    if ((st = ae_builder_dense(b, 8, AE_ACT_RELU)) == AE_OK &&
+        (st = ae_builder_dense(b, 4, AE_ACT_LINEAR)) == AE_OK &&
+        (st = ae_builder_sampling(b, 1.0 / 16)) == AE_OK &&
+        (st = ae_builder_mark_code(b)) == AE_OK &&
+        (st = ae_builder_dense(b, 16, AE_ACT_SIGMOID)) == AE_OK)
+        st = ae_builder_build(out, b, seed);
+    ae_builder_free(b);
+    return st;
+}
+
 static ae_status s_build_bn(void *ctx)
 {
     ae_model *m = NULL;
@@ -332,6 +349,9 @@ static void test_train(void **state)
     assert_int_equal(build_bn(&m, 2), AE_OK);
     run_scenario("model: clone (batch norm)", s_clone, NULL, m, 0);
     fit_scenario("fit: batch norm, 2 threads", m, 64, 2, 12);
+    ae_model_free(m);
+    assert_int_equal(build_vae(&m, 2), AE_OK);
+    fit_scenario("fit: VAE, 2 threads", m, 16, 2, 12);
     ae_model_free(m);
 }
 
@@ -454,6 +474,19 @@ static ae_status s_encode(void *ctx)
     return ae_encoder_encode(c->enc, c->x, c->n, c->y, c->n * ae_encoder_code_size(c->enc));
 }
 
+static ae_status s_decode(void *ctx)
+{
+    pred_ctx *c = ctx; /* x: codes */
+    return ae_model_decode(c->m, c->x, c->n, c->y, c->n * ae_model_output_size(c->m));
+}
+
+static ae_status s_evaluate(void *ctx)
+{
+    pred_ctx *c = ctx;
+    double v;
+    return ae_model_evaluate(&v, c->m, AE_LOSS_BCE, c->x, NULL, c->n);
+}
+
 static void test_predict_encode(void **state)
 {
     pred_ctx c;
@@ -470,6 +503,19 @@ static void test_predict_encode(void **state)
     assert_int_equal(ae_encoder_create(&c.enc, c.m), AE_OK);
     run_scenario("encoder: encode (3 threads)", s_encode, NULL, &c, 0);
     ae_encoder_free(c.enc);
+    {
+        /* decode the codes of the rows just encoded */
+        const float *x = c.x;
+        float *codes = malloc(c.n * 128 * sizeof *codes);
+        memcpy(codes, c.y, c.n * 128 * sizeof *codes);
+        c.x = codes;
+        run_scenario("model: decode (3 threads)", s_decode, NULL, &c, 0);
+        c.x = x;
+        free(codes);
+    }
+    ae_model_free(c.m);
+    assert_int_equal(build_vae(&c.m, 4), AE_OK);
+    run_scenario("model: evaluate (VAE)", s_evaluate, NULL, &c, 0);
     ae_model_free(c.m);
     free((void *)c.x);
     free(c.y);

@@ -81,6 +81,7 @@ static void test_every_function_names_itself(void **state)
     EXPECT_FAIL(ae_builder_gaussian_noise(b, -1.0, 0), "ae_builder_gaussian_noise");
     EXPECT_FAIL(ae_builder_masking_noise(b, 1.0), "ae_builder_masking_noise");
     EXPECT_FAIL(ae_builder_activity_regularization(b, -1.0, 0), "ae_builder_activity_regularization");
+    EXPECT_FAIL(ae_builder_sampling(b, -1.0), "ae_builder_sampling");
     EXPECT_FAIL(ae_builder_flatten(NULL), "ae_builder_flatten");
     EXPECT_FAIL(ae_builder_reshape(b, 1, (size_t[]){5}), "ae_builder_reshape");
     EXPECT_FAIL(ae_builder_mark_code(b), "ae_builder_mark_code");
@@ -92,6 +93,7 @@ static void test_every_function_names_itself(void **state)
     EXPECT_FAIL(ae_model_clone(NULL, m), "ae_model_clone");
     EXPECT_FAIL(ae_model_code_layer(NULL, m), "ae_model_code_layer");
     EXPECT_FAIL(ae_model_predict(m, x, 2, y, 10), "ae_model_predict");
+    EXPECT_FAIL(ae_model_decode(m, x, 0, y, 10), "ae_model_decode");
     EXPECT_FAIL(ae_model_forward(m, NULL, NULL), "ae_model_forward");
     EXPECT_FAIL(ae_model_set_threads(m, -1), "ae_model_set_threads");
     EXPECT_FAIL(ae_model_set_param(m, 0, (ae_param_kind)7, x, 1), "ae_model_set_param");

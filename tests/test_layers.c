@@ -25,9 +25,9 @@ static ae_model *one_layer(int rank, const size_t *dims, add_fn add)
     return m;
 }
 
-/* L = sum(y * r): dL/dy = r, plus the layer's penalty (ae__layer_penalty)
- * over the pass's batch_rows when it has some, as a training step adds it.
- * Forward in double-checked float, central differences. */
+/* L = sum(y * r) + the layer's penalty per row of the batch (p->batch_rows,
+ * or the n rows): dL/dy = r, and backward adds the penalty's gradient. Forward
+ * in double-checked float, central differences. */
 static double probe_loss(const ae_layer *L, const float *x, const float *r, size_t n, float *y,
                          float *ws, const ae__pass *p)
 {
@@ -35,8 +35,7 @@ static double probe_loss(const ae_layer *L, const float *x, const float *r, size
     size_t out = ae__shape_size(&L->out);
     ae__layer_forward_pass(L, x, y, n, ws, p);
     for (size_t i = 0; i < n * out; i++) s += (double)y[i] * r[i];
-    if (p && p->batch_rows) s += ae__layer_penalty(L, x, y, n) / (double)p->batch_rows;
-    return s;
+    return s + ae__layer_penalty(L, x, y, n) / (double)(p && p->batch_rows ? p->batch_rows : n);
 }
 
 static void check_close(double analytic, double numeric, const char *what, size_t i)
@@ -559,6 +558,7 @@ static ae_status add_dropout(ae_builder *b) { return ae_builder_dropout(b, 0.3);
 static ae_status add_gauss(ae_builder *b) { return ae_builder_gaussian_noise(b, 0.5, 0); }
 static ae_status add_gauss_clip(ae_builder *b) { return ae_builder_gaussian_noise(b, 0.5, 1); }
 static ae_status add_masking(ae_builder *b) { return ae_builder_masking_noise(b, 0.5); }
+static ae_status add_noise_one(ae_builder *b) { return ae_builder_gaussian_noise(b, 1.0, 0); }
 
 /* Dropout and noise: finite-difference checks of training passes (the same
  * draws in forward and backward), identity in inference, the draws' rates
@@ -668,7 +668,7 @@ static void test_activity_regularization(void **state)
         /* a thread's share of a larger batch: the gradient of the batch's mean */
         tp.p.batch_rows = 8;
         gradient_check_pass(m, 3, &tp.p);
-        gradient_check(m, 3); /* no batch rows: the identity's gradient */
+        gradient_check(m, 3); /* no batch rows: the mean over the 3 rows passed */
         ae_model_free(m);
     }
     assert_int_equal(ae_builder_create(&b, 1, dims), AE_OK);
@@ -702,6 +702,81 @@ static void test_activity_regularization(void **state)
     ae_builder_free(b);
 }
 
+static ae_status add_sampling(ae_builder *b) { return ae_builder_sampling(b, 0.7); }
+static ae_status add_sampling_code(ae_builder *b)
+{
+    ae_status st = ae_builder_sampling(b, 1.0 / 784);
+    return st == AE_OK ? ae_builder_mark_code(b) : st;
+}
+
+/* The sampling layer of a VAE: finite differences of training passes (eps
+ * fixed by the key, as forward and backward draw it) and inference passes,
+ * both with the weighted KL term, divided by the pass's or the batch's
+ * rows; the KL term and the draws by hand; the builder's checks. */
+static void test_sampling(void **state)
+{
+    size_t dims[1] = {6};
+    ae_model *m = one_layer(1, dims, add_sampling);
+    const ae_layer *L = &m->layers[0];
+    train_pass tp;
+    (void)state;
+    assert_int_equal(ae_layer_output_size(L), 3);
+    assert_int_equal(ae_layer_param_count(L), 0);
+    assert_string_equal(ae_layer_kind_name(AE_LAYER_SAMPLING), "sampling");
+    train_pass_init(&tp, m);
+    tp.p.key = ae__noise_key(1, 2, 0);
+    print_message("gradient check: sampling, training\n");
+    gradient_check_pass(m, 3, &tp.p);
+    tp.p.batch_rows = 8; /* a thread's 3 rows of a batch of 8 */
+    print_message("gradient check: sampling, training, 3 rows of 8\n");
+    gradient_check_pass(m, 3, &tp.p);
+    print_message("gradient check: sampling, inference\n");
+    gradient_check(m, 3);
+    {
+        /* by hand: row 0 mean (0.5, -1, 0), log_var (0, ln 4, -1) */
+        const float x[12] = {0.5f, -1.0f, 0.0f, 0.0f, 1.3862944f, -1.0f,
+                             0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+        float y[6], y2[6], ws[1];
+        const double kl0 = 0.5 * ((0.25 + 0 - 0) + (1 + 3 - 1.3862944) + (0 + exp(-1.0) - 1 + 1));
+        assert_true(fabs(ae__layer_penalty(L, x, y, 1) - 0.7 * kl0) < 1e-6);
+        /* a standard normal posterior costs nothing */
+        assert_true(ae__layer_penalty(L, x + 6, y, 1) == 0.0);
+        ae__layer_forward_pass(L, x, y, 2, ws, NULL); /* inference: the mean */
+        assert_true(y[0] == 0.5f && y[1] == -1.0f && y[2] == 0.0f && y[3] == 0.0f);
+        /* training: mean + exp(log_var / 2) eps, eps the Gaussian noise's draw */
+        ae__layer_forward_pass(L, x, y, 2, ws, &tp.p);
+        {
+            size_t gdims[1] = {3};
+            ae_model *g = one_layer(1, gdims, add_noise_one);
+            const float zero[6] = {0};
+            ae__layer_forward_pass(&g->layers[0], zero, y2, 2, ws, &tp.p);
+            for (int e = 0; e < 3; e++) {
+                assert_true(fabs(y[e] - (x[e] + expf(0.5f * x[3 + e]) * y2[e])) < 1e-6);
+                assert_true(fabs(y[3 + e] - y2[3 + e]) < 1e-6); /* mean 0, log_var 0 */
+            }
+            ae_model_free(g);
+        }
+    }
+    ae_model_free(m);
+    {
+        ae_builder *b;
+        size_t odd[1] = {5}, img[3] = {2, 2, 2};
+        assert_int_equal(ae_builder_create(&b, 1, odd), AE_OK);
+        assert_int_equal(ae_builder_sampling(b, 1.0), AE_ERR_SHAPE);
+        ae_builder_free(b);
+        assert_int_equal(ae_builder_create(&b, 3, img), AE_OK);
+        assert_int_equal(ae_builder_sampling(b, 1.0), AE_ERR_SHAPE);
+        ae_builder_free(b);
+        assert_int_equal(ae_builder_create(&b, 1, dims), AE_OK);
+        assert_int_equal(ae_builder_sampling(b, -1.0), AE_ERR_RANGE);
+        assert_int_equal(ae_builder_sampling(b, NAN), AE_ERR_RANGE);
+        assert_int_equal(ae_builder_sampling(NULL, 1.0), AE_ERR_INVALID_ARG);
+        assert_int_equal(ae_builder_layer_count(b), 0);
+        assert_int_equal(add_sampling_code(b), AE_OK);
+        ae_builder_free(b);
+    }
+}
+
 /* The vectorised sigmoid agrees with libm's to float rounding. */
 static void test_fast_sigmoid(void **state)
 {
@@ -730,6 +805,7 @@ int main(void)
         cmocka_unit_test(test_batchnorm_by_hand),
         cmocka_unit_test(test_dropout_and_noise),
         cmocka_unit_test(test_activity_regularization),
+        cmocka_unit_test(test_sampling),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

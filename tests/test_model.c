@@ -215,25 +215,83 @@ static void test_summary(void **state)
     ae_model_free(m);
 }
 
+/* ae_model_decode runs the layers after the code: decoding the encoder's
+ * codes reproduces predict bit for bit, on any thread count and in any
+ * grouping; a VAE's summary names its sampling layer; the errors. */
+static void test_decode(void **state)
+{
+    const size_t n = 200; /* 3 threads of at least 64 rows */
+    float *x = ae_test_rows(n, 784, 4), *y = malloc(n * 784 * 4), *d = malloc(n * 784 * 4);
+    float codes[200 * 32];
+    ae_model *m, *last, *none;
+    ae_encoder *e;
+    ae_builder *b;
+    char buf[4096];
+    (void)state;
+    assert_int_equal(ae_preset_build(&m, AE_PRESET_DEEP, 3), AE_OK);
+    assert_int_equal(ae_encoder_create(&e, m), AE_OK);
+    assert_int_equal(ae_encoder_encode(e, x, n, codes, n * 32), AE_OK);
+    assert_int_equal(ae_model_predict(m, x, n, y, n * 784), AE_OK);
+    assert_int_equal(ae_model_set_threads(m, 3), AE_OK);
+    assert_int_equal(ae_model_decode(m, codes, n, d, n * 784), AE_OK);
+    assert_memory_equal(d, y, n * 784 * 4);
+    assert_int_equal(ae_model_set_threads(m, 1), AE_OK);
+    assert_int_equal(ae_model_decode(m, codes + 7 * 32, 1, d, 784), AE_OK);
+    assert_memory_equal(d, y + 7 * 784, 784 * 4);
+    /* errors */
+    assert_int_equal(ae_model_decode(NULL, codes, 1, d, 784), AE_ERR_INVALID_ARG);
+    assert_int_equal(ae_model_decode(m, NULL, 1, d, 784), AE_ERR_INVALID_ARG);
+    assert_int_equal(ae_model_decode(m, codes, 1, NULL, 784), AE_ERR_INVALID_ARG);
+    assert_int_equal(ae_model_decode(m, codes, 0, d, 784), AE_ERR_INVALID_ARG);
+    assert_int_equal(ae_model_decode(m, codes, 2, d, 2 * 784 - 1), AE_ERR_SHAPE);
+    assert_non_null(strstr(ae_last_error(), "ae_model_decode"));
+    assert_int_equal(ae_model_decode(m, codes, SIZE_MAX / 2, d, 784), AE_ERR_RANGE);
+    codes[33] = NAN;
+    assert_int_equal(ae_model_decode(m, codes, 2, d, 2 * 784), AE_ERR_NUMERIC);
+    codes[33] = INFINITY;
+    assert_int_equal(ae_model_decode(m, codes, 2, d, 2 * 784), AE_ERR_NUMERIC);
+    assert_int_equal(ae_model_decode(m, codes, 1, d, 784), AE_OK); /* row 0 is fine */
+    assert_int_equal(ae_builder_create(&b, 1, (size_t[]){8}), AE_OK);
+    assert_int_equal(ae_builder_dense(b, 4, AE_ACT_LINEAR), AE_OK);
+    assert_int_equal(ae_builder_build(&none, b, 1), AE_OK);
+    assert_int_equal(ae_builder_sampling(b, 1.0 / 8), AE_OK);
+    assert_int_equal(ae_builder_mark_code(b), AE_OK);
+    assert_int_equal(ae_builder_build(&last, b, 1), AE_OK);
+    assert_int_equal(ae_model_decode(none, codes, 1, d, 784), AE_ERR_STATE);
+    assert_int_equal(ae_model_decode(last, codes, 1, d, 784), AE_ERR_STATE);
+    assert_int_equal(ae_model_summary(last, buf, sizeof buf, NULL), AE_OK);
+    assert_non_null(strstr(buf, "sampling (Sampling)"));
+    assert_non_null(strstr(buf, "(None, 2)"));
+    ae_builder_free(b);
+    ae_model_free(none);
+    ae_model_free(last);
+    ae_encoder_free(e);
+    ae_model_free(m);
+    free(x); free(y); free(d);
+}
+
 /* Whole-model check: loss gradient with respect to sampled parameters vs
  * central differences, for MSE (plain chain) and BCE (fused logits path). */
+/* The forward pass of a check: inference, or (training) a training pass
+ * whose draws are fixed by the workspace's seed and step. */
+static const float *check_forward(const ae_model *m, ae__workspace *ws, const float *x, size_t n,
+                                  int training)
+{
+    if (!training) return ae__model_forward_ws(m, ws, x, n);
+    ae__forward_rows(m, ws, x, 0, n, 0);
+    return ws->acts[m->n_layers - 1];
+}
+
 /* The loss in double precision, computed here independently of the library:
- * finite differences of tiny parameter steps need every digit. Activity
- * regularisation layers add l1 sum|a| + l2 sum a^2 per row, averaged over
- * the rows (Keras), from the outputs the training workspace keeps. */
-static double model_loss(const ae_model *m, ae__workspace *ws, int loss, const float *x, size_t n)
+ * finite differences of tiny parameter steps need every digit. Layers'
+ * penalties (activity regularisation, a VAE's KL term) add their mean per
+ * row. */
+static double model_loss(const ae_model *m, ae__workspace *ws, int loss, const float *x, size_t n,
+                         int training)
 {
     size_t out = ae_model_output_size(m);
-    const float *p = ae__model_forward_ws(m, ws, x, n);
-    double sum = 0, penalty = 0;
-    for (size_t l = 0; l < m->n_layers; l++) {
-        const ae_layer *L = &m->layers[l];
-        if (L->kind != AE_LAYER_ACTIVITY_REGULARIZATION) continue;
-        for (size_t i = 0; i < n * ae_layer_output_size(L); i++) {
-            const double a = ws->acts[l][i];
-            penalty += L->l1 * fabs(a) + L->l2 * a * a;
-        }
-    }
+    const float *p = check_forward(m, ws, x, n, training);
+    double sum = 0;
     for (size_t i = 0; i < n * out; i++) {
         double q = p[i], t = x[i];
         if (loss == AE_LOSS_BCE) {
@@ -243,10 +301,10 @@ static double model_loss(const ae_model *m, ae__workspace *ws, int loss, const f
             sum += (q - t) * (q - t);
         }
     }
-    return sum / (double)(n * out) + penalty / (double)n;
+    return sum / (double)(n * out) + ae__penalty_rows(m, ws, x, 0, n) / (double)n;
 }
 
-static void check_model_gradient(ae_model *m, int loss, size_t samples)
+static void check_model_gradient(ae_model *m, int loss, size_t samples, int training)
 {
     const size_t n = 4, in = ae_model_input_size(m), out = ae_model_output_size(m);
     ae__workspace *ws;
@@ -262,17 +320,24 @@ static void check_model_gradient(ae_model *m, int loss, size_t samples)
         for (size_t j = 0; j < m->layers[i].n_bias; j++)
             m->layers[i].bias[j] = 0.1f * (float)(ae_test_rng_uniform(&r) - 0.3);
     assert_int_equal(ae__workspace_create(m, n, 1, &ws), AE_OK);
+    ws->noise_seed = 5;
+    ws->noise_step = 3;
     {
-        const float *p = ae__model_forward_ws(m, ws, x, n);
+        const float *p = check_forward(m, ws, x, n, training);
         ae__loss_sum(loss, p, x, n * out, dout, n * out, logits);
-        ae__model_backward_ws(m, ws, x, dout, logits, g, n);
+        if (training) {
+            ws->batch_rows = n;
+            ae__backward_rows(m, ws, x, dout, logits, g, 0, n, 0);
+        } else {
+            ae__model_backward_ws(m, ws, x, dout, logits, g, n);
+        }
     }
     for (size_t s = 0; s < samples; s++) {
         size_t i = s < m->n_params ? (s * 7919) % m->n_params : 0;
         float keep = m->params[i];
-        double mid = model_loss(m, ws, loss, x, n), up, down, left, right, num;
-        m->params[i] = keep + eps; up = model_loss(m, ws, loss, x, n);
-        m->params[i] = keep - eps; down = model_loss(m, ws, loss, x, n);
+        double mid = model_loss(m, ws, loss, x, n, training), up, down, left, right, num;
+        m->params[i] = keep + eps; up = model_loss(m, ws, loss, x, n, training);
+        m->params[i] = keep - eps; down = model_loss(m, ws, loss, x, n, training);
         m->params[i] = keep;
         left = (mid - down) / eps;
         right = (up - mid) / eps;
@@ -298,14 +363,37 @@ static void test_model_gradients(void **state)
         for (int loss = AE_LOSS_BCE; loss <= AE_LOSS_MSE; loss++) {
             ae_model *m;
             assert_int_equal(ae_preset_build(&m, presets[p], 21), AE_OK);
-            check_model_gradient(m, loss, samples);
+            check_model_gradient(m, loss, samples, 0);
+            ae_model_free(m);
+        }
+    }
+    /* a VAE: the KL term through the encoder, in inference and in training
+     * passes (the draws fixed by the workspace's seed and step); training
+     * weighs KL lightly so the sampled path's gradient is not drowned by it */
+    for (int training = 0; training <= 1; training++) {
+        for (int loss = AE_LOSS_BCE; loss <= AE_LOSS_MSE; loss++) {
+            ae_builder *b;
+            ae_model *m;
+            assert_int_equal(ae_builder_create(&b, 1, (size_t[]){784}), AE_OK);
+            assert_int_equal(ae_builder_dense(b, 16, AE_ACT_RELU), AE_OK);
+            assert_int_equal(ae_builder_dense(b, 6, AE_ACT_LINEAR), AE_OK);
+            assert_int_equal(ae_builder_sampling(b, training ? 1e-3 : 0.5), AE_OK);
+            assert_int_equal(ae_builder_mark_code(b), AE_OK);
+            assert_int_equal(ae_builder_dense(b, 16, AE_ACT_RELU), AE_OK);
+            assert_int_equal(ae_builder_dense(b, 784, AE_ACT_SIGMOID), AE_OK);
+            assert_int_equal(ae_builder_build(&m, b, 22), AE_OK);
+            ae_builder_free(b);
+            print_message("model gradient check: VAE, %s, %s pass\n",
+                          loss == AE_LOSS_BCE ? "BCE" : "MSE", training ? "training" : "inference");
+            check_model_gradient(m, loss, samples, training);
             ae_model_free(m);
         }
     }
 }
 
 /* A sparse autoencoder (an activity regulariser on the code): the gradient
- * of the loss with the penalty, the library's against central differences. */
+ * of the loss with the penalty, the library's against central differences,
+ * in training and inference passes. */
 static void test_penalty_model_gradients(void **state)
 {
     const size_t samples = getenv("AE_TEST_SMALL") ? 24 : 120, in[1] = {12};
@@ -319,7 +407,8 @@ static void test_penalty_model_gradients(void **state)
         assert_int_equal(ae_builder_activity_regularization(b, 0.05, 0.03), AE_OK);
         assert_int_equal(ae_builder_dense(b, 12, AE_ACT_SIGMOID), AE_OK);
         assert_int_equal(ae_builder_build(&m, b, 3), AE_OK);
-        check_model_gradient(m, loss, samples);
+        for (int training = 0; training <= 1; training++)
+            check_model_gradient(m, loss, samples, training);
         ae_model_free(m);
         ae_builder_free(b);
     }
@@ -707,6 +796,7 @@ int main(void)
         cmocka_unit_test(test_builder_errors),
         cmocka_unit_test(test_model_errors),     cmocka_unit_test(test_overflowing_outputs),
         cmocka_unit_test(test_tensor),
+        cmocka_unit_test(test_decode),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -377,6 +377,13 @@ static void check_model_file(const ae_model *m, const char *path, const table *f
             assert_int_equal(ae_layer_param_count(ly), 0);
             break;
         }
+        case AE_LAYER_SAMPLING:
+            /* 2z means and log-variances in, z out; the model below weighs KL by 0.25 */
+            assert_int_equal(out[0] * 2, prev[0]);
+            assert_true(opt1 == 0.25 && opt2 == 0.0);
+            assert_int_equal(units, 0);
+            assert_int_equal(ae_layer_param_count(ly), 0);
+            break;
         case AE_LAYER_MAXPOOL2D:
             assert_int_equal(units, 0);
             assert_int_equal(out[0], pad == AE_PAD_SAME ? (prev[0] + 1) / 2 : prev[0] / 2);
@@ -490,7 +497,8 @@ static void test_other_layer_kinds(void **state)
 
 /* The kinds and fields of format version 2: strided and transposed
  * convolutions, batch norm with statistics set away from their defaults,
- * dropout and noise, activity regularisation, activation parameters. */
+ * dropout and noise, activity regularisation, a VAE's sampling layer (the
+ * code), activation parameters. */
 static void test_version2_layer_kinds(void **state)
 {
     ae_builder *b;
@@ -512,6 +520,9 @@ static void test_version2_layer_kinds(void **state)
     assert_int_equal(ae_builder_dense(b, 4, AE_ACT_LINEAR), AE_OK);
     assert_int_equal(ae_builder_activity_regularization(b, 1e-4, 2.5e-3), AE_OK);
     assert_int_equal(ae_builder_batchnorm(b, 0.9, 1e-3), AE_OK);
+    assert_int_equal(ae_builder_sampling(b, 0.25), AE_OK);
+    assert_int_equal(ae_builder_mark_code(b), AE_OK);
+    assert_int_equal(ae_builder_dense(b, 3, AE_ACT_SIGMOID), AE_OK);
     assert_int_equal(ae_builder_build(&m, b, 6), AE_OK);
     ae_builder_free(b);
     assert_int_equal(ae_model_set_param(m, 3, AE_PARAM_MOVING_MEAN, mean, 3), AE_OK);
@@ -520,13 +531,20 @@ static void test_version2_layer_kinds(void **state)
         /* and it loads back predicting the same */
         ae_model *back;
         const char *path = ae_test_path("%s", "v2.aem");
-        float x[9 * 7 * 2], ya[4], yb[4];
+        float x[9 * 7 * 2], ya[3], yb[3];
         for (int i = 0; i < 9 * 7 * 2; i++) x[i] = (float)(i % 5) / 5.0f;
         assert_int_equal(ae_model_save(m, path), AE_OK);
         assert_int_equal(ae_model_load(&back, path), AE_OK);
-        assert_int_equal(ae_model_predict(m, x, 1, ya, 4), AE_OK);
-        assert_int_equal(ae_model_predict(back, x, 1, yb, 4), AE_OK);
+        assert_int_equal(ae_model_predict(m, x, 1, ya, 3), AE_OK);
+        assert_int_equal(ae_model_predict(back, x, 1, yb, 3), AE_OK);
         assert_memory_equal(ya, yb, sizeof ya);
+        {
+            /* the KL weight came back: the same loss, which it dominates */
+            double la, lb;
+            assert_int_equal(ae_model_evaluate(&la, m, AE_LOSS_MSE, x, ya, 1), AE_OK);
+            assert_int_equal(ae_model_evaluate(&lb, back, AE_LOSS_MSE, x, yb, 1), AE_OK);
+            assert_true(la > 0.0 && la == lb);
+        }
         ae_model_free(back);
     }
     save_and_check(m, "v2kinds");

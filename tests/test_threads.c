@@ -82,8 +82,8 @@ static void test_fit_two_threads(void **state)
     free(yb);
 }
 
-/* Batch norm (statistics across the fit's threads at barriers), dropout and
- * noise: two fits on 2 threads with the same seed agree bit for bit (here
+/* Batch norm (statistics across the fit's threads at barriers), dropout,
+ * noise and a VAE's sampling layer with its KL term: two fits on 2 threads with the same seed agree bit for bit (here
  * also the ThreadSanitizer pass sees the cross-thread reduction). 70 rows
  * with a 20% split leave 56 training rows: three batches of 16, then 8;
  * predict on 2 threads and on 1 agree (inference is row-independent). */
@@ -101,6 +101,7 @@ static ae_model *small_bn(uint64_t seed)
     assert_int_equal(ae_builder_dropout(b, 0.1), AE_OK);
     assert_int_equal(ae_builder_dense(b, 16, AE_ACT_LINEAR), AE_OK);
     assert_int_equal(ae_builder_batchnorm(b, 0.9, 1e-3), AE_OK);
+    assert_int_equal(ae_builder_sampling(b, 1.0 / 144), AE_OK);
     assert_int_equal(ae_builder_mark_code(b), AE_OK);
     assert_int_equal(ae_builder_dense(b, 144, AE_ACT_SIGMOID), AE_OK);
     assert_int_equal(ae_builder_build(&m, b, seed), AE_OK);

@@ -687,6 +687,163 @@ static void test_weight_decay_shrinks(void **state)
     free(x);
 }
 
+/* ---- variational autoencoders ------------------------------------------------------ */
+
+/* 16 -> dense 6 relu -> dense 4 (2 means, 2 log-variances) -> sampling
+ * [code] -> dense 16 sigmoid. lv_bias: the log-variance biases, with their
+ * kernel columns zeroed when set (-30: exp(lv / 2) eps ~ 3e-7 eps, so a
+ * training pass predicts what inference does and only the KL term tells the
+ * losses apart). */
+static ae_model *small_vae(uint64_t seed, double kl_weight, int pin_log_var)
+{
+    ae_builder *b;
+    ae_model *m;
+    size_t in[1] = {16};
+    assert_int_equal(ae_builder_create(&b, 1, in), AE_OK);
+    assert_int_equal(ae_builder_dense(b, 6, AE_ACT_RELU), AE_OK);
+    assert_int_equal(ae_builder_dense(b, 4, AE_ACT_LINEAR), AE_OK);
+    assert_int_equal(ae_builder_sampling(b, kl_weight), AE_OK);
+    assert_int_equal(ae_builder_mark_code(b), AE_OK);
+    assert_int_equal(ae_builder_dense(b, 16, AE_ACT_SIGMOID), AE_OK);
+    assert_int_equal(ae_builder_build(&m, b, seed), AE_OK);
+    ae_builder_free(b);
+    if (pin_log_var) {
+        ae_layer *L = &m->layers[1];
+        for (size_t i = 0; i < 6; i++) L->kernel[i * 4 + 2] = L->kernel[i * 4 + 3] = 0.0f;
+        L->bias[2] = L->bias[3] = -30.0f;
+    }
+    return m;
+}
+
+/* The mean KL per row by hand: the dense layer's (mean, log_var) rows. */
+static double mean_kl(const ae_model *m, const float *x, size_t n)
+{
+    float h[6], ml[4], ws[1];
+    double kl = 0;
+    for (size_t r = 0; r < n; r++) {
+        ae__layer_forward(&m->layers[0], x + r * 16, h, 1, ws);
+        ae__layer_forward(&m->layers[1], h, ml, 1, ws);
+        for (int e = 0; e < 2; e++)
+            kl += -0.5 * (1.0 + ml[2 + e] - (double)ml[e] * ml[e] - exp((double)ml[2 + e]));
+    }
+    return kl / (double)n;
+}
+
+typedef struct first_loss {
+    double loss;
+    int seen;
+} first_loss;
+
+static int record_first(ae_train_event event, size_t epoch, size_t step, size_t steps,
+                        double loss, const ae_model *model, const ae_history *h, void *user)
+{
+    first_loss *f = user;
+    (void)epoch; (void)step; (void)steps; (void)model; (void)h;
+    if (event == AE_EVENT_BATCH_END && !f->seen++) f->loss = loss;
+    return 0;
+}
+
+/* The KL term is in every loss: evaluate = BCE of the reconstruction from
+ * the means + kl_weight * mean KL per row; the first batch's training loss
+ * equals evaluate before the step (log-variances pinned, so the draws do not
+ * move the predictions); the recorded validation loss equals evaluate on
+ * the validation rows; the encoder returns the means and decoding them
+ * reproduces predict bit for bit. */
+static void test_vae_losses(void **state)
+{
+    const size_t n = 40, n_train = 32;
+    const double w = 0.05;
+    float *x = ae_test_rows(n, 16, 3), y[40 * 16], codes[40 * 2], dec[40 * 16];
+    ae_model *m = small_vae(4, w, 1);
+    ae_train_config *c = config(1, 32, 0.2);
+    ae_history *h;
+    ae_encoder *e;
+    first_loss f = {0, 0};
+    double bce, value, kl, recorded;
+    (void)state;
+    assert_int_equal(ae_model_predict(m, x, n_train, y, sizeof y / sizeof *y), AE_OK);
+    assert_int_equal(ae_loss_value(&bce, AE_LOSS_BCE, y, x, n_train * 16), AE_OK);
+    kl = mean_kl(m, x, n_train);
+    assert_true(kl > 20.0); /* 0.5 (29 + mean^2) per pinned pair */
+    assert_int_equal(ae_model_evaluate(&value, m, AE_LOSS_BCE, x, NULL, n_train), AE_OK);
+    assert_float_equal(value, bce + w * kl, 1e-6 * value);
+    assert_int_equal(ae_train_config_set_callback(c, record_first, &f), AE_OK);
+    assert_int_equal(ae_train_config_set_int(c, AE_TRAIN_SHUFFLE, 0), AE_OK);
+    assert_int_equal(ae_history_create(&h), AE_OK);
+    assert_int_equal(ae_train_fit(m, c, x, NULL, n, h), AE_OK);
+    assert_int_equal(f.seen, 1);
+    assert_float_equal(f.loss, value, 1e-5 * value);
+    assert_int_equal(ae_history_get(&recorded, h, 0, AE_HIST_VAL_LOSS), AE_OK);
+    assert_int_equal(ae_model_evaluate(&value, m, AE_LOSS_BCE, x + n_train * 16, NULL, n - n_train),
+                     AE_OK);
+    assert_float_equal(recorded, value, 1e-6 * value);
+    assert_true(value > w * mean_kl(m, x + n_train * 16, n - n_train));
+    /* the encoder's codes are the means */
+    assert_int_equal(ae_encoder_create(&e, m), AE_OK);
+    assert_int_equal(ae_encoder_code_size(e), 2);
+    assert_int_equal(ae_encoder_encode(e, x, n, codes, n * 2), AE_OK);
+    for (size_t r = 0; r < n; r++) {
+        float hid[6], ml[4], ws[1];
+        ae__layer_forward(&m->layers[0], x + r * 16, hid, 1, ws);
+        ae__layer_forward(&m->layers[1], hid, ml, 1, ws);
+        assert_memory_equal(codes + 2 * r, ml, 2 * sizeof(float));
+    }
+    assert_int_equal(ae_model_decode(m, codes, n, dec, n * 16), AE_OK);
+    assert_int_equal(ae_model_predict(m, x, n, y, n * 16), AE_OK);
+    assert_memory_equal(dec, y, n * 16 * sizeof(float));
+    ae_encoder_free(e);
+    ae_history_free(h);
+    ae_train_config_free(c);
+    ae_model_free(m);
+    free(x);
+}
+
+/* Training samples: with free log-variances the fit's draws follow its
+ * seed (same seed, same weights; another seed, others). The KL gradient is
+ * per row of the whole batch: one step on 2 threads lands within float
+ * rounding of one on 1 thread (a thread dividing by its own share would
+ * double it). A VAE learns: the loss falls and the KL term stays finite. */
+static void test_vae_fit(void **state)
+{
+    const size_t n = 64;
+    float *x = ae_test_rows(n, 16, 5);
+    ae_model *m[4];
+    ae_history *h;
+    double first, last;
+    (void)state;
+    for (int k = 0; k < 4; k++) {
+        ae_train_config *c = config(1, 64, 0);
+        m[k] = small_vae(8, 0.5, 0);
+        assert_int_equal(ae_train_config_set_int(c, AE_TRAIN_SEED, k == 1 ? 12 : 11), AE_OK);
+        assert_int_equal(ae_train_config_set_int(c, AE_TRAIN_THREADS, k == 3 ? 2 : 1), AE_OK);
+        /* SGD: Adam's first step, lr * sign(g), would hide a scaled term */
+        assert_int_equal(ae_train_config_set_int(c, AE_TRAIN_OPTIMIZER, AE_OPT_SGD), AE_OK);
+        assert_int_equal(ae_train_config_set_double(c, AE_TRAIN_LEARNING_RATE, 0.5), AE_OK);
+        assert_int_equal(ae_train_fit(m[k], c, x, NULL, n, NULL), AE_OK);
+        ae_train_config_free(c);
+    }
+    assert_memory_equal(m[0]->params, m[2]->params, m[0]->n_params * sizeof(float));
+    assert_true(memcmp(m[0]->params, m[1]->params, m[0]->n_params * sizeof(float)) != 0);
+    for (size_t i = 0; i < m[0]->n_params; i++)
+        assert_float_equal(m[0]->params[i], m[3]->params[i], 1e-5);
+    for (int k = 0; k < 4; k++) ae_model_free(m[k]);
+    {
+        ae_model *v = small_vae(9, 0.05, 0);
+        ae_train_config *c = config(30, 16, 0);
+        assert_int_equal(ae_history_create(&h), AE_OK);
+        assert_int_equal(ae_train_config_set_double(c, AE_TRAIN_LEARNING_RATE, 0.01), AE_OK);
+        assert_int_equal(ae_train_fit(v, c, x, NULL, n, h), AE_OK);
+        assert_int_equal(ae_history_get(&first, h, 0, AE_HIST_TRAIN_LOSS), AE_OK);
+        assert_int_equal(ae_history_get(&last, h, 29, AE_HIST_TRAIN_LOSS), AE_OK);
+        assert_true(last < first);
+        assert_true(isfinite(mean_kl(v, x, n)));
+        ae_train_config_free(c);
+        ae_history_free(h);
+        ae_model_free(v);
+    }
+    free(x);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -708,6 +865,8 @@ int main(void)
         cmocka_unit_test(test_activity_penalty_in_losses),
         cmocka_unit_test(test_weight_decay_and_l2_by_hand),
         cmocka_unit_test(test_weight_decay_shrinks),
+        cmocka_unit_test(test_vae_losses),
+        cmocka_unit_test(test_vae_fit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

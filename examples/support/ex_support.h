@@ -147,6 +147,16 @@ int ex_save_code_png(const char *dir, const char *name, const float *drawing,
                      const char *category, const float *code, const char *code_shape,
                      int code_w, int code_h, const float *recon);
 
+/**
+ * Writes DIR/NAME_SUFFIX.png: a scatter plot of @p n points of the plane
+ * (@p xy: x, y pairs), each a dot in the colour of its category (@p labels
+ * in @p ds), with a legend, the axes through 0 and the plotted ranges in the
+ * title. The ranges hold the central 99% of each coordinate (the rest is
+ * drawn on the frame), so a few outliers do not squeeze the picture.
+ */
+int ex_save_scatter_png(const char *dir, const char *name, const char *suffix,
+                        const ae_dataset *ds, const float *xy, const int32_t *labels, size_t n);
+
 /* ---- the training report ---------------------------------------------------------- */
 
 /** State of ex_print_epoch: the history CSV it appends to (NULL: none). */
@@ -200,6 +210,13 @@ void ex_print_fit_outcome(const ae_history *h);
  * mean training images per second.
  */
 void ex_print_fit_json(const char *name, const ae_history *h, double test_bce);
+
+/**
+ * ex_print_fit_json with more fields: @p extra (may be NULL or "") is
+ * inserted before the closing brace, e.g. "\"kl_per_row\": 3.21".
+ */
+void ex_print_fit_json_extra(const char *name, const ae_history *h, double test_bce,
+                             const char *extra);
 
 /* ---- errors, files, time, data ------------------------------------------------------ */
 

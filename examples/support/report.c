@@ -68,6 +68,12 @@ void ex_print_fit_outcome(const ae_history *h)
 
 void ex_print_fit_json(const char *name, const ae_history *h, double test_bce)
 {
+    ex_print_fit_json_extra(name, h, test_bce, NULL);
+}
+
+void ex_print_fit_json_extra(const char *name, const ae_history *h, double test_bce,
+                             const char *extra)
+{
     const size_t epochs = ae_history_epochs(h);
     size_t best = 0;
     double seconds = 0, images_per_second = 0;
@@ -80,7 +86,7 @@ void ex_print_fit_json(const char *name, const ae_history *h, double test_bce)
         images_per_second += ips;
     }
     printf("{\"example\": \"%s\", \"epochs\": %zu, \"best_epoch\": %zu, \"test_bce\": %.4f, "
-           "\"seconds_per_epoch\": %.3f, \"images_per_second\": %.0f}\n",
+           "\"seconds_per_epoch\": %.3f, \"images_per_second\": %.0f%s%s}\n",
            name, epochs, best + 1, test_bce, seconds / (double)epochs,
-           images_per_second / (double)epochs);
+           images_per_second / (double)epochs, extra && *extra ? ", " : "", extra ? extra : "");
 }

@@ -147,6 +147,31 @@ AE_API ae_status ae_builder_masking_noise(ae_builder *b, double probability);
  * @return AE_OK; AE_ERR_RANGE for a bad coefficient
  */
 AE_API ae_status ae_builder_activity_regularization(ae_builder *b, double l1, double l2);
+/**
+ * Sampling layer of a variational autoencoder (the reparameterisation of
+ * Keras' VAE example). Its input is a rank-1 output of 2z floats, the z
+ * means then the z log-variances (normally a linear dense layer of 2z
+ * units); its output is z floats. Training passes (fit) output
+ * z = mean + exp(0.5 * log_var) * eps with eps ~ N(0, 1), drawn from the fit
+ * seed as the noise layers draw (the same whatever the thread count);
+ * inference passes (predict, encode, decode, evaluate, validation) output
+ * the mean, so mark this layer as the code (ae_builder_mark_code) and the
+ * encoder of the model returns the means.
+ *
+ * The layer adds kl_weight * KL to the loss of each row, where
+ * KL = -0.5 * sum(1 + log_var - mean^2 - exp(log_var)) over the z pairs is
+ * the divergence of N(mean, exp(log_var)) from N(0, 1). The model's loss is
+ * a mean over output elements, so the objective of Keras' example and of
+ * "Building Autoencoders in Keras" (D * BCE + KL for D outputs, e.g.
+ * 784 * BCE + KL on 28x28 images) is kl_weight = 1 / D: the loss is then
+ * that objective divided by D. The KL term is part of the training loss,
+ * the validation loss and ae_model_evaluate (as in Keras' val_loss).
+ * @param b builder
+ * @param kl_weight 0..1e6 (0: a plain autoencoder with noisy codes)
+ * @return AE_OK; AE_ERR_SHAPE if the input is not rank 1 of an even size,
+ *         AE_ERR_RANGE for a bad weight
+ */
+AE_API ae_status ae_builder_sampling(ae_builder *b, double kl_weight);
 /** 2x2 max pooling with stride 2; AE_PAD_SAME rounds up (7 -> 4), VALID down (7 -> 3). */
 AE_API ae_status ae_builder_maxpool2d(ae_builder *b, ae_padding padding);
 /** Nearest-neighbour upsampling by 2 in height and width. */

@@ -15,6 +15,9 @@
  *  - batch normalisation over C channels (the features of a rank-1 input,
  *            the last axis of an image): kernel gamma (C), bias beta (C),
  *            and the non-trainable moving mean (C) and variance (C).
+ *
+ * A sampling layer (ae_builder_sampling) has no parameters: its input is
+ * 2z floats, z means then z log-variances, its output z floats.
  */
 #ifndef AUTOENC_LAYER_H
 #define AUTOENC_LAYER_H
@@ -42,7 +45,8 @@ typedef enum ae_layer_kind {
     AE_LAYER_DROPOUT = 10,         /**< inverted dropout, training only */
     AE_LAYER_GAUSSIAN_NOISE = 11,  /**< additive Gaussian noise, training only */
     AE_LAYER_MASKING_NOISE = 12,   /**< values zeroed at random, training only */
-    AE_LAYER_ACTIVITY_REGULARIZATION = 13 /**< identity that adds an L1/L2 penalty on its values to the loss */
+    AE_LAYER_ACTIVITY_REGULARIZATION = 13, /**< identity that adds an L1/L2 penalty on its values to the loss */
+    AE_LAYER_SAMPLING = 14         /**< VAE reparameterisation (mean, log-variance) -> z */
 } ae_layer_kind;
 
 /** Activation functions. Values are pinned. */

@@ -61,6 +61,27 @@ AE_API ae_status ae_model_code_layer(size_t *index, const ae_model *m);
 AE_API ae_status ae_model_predict(const ae_model *m, const float *x, size_t n, float *y,
                                   size_t y_len);
 /**
+ * Decodes @p n codes: runs the layers after the code layer (the decoder
+ * half of an autoencoder) in inference mode on @p codes, n rows of the code
+ * layer's output size (ae_encoder_code_size of an encoder of @p m), and
+ * writes n * ae_model_output_size(m) floats to @p y. ae_model_decode of
+ * ae_encoder_encode's codes equals ae_model_predict of the inputs (for a
+ * variational autoencoder: the reconstruction from the means); any code,
+ * e.g. a point of a VAE's latent plane, can be decoded. Threads and
+ * reproducibility as ae_model_predict.
+ * @param m model with a code layer that is not its last layer
+ * @param codes n rows of code-size floats
+ * @param n rows, at least 1
+ * @param y output buffer
+ * @param y_len floats @p y holds, at least n * output size
+ * @return AE_OK; AE_ERR_INVALID_ARG (NULL argument, n = 0), AE_ERR_STATE
+ *         (no code layer, or the code layer is the last one), AE_ERR_SHAPE
+ *         (@p y too small), AE_ERR_RANGE (n * output size overflows) or
+ *         AE_ERR_NUMERIC (NaN or infinity in the codes or the outputs)
+ */
+AE_API ae_status ae_model_decode(const ae_model *m, const float *codes, size_t n, float *y,
+                                 size_t y_len);
+/**
  * Tensor form of predict: @p x is (N, input dims...) or (N, input_size);
  * @p y must hold N * output_size floats and keeps its own shape.
  */
@@ -106,7 +127,9 @@ AE_API ae_status ae_model_summary(const ae_model *m, char *buf, size_t cap, size
 
 /**
  * Mean loss of the model's predictions on @p n rows @p x against targets
- * @p y (NULL: targets = x, an autoencoder), into @p value.
+ * @p y (NULL: targets = x, an autoencoder), into @p value, plus the mean
+ * per row of the penalties layers add (a sampling layer's weighted KL term,
+ * ae_builder_sampling), as the loss a fit reports.
  * @return AE_OK, AE_ERR_INVALID_ARG, AE_ERR_SHAPE (a model whose output size
  *         differs from its input size with y NULL) or AE_ERR_NUMERIC (NaN or
  *         infinity in the inputs, the predictions or the loss).

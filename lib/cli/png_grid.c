@@ -105,14 +105,15 @@ int ex_draw_text(unsigned char *pix, int w, int h, int x, int y, const char *tex
 }
 
 /* ---- PNG --------------------------------------------------------------------- */
-int ex_png_write_gray(const char *path, int w, int h, const unsigned char *pixels)
+/* An 8-bit PNG of `channels` bytes per pixel: 1 grey, 3 RGB. */
+static int png_write(const char *path, int w, int h, const unsigned char *pixels, int channels)
 {
     FILE *f;
     png_structp png;
     png_infop info;
     png_bytep *rows;
     if (!path || w <= 0 || h <= 0 || !pixels) {
-        fprintf(stderr, "error: ex_png_write_gray: bad arguments\n");
+        fprintf(stderr, "error: writing a PNG: bad arguments\n");
         return EX_ERR;
     }
     rows = malloc((size_t)h * sizeof *rows);
@@ -120,7 +121,8 @@ int ex_png_write_gray(const char *path, int w, int h, const unsigned char *pixel
         fprintf(stderr, "error: out of memory writing %s\n", path);
         return EX_ERR;
     }
-    for (int y = 0; y < h; y++) rows[y] = (png_bytep)(pixels + (size_t)y * (size_t)w);
+    for (int y = 0; y < h; y++)
+        rows[y] = (png_bytep)(pixels + (size_t)y * (size_t)w * (size_t)channels);
     f = fopen(path, "wb");
     if (!f) {
         perror(path);
@@ -145,7 +147,8 @@ int ex_png_write_gray(const char *path, int w, int h, const unsigned char *pixel
         return EX_ERR;
     }
     png_init_io(png, f);
-    png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, 8, PNG_COLOR_TYPE_GRAY,
+    png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, 8,
+                 channels == 3 ? PNG_COLOR_TYPE_RGB : PNG_COLOR_TYPE_GRAY,
                  PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
     png_write_info(png, info);
     png_write_image(png, rows);
@@ -158,6 +161,16 @@ int ex_png_write_gray(const char *path, int w, int h, const unsigned char *pixel
         return EX_ERR;
     }
     return EX_OK;
+}
+
+int ex_png_write_gray(const char *path, int w, int h, const unsigned char *pixels)
+{
+    return png_write(path, w, h, pixels, 1);
+}
+
+int ex_png_write_rgb(const char *path, int w, int h, const unsigned char *pixels)
+{
+    return png_write(path, w, h, pixels, 3);
 }
 
 /* ---- grids ---------------------------------------------------------------------- */

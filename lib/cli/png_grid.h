@@ -62,6 +62,9 @@ void ex_grid_size(const ex_grid *g, int *width, int *height);
 /** Writes an 8-bit grey PNG of @p w x @p h bytes (row-major, 0 = black). */
 int ex_png_write_gray(const char *path, int w, int h, const unsigned char *pixels);
 
+/** Writes an 8-bit RGB PNG of @p w x @p h pixels, 3 bytes each (row-major R, G, B). */
+int ex_png_write_rgb(const char *path, int w, int h, const unsigned char *pixels);
+
 /**
  * Draws @p text with the built-in 5x7 font (a-z, A-Z drawn as a-z, 0-9,
  * space and . - _ : ( ) = / , + % ! ' ?; anything else as '?') into a grey

@@ -46,6 +46,13 @@ tail -n 1 "$work/sparse.log" | grep -q '^{"example": "sparse_autoencoder", "plai
 test -s "$work/out/sparse_autoencoder_reconstructions.png"
 test -s "$work/out/sparse_autoencoder_plain_reconstructions.png"
 test -s "$work/out/sparse_autoencoder.aem"
+# the variational autoencoder: KL term reported, latent scatter and decoded grid
+"$bin/variational_autoencoder" $common --hidden 16 > "$work/vae.log"
+grep -q '^test: BCE [0-9.]* (reconstructions from the means), KL [0-9.]* per drawing' "$work/vae.log"
+tail -n 1 "$work/vae.log" | grep -q '^{"example": "variational_autoencoder", "epochs": 2, .*"kl_per_row": [0-9.]*, "kl_weight": 0.00127551, "seconds": '
+test -s "$work/out/variational_autoencoder_latent.png"
+test -s "$work/out/variational_autoencoder_grid.png"
+test -s "$work/out/variational_autoencoder.aem"
 # without a saved model, image_retrieval trains one first
 rm "$work/out/conv_autoencoder.aem"
 "$bin/image_retrieval" $common --show 1 > "$work/retrieval_train.log"

@@ -121,7 +121,8 @@ static ae_model *v2_model(void)
     check(ae_builder_batchnorm(b, 0.99, 1e-3), "bn");
     check(ae_builder_flatten(b), "flatten");
     check(ae_builder_dropout(b, 0.5), "dropout");
-    check(ae_builder_dense(b, 3, AE_ACT_ELU), "dense");
+    check(ae_builder_dense(b, 6, AE_ACT_ELU), "dense");
+    check(ae_builder_sampling(b, 1.0 / 18), "sampling");
     check(ae_builder_mark_code(b), "mark");
     check(ae_builder_activity_regularization(b, 1e-4, 1e-3), "activity");
     check(ae_builder_dense(b, 18, AE_ACT_TANH), "dense");
