@@ -985,7 +985,7 @@ static void test_corrupt_files(void **state)
         assert_int_equal(load_bytes(g, len), AE_ERR_FORMAT);
         /* future version, even with a good checksum */
         memcpy(g, f, len);
-        g[8] = 4;
+        g[8] = 5;
         ae_test_fix_crc32(g, len);
         assert_int_equal(load_bytes(g, len), AE_ERR_VERSION);
         /* consistent checksum but nonsense fields: AE_ERR_FORMAT */
