@@ -1456,19 +1456,31 @@ static void test_threads(void **state)
                                              si + i * k),
                              AE_OK);
         }
-        for (int t = 0; t < 4; t++) {
-            jobs[t] = (thread_job){idx, q, nq, k, 7, malloc(nq * k * sizeof(float)),
-                                   malloc(nq * k * sizeof(int64_t)), AE_OK};
-            assert_int_equal(pthread_create(&th[t], NULL, search_thread, &jobs[t]), 0);
+        /* the built index, then the same saved and mapped (bounds check: the
+         * searches check the layer-0 links as they go) */
+        assert_int_equal(ae_index_save(idx, ae_test_path("threads.aeidx")), AE_OK);
+        for (int mapped = 0; mapped < 2; mapped++) {
+            ae_index *s = idx;
+            if (mapped)
+                assert_int_equal(ae_index_map(&s, ae_test_path("threads.aeidx"),
+                                              AE_INDEX_CHECK_BOUNDS),
+                                 AE_OK);
+            for (int t = 0; t < 4; t++) {
+                jobs[t] = (thread_job){s, q, nq, k, 7, malloc(nq * k * sizeof(float)),
+                                       malloc(nq * k * sizeof(int64_t)), AE_OK};
+                assert_int_equal(pthread_create(&th[t], NULL, search_thread, &jobs[t]), 0);
+            }
+            for (int t = 0; t < 4; t++) {
+                pthread_join(th[t], NULL);
+                assert_int_equal(jobs[t].st, AE_OK);
+                assert_memory_equal(jobs[t].ids, si, nq * k * sizeof(int64_t));
+                assert_memory_equal(jobs[t].dist, sd, nq * k * sizeof(float));
+                free(jobs[t].dist);
+                free(jobs[t].ids);
+            }
+            if (mapped) ae_index_free(s);
         }
-        for (int t = 0; t < 4; t++) {
-            pthread_join(th[t], NULL);
-            assert_int_equal(jobs[t].st, AE_OK);
-            assert_memory_equal(jobs[t].ids, si, nq * k * sizeof(int64_t));
-            assert_memory_equal(jobs[t].dist, sd, nq * k * sizeof(float));
-            free(jobs[t].dist);
-            free(jobs[t].ids);
-        }
+        unlink(ae_test_path("threads.aeidx"));
         ae_index_free(idx);
         free(sd);
         free(si);

@@ -305,8 +305,10 @@ static long status_kb(const char *key)
 static const char *const g_variants[] = {"load", "map full", "map bounds"};
 
 /* --mmap-child VARIANT FILE QUERIES K NQ: one variant, in a process of its
- * own. Prints: open_ms hwm_before_kb hwm_after_kb rss_after_kb us_per_query
- * idsum. */
+ * own. Prints: open_ms hwm_before_kb hwm_open_kb hwm_after_kb rss_anon_kb
+ * rss_file_kb us_per_query idsum (RSS split at the end: private heap vs
+ * pages of the mapped file, which the kernel may drop and other processes
+ * share). */
 static int mmap_child(char **argv)
 {
     int variant = atoi(argv[2]);
@@ -317,7 +319,7 @@ static int mmap_child(char **argv)
     unsigned long long idsum = 0;
     ae_index *idx = NULL;
     ae_status st;
-    long hwm0;
+    long hwm0, hwm1;
     double t0, t1, t2;
     if (!q || k == 0 || k > 256) return 1;
     if (nq > nall) nq = nall;
@@ -331,13 +333,15 @@ static int mmap_child(char **argv)
         fprintf(stderr, "%s: %s\n", g_variants[variant], ae_last_error());
         return 1;
     }
+    hwm1 = status_kb("VmHWM:");
     for (size_t i = 0; i < nq; i++) {
         if (ae_index_search(idx, q + i * d, 1, k, 0, dist, ids) != AE_OK) return 1;
         for (size_t j = 0; j < k; j++) idsum = idsum * 1000003u + (unsigned long long)ids[j];
     }
     t2 = now();
-    printf("%.4f %ld %ld %ld %.3f %llu\n", (t1 - t0) * 1e3, hwm0, status_kb("VmHWM:"),
-           status_kb("VmRSS:"), (t2 - t1) * 1e6 / (double)nq, idsum);
+    printf("%.4f %ld %ld %ld %ld %ld %.3f %llu\n", (t1 - t0) * 1e3, hwm0, hwm1,
+           status_kb("VmHWM:"), status_kb("RssAnon:"), status_kb("RssFile:"),
+           (t2 - t1) * 1e6 / (double)nq, idsum);
     ae_index_free(idx);
     free(q);
     return 0;
@@ -349,7 +353,7 @@ static int bench_mmap(const float *x, size_t n, size_t d, const char *queries_pa
     enum { NV = 3 };
     char self[4096], cmd[8192];
     double best[NV], us[NV], t0, build_s;
-    long hwm0[NV], hwm[NV], rss[NV];
+    long hwm0[NV], hwmo[NV], hwm[NV], anon[NV], file_kb[NV];
     unsigned long long sums[NV];
     ssize_t sl;
     ae_index *idx;
@@ -378,12 +382,13 @@ static int bench_mmap(const float *x, size_t n, size_t d, const char *queries_pa
     for (int r = 0; r < reps; r++)
         for (int v = 0; v < NV; v++) {
             double ms, u;
-            long h0, h1, rs;
+            long h0, ho, h1, an, fi;
             unsigned long long sum;
             snprintf(cmd, sizeof cmd, "'%s' --mmap-child %d '%s' '%s' %zu %zu", self, v, file,
                      queries_path, k, nq);
             f = popen(cmd, "r");
-            if (!f || fscanf(f, "%lf %ld %ld %ld %lf %llu", &ms, &h0, &h1, &rs, &u, &sum) != 6) {
+            if (!f || fscanf(f, "%lf %ld %ld %ld %ld %ld %lf %llu", &ms, &h0, &ho, &h1, &an, &fi,
+                             &u, &sum) != 8) {
                 fprintf(stderr, "variant %s failed\n", g_variants[v]);
                 if (f) pclose(f);
                 unlink(file);
@@ -392,8 +397,10 @@ static int bench_mmap(const float *x, size_t n, size_t d, const char *queries_pa
             pclose(f);
             if (ms < best[v]) best[v] = ms;
             hwm0[v] = h0;
+            hwmo[v] = ho;
             hwm[v] = h1;
-            rss[v] = rs;
+            anon[v] = an;
+            file_kb[v] = fi;
             us[v] = u;
             sums[v] = sum;
         }
@@ -402,14 +409,17 @@ static int bench_mmap(const float *x, size_t n, size_t d, const char *queries_pa
            "%.1f MB (deleted)\n", m, efc, n, d, build_s, (double)bytes / 1048576.0);
     printf("# each variant in a fresh process; open = best of %d (warm page cache); then the "
            "first %zu queries one per call (k %zu, default ef)\n", reps, nq, k);
-    printf("%-11s %9s %8s %12s %12s %12s %10s %9s\n", "variant", "open_ms", "x_bounds",
-           "peak_RSS_MB", "own_peak_MB", "RSS_end_MB", "us/query", "same_ids");
+    printf("%-11s %9s %8s %10s %10s %10s %10s %10s %9s %8s\n", "variant", "open_ms", "x_bounds",
+           "peak_MB", "open_MB", "own_MB", "anon_MB", "file_MB", "us/query", "same_ids");
     for (int v = 0; v < NV; v++)
-        printf("%-11s %9.3f %8.1f %12.1f %12.1f %12.1f %10.1f %9s\n", g_variants[v], best[v],
-               best[v] / best[2], hwm[v] / 1024.0, (hwm[v] - hwm0[v]) / 1024.0, rss[v] / 1024.0,
-               us[v], sums[v] == sums[0] ? "yes" : "NO");
-    printf("# own_peak = peak RSS after the queries minus the peak before the open (queries "
-           "read, library loaded)\n");
+        printf("%-11s %9.3f %8.1f %10.1f %10.1f %10.1f %10.1f %10.1f %9.1f %8s\n",
+               g_variants[v], best[v], best[v] / best[2], hwm[v] / 1024.0,
+               (hwmo[v] - hwm0[v]) / 1024.0, (hwm[v] - hwm0[v]) / 1024.0, anon[v] / 1024.0,
+               file_kb[v] / 1024.0, us[v], sums[v] == sums[0] ? "yes" : "NO");
+    printf("# peak = the process's peak RSS after the queries; open = its growth during the "
+           "open; own = its growth from before the open to after the queries (this variant's "
+           "share); anon/file = RSS at the end in private memory / pages of the file (page "
+           "cache: shared, reclaimable)\n");
     printf("# ratios: open load/map bounds %.1fx, map full/map bounds %.1fx (checksum pass and "
            "full checks: %.2f ms); own peak RSS load/map bounds %.1fx, load/map full %.1fx\n",
            best[0] / best[2], best[1] / best[2], best[1] - best[2],
