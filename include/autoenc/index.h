@@ -18,6 +18,7 @@
  *     ae_index_remove(idx, gone_ids, g);                       // any time after
  *     ae_index_save(idx, "codes.aeidx");
  *     ae_index_free(idx);
+ *     ae_index_map(&idx, "codes.aeidx", AE_INDEX_CHECK_BOUNDS); // read-only, in place
  *
  * Results: for every query the k nearest indexed points, nearest first, ties
  * (equal distances) broken by the smaller id. The exact backends return
@@ -35,10 +36,14 @@
  * calls are reported through the thread-local ae_last_error() only, not
  * through ae_index_errmsg() (which, shared by the handle, names the last
  * failed modifying call). A search filter must not call a modifying function
- * on the index it filters.
+ * on the index it filters. A mapped index (ae_index_map()) is read-only:
+ * only the reading calls apply, with the same rules, and searches on it run
+ * concurrently like on any other index (they only read the mapping).
  *
  * Memory: an index copies everything it needs at build time, so it outlives
- * the caller's arrays, and a saved index file stands alone.
+ * the caller's arrays, and a saved index file stands alone. A mapped index
+ * is the exception: it reads its codes and graph from the file or buffer it
+ * was opened from (ae_index_map(), ae_index_map_memory()).
  */
 #ifndef AUTOENC_INDEX_H
 #define AUTOENC_INDEX_H
