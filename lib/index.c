@@ -338,14 +338,23 @@ static double sqnorm_d(const float *x, size_t d)
     return s;
 }
 
+/* A mapped file's full check: the pages of rows [0, i + 1) leave the
+ * resident set again as the pass goes (ae__map_release_read). */
+static void release_rows(const ae_index *idx, int release, size_t i)
+{
+    if (release) ae__map_release_read((const unsigned char *)idx->data, idx->sdim * 4, i);
+}
+
 /* Computes max_norm of the stored rows. A row too large is AE_ERR_NUMERIC,
- * or AE_ERR_FORMAT naming the file when loading from path. */
-static ae_status finish_norms(ae_index *idx, char *msg, const char *path)
+ * or AE_ERR_FORMAT naming the file when loading from path. release: the
+ * rows are a mapped file's, see release_rows. */
+static ae_status finish_norms(ae_index *idx, char *msg, const char *path, int release)
 {
     size_t n = idx->n, d = idx->sdim;
     double mx = 0.0;
     for (size_t i = 0; i < n; i++) {
         double s = sqnorm_d(idx->data + i * d, d);
+        release_rows(idx, release, i);
         if (s > AE__MAX_SQNORM)
             return path ? ae__file_fail(msg, path, AE_ERR_FORMAT, "row %zu has squared norm %g, "
                                         "too large for float distances", i, s)
@@ -505,7 +514,7 @@ static ae_status build_rows(ae_index *idx, const float *x, size_t n, const int64
         idx->ip_m = ip_m_for(max_sqnorm(x, n, d, d));
         augment_rows(idx, 0, n);
     }
-    if ((st = finish_norms(idx, idx->msg, NULL)) != AE_OK) goto fail;
+    if ((st = finish_norms(idx, idx->msg, NULL, 0)) != AE_OK) goto fail;
 
     if ((st = idx->ops->build(idx)) != AE_OK) {
         ae__keep_msg(idx->msg);
@@ -635,7 +644,7 @@ static ae_status rebuild(ae_index *idx, int drop_dead, const float *x, size_t m,
         t->ip_m = ip_m_for(mx);
         augment_rows(t, 0, rows);
     }
-    if ((st = finish_norms(t, idx->msg, NULL)) != AE_OK) goto done;
+    if ((st = finish_norms(t, idx->msg, NULL, 0)) != AE_OK) goto done;
     if ((st = t->ops->build(t)) != AE_OK) {
         ae__keep_msg(idx->msg);
         goto done;
@@ -1367,9 +1376,6 @@ static ae_status parse_v2(ae_index *idx, const unsigned char *buf, size_t len, s
     return AE_OK;
 }
 
-/* Bytes of rows checked between two releases of their pages (load_how). */
-#define RELEASE_CHUNK ((size_t)1 << 20)
-
 /* The shared fields from the sections, then the backend's body. Borrowed:
  * the codes stay in the file's bytes when they are stored as searched (not
  * under the inner product, whose rows gain a coordinate); ids, labels and
@@ -1400,15 +1406,12 @@ static ae_status load_parts(ae_index *idx, size_t n, const file_parts *fp, const
         for (size_t r = 0; r < n; r++) ae__reader_f32s(&rd, idx->data + r * sd, d);
     memcpy(idx->ids, fp->ids, n * 8);
     if (fp->labels) memcpy(idx->labels, fp->labels, n * 4);
-    if (how->full || !borrow) {
-        size_t rows = RELEASE_CHUNK / (d * 4) + 1;
+    if (how->full || !borrow)
         for (size_t r = 0; r < n; r++) {
             if (!ae__all_finite(idx->data + r * sd, d))
                 return ae__fail(NULL, AE_ERR_FORMAT, "'%s' holds NaN or infinite codes", path);
-            if (how->release && borrow && (r + 1) % rows == 0)
-                ae__map_release(fp->codes + (r + 1 - rows) * d * 4, rows * d * 4);
+            release_rows(idx, how->release && borrow, r);
         }
-    }
     if (fp->removed) {
         for (size_t r = 0; r < n; r++) {
             if (fp->removed[r] > 1)
@@ -1430,7 +1433,7 @@ static ae_status load_parts(ae_index *idx, size_t n, const file_parts *fp, const
     /* max_norm serves the brute-force error bound and add(); a borrowed
      * index never adds, and the bounds check reads no code it need not */
     if ((how->full || !borrow || idx->ops->backend == AE_INDEX_BRUTE) &&
-        (st = finish_norms(idx, NULL, path)) != AE_OK)
+        (st = finish_norms(idx, NULL, path, how->release && borrow)) != AE_OK)
         return st;
     src.body = fp->body;
     src.len = fp->body_len;
@@ -1438,6 +1441,7 @@ static ae_status load_parts(ae_index *idx, size_t n, const file_parts *fp, const
     src.version = fp->version;
     src.borrow = how->borrow;
     src.full = how->full;
+    src.release = how->release && how->borrow;
     if ((st = idx->ops->load(idx, &src)) != AE_OK) return st;
     idx->built = 1;
     return AE_OK;
@@ -1486,8 +1490,9 @@ static ae_status load_buffer(ae_index **out, const unsigned char *buf, size_t le
     }
     if (how.full) {
         uint32_t c = 0;
-        for (size_t at = 0; at < len - 4; at += RELEASE_CHUNK) {
-            size_t m = len - 4 - at < RELEASE_CHUNK ? len - 4 - at : RELEASE_CHUNK;
+        const size_t chunk = (size_t)1 << 20;
+        for (size_t at = 0; at < len - 4; at += chunk) {
+            size_t m = len - 4 - at < chunk ? len - 4 - at : chunk;
             c = ae__crc32(c, buf + at, m);
             if (how.release) ae__map_release(buf + at, m);
         }

@@ -627,7 +627,7 @@ static ae_status hnsw_load(ae_index *idx, const ae__index_src *src)
         h->upper_off[i] = upper;
         upper += (size_t)h->levels[i] * (1 + m);
     }
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         for (uint32_t l = src->full ? 0 : 1; l <= h->levels[i]; l++) {
             const uint32_t *lk = hlinks(h, (uint32_t)i, l);
             uint32_t cnt = lk[0], cap = l == 0 ? h->m0 : h->m;
@@ -635,6 +635,9 @@ static ae_status hnsw_load(ae_index *idx, const ae__index_src *src)
             for (uint32_t j = 1; j <= cnt; j++)
                 if (lk[j] >= n || h->levels[lk[j]] < l) goto bad_graph;
         }
+        if (src->release && src->full)
+            ae__map_release_read((const unsigned char *)h->links0, row0, i);
+    }
     return AE_OK;
 bad_graph:
     return ae__fail(NULL, AE_ERR_FORMAT, "'%s' has a corrupt HNSW graph", path);

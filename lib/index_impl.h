@@ -37,6 +37,9 @@ typedef struct ae__index_src {
     /* 1: check every value (ae_index_load); 0: only what keeps a search
      * within bounds (AE_INDEX_CHECK_BOUNDS: counts, offsets, row numbers) */
     int full;
+    /* 1: body is in a file mapping: a full check may release the pages it
+     * read (ae__map_release_read); never for a caller's buffer */
+    int release;
 } ae__index_src;
 
 /* What every backend shares; the facade (index.c) owns all of it except

@@ -147,6 +147,10 @@ void ae__unmap_file(const unsigned char *data, size_t len);
  * page cache on the next access); random turns off read-ahead, so a sparse
  * reader only maps the pages it touches. */
 void ae__map_release(const unsigned char *p, size_t n);
+/* For a pass over an array of items of item_bytes at base in a mapping,
+ * called after item i: releases the pages read so far about every MiB, so
+ * the pass never holds more than that resident. */
+void ae__map_release_read(const unsigned char *base, size_t item_bytes, size_t i);
 void ae__map_random(const unsigned char *p, size_t n);
 
 /* A bounds-checked little-endian reader over a memory block. Every get fails

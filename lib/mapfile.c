@@ -80,6 +80,12 @@ void ae__map_release(const unsigned char *p, size_t n)
 #endif
 }
 
+void ae__map_release_read(const unsigned char *base, size_t item_bytes, size_t i)
+{
+    size_t per = ((size_t)1 << 20) / item_bytes + 1; /* items per release, about 1 MiB */
+    if ((i + 1) % per == 0) ae__map_release(base + (i + 1 - per) * item_bytes, per * item_bytes);
+}
+
 void ae__map_random(const unsigned char *p, size_t n)
 {
 #ifdef MADV_RANDOM
