@@ -552,10 +552,14 @@ static size_t levels_bytes(size_t n, uint32_t version)
     return version >= 4 ? (n + 3) & ~(size_t)3 : n;
 }
 
+/* Saves write the current format version (4, lib/index.c). */
+#define SAVE_VERSION 4u
+
 static size_t hnsw_file_bytes(const ae_index *idx)
 {
     const hnsw *h = idx->state;
-    return 8 + levels_bytes(idx->n, 4) + idx->n * (1 + (size_t)h->m0) * 4 + h->upper_len * 4;
+    return 8 + levels_bytes(idx->n, SAVE_VERSION) + idx->n * (1 + (size_t)h->m0) * 4 +
+           h->upper_len * 4;
 }
 
 static void hnsw_save(const ae_index *idx, ae__writer *w)
@@ -565,7 +569,7 @@ static void hnsw_save(const ae_index *idx, ae__writer *w)
     ae__writer_u32(w, h->max_level);
     ae__writer_u32(w, h->entry);
     ae__writer_write(w, h->levels, idx->n);
-    ae__writer_write(w, zeros, levels_bytes(idx->n, 4) - idx->n);
+    ae__writer_write(w, zeros, levels_bytes(idx->n, SAVE_VERSION) - idx->n);
     ae__writer_write(w, h->links0, idx->n * (1 + (size_t)h->m0) * 4);
     ae__writer_write(w, h->upper, h->upper_len * 4);
 }
