@@ -211,7 +211,7 @@ static void same_answers(const ae_index *a, const ae_index *b)
     memcpy(q, q + TINY_D, TINY_D * sizeof(float)); /* two equal queries */
     for (size_t i = 0; i < sizeof ks / sizeof ks[0]; i++)
         for (size_t ef = 0; ef <= 30; ef += 30) {
-            size_t k = ks[i];
+            size_t k = ks[i] < ae_index_count(a) ? ks[i] : ae_index_count(a);
             assert_int_equal(ae_index_search(a, q, TINY_NQ, k, ef, da, ia), AE_OK);
             assert_int_equal(ae_index_search(b, q, TINY_NQ, k, ef, db, ib), AE_OK);
             assert_memory_equal(ia, ib, TINY_NQ * k * sizeof ia[0]);
@@ -294,6 +294,58 @@ static void test_v3_files_load(void **state)
 {
     (void)state;
     old_files_load(3);
+}
+
+/* The ball-tree and HNSW fixtures built on the first TINY_N - 1 rows (odd:
+ * in version 3 the removed flags and the HNSW levels are unpadded, so the
+ * later sections sit at odd offsets), then three ids removed. The files of
+ * tests/data/index-v3/<name>_removed_v3.aeidx were written by the
+ * format-version-3 library (commit 4235370) with exactly these calls. */
+static ae_status removed_index(const fixture *f, ae_index **out)
+{
+    float x[TINY_N * TINY_D];
+    int64_t ids[TINY_N], gone[3];
+    int32_t labels[TINY_N];
+    ae_index *idx;
+    ae_status st;
+    tiny_data(x, ids, labels);
+    gone[0] = ids[0];
+    gone[1] = ids[5];
+    gone[2] = ids[13];
+    *out = NULL;
+    if ((st = ae_index_create(&idx, f->backend, f->metric, TINY_D)) != AE_OK) return st;
+    for (int k = AE_INDEX_LEAF_SIZE; k <= AE_INDEX_SEED && st == AE_OK; k++)
+        if (f->params[k]) st = ae_index_set_int(idx, (ae_index_param)k, f->params[k]);
+    if (st == AE_OK) st = ae_index_build(idx, x, TINY_N - 1, ids, labels);
+    if (st == AE_OK) st = ae_index_remove(idx, gone, 3);
+    if (st != AE_OK) ae_index_free(idx);
+    else *out = idx;
+    return st;
+}
+
+/* Version-3 files with removed rows and an odd row count load, map (into
+ * the heap) and answer like the same index made now, and save as it does. */
+static void test_v3_removed_files(void **state)
+{
+    (void)state;
+    for (size_t i = 1; i < N_FIXTURES; i++) {
+        const fixture *f = &g_fixtures[i];
+        char p[1024];
+        ae_index *old, *mapped, *fresh;
+        snprintf(p, sizeof p, "%s/index-v3/%s_removed_v3.aeidx", AE_TEST_DATA_DIR, f->file);
+        assert_int_equal(removed_index(f, &fresh), AE_OK);
+        assert_int_equal(ae_index_load(&old, p), AE_OK);
+        assert_int_equal(ae_index_map(&mapped, p, AE_INDEX_CHECK_BOUNDS), AE_OK);
+        assert_int_equal(ae_index_count(old), TINY_N - 4);
+        same_answers(old, fresh);
+        same_answers(mapped, fresh);
+        assert_int_equal(ae_index_save(old, tpath("old.aeidx")), AE_OK);
+        assert_int_equal(ae_index_save(fresh, tpath("fresh.aeidx")), AE_OK);
+        assert_true(ae_test_files_equal(tpath("old.aeidx"), tpath("fresh.aeidx")));
+        ae_index_free(old);
+        ae_index_free(mapped);
+        ae_index_free(fresh);
+    }
 }
 
 /* Version-1 header: payload size at 80, payload at 88 (docs, "Version 1"). */
@@ -712,6 +764,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_v1_files_alloc_fail, NULL, ae_test_alloc_teardown),
         cmocka_unit_test_setup_teardown(test_v2_files_load, NULL, ae_test_alloc_teardown),
         cmocka_unit_test_setup_teardown(test_v3_files_load, NULL, ae_test_alloc_teardown),
+        cmocka_unit_test_setup_teardown(test_v3_removed_files, NULL, ae_test_alloc_teardown),
         cmocka_unit_test_setup_teardown(test_v4_layout, NULL, ae_test_alloc_teardown),
         cmocka_unit_test_setup_teardown(test_v2_params, NULL, ae_test_alloc_teardown),
     };
