@@ -65,6 +65,15 @@ const char *ae_index_param_name(ae_index_param key)
     return valid_key((int)key) ? g_params[key].name : NULL;
 }
 
+/* A mapped index is read-only (index.h, ae_index_map). */
+static ae_status check_writable(ae_index *idx)
+{
+    if (!idx->readonly) return AE_OK;
+    return ae__fail(idx->msg, AE_ERR_STATE,
+                    "the index is mapped read-only (ae_index_map); ae_index_load gives one "
+                    "that can change");
+}
+
 static ae_status check_key(const ae_index *idx, int key, char *msg)
 {
     if (!valid_key(key)) return ae__fail(msg, AE_ERR_INVALID_ARG, "unknown key %d", key);
@@ -79,6 +88,7 @@ static ae_status set_int_locked(ae_index *idx, ae_index_param key, int64_t value
     ae_status st;
     if (!idx) return ae__fail(NULL, AE_ERR_INVALID_ARG, "NULL index");
     if ((st = check_key(idx, (int)key, idx->msg)) != AE_OK) return st;
+    if ((st = check_writable(idx)) != AE_OK) return st;
     if (idx->built)
         return ae__fail(idx->msg, AE_ERR_STATE,
                         "the index is built; parameters are fixed");
@@ -187,7 +197,9 @@ ae_status ae_index_create(ae_index **out, ae_index_backend backend, ae_index_met
 static void free_rows(ae_index *idx)
 {
     size_t c = idx->cap;
-    if (idx->data) ae__free_aligned(idx->data, c * idx->sdim * sizeof(float));
+    if (idx->data && !idx->data_borrowed)
+        ae__free_aligned(idx->data, c * idx->sdim * sizeof(float));
+    idx->data_borrowed = 0;
     ae__free(idx->ids, c * sizeof(int64_t));
     ae__free(idx->labels, c * sizeof(int32_t));
     ae__free(idx->dead, c);
@@ -220,6 +232,7 @@ void ae_index_free(ae_index *idx)
 {
     if (!idx) return;
     index_release(idx);
+    ae__unmap_file(idx->map, idx->map_len);
     pthread_rwlock_destroy(&idx->lock);
     pthread_mutex_destroy(&idx->gate);
     ae__free(idx, sizeof *idx);
@@ -325,14 +338,23 @@ static double sqnorm_d(const float *x, size_t d)
     return s;
 }
 
+/* A mapped file's full check: the pages of rows [0, i + 1) leave the
+ * resident set again as the pass goes (ae__map_release_read). */
+static void release_rows(const ae_index *idx, int release, size_t i)
+{
+    if (release) ae__map_release_read((const unsigned char *)idx->data, idx->sdim * 4, i);
+}
+
 /* Computes max_norm of the stored rows. A row too large is AE_ERR_NUMERIC,
- * or AE_ERR_FORMAT naming the file when loading from path. */
-static ae_status finish_norms(ae_index *idx, char *msg, const char *path)
+ * or AE_ERR_FORMAT naming the file when loading from path. release: the
+ * rows are a mapped file's, see release_rows. */
+static ae_status finish_norms(ae_index *idx, char *msg, const char *path, int release)
 {
     size_t n = idx->n, d = idx->sdim;
     double mx = 0.0;
     for (size_t i = 0; i < n; i++) {
         double s = sqnorm_d(idx->data + i * d, d);
+        release_rows(idx, release, i);
         if (s > AE__MAX_SQNORM)
             return path ? ae__file_fail(msg, path, AE_ERR_FORMAT, "row %zu has squared norm %g, "
                                         "too large for float distances", i, s)
@@ -492,7 +514,7 @@ static ae_status build_rows(ae_index *idx, const float *x, size_t n, const int64
         idx->ip_m = ip_m_for(max_sqnorm(x, n, d, d));
         augment_rows(idx, 0, n);
     }
-    if ((st = finish_norms(idx, idx->msg, NULL)) != AE_OK) goto fail;
+    if ((st = finish_norms(idx, idx->msg, NULL, 0)) != AE_OK) goto fail;
 
     if ((st = idx->ops->build(idx)) != AE_OK) {
         ae__keep_msg(idx->msg);
@@ -521,6 +543,7 @@ static ae_status build_locked(ae_index *idx, const float *x, size_t n, const int
 {
     ae_status st;
     if (!idx) return ae__fail(NULL, AE_ERR_INVALID_ARG, "NULL index");
+    if ((st = check_writable(idx)) != AE_OK) return st;
     if (idx->built)
         return ae__fail(idx->msg, AE_ERR_STATE, "the index is already built");
     if (!x) return ae__fail(idx->msg, AE_ERR_INVALID_ARG, "NULL data");
@@ -621,7 +644,7 @@ static ae_status rebuild(ae_index *idx, int drop_dead, const float *x, size_t m,
         t->ip_m = ip_m_for(mx);
         augment_rows(t, 0, rows);
     }
-    if ((st = finish_norms(t, idx->msg, NULL)) != AE_OK) goto done;
+    if ((st = finish_norms(t, idx->msg, NULL, 0)) != AE_OK) goto done;
     if ((st = t->ops->build(t)) != AE_OK) {
         ae__keep_msg(idx->msg);
         goto done;
@@ -644,6 +667,7 @@ static ae_status add_locked(ae_index *idx, const float *x, size_t n, const int64
     double mx;
     ae_status st;
     if (!idx) return ae__fail(NULL, AE_ERR_INVALID_ARG, "NULL index");
+    if ((st = check_writable(idx)) != AE_OK) return st;
     if (!x || !ids) return ae__fail(idx->msg, AE_ERR_INVALID_ARG, "NULL %s", x ? "ids" : "data");
     if (!idx->built) {
         if ((st = check_count(idx, n, 0)) != AE_OK) return st;
@@ -737,6 +761,7 @@ static ae_status remove_locked(ae_index *idx, const int64_t *ids, size_t n)
     size_t i;
     ae_status st = AE_OK;
     if (!idx) return ae__fail(NULL, AE_ERR_INVALID_ARG, "NULL index");
+    if ((st = check_writable(idx)) != AE_OK) return st;
     if (!ids || n == 0)
         return ae__fail(idx->msg, AE_ERR_INVALID_ARG, ids ? "no ids (n = 0)" : "NULL ids");
     if (!idx->built) return ae__fail(idx->msg, AE_ERR_STATE, "the index is not built");
@@ -770,17 +795,24 @@ static ae_status remove_locked(ae_index *idx, const int64_t *ids, size_t n)
 
 static ae_status compact_locked(ae_index *idx)
 {
+    ae_status st;
     if (!idx) return ae__fail(NULL, AE_ERR_INVALID_ARG, "NULL index");
+    if ((st = check_writable(idx)) != AE_OK) return st;
     if (!idx->built) return ae__fail(idx->msg, AE_ERR_STATE, "the index is not built");
     if (idx->ndead == 0 && !(idx->ops->pending && idx->ops->pending(idx))) return AE_OK;
     return rebuild(idx, 1, NULL, 0, NULL, NULL);
 }
 
 /* ---- search --------------------------------------------------------------------- */
+/* A total order even with NaN distances (last), which codes of a mapped
+ * file under AE_INDEX_CHECK_BOUNDS may give: qsort needs a consistent
+ * comparison to stay within the array. */
 static int cmp_res(const void *a, const void *b)
 {
     const ae__res *x = a, *y = b;
-    if (x->d != y->d) return x->d < y->d ? -1 : 1;
+    if (x->d < y->d) return -1;
+    if (x->d > y->d) return 1;
+    if (x->d != y->d) return isnan(x->d) - isnan(y->d);
     return (x->id > y->id) - (x->id < y->id);
 }
 
@@ -1089,7 +1121,7 @@ static size_t memory_bytes(const ae_index *idx)
     b = sizeof *idx;
     if (!idx->built) return b;
     c = idx->cap;
-    b += c * idx->sdim * sizeof(float) + c * (sizeof(int64_t) + 1) +
+    b += (idx->data_borrowed ? 0 : c * idx->sdim * sizeof(float)) + c * (sizeof(int64_t) + 1) +
          idx->hcap * sizeof(uint32_t);
     if (idx->labels) b += c * sizeof(int32_t);
     return b + idx->ops->memory_bytes(idx);
@@ -1097,7 +1129,7 @@ static size_t memory_bytes(const ae_index *idx)
 
 /* ---- file format (docs/formats-index.md) ----------------------------------------- */
 static const unsigned char g_magic[8] = {0x89, 'A', 'E', 'I', 'D', 'X', '\r', '\n'};
-#define FORMAT_VERSION 3u
+#define FORMAT_VERSION 4u
 #define FLAG_LABELS 1u
 #define FLAG_REMOVED 2u /* version 3: the removed-rows section is present */
 #define V1_HEADER 88u  /* version 1: fixed header; all five parameters, payload size at 80 */
@@ -1105,6 +1137,14 @@ static const unsigned char g_magic[8] = {0x89, 'A', 'E', 'I', 'D', 'X', '\r', '\
 #define V2_PAIR 12u    /* u32 key, i64 value */
 #define V2_SECTION 16u /* u32 tag, u32 reserved, u64 size */
 enum { SECTION_CODES = 1, SECTION_IDS = 2, SECTION_LABELS = 3, SECTION_REMOVED = 4 };
+
+/* Version 4: the removed flags (one byte per code) are padded with zeros to
+ * a multiple of 4 bytes, so every later section stays 4-byte aligned and a
+ * mapped file's floats and link lists can be read in place. */
+static size_t removed_bytes(size_t n, uint32_t version)
+{
+    return version >= 4 ? (n + 3) & ~(size_t)3 : n;
+}
 
 static void write_section(ae__writer *w, uint32_t tag, size_t size)
 {
@@ -1122,7 +1162,7 @@ static void write_index(const ae_index *idx, ae__writer *w)
     body = ops->file_section ? ops->file_bytes(idx) : 0;
     for (int k = 1; k < AE__INDEX_NPARAMS; k++) npairs += (uint32_t)uses_key(ops, k);
     total = V2_HEADER + npairs * V2_PAIR + V2_SECTION + n * d * 4 + V2_SECTION + n * 8 +
-            (idx->labels ? V2_SECTION + n * 4 : 0) + (idx->ndead ? V2_SECTION + n : 0) +
+            (idx->labels ? V2_SECTION + n * 4 : 0) + (idx->ndead ? V2_SECTION + removed_bytes(n, FORMAT_VERSION) : 0) +
             (ops->file_section ? V2_SECTION + body : 0) + 4;
     ae__writer_write(w, g_magic, 8);
     ae__writer_u32(w, FORMAT_VERSION);
@@ -1149,8 +1189,10 @@ static void write_index(const ae_index *idx, ae__writer *w)
         ae__writer_write(w, idx->labels, n * 4);
     }
     if (idx->ndead) {
-        write_section(w, SECTION_REMOVED, n);
+        static const unsigned char zeros[4] = {0};
+        write_section(w, SECTION_REMOVED, removed_bytes(n, FORMAT_VERSION));
         ae__writer_write(w, idx->dead, n);
+        ae__writer_write(w, zeros, removed_bytes(n, FORMAT_VERSION) - n);
     }
     if (ops->file_section) {
         write_section(w, ops->file_section, body);
@@ -1207,7 +1249,16 @@ static uint64_t rd_u64(const unsigned char *p)
 typedef struct file_parts {
     const unsigned char *codes, *ids, *labels, *removed, *body;
     size_t body_len;
+    uint32_t version;
 } file_parts;
+
+/* How a file is read: checks, and whether the index may keep pointers into
+ * the bytes (ae_index_map) and drop the pages it checked (a file mapping). */
+typedef struct load_how {
+    int full;    /* every check of ae_index_load; else AE_INDEX_CHECK_BOUNDS */
+    int borrow;  /* the bytes outlive the index: point into them */
+    int release; /* a file mapping: checked pages may leave the resident set */
+} load_how;
 
 static ae_status inconsistent(const char *path, size_t len)
 {
@@ -1291,7 +1342,6 @@ static ae_status parse_v2(ae_index *idx, const unsigned char *buf, size_t len, s
     if (has_labels) want[nwant++] = SECTION_LABELS;
     if (has_removed) want[nwant++] = SECTION_REMOVED;
     if (ops->file_section) want[nwant++] = ops->file_section;
-    memset(fp, 0, sizeof *fp);
     for (int i = 0; i < nwant; i++) {
         uint32_t tag;
         uint64_t size;
@@ -1310,7 +1360,12 @@ static ae_status parse_v2(ae_index *idx, const unsigned char *buf, size_t len, s
         case SECTION_CODES: elem = d * 4; fp->codes = p; break;
         case SECTION_IDS: elem = 8; fp->ids = p; break;
         case SECTION_LABELS: elem = 4; fp->labels = p; break;
-        case SECTION_REMOVED: elem = 1; fp->removed = p; break;
+        case SECTION_REMOVED:
+            if (size != removed_bytes(n, fp->version)) return inconsistent(path, len);
+            for (size_t j = n; j < (size_t)size; j++)
+                if (p[j]) return inconsistent(path, len);
+            fp->removed = p;
+            break;
         default: fp->body = p; fp->body_len = (size_t)size; break;
         }
         if (elem && (ae__mul_size(n, elem, &b) != 0 || b != size))
@@ -1321,27 +1376,42 @@ static ae_status parse_v2(ae_index *idx, const unsigned char *buf, size_t len, s
     return AE_OK;
 }
 
-/* The shared fields from the sections, then the backend's body. */
-static ae_status load_parts(ae_index *idx, size_t n, const file_parts *fp, const char *path)
+/* The shared fields from the sections, then the backend's body. Borrowed:
+ * the codes stay in the file's bytes when they are stored as searched (not
+ * under the inner product, whose rows gain a coordinate); ids, labels and
+ * removed flags are always copied (ids need not be 8-byte aligned). */
+static ae_status load_parts(ae_index *idx, size_t n, const file_parts *fp, const char *path,
+                            const load_how *how)
 {
     size_t d = idx->dim, sd = idx->sdim;
     ae__reader rd = {fp->codes, n * d * 4, 0, 0};
+    ae__index_src src;
+    int borrow = how->borrow && sd == d;
     ae_status st;
 
     idx->n = n;
     idx->cap = n;
-    idx->data = ae__malloc_aligned(n * sd * 4);
+    if (borrow) {
+        idx->data = (float *)(uintptr_t)fp->codes; /* read-only: add and friends refuse */
+        idx->data_borrowed = 1;
+    } else {
+        idx->data = ae__malloc_aligned(n * sd * 4);
+    }
     idx->ids = ae__malloc(n * 8);
     idx->dead = ae__calloc(n, 1);
     if (fp->labels) idx->labels = ae__malloc(n * 4);
     if (!idx->data || !idx->ids || !idx->dead || (fp->labels && !idx->labels))
         return ae__fail(NULL, AE_ERR_NOMEM, "out of memory for %zu x %zu codes", n, d);
-    for (size_t r = 0; r < n; r++) ae__reader_f32s(&rd, idx->data + r * sd, d);
+    if (!borrow)
+        for (size_t r = 0; r < n; r++) ae__reader_f32s(&rd, idx->data + r * sd, d);
     memcpy(idx->ids, fp->ids, n * 8);
     if (fp->labels) memcpy(idx->labels, fp->labels, n * 4);
-    for (size_t r = 0; r < n; r++)
-        if (!ae__all_finite(idx->data + r * sd, d))
-            return ae__fail(NULL, AE_ERR_FORMAT, "'%s' holds NaN or infinite codes", path);
+    if (how->full || !borrow)
+        for (size_t r = 0; r < n; r++) {
+            if (!ae__all_finite(idx->data + r * sd, d))
+                return ae__fail(NULL, AE_ERR_FORMAT, "'%s' holds NaN or infinite codes", path);
+            release_rows(idx, how->release && borrow, r);
+        }
     if (fp->removed) {
         for (size_t r = 0; r < n; r++) {
             if (fp->removed[r] > 1)
@@ -1360,16 +1430,28 @@ static ae_status load_parts(ae_index *idx, size_t n, const file_parts *fp, const
         idx->ip_m = ip_m_for(max_sqnorm(idx->data, n, d, sd));
         augment_rows(idx, 0, n);
     }
-    if ((st = finish_norms(idx, NULL, path)) != AE_OK) return st;
-    if ((st = idx->ops->load(idx, fp->body, fp->body_len, path)) != AE_OK) return st;
+    /* max_norm serves the brute-force error bound and add(); a borrowed
+     * index never adds, and the bounds check reads no code it need not */
+    if ((how->full || !borrow || idx->ops->backend == AE_INDEX_BRUTE) &&
+        (st = finish_norms(idx, NULL, path, how->release && borrow)) != AE_OK)
+        return st;
+    src.body = fp->body;
+    src.len = fp->body_len;
+    src.path = path;
+    src.version = fp->version;
+    src.borrow = how->borrow;
+    src.full = how->full;
+    src.release = how->release && how->borrow;
+    if ((st = idx->ops->load(idx, &src)) != AE_OK) return st;
     idx->built = 1;
     return AE_OK;
 }
 
 /* An index from the bytes of a file; path names it in messages. */
 static ae_status load_buffer(ae_index **out, const unsigned char *buf, size_t len,
-                             const char *path)
+                             const char *path, const load_how *how_in)
 {
+    load_how how = *how_in;
     size_t d, n, header;
     uint32_t version, backend, metric, flags, crc;
     uint64_t declared;
@@ -1402,10 +1484,23 @@ static ae_status load_buffer(ae_index **out, const unsigned char *buf, size_t le
                       (unsigned long long)(version == 1 ? declared + V1_HEADER + 4 : declared));
         goto done;
     }
-    crc = rd_u32(buf + len - 4);
-    if (ae__crc32(0, buf, len - 4) != crc) {
-        st = ae__fail(NULL, AE_ERR_CHECKSUM, "'%s' is corrupt (checksum mismatch)", path);
-        goto done;
+    if (version < 4) { /* unaligned sections: read into the heap, fully checked */
+        how.full = 1;
+        how.borrow = 0;
+    }
+    if (how.full) {
+        uint32_t c = 0;
+        const size_t chunk = (size_t)1 << 20;
+        for (size_t at = 0; at < len - 4; at += chunk) {
+            size_t m = len - 4 - at < chunk ? len - 4 - at : chunk;
+            c = ae__crc32(c, buf + at, m);
+            if (how.release) ae__map_release(buf + at, m);
+        }
+        crc = rd_u32(buf + len - 4);
+        if (c != crc) {
+            st = ae__fail(NULL, AE_ERR_CHECKSUM, "'%s' is corrupt (checksum mismatch)", path);
+            goto done;
+        }
     }
     backend = rd_u32(buf + 12);
     metric = rd_u32(buf + 16);
@@ -1430,13 +1525,16 @@ static ae_status load_buffer(ae_index **out, const unsigned char *buf, size_t le
         goto done;
     }
     memset(&fp, 0, sizeof fp);
+    fp.version = version;
     st = version == 1 ? parse_v1(idx, buf, len, n, path, &fp)
                       : parse_v2(idx, buf, len, n, path, &fp);
-    if (st == AE_OK) st = load_parts(idx, n, &fp, path);
+    if (st == AE_OK) st = load_parts(idx, n, &fp, path, &how);
     if (st != AE_OK) {
         ae_index_free(idx);
         goto done;
     }
+    idx->readonly = how_in->borrow;
+    if (how.borrow) idx->map = buf; /* the index may point into it */
     *out = idx;
 done:
     return st;
@@ -1451,7 +1549,7 @@ ae_status ae_index_load(ae_index **out, const char *path)
     if (!out || !path) return ae__fail(NULL, AE_ERR_INVALID_ARG, "NULL argument");
     *out = NULL;
     if ((st = ae__read_file(path, SIZE_MAX / 2, &buf, &len, NULL)) != AE_OK) return st;
-    st = load_buffer(out, buf, len, path);
+    st = load_buffer(out, buf, len, path, &(load_how){1, 0, 0});
     ae__free(buf, len);
     return st;
 }
@@ -1461,8 +1559,61 @@ ae_status ae_index_load_memory(ae_index **out, const void *data, size_t len)
     AE__ENTER();
     if (!out || !data) return ae__fail(NULL, AE_ERR_INVALID_ARG, "NULL argument");
     *out = NULL;
-    return load_buffer(out, data, len, "<memory>");
+    return load_buffer(out, data, len, "<memory>", &(load_how){1, 0, 0});
 }
+
+static ae_status check_arg(int check)
+{
+    if (check != AE_INDEX_CHECK_FULL && check != AE_INDEX_CHECK_BOUNDS)
+        return ae__fail(NULL, AE_ERR_INVALID_ARG, "unknown check %d", check);
+    return AE_OK;
+}
+
+ae_status ae_index_map(ae_index **out, const char *path, ae_index_check check)
+{
+    AE__ENTER();
+    const unsigned char *map;
+    size_t len;
+    load_how how;
+    ae_status st;
+    if (!out || !path) return ae__fail(NULL, AE_ERR_INVALID_ARG, "NULL argument");
+    *out = NULL;
+    if ((st = check_arg((int)check)) != AE_OK) return st;
+    if ((st = ae__map_file(path, &map, &len, NULL)) != AE_OK) return st;
+    how.full = check == AE_INDEX_CHECK_FULL;
+    how.borrow = 1;
+    how.release = 1;
+    st = load_buffer(out, map, len, path, &how);
+    if (st != AE_OK) {
+        ae__unmap_file(map, len);
+        return st;
+    }
+    if (!(*out)->map) {
+        ae__unmap_file(map, len); /* a version 1 to 3 file, read into the heap */
+        return AE_OK;
+    }
+    (*out)->map_len = len;
+    if (how.full) ae__map_release(map, len); /* the checks' pages: reread on demand */
+    if ((*out)->ops->backend != AE_INDEX_BRUTE) ae__map_random(map, len);
+    return AE_OK;
+}
+
+ae_status ae_index_map_memory(ae_index **out, const void *data, size_t len,
+                              ae_index_check check)
+{
+    AE__ENTER();
+    ae_status st;
+    if (!out || !data) return ae__fail(NULL, AE_ERR_INVALID_ARG, "NULL argument");
+    *out = NULL;
+    if ((st = check_arg((int)check)) != AE_OK) return st;
+    if ((uintptr_t)data % 8 != 0)
+        return ae__fail(NULL, AE_ERR_INVALID_ARG, "data is not aligned to 8 bytes");
+    st = load_buffer(out, data, len, "<memory>",
+                     &(load_how){check == AE_INDEX_CHECK_FULL, 1, 0});
+    return st;
+}
+
+int ae_index_is_mapped(const ae_index *idx) { return idx ? idx->readonly : 0; }
 
 /* ---- the public entry points that take the handle's lock (index.h, "Threading") ---- */
 ae_status ae_index_set_int(ae_index *idx, ae_index_param key, int64_t value)

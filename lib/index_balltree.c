@@ -26,6 +26,7 @@ typedef struct balltree {
     float *radii;           /* upper bounds of each node's radius */
     uint32_t *perm;         /* internal row -> input row; the identity past the tree */
     size_t pcap;            /* entries allocated in perm */
+    int borrowed;           /* centroids and radii point into a mapped file */
 } balltree;
 
 /* Rows added after the build wait in an overflow block past the tree,
@@ -53,8 +54,9 @@ static void balltree_free(ae_index *idx)
     if (!t) return;
     ae__free(t->start, t->nodes * sizeof(uint32_t));
     ae__free(t->end, t->nodes * sizeof(uint32_t));
-    if (t->centroids) ae__free_aligned(t->centroids, t->nodes * t->dim * sizeof(float));
-    ae__free(t->radii, t->nodes * sizeof(float));
+    if (t->centroids && !t->borrowed)
+        ae__free_aligned(t->centroids, t->nodes * t->dim * sizeof(float));
+    if (!t->borrowed) ae__free(t->radii, t->nodes * sizeof(float));
     ae__free(t->perm, t->pcap * sizeof(uint32_t));
     ae__free(t, sizeof *t);
     idx->state = NULL;
@@ -63,8 +65,8 @@ static void balltree_free(ae_index *idx)
 
 /* Creates the state for a tree of the given depth over the first n rows
  * (the rest are overflow): node ranges filled in (they are derived, never
- * stored), perm, centroids and radii allocated. */
-static ae_status tree_alloc(ae_index *idx, uint32_t levels, size_t n)
+ * stored), perm allocated, and centroids and radii too unless borrowed. */
+static ae_status tree_alloc(ae_index *idx, uint32_t levels, size_t n, int borrowed)
 {
     size_t nodes = ((size_t)1 << levels) - 1, d = idx->sdim;
     balltree *t = ae__calloc(1, sizeof *t);
@@ -79,9 +81,12 @@ static ae_status tree_alloc(ae_index *idx, uint32_t levels, size_t n)
     t->end = e = ae__malloc(nodes * sizeof(uint32_t));
     t->perm = ae__malloc(idx->cap * sizeof(uint32_t));
     t->pcap = idx->cap;
-    t->centroids = ae__malloc_aligned(nodes * d * sizeof(float));
-    t->radii = ae__malloc(nodes * sizeof(float));
-    if (!s || !e || !t->perm || !t->centroids || !t->radii)
+    t->borrowed = borrowed;
+    if (!borrowed) {
+        t->centroids = ae__malloc_aligned(nodes * d * sizeof(float));
+        t->radii = ae__malloc(nodes * sizeof(float));
+    }
+    if (!s || !e || !t->perm || (!borrowed && (!t->centroids || !t->radii)))
         return ae__fail(NULL, AE_ERR_NOMEM, "out of memory for a ball tree of %zu nodes",
                         nodes);
     idx->perm = t->perm;
@@ -135,7 +140,7 @@ static ae_status balltree_build(ae_index *idx)
     balltree *t;
     ae_status st;
 
-    st = tree_alloc(idx, tree_levels(n, (size_t)idx->params[AE_INDEX_LEAF_SIZE]), n);
+    st = tree_alloc(idx, tree_levels(n, (size_t)idx->params[AE_INDEX_LEAF_SIZE]), n, 0);
     if (st != AE_OK) return st;
     t = idx->state;
     nodes = t->nodes;
@@ -381,10 +386,13 @@ static void balltree_save(const ae_index *idx, ae__writer *w)
     ae__writer_f32s(w, t->radii, t->nodes);
 }
 
-static ae_status balltree_load(ae_index *idx, const unsigned char *body, size_t len,
-                               const char *path)
+/* Borrowed (a mapped file): the centroids and radii stay in the file; the
+ * permutation is copied, since it is checked anyway. */
+static ae_status balltree_load(ae_index *idx, const ae__index_src *src)
 {
-    size_t n = idx->n, d = idx->sdim, nodes;
+    const unsigned char *body = src->body;
+    const char *path = src->path;
+    size_t n = idx->n, d = idx->sdim, nodes, len = src->len;
     ae__reader rd = {body, len, 0, 0};
     uint32_t levels, tn;
     size_t tree;
@@ -400,11 +408,16 @@ static ae_status balltree_load(ae_index *idx, const unsigned char *body, size_t 
     /* levels <= 41 (tree_levels), so nodes * (d + 1) * 4 cannot overflow */
     nodes = ((size_t)1 << levels) - 1;
     if (len != 8 + n * 4 + nodes * (d + 1) * 4) goto inconsistent;
-    if ((st = tree_alloc(idx, levels, tree)) != AE_OK) return st;
+    if ((st = tree_alloc(idx, levels, tree, src->borrow)) != AE_OK) return st;
     t = idx->state;
     ae__reader_bytes(&rd, t->perm, n * 4);
-    ae__reader_f32s(&rd, t->centroids, nodes * d);
-    ae__reader_f32s(&rd, t->radii, nodes);
+    if (src->borrow) { /* 4-byte aligned in format 4; read-only */
+        t->centroids = (float *)(uintptr_t)(body + rd.pos);
+        t->radii = t->centroids + nodes * d;
+    } else {
+        ae__reader_f32s(&rd, t->centroids, nodes * d);
+        ae__reader_f32s(&rd, t->radii, nodes);
+    }
     /* perm must permute the tree's rows and leave the overflow in place */
     seen = ae__calloc(tree, 1);
     if (!seen) return ae__fail(NULL, AE_ERR_NOMEM, "out of memory");
@@ -415,6 +428,8 @@ static ae_status balltree_load(ae_index *idx, const unsigned char *body, size_t 
     for (size_t i = tree; ok && i < n; i++) ok = t->perm[i] == i;
     ae__free(seen, tree);
     if (!ok) return ae__fail(NULL, AE_ERR_FORMAT, "'%s' has a bad permutation", path);
+    /* the nodes only steer the search (any values keep it in bounds) */
+    if (!src->full) return AE_OK;
     if (!ae__all_finite(t->centroids, nodes * d) || !ae__all_finite(t->radii, nodes))
         return ae__fail(NULL, AE_ERR_FORMAT, "'%s' has non-finite tree nodes", path);
     for (size_t i = 0; i < nodes; i++)
@@ -431,7 +446,8 @@ static size_t balltree_memory_bytes(const ae_index *idx)
     const balltree *t = idx->state;
     if (!t) return 0;
     return sizeof *t + t->pcap * sizeof(uint32_t) +
-           t->nodes * (2 * sizeof(uint32_t) + (t->dim + 1) * sizeof(float));
+           t->nodes * (2 * sizeof(uint32_t) +
+                       (t->borrowed ? 0 : (t->dim + 1) * sizeof(float)));
 }
 
 const ae__index_ops ae__index_ops_balltree = {

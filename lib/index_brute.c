@@ -175,12 +175,10 @@ done:
     return st;
 }
 
-static ae_status brute_load(ae_index *idx, const unsigned char *body, size_t len,
-                            const char *path)
+static ae_status brute_load(ae_index *idx, const ae__index_src *src)
 {
-    (void)body;
-    if (len != 0)
-        return ae__fail(NULL, AE_ERR_FORMAT, "'%s' has %zu stray bytes", path, len);
+    if (src->len != 0)
+        return ae__fail(NULL, AE_ERR_FORMAT, "'%s' has %zu stray bytes", src->path, src->len);
     return make_norms(idx);
 }
 

@@ -28,6 +28,7 @@ typedef struct hnsw {
     uint32_t *upper;         /* per node, per layer 1..level: count + m links */
     size_t upper_len;        /* u32 entries in upper */
     size_t upper_cap;        /* u32 entries allocated in upper */
+    int borrowed;            /* links0 and upper point into a mapped file */
 } hnsw;
 
 typedef struct hscratch {
@@ -107,6 +108,7 @@ AE__HOT static size_t search_layer(const ae_index *idx, const hnsw *h, const flo
     const size_t d = idx->sdim, stride0 = 1 + (size_t)h->m0;
     const float *data = idx->data;
     const uint32_t *links0 = h->links0;
+    const uint32_t nodes = (uint32_t)idx->n, cmax = layer == 0 ? h->m0 : h->m;
     size_t nc = 0, nt = 0;
     uint64_t *vis = s->visited;
     float lower;
@@ -126,12 +128,16 @@ AE__HOT static size_t search_layer(const ae_index *idx, const hnsw *h, const flo
         ae__minheap_pop(s->cand, &nc);
         lk = layer == 0 ? links0 + (size_t)c.r * stride0 : hlinks(h, c.r, layer);
         cnt = lk[0];
+        /* checked here, not at load, for a mapped file's layer 0
+         * (AE_INDEX_CHECK_BOUNDS): a bad count or link is skipped */
+        if (AE__UNLIKELY(cnt > cmax)) cnt = cmax;
         if (cnt > 0) AE__PREFETCH(data + (size_t)lk[1] * d);
         for (uint32_t j = 1; j <= cnt; j++) {
             uint32_t nb = lk[j];
             uint64_t bit = (uint64_t)1 << (nb & 63);
             float t;
             if (j < cnt) AE__PREFETCH(data + (size_t)lk[j + 1] * d);
+            if (AE__UNLIKELY(nb >= nodes)) continue;
             if (vis[nb >> 6] & bit) continue;
             vis[nb >> 6] |= bit;
             t = ae__l2sq(q, data + (size_t)nb * d, d);
@@ -168,6 +174,7 @@ AE__HOT static size_t search_layer_sel(const ae_index *idx, const hnsw *h, const
     const size_t d = idx->sdim, stride0 = 1 + (size_t)h->m0;
     const float *data = idx->data;
     const uint32_t *links0 = h->links0;
+    const uint32_t nodes = (uint32_t)idx->n;
     size_t nc = 0, nt = 0;
     uint64_t *vis = s->visited;
     float lower = INFINITY;
@@ -189,12 +196,14 @@ AE__HOT static size_t search_layer_sel(const ae_index *idx, const hnsw *h, const
         ae__minheap_pop(s->cand, &nc);
         lk = links0 + (size_t)c.r * stride0;
         cnt = lk[0];
+        if (AE__UNLIKELY(cnt > h->m0)) cnt = h->m0; /* as in search_layer */
         if (cnt > 0) AE__PREFETCH(data + (size_t)lk[1] * d);
         for (uint32_t j = 1; j <= cnt; j++) {
             uint32_t nb = lk[j];
             uint64_t bit = (uint64_t)1 << (nb & 63);
             float t;
             if (j < cnt) AE__PREFETCH(data + (size_t)lk[j + 1] * d);
+            if (AE__UNLIKELY(nb >= nodes)) continue;
             if (vis[nb >> 6] & bit) continue;
             vis[nb >> 6] |= bit;
             t = ae__l2sq(q, data + (size_t)nb * d, d);
@@ -316,9 +325,11 @@ static void hnsw_free(ae_index *idx)
     hnsw *h = idx->state;
     if (!h) return;
     ae__free(h->levels, h->cap);
-    ae__free(h->links0, h->cap * (1 + (size_t)h->m0) * sizeof(uint32_t));
     ae__free(h->upper_off, h->cap * sizeof(uint64_t));
-    ae__free(h->upper, h->upper_cap * sizeof(uint32_t));
+    if (!h->borrowed) {
+        ae__free(h->links0, h->cap * (1 + (size_t)h->m0) * sizeof(uint32_t));
+        ae__free(h->upper, h->upper_cap * sizeof(uint32_t));
+    }
     ae__free(h, sizeof *h);
     idx->state = NULL;
 }
@@ -532,74 +543,105 @@ done:
 }
 
 /* ---- files: the section body is
- *   u32 max_level, u32 entry, u8 levels[n], u32 links0[n][1 + 2M],
- *   u32 upper[sum of levels][1 + M]
- * (docs/formats-index.md) */
+ *   u32 max_level, u32 entry, u8 levels[n], (version 4: zeros up to a
+ *   multiple of 4 bytes), u32 links0[n][1 + 2M], u32 upper[sum of levels][1 + M]
+ * (docs/formats-index.md); the padding keeps the link lists 4-byte aligned
+ * for a mapped file. */
+static size_t levels_bytes(size_t n, uint32_t version)
+{
+    return version >= 4 ? (n + 3) & ~(size_t)3 : n;
+}
+
+/* Saves write the current format version (4, lib/index.c). */
+#define SAVE_VERSION 4u
+
 static size_t hnsw_file_bytes(const ae_index *idx)
 {
     const hnsw *h = idx->state;
-    return 8 + idx->n + idx->n * (1 + (size_t)h->m0) * 4 + h->upper_len * 4;
+    return 8 + levels_bytes(idx->n, SAVE_VERSION) + idx->n * (1 + (size_t)h->m0) * 4 +
+           h->upper_len * 4;
 }
 
 static void hnsw_save(const ae_index *idx, ae__writer *w)
 {
+    static const unsigned char zeros[4] = {0};
     const hnsw *h = idx->state;
     ae__writer_u32(w, h->max_level);
     ae__writer_u32(w, h->entry);
     ae__writer_write(w, h->levels, idx->n);
+    ae__writer_write(w, zeros, levels_bytes(idx->n, SAVE_VERSION) - idx->n);
     ae__writer_write(w, h->links0, idx->n * (1 + (size_t)h->m0) * 4);
     ae__writer_write(w, h->upper, h->upper_len * 4);
 }
 
-static ae_status hnsw_load(ae_index *idx, const unsigned char *body, size_t len,
-                           const char *path)
+/* Borrowed (a mapped file): the link lists stay in the file, the levels and
+ * list offsets are built in the heap. The upper layers (a few percent of the
+ * links) are always checked; layer 0 only by the full check, else by the
+ * search as it goes (search_layer). */
+static ae_status hnsw_load(ae_index *idx, const ae__index_src *src)
 {
-    size_t n = idx->n, upper = 0, row0;
+    size_t n = idx->n, upper = 0, row0, len = src->len, lvb = levels_bytes(n, src->version);
     uint32_t max_level, entry, m = (uint32_t)idx->params[AE_INDEX_HNSW_M];
+    const unsigned char *body = src->body;
+    const char *path = src->path;
     ae__reader rd = {body, len, 0, 0};
     const unsigned char *lv;
     hnsw *h;
 
     row0 = (1 + 2 * (size_t)m) * 4; /* bytes of one layer-0 list */
     if (ae__reader_u32(&rd, &max_level) || ae__reader_u32(&rd, &entry)) goto inconsistent;
-    if (len - 8 < n || (len - 8 - n) / row0 < n) goto inconsistent;
+    if (len - 8 < lvb || (len - 8 - lvb) / row0 < n) goto inconsistent;
     lv = body + 8; /* the levels, read in place to size the upper layers */
     for (size_t i = 0; i < n; i++) {
         if (lv[i] > MAX_LEVEL || lv[i] > max_level)
             return ae__fail(NULL, AE_ERR_FORMAT, "'%s' has a bad HNSW level", path);
         upper += lv[i];
     }
+    for (size_t i = n; i < lvb; i++)
+        if (lv[i]) goto inconsistent;
     if (max_level > MAX_LEVEL || entry >= n || lv[entry] != max_level)
         return ae__fail(NULL, AE_ERR_FORMAT, "'%s' has a bad HNSW entry point", path);
     /* upper <= 48 n: no overflow */
-    if (len - 8 - n - n * row0 != upper * (1 + (size_t)m) * 4) goto inconsistent;
+    if (len - 8 - lvb - n * row0 != upper * (1 + (size_t)m) * 4) goto inconsistent;
 
     if (!(h = hnsw_new(idx, m))) return ae__fail(NULL, AE_ERR_NOMEM, "out of memory");
     h->max_level = max_level;
     h->entry = entry;
+    h->borrowed = src->borrow;
     h->levels = ae__malloc(n);
-    h->links0 = ae__malloc(n * row0);
     h->upper_off = ae__malloc(n * sizeof(uint64_t));
     h->upper_len = h->upper_cap = upper * (1 + (size_t)m);
-    if (upper) h->upper = ae__malloc(h->upper_len * 4);
+    if (src->borrow) { /* 4-byte aligned in format 4; read-only */
+        h->links0 = (uint32_t *)(uintptr_t)(body + 8 + lvb);
+        if (upper) h->upper = (uint32_t *)(uintptr_t)(body + 8 + lvb + n * row0);
+    } else {
+        h->links0 = ae__malloc(n * row0);
+        if (upper) h->upper = ae__malloc(h->upper_len * 4);
+    }
     if (!h->levels || !h->links0 || !h->upper_off || (upper && !h->upper))
         return ae__fail(NULL, AE_ERR_NOMEM, "out of memory for the HNSW graph");
     ae__reader_bytes(&rd, h->levels, n);
-    ae__reader_bytes(&rd, h->links0, n * row0);
-    ae__reader_bytes(&rd, h->upper, h->upper_len * 4);
+    rd.pos = 8 + lvb;
+    if (!src->borrow) {
+        ae__reader_bytes(&rd, h->links0, n * row0);
+        ae__reader_bytes(&rd, h->upper, h->upper_len * 4);
+    }
     upper = 0;
     for (size_t i = 0; i < n; i++) {
         h->upper_off[i] = upper;
         upper += (size_t)h->levels[i] * (1 + m);
     }
-    for (size_t i = 0; i < n; i++)
-        for (uint32_t l = 0; l <= h->levels[i]; l++) {
+    for (size_t i = 0; i < n; i++) {
+        for (uint32_t l = src->full ? 0 : 1; l <= h->levels[i]; l++) {
             const uint32_t *lk = hlinks(h, (uint32_t)i, l);
             uint32_t cnt = lk[0], cap = l == 0 ? h->m0 : h->m;
             if (cnt > cap) goto bad_graph;
             for (uint32_t j = 1; j <= cnt; j++)
                 if (lk[j] >= n || h->levels[lk[j]] < l) goto bad_graph;
         }
+        if (src->release && src->full)
+            ae__map_release_read((const unsigned char *)h->links0, row0, i);
+    }
     return AE_OK;
 bad_graph:
     return ae__fail(NULL, AE_ERR_FORMAT, "'%s' has a corrupt HNSW graph", path);
@@ -612,6 +654,7 @@ static size_t hnsw_memory_bytes(const ae_index *idx)
 {
     const hnsw *h = idx->state;
     if (!h) return 0;
+    if (h->borrowed) return sizeof *h + h->cap * (1 + sizeof(uint64_t));
     return sizeof *h + h->cap * (1 + sizeof(uint64_t) + (1 + (size_t)h->m0) * sizeof(uint32_t)) +
            h->upper_cap * sizeof(uint32_t);
 }

@@ -24,6 +24,24 @@
 
 typedef struct ae__index_ops ae__index_ops;
 
+/* The backend section of a file being loaded (ae_index_load) or mapped
+ * (ae_index_map). */
+typedef struct ae__index_src {
+    const unsigned char *body; /* the section body (4-byte aligned when borrow) */
+    size_t len;
+    const char *path;  /* names the file in messages */
+    uint32_t version;  /* the file's format version */
+    /* 1: keep pointers into body (read-only bytes that outlive the index)
+     * for the large arrays instead of copying them */
+    int borrow;
+    /* 1: check every value (ae_index_load); 0: only what keeps a search
+     * within bounds (AE_INDEX_CHECK_BOUNDS: counts, offsets, row numbers) */
+    int full;
+    /* 1: body is in a file mapping: a full check may release the pages it
+     * read (ae__map_release_read); never for a caller's buffer */
+    int release;
+} ae__index_src;
+
 /* What every backend shares; the facade (index.c) owns all of it except
  * state, which belongs to the backend.
  *
@@ -59,6 +77,14 @@ struct ae_index {
      * backend state (only the ball tree reorders rows) */
     const uint32_t *perm;
     void *state; /* the backend's own struct, NULL until built or loaded */
+    /* A mapped index (ae_index_map, ae_index_map_memory): data points into
+     * these bytes, and so may the backend's state; they are read-only, so
+     * every call that changes the index is refused. map_len > 0: a file
+     * mapping, unmapped by ae_index_free; 0: the caller's buffer. */
+    const unsigned char *map;
+    size_t map_len;
+    int readonly;      /* opened by ae_index_map or ae_index_map_memory */
+    int data_borrowed; /* data points into map (not freed) */
 
     pthread_rwlock_t lock; /* read: search and const calls; write: changes */
     pthread_mutex_t gate;  /* held by a waiting writer: readers queue behind it */
@@ -117,11 +143,11 @@ struct ae__index_ops {
      * both NULL when file_section is 0. */
     size_t (*file_bytes)(const ae_index *idx);
     void (*save)(const ae_index *idx, ae__writer *w);
-    /* The section body of a file (the same bytes in format versions 1 and
-     * 2), with the shared fields already loaded as for build. Every size is
-     * checked against len before the allocation it guards; a bad body is
-     * AE_ERR_FORMAT naming path; on failure free_state releases the rest. */
-    ae_status (*load)(ae_index *idx, const unsigned char *body, size_t len, const char *path);
+    /* The section body of a file, with the shared fields already loaded as
+     * for build. Every size is checked against src->len before the
+     * allocation it guards; a bad body is AE_ERR_FORMAT naming src->path; on
+     * failure free_state releases the rest. */
+    ae_status (*load)(ae_index *idx, const struct ae__index_src *src);
     /* Frees idx->state and what it owns (NULL state allowed); clears
      * idx->state and idx->perm. */
     void (*free_state)(ae_index *idx);

@@ -138,6 +138,21 @@ ae_status ae__file_open(const char *path, void **f, uint64_t *size, char *msg);
 ae_status ae__read_file(const char *path, size_t max_bytes, unsigned char **data, size_t *len,
                         char *msg);
 
+/* Maps a whole regular file read-only (mapfile.c), after the checks of
+ * ae__file_open (same statuses); unmap with ae__unmap_file(data, len). */
+ae_status ae__map_file(const char *path, const unsigned char **data, size_t *len, char *msg);
+void ae__unmap_file(const unsigned char *data, size_t len);
+/* Advice on the whole pages inside [p, p + n) of a read-only file mapping:
+ * release drops them from the resident set (they are read again from the
+ * page cache on the next access); random turns off read-ahead, so a sparse
+ * reader only maps the pages it touches. */
+void ae__map_release(const unsigned char *p, size_t n);
+/* For a pass over an array of items of item_bytes at base in a mapping,
+ * called after item i: releases the pages read so far about every MiB, so
+ * the pass never holds more than that resident. */
+void ae__map_release_read(const unsigned char *base, size_t item_bytes, size_t i);
+void ae__map_random(const unsigned char *p, size_t n);
+
 /* A bounds-checked little-endian reader over a memory block. Every get fails
  * (returns -1 and sets failed) instead of reading past the end. */
 typedef struct ae__reader {

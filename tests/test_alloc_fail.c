@@ -636,6 +636,29 @@ static ae_status s_index_load(void *ctx)
     return st;
 }
 
+/* The heap parts of a mapped index (ids, id table, levels, norms...), with
+ * each check, then a search of it. */
+static ae_status s_index_map(void *ctx)
+{
+    idx_ctx *c = ctx;
+    ae_status st = AE_OK;
+    for (int check = AE_INDEX_CHECK_FULL; check <= AE_INDEX_CHECK_BOUNDS && st == AE_OK;
+         check++) {
+        ae_index *idx = NULL;
+        st = ae_index_map(&idx, ae_test_path("i.ref"), (ae_index_check)check);
+        if (st == AE_OK) {
+            float dist[12];
+            int64_t ids[12];
+            st = ae_index_search(idx, c->q, 3, 4, 0, dist, ids);
+            if (st == AE_OK) assert_memory_equal(ids, c->ids, sizeof ids);
+        } else {
+            assert_null(idx);
+        }
+        ae_index_free(idx);
+    }
+    return st;
+}
+
 static int keep_even_id(int64_t id, void *user)
 {
     (void)user;
@@ -713,6 +736,7 @@ static void test_indexes(void **state)
             assert_int_equal(ae_index_save(c.idx, ae_test_path("i.aeidx")), AE_OK);
             run_scenario(names[b][m - 1][2], s_index_save, NULL, &c, 1);
             run_scenario(names[b][m - 1][3], s_index_load, NULL, &c, 0);
+            run_scenario("index: map (both checks) and search", s_index_map, NULL, &c, 0);
             {
                 int32_t labels300[300];
                 for (int i = 0; i < 300; i++) labels300[i] = i % 5;

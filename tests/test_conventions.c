@@ -196,6 +196,9 @@ static void test_every_function_names_itself(void **state)
                 "ae_index_search_filtered");
     EXPECT_FAIL(ae_index_save_to(idx, NULL, NULL), "ae_index_save_to");
     EXPECT_FAIL(ae_index_load_memory(&idx_out, x, 3), "ae_index_load_memory");
+    EXPECT_FAIL(ae_index_map(&idx_out, missing_path(), AE_INDEX_CHECK_FULL), "ae_index_map");
+    EXPECT_FAIL(ae_index_map_memory(&idx_out, x, 3, AE_INDEX_CHECK_BOUNDS),
+                "ae_index_map_memory");
 
     ae_history_free(h);
     ae_train_config_free(cfg);

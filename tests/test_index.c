@@ -932,6 +932,141 @@ static ae_status load_bytes(const unsigned char *b, size_t len)
     return st;
 }
 
+/* Maps bytes through a file with the given check; checks the failure
+ * contract, and that an index accepted by the bounds check answers a
+ * search without reading outside the file (ASan and valgrind runs). */
+static ae_status map_bytes(const unsigned char *b, size_t len, ae_index_check check)
+{
+    ae_index *l = (ae_index *)1;
+    ae_status st;
+    assert_int_equal(ae_test_write_file(ae_test_path("bad.aeidx"), b, len), 0);
+    st = ae_index_map(&l, ae_test_path("bad.aeidx"), check);
+    if (st == AE_OK) {
+        float q[8] = {0.5f, -0.25f, 0.125f, 1.0f, -1.0f, 0.0f, 0.75f, 0.3f}, dist[3];
+        int64_t ids[3];
+        size_t k = ae_index_count(l) < 3 ? ae_index_count(l) : 3;
+        ae_status s2;
+        assert_true(ae_index_dim(l) <= 8);
+        s2 = ae_index_search(l, q, 1, k, 0, dist, ids);
+        /* a corrupt code may be NaN or huge: NUMERIC is not an error here */
+        assert_true(s2 == AE_OK || s2 == AE_ERR_NUMERIC);
+        ae_index_free(l);
+    } else {
+        assert_null(l);
+        assert_true(strlen(ae_last_error()) > 0);
+    }
+    assert_int_equal(ae_test_alloc_live_blocks(), 0);
+    return st;
+}
+
+/* ae_index_map on damaged files: with the full check exactly the statuses
+ * of ae_index_load; with the bounds check no CRC, so a flipped byte may be
+ * accepted, but then every search stays in bounds. Then the other failure
+ * paths: missing file, directory, empty file, bad arguments, a misaligned
+ * buffer, and the read-only contract. */
+static void test_map_failures(void **state)
+{
+    const size_t n = 61, d = 5; /* n odd: the HNSW levels are padded */
+    float *x = rand_matrix(n, d, -1, 1);
+    int32_t labels[61];
+    (void)state;
+    for (size_t i = 0; i < n; i++) labels[i] = (int32_t)i;
+    for (int b = AE_INDEX_BRUTE; b <= AE_INDEX_HNSW; b++) {
+        ae_index *a = make_index((ae_index_backend)b, AE_INDEX_L2, d, x, n, NULL, labels, 4), *m;
+        int64_t gone = 3, newid = 1000, v;
+        size_t len, step = getenv("AE_TEST_VALGRIND") ? 13 : 3;
+        unsigned char *f, *g;
+        assert_int_equal(ae_index_remove(a, &gone, 1), AE_OK); /* a removed-rows section */
+        assert_int_equal(ae_index_save(a, ae_test_path("good.aeidx")), AE_OK);
+        ae_index_free(a); /* map_bytes and load_bytes count every live block */
+        f = ae_test_read_file(ae_test_path("good.aeidx"), &len);
+        assert_non_null(f);
+        g = malloc(len);
+        assert_int_equal(map_bytes(f, len, AE_INDEX_CHECK_FULL), AE_OK);
+        assert_int_equal(map_bytes(f, len, AE_INDEX_CHECK_BOUNDS), AE_OK);
+        for (size_t cut = 0; cut < len; cut += cut < 120 ? 1 : step) {
+            assert_int_equal(map_bytes(f, cut ? cut : 1, AE_INDEX_CHECK_FULL), AE_ERR_FORMAT);
+            assert_int_equal(map_bytes(f, cut ? cut : 1, AE_INDEX_CHECK_BOUNDS), AE_ERR_FORMAT);
+        }
+        for (size_t off = 0; off < len - 4; off += off < 120 ? 1 : step) {
+            memcpy(g, f, len);
+            g[off] ^= 0x5A;
+            assert_int_equal(map_bytes(g, len, AE_INDEX_CHECK_FULL), load_bytes(g, len));
+            (void)map_bytes(g, len, AE_INDEX_CHECK_BOUNDS);
+            /* the same damage with a good checksum: the structure checks alone */
+            ae_test_fix_crc32(g, len);
+            (void)map_bytes(g, len, AE_INDEX_CHECK_BOUNDS);
+            g[off] ^= 0xFF; /* another value at the same place */
+            ae_test_fix_crc32(g, len);
+            (void)map_bytes(g, len, AE_INDEX_CHECK_BOUNDS);
+        }
+        /* read-only: every change refused, the index unchanged */
+        assert_int_equal(ae_test_write_file(ae_test_path("good.aeidx"), f, len), 0);
+        assert_int_equal(ae_index_load(&a, ae_test_path("good.aeidx")), AE_OK);
+        assert_int_equal(ae_index_map(&m, ae_test_path("good.aeidx"), AE_INDEX_CHECK_BOUNDS),
+                         AE_OK);
+        assert_true(ae_index_is_mapped(m));
+        assert_false(ae_index_is_mapped(a));
+        assert_int_equal(ae_index_add(m, x, 1, &newid, labels), AE_ERR_STATE);
+        assert_non_null(strstr(ae_index_errmsg(m), "read-only"));
+        assert_int_equal(ae_index_remove(m, &newid, 1), AE_ERR_STATE);
+        assert_int_equal(ae_index_compact(m), AE_ERR_STATE);
+        assert_int_equal(ae_index_build(m, x, n, NULL, NULL), AE_ERR_STATE);
+        assert_int_equal(ae_index_set_int(m, b == AE_INDEX_BALLTREE ? AE_INDEX_LEAF_SIZE
+                                              : b == AE_INDEX_HNSW ? AE_INDEX_HNSW_M
+                                                                   : (ae_index_param)0,
+                                          4),
+                         b == AE_INDEX_BRUTE ? AE_ERR_INVALID_ARG : AE_ERR_STATE);
+        assert_int_equal(ae_index_count(m), n - 1);
+        assert_int_equal(ae_index_id_at(&v, m, 3), AE_ERR_RANGE); /* removed */
+        assert_int_equal(ae_index_id_at(&v, m, 4), AE_OK);
+        assert_int_equal(v, 4);
+        assert_true(ae_index_memory_bytes(m) < ae_index_memory_bytes(a));
+        /* the file replaced under the mapping (save renames): still answers */
+        assert_int_equal(ae_index_save(a, ae_test_path("good.aeidx")), AE_OK);
+        assert_int_equal(ae_index_label(&labels[0], m, 7), AE_OK);
+        assert_int_equal(labels[0], 7);
+        labels[0] = 0;
+        ae_index_free(m);
+        /* a buffer: needs 8-byte alignment */
+        memcpy(g, f, len);
+        assert_int_equal(ae_index_map_memory(&m, g, len, AE_INDEX_CHECK_FULL), AE_OK);
+        ae_index_free(m);
+        {
+            unsigned char *h = malloc(len + 8);
+            memcpy(h + 4, f, len);
+            m = (ae_index *)1;
+            assert_int_equal(ae_index_map_memory(&m, h + 4, len, AE_INDEX_CHECK_FULL),
+                             AE_ERR_INVALID_ARG);
+            assert_null(m);
+            free(h);
+        }
+        free(f);
+        free(g);
+        ae_index_free(a);
+    }
+    {
+        ae_index *m = (ae_index *)1;
+        assert_int_equal(ae_index_map(&m, ae_test_path("no-such.aeidx"), AE_INDEX_CHECK_FULL),
+                         AE_ERR_IO);
+        assert_null(m);
+        assert_int_equal(ae_index_map(&m, ae_test_path("%s", ""), AE_INDEX_CHECK_BOUNDS), AE_ERR_IO);
+        assert_non_null(strstr(ae_last_error(), "ae_index_map"));
+        assert_int_equal(ae_test_write_file(ae_test_path("empty.aeidx"), "", 0), 0);
+        assert_int_equal(ae_index_map(&m, ae_test_path("empty.aeidx"), AE_INDEX_CHECK_FULL),
+                         AE_ERR_FORMAT);
+        assert_int_equal(ae_index_map(&m, ae_test_path("good.aeidx"), (ae_index_check)0),
+                         AE_ERR_INVALID_ARG);
+        assert_int_equal(ae_index_map(NULL, ae_test_path("good.aeidx"), AE_INDEX_CHECK_FULL),
+                         AE_ERR_INVALID_ARG);
+        assert_int_equal(ae_index_map(&m, NULL, AE_INDEX_CHECK_FULL), AE_ERR_INVALID_ARG);
+        assert_int_equal(ae_index_map_memory(&m, NULL, 10, AE_INDEX_CHECK_FULL),
+                         AE_ERR_INVALID_ARG);
+        assert_int_equal(ae_index_is_mapped(NULL), 0);
+    }
+    free(x);
+}
+
 static void test_corrupt_files(void **state)
 {
     const size_t n = 60, d = 5;
@@ -985,7 +1120,7 @@ static void test_corrupt_files(void **state)
         assert_int_equal(load_bytes(g, len), AE_ERR_FORMAT);
         /* future version, even with a good checksum */
         memcpy(g, f, len);
-        g[8] = 4;
+        g[8] = 5;
         ae_test_fix_crc32(g, len);
         assert_int_equal(load_bytes(g, len), AE_ERR_VERSION);
         /* consistent checksum but nonsense fields: AE_ERR_FORMAT */
@@ -1321,19 +1456,31 @@ static void test_threads(void **state)
                                              si + i * k),
                              AE_OK);
         }
-        for (int t = 0; t < 4; t++) {
-            jobs[t] = (thread_job){idx, q, nq, k, 7, malloc(nq * k * sizeof(float)),
-                                   malloc(nq * k * sizeof(int64_t)), AE_OK};
-            assert_int_equal(pthread_create(&th[t], NULL, search_thread, &jobs[t]), 0);
+        /* the built index, then the same saved and mapped (bounds check: the
+         * searches check the layer-0 links as they go) */
+        assert_int_equal(ae_index_save(idx, ae_test_path("threads.aeidx")), AE_OK);
+        for (int mapped = 0; mapped < 2; mapped++) {
+            ae_index *s = idx;
+            if (mapped)
+                assert_int_equal(ae_index_map(&s, ae_test_path("threads.aeidx"),
+                                              AE_INDEX_CHECK_BOUNDS),
+                                 AE_OK);
+            for (int t = 0; t < 4; t++) {
+                jobs[t] = (thread_job){s, q, nq, k, 7, malloc(nq * k * sizeof(float)),
+                                       malloc(nq * k * sizeof(int64_t)), AE_OK};
+                assert_int_equal(pthread_create(&th[t], NULL, search_thread, &jobs[t]), 0);
+            }
+            for (int t = 0; t < 4; t++) {
+                pthread_join(th[t], NULL);
+                assert_int_equal(jobs[t].st, AE_OK);
+                assert_memory_equal(jobs[t].ids, si, nq * k * sizeof(int64_t));
+                assert_memory_equal(jobs[t].dist, sd, nq * k * sizeof(float));
+                free(jobs[t].dist);
+                free(jobs[t].ids);
+            }
+            if (mapped) ae_index_free(s);
         }
-        for (int t = 0; t < 4; t++) {
-            pthread_join(th[t], NULL);
-            assert_int_equal(jobs[t].st, AE_OK);
-            assert_memory_equal(jobs[t].ids, si, nq * k * sizeof(int64_t));
-            assert_memory_equal(jobs[t].dist, sd, nq * k * sizeof(float));
-            free(jobs[t].dist);
-            free(jobs[t].ids);
-        }
+        unlink(ae_test_path("threads.aeidx"));
         ae_index_free(idx);
         free(sd);
         free(si);
@@ -1477,6 +1624,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_save_to_memory, ae_test_alloc_teardown),
         cmocka_unit_test_teardown(test_save_load, ae_test_alloc_teardown),
         cmocka_unit_test_teardown(test_corrupt_files, ae_test_alloc_teardown),
+        cmocka_unit_test_teardown(test_map_failures, ae_test_alloc_teardown),
         cmocka_unit_test_teardown(test_invalid_args, ae_test_alloc_teardown),
         cmocka_unit_test_teardown(test_params_and_labels, ae_test_alloc_teardown),
         cmocka_unit_test_teardown(test_alloc_failures, ae_test_alloc_teardown),

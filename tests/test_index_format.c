@@ -4,9 +4,11 @@
  *    per backend) still load, answer exactly like a fresh build of the same
  *    data, survive every truncation and flipped byte with the documented
  *    status, and every allocation failure while loading;
- *  - version-2 files written by the format-version-2 library
- *    (tests/data/index-v2/) load and answer like a fresh build;
- *  - version-3 files are parsed by a small reader below that knows only the
+ *  - version-2 and version-3 files written by the format-version-2 and -3
+ *    libraries (tests/data/index-v2/, index-v3/) load (also through
+ *    ae_index_map, which reads them into the heap) and answer like a fresh
+ *    build;
+ *  - version-4 files are parsed by a small reader below that knows only the
  *    offsets the document gives (it shares no code with the library, not even
  *    the CRC), and every field is checked against the index's accessors, so
  *    the document cannot drift from the code;
@@ -16,9 +18,10 @@
  * The fixtures come from a deterministic tiny data set (tiny_data below):
  *   test_index_format --write-fixtures DIR
  * writes them with the library the program is linked with, named
- * <name>_v3.aeidx (the committed files of index-v1 were written by the
+ * <name>_v4.aeidx (the committed files of index-v1 were written by the
  * format-version-1 library, commit 9ec214a, those of index-v2 by the
- * format-version-2 library, commit 930281d). */
+ * format-version-2 library, commit 930281d, those of index-v3 by the
+ * format-version-3 library, commit 4235370). */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <setjmp.h>
@@ -186,7 +189,7 @@ static int write_fixtures(const char *dir)
         char p[1024];
         ae_index *idx;
         ae_status st = fixture_index(&g_fixtures[i], &idx);
-        snprintf(p, sizeof p, "%s/%s_v3.aeidx", dir, g_fixtures[i].file);
+        snprintf(p, sizeof p, "%s/%s_v4.aeidx", dir, g_fixtures[i].file);
         if (st == AE_OK) st = ae_index_save(idx, p);
         ae_index_free(idx);
         if (st != AE_OK) {
@@ -208,7 +211,7 @@ static void same_answers(const ae_index *a, const ae_index *b)
     memcpy(q, q + TINY_D, TINY_D * sizeof(float)); /* two equal queries */
     for (size_t i = 0; i < sizeof ks / sizeof ks[0]; i++)
         for (size_t ef = 0; ef <= 30; ef += 30) {
-            size_t k = ks[i];
+            size_t k = ks[i] < ae_index_count(a) ? ks[i] : ae_index_count(a);
             assert_int_equal(ae_index_search(a, q, TINY_NQ, k, ef, da, ia), AE_OK);
             assert_int_equal(ae_index_search(b, q, TINY_NQ, k, ef, db, ib), AE_OK);
             assert_memory_equal(ia, ib, TINY_NQ * k * sizeof ia[0]);
@@ -253,6 +256,15 @@ static void old_files_load(int version)
             }
         }
         same_answers(old, fresh);
+        if (version >= 2) { /* mapped: read into the heap (unaligned), still read-only */
+            ae_index *mapped;
+            assert_int_equal(ae_index_map(&mapped, fixture_path(f, version), AE_INDEX_CHECK_BOUNDS),
+                             AE_OK);
+            assert_true(ae_index_is_mapped(mapped));
+            same_answers(mapped, fresh);
+            assert_int_equal(ae_index_compact(mapped), AE_ERR_STATE);
+            ae_index_free(mapped);
+        }
         /* the same index: re-saved, both give the same version-3 bytes */
         assert_int_equal(ae_index_save(old, tpath("old.aeidx")), AE_OK);
         assert_int_equal(ae_index_save(fresh, tpath("fresh.aeidx")), AE_OK);
@@ -274,6 +286,66 @@ static void test_v2_files_load(void **state)
 {
     (void)state;
     old_files_load(2);
+}
+
+/* Version 3 (written by the format-version-3 library, commit 4235370):
+ * version 4 without its alignment padding. */
+static void test_v3_files_load(void **state)
+{
+    (void)state;
+    old_files_load(3);
+}
+
+/* The ball-tree and HNSW fixtures built on the first TINY_N - 1 rows (odd:
+ * in version 3 the removed flags and the HNSW levels are unpadded, so the
+ * later sections sit at odd offsets), then three ids removed. The files of
+ * tests/data/index-v3/<name>_removed_v3.aeidx were written by the
+ * format-version-3 library (commit 4235370) with exactly these calls. */
+static ae_status removed_index(const fixture *f, ae_index **out)
+{
+    float x[TINY_N * TINY_D];
+    int64_t ids[TINY_N], gone[3];
+    int32_t labels[TINY_N];
+    ae_index *idx;
+    ae_status st;
+    tiny_data(x, ids, labels);
+    gone[0] = ids[0];
+    gone[1] = ids[5];
+    gone[2] = ids[13];
+    *out = NULL;
+    if ((st = ae_index_create(&idx, f->backend, f->metric, TINY_D)) != AE_OK) return st;
+    for (int k = AE_INDEX_LEAF_SIZE; k <= AE_INDEX_SEED && st == AE_OK; k++)
+        if (f->params[k]) st = ae_index_set_int(idx, (ae_index_param)k, f->params[k]);
+    if (st == AE_OK) st = ae_index_build(idx, x, TINY_N - 1, ids, labels);
+    if (st == AE_OK) st = ae_index_remove(idx, gone, 3);
+    if (st != AE_OK) ae_index_free(idx);
+    else *out = idx;
+    return st;
+}
+
+/* Version-3 files with removed rows and an odd row count load, map (into
+ * the heap) and answer like the same index made now, and save as it does. */
+static void test_v3_removed_files(void **state)
+{
+    (void)state;
+    for (size_t i = 1; i < N_FIXTURES; i++) {
+        const fixture *f = &g_fixtures[i];
+        char p[1024];
+        ae_index *old, *mapped, *fresh;
+        snprintf(p, sizeof p, "%s/index-v3/%s_removed_v3.aeidx", AE_TEST_DATA_DIR, f->file);
+        assert_int_equal(removed_index(f, &fresh), AE_OK);
+        assert_int_equal(ae_index_load(&old, p), AE_OK);
+        assert_int_equal(ae_index_map(&mapped, p, AE_INDEX_CHECK_BOUNDS), AE_OK);
+        assert_int_equal(ae_index_count(old), TINY_N - 4);
+        same_answers(old, fresh);
+        same_answers(mapped, fresh);
+        assert_int_equal(ae_index_save(old, tpath("old.aeidx")), AE_OK);
+        assert_int_equal(ae_index_save(fresh, tpath("fresh.aeidx")), AE_OK);
+        assert_true(ae_test_files_equal(tpath("old.aeidx"), tpath("fresh.aeidx")));
+        ae_index_free(old);
+        ae_index_free(mapped);
+        ae_index_free(fresh);
+    }
 }
 
 /* Version-1 header: payload size at 80, payload at 88 (docs, "Version 1"). */
@@ -328,8 +400,8 @@ static void test_v1_files_alloc_fail(void **state)
         }
 }
 
-/* ---- version 3, read with the document's offsets only --------------------------------- */
-/* version 3 keeps the layout of version 2, hence the names */
+/* ---- version 4, read with the document's offsets only --------------------------------- */
+/* versions 3 and 4 keep the layout of version 2, hence the names */
 enum {
     V2_HEADER = 52, /* fixed header bytes, parameter pairs follow */
     V2_PAIR = 12,   /* u32 key, i64 value */
@@ -344,10 +416,10 @@ enum {
     TAG_HNSW = 17
 };
 
-/* Parses a version-3 file and checks every field against idx; x (input order,
+/* Parses a version-4 file and checks every field against idx; x (input order,
  * n x d) is compared with the codes when not NULL (L2 and inner product: the
  * caller's codes as given). */
-static void check_v3_file(const unsigned char *b, size_t len, const ae_index *idx,
+static void check_v4_file(const unsigned char *b, size_t len, const ae_index *idx,
                           const float *x)
 {
     static const unsigned char magic[8] = {0x89, 'A', 'E', 'I', 'D', 'X', '\r', '\n'};
@@ -365,7 +437,7 @@ static void check_v3_file(const unsigned char *b, size_t len, const ae_index *id
 
     assert_true(len >= V2_HEADER + 4);
     assert_memory_equal(b, magic, 8);
-    assert_int_equal(le32(b + 8), 3);
+    assert_int_equal(le32(b + 8), 4);
     assert_int_equal(le32(b + 12), (uint32_t)backend);
     assert_int_equal(le32(b + 16), (uint32_t)ae_index_metric_of(idx));
     assert_int_equal(le32(b + 20), (ae_index_has_labels(idx) ? 1u : 0u) | (n > live ? 2u : 0u));
@@ -411,6 +483,7 @@ static void check_v3_file(const unsigned char *b, size_t len, const ae_index *id
         assert_int_equal(le32(b + pos + 4), 0);
         size = le64(b + pos + 8);
         s = b + pos + V2_SECTION;
+        assert_int_equal((pos + V2_SECTION) % 4, 0); /* every body 4-byte aligned */
         assert_true(size <= len - 4 - pos - V2_SECTION);
         assert_true(tags < nexpect);
         assert_int_equal(tag, expect[tags]);
@@ -438,7 +511,8 @@ static void check_v3_file(const unsigned char *b, size_t len, const ae_index *id
             }
             break;
         case TAG_REMOVED:
-            assert_int_equal(size, n);
+            assert_int_equal(size, (n + 3) / 4 * 4); /* zero padding to 4 bytes */
+            for (size_t r = n; r < size; r++) assert_int_equal(s[r], 0);
             for (size_t r = 0; r < n; r++) {
                 int64_t id;
                 assert_true(s[r] <= 1);
@@ -463,16 +537,17 @@ static void check_v3_file(const unsigned char *b, size_t len, const ae_index *id
         }
         case TAG_HNSW: {
             uint32_t top = le32(s), entry = le32(s + 4);
-            size_t m = (size_t)params[AE_INDEX_HNSW_M], upper = 0;
+            size_t m = (size_t)params[AE_INDEX_HNSW_M], upper = 0, lvb = (n + 3) / 4 * 4;
             assert_true(entry < n);
             assert_int_equal(s[8 + entry], top);
             for (size_t i = 0; i < n; i++) {
                 assert_true(s[8 + i] <= top);
                 upper += s[8 + i];
             }
-            assert_int_equal(size, 8 + n + 4 * n * (1 + 2 * m) + 4 * (1 + m) * upper);
+            for (size_t i = n; i < lvb; i++) assert_int_equal(s[8 + i], 0); /* padding */
+            assert_int_equal(size, 8 + lvb + 4 * n * (1 + 2 * m) + 4 * (1 + m) * upper);
             for (size_t i = 0; i < n; i++) { /* layer-0 counts and targets */
-                const unsigned char *lk = s + 8 + n + 4 * i * (1 + 2 * m);
+                const unsigned char *lk = s + 8 + lvb + 4 * i * (1 + 2 * m);
                 assert_true(le32(lk) <= 2 * m);
                 for (uint32_t j = 1; j <= le32(lk); j++) assert_true(le32(lk + 4 * j) < n);
             }
@@ -497,10 +572,12 @@ static void check_v3_file(const unsigned char *b, size_t len, const ae_index *id
 
 /* Every backend and metric, as built and after adds (the ball tree's
  * overflow) and removals, read back by the offsets of the document; the
- * loaded index answers as the saved one and saves the same bytes. */
-static void test_v3_layout(void **state)
+ * loaded index and the mapped one (both checks, file and buffer) answer as
+ * the saved one, and save the same bytes. N is odd, so the padding of the
+ * HNSW levels and of the removed flags is written. */
+static void test_v4_layout(void **state)
 {
-    enum { N = 300, D = 7, NB = 200, NRM = 20 };
+    enum { N = 301, D = 7, NB = 200, NRM = 20 };
     float *x = malloc(N * D * sizeof(float));
     int64_t ids[N], gone[NRM];
     int32_t labels[N];
@@ -540,29 +617,46 @@ static void test_v3_layout(void **state)
                                                     with ? labels : NULL),
                                      AE_OK);
                 }
-                assert_int_equal(ae_index_save(idx, tpath("v3.aeidx")), AE_OK);
-                bytes = slurp(tpath("v3.aeidx"), &len);
-                check_v3_file(bytes, len, idx, m != AE_INDEX_COSINE ? x : NULL);
-                assert_int_equal(ae_index_load(&l, tpath("v3.aeidx")), AE_OK);
+                assert_int_equal(ae_index_save(idx, tpath("v4.aeidx")), AE_OK);
+                bytes = slurp(tpath("v4.aeidx"), &len);
+                check_v4_file(bytes, len, idx, m != AE_INDEX_COSINE ? x : NULL);
+                assert_int_equal(ae_index_load(&l, tpath("v4.aeidx")), AE_OK);
                 assert_int_equal(ae_index_count(l), ae_index_count(idx));
                 lcg_fill(q, 3 * D, 9u);
                 assert_int_equal(ae_index_search(idx, q, 3, 5, 0, d1, i1), AE_OK);
                 assert_int_equal(ae_index_search(l, q, 3, 5, 0, d2, i2), AE_OK);
                 assert_memory_equal(i1, i2, sizeof i1);
                 assert_memory_equal(d1, d2, sizeof d1);
-                assert_int_equal(ae_index_save(l, tpath("v3b.aeidx")), AE_OK);
-                bytes2 = slurp(tpath("v3b.aeidx"), &len2);
+                assert_int_equal(ae_index_save(l, tpath("v4b.aeidx")), AE_OK);
+                bytes2 = slurp(tpath("v4b.aeidx"), &len2);
                 assert_int_equal(len2, len);
                 assert_memory_equal(bytes, bytes2, len);
-                free(bytes);
                 free(bytes2);
+                for (int how = 0; how < 4; how++) { /* file / buffer x full / bounds */
+                    ae_index *mp;
+                    ae_index_check ck = how & 1 ? AE_INDEX_CHECK_BOUNDS : AE_INDEX_CHECK_FULL;
+                    if (how < 2) assert_int_equal(ae_index_map(&mp, tpath("v4.aeidx"), ck), AE_OK);
+                    else assert_int_equal(ae_index_map_memory(&mp, bytes, len, ck), AE_OK);
+                    assert_true(ae_index_is_mapped(mp));
+                    assert_int_equal(ae_index_count(mp), ae_index_count(idx));
+                    assert_int_equal(ae_index_search(mp, q, 3, 5, 0, d2, i2), AE_OK);
+                    assert_memory_equal(i1, i2, sizeof i1);
+                    assert_memory_equal(d1, d2, sizeof d1);
+                    assert_int_equal(ae_index_save(mp, tpath("v4b.aeidx")), AE_OK);
+                    bytes2 = slurp(tpath("v4b.aeidx"), &len2);
+                    assert_int_equal(len2, len);
+                    assert_memory_equal(bytes, bytes2, len);
+                    free(bytes2);
+                    ae_index_free(mp);
+                }
+                free(bytes);
                 ae_index_free(idx);
                 ae_index_free(l);
             }
     free(x);
 }
 
-/* Rewrites the parameter pairs of a version-3 file (size and CRC fixed up). */
+/* Rewrites the parameter pairs of a version-4 file (size and CRC fixed up). */
 static unsigned char *with_pairs(const unsigned char *b, size_t len, const uint32_t *keys,
                                  const int64_t *vals, uint32_t count, size_t *out_len)
 {
@@ -669,7 +763,9 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_v1_files_corrupt, NULL, ae_test_alloc_teardown),
         cmocka_unit_test_setup_teardown(test_v1_files_alloc_fail, NULL, ae_test_alloc_teardown),
         cmocka_unit_test_setup_teardown(test_v2_files_load, NULL, ae_test_alloc_teardown),
-        cmocka_unit_test_setup_teardown(test_v3_layout, NULL, ae_test_alloc_teardown),
+        cmocka_unit_test_setup_teardown(test_v3_files_load, NULL, ae_test_alloc_teardown),
+        cmocka_unit_test_setup_teardown(test_v3_removed_files, NULL, ae_test_alloc_teardown),
+        cmocka_unit_test_setup_teardown(test_v4_layout, NULL, ae_test_alloc_teardown),
         cmocka_unit_test_setup_teardown(test_v2_params, NULL, ae_test_alloc_teardown),
     };
     if (argc == 3 && strcmp(argv[1], "--write-fixtures") == 0) return write_fixtures(argv[2]);

@@ -18,6 +18,7 @@
  *     ae_index_remove(idx, gone_ids, g);                       // any time after
  *     ae_index_save(idx, "codes.aeidx");
  *     ae_index_free(idx);
+ *     ae_index_map(&idx, "codes.aeidx", AE_INDEX_CHECK_BOUNDS); // read-only, in place
  *
  * Results: for every query the k nearest indexed points, nearest first, ties
  * (equal distances) broken by the smaller id. The exact backends return
@@ -35,10 +36,14 @@
  * calls are reported through the thread-local ae_last_error() only, not
  * through ae_index_errmsg() (which, shared by the handle, names the last
  * failed modifying call). A search filter must not call a modifying function
- * on the index it filters.
+ * on the index it filters. A mapped index (ae_index_map()) is read-only:
+ * only the reading calls apply, with the same rules, and searches on it run
+ * concurrently like on any other index (they only read the mapping).
  *
  * Memory: an index copies everything it needs at build time, so it outlives
- * the caller's arrays, and a saved index file stands alone.
+ * the caller's arrays, and a saved index file stands alone. A mapped index
+ * is the exception: it reads its codes and graph from the file or buffer it
+ * was opened from (ae_index_map(), ae_index_map_memory()).
  */
 #ifndef AUTOENC_INDEX_H
 #define AUTOENC_INDEX_H
@@ -418,6 +423,85 @@ AE_API ae_status ae_index_save_to(const ae_index *idx, ae_index_write_fn write, 
  * @return as ae_index_load(), without AE_ERR_IO.
  */
 AE_API ae_status ae_index_load_memory(ae_index **out, const void *data, size_t len);
+
+/** How much ae_index_map() checks before it returns. Values are pinned. */
+typedef enum ae_index_check {
+    /** Everything ae_index_load() checks, in its order: the CRC-32 over the
+     *  whole file, then the structure and every value (finite codes,
+     *  distinct ids, the ball tree's nodes, every HNSW link). Reads the
+     *  whole file once; the pages it read are released again, so they do
+     *  not stay in the process's resident set. */
+    AE_INDEX_CHECK_FULL = 1,
+    /** Structure and bounds only, no checksum: the header, parameters and
+     *  section sizes, the ids (distinct), labels, removed flags, the ball
+     *  tree's permutation, the HNSW levels, entry point and upper-layer
+     *  links; O(n) bytes, not the codes or the layer-0 links, so it costs
+     *  far less than the file's size. Searches check every layer-0 link
+     *  before they follow it. A corrupt file (damaged codes, nodes or links)
+     *  then gives wrong results, never a read outside the file or an
+     *  unbounded loop; use it for files this program or a trusted one
+     *  wrote. Files of format versions 1 to 3 get the full check. */
+    AE_INDEX_CHECK_BOUNDS = 2
+} ae_index_check;
+
+/**
+ * Open an index file saved by ae_index_save() read-only through mmap(),
+ * without copying its codes and graph into the heap: they stay in the page
+ * cache, shared with other processes mapping the same file, and are read in
+ * as searches touch them. Searches give exactly the results of the same
+ * file loaded with ae_index_load().
+ *
+ * What stays in the file: the codes (except under the inner-product metric,
+ * where each code gains its extra coordinate and is copied), the HNSW link
+ * lists and the ball tree's centroids and radii. What is copied: ids,
+ * labels and removed flags (at most 13 bytes per code) with the id table,
+ * the HNSW levels and list offsets (9 bytes per code), the ball tree's
+ * permutation, the brute-force row norms (4 bytes per code, computed by a
+ * pass over the codes). ae_index_memory_bytes() counts the copies only.
+ * Files of format versions 1 to 3, whose sections are not aligned, are read
+ * into the heap as ae_index_load() reads them.
+ *
+ * The index is read-only: ae_index_add(), ae_index_remove(),
+ * ae_index_compact(), ae_index_build() and ae_index_set_int() fail with
+ * AE_ERR_STATE (ae_index_load() gives a changeable index). Searches and the
+ * other const calls follow the threading rules above. ae_index_free()
+ * unmaps the file. The file must not be truncated or written in place
+ * while it is mapped (a truncated mapping raises SIGBUS, as with any
+ * mmap); ae_index_save() over it is safe, since it replaces the file by a
+ * rename and the mapping keeps the old one.
+ *
+ * @param out   receives the index (NULL on failure)
+ * @param path  the file
+ * @param check AE_INDEX_CHECK_FULL or AE_INDEX_CHECK_BOUNDS
+ * @return AE_OK, AE_ERR_INVALID_ARG (NULL, unknown check), AE_ERR_IO (cannot
+ *         open or map; not a regular file), AE_ERR_FORMAT (not an index
+ *         file, truncated or inconsistent), AE_ERR_VERSION (a newer format),
+ *         AE_ERR_CHECKSUM (full check only) or AE_ERR_NOMEM.
+ */
+AE_API ae_status ae_index_map(ae_index **out, const char *path, ae_index_check check);
+
+/**
+ * ae_index_map() over the @p len bytes of an index file held by the caller,
+ * without copying them: the index keeps pointers into @p data, which must
+ * stay valid and unchanged until ae_index_free(). @p data must be aligned to
+ * 8 bytes (64 is best for the search kernels). Messages name the file
+ * "<memory>". Other rules as ae_index_map(); ae_index_free() leaves the
+ * bytes alone.
+ * @param out   receives the index (NULL on failure)
+ * @param data  the bytes of a file saved by ae_index_save() or
+ *              ae_index_save_to()
+ * @param len   their number
+ * @param check AE_INDEX_CHECK_FULL or AE_INDEX_CHECK_BOUNDS
+ * @return as ae_index_map() without AE_ERR_IO; AE_ERR_INVALID_ARG also for
+ *         a misaligned @p data.
+ */
+AE_API ae_status ae_index_map_memory(ae_index **out, const void *data, size_t len,
+                                     ae_index_check check);
+
+/** Non-zero when @p idx is read-only, viewing a file or buffer it was
+ *  opened from with ae_index_map() or ae_index_map_memory() (0 for NULL,
+ *  and for a version 1 to 3 file, which is read into the heap). */
+AE_API int ae_index_is_mapped(const ae_index *idx);
 
 #ifdef __cplusplus
 }

@@ -352,7 +352,9 @@ int cli_cmd_search(int argc, char **argv)
         goto done;
     }
     code_size = ae_encoder_code_size(enc);
-    if ((st = ae_index_load(&idx, index_path)) != AE_OK) {
+    /* mapped, not copied: the checks of ae_index_load, and only the pages
+     * the queries touch become resident */
+    if ((st = ae_index_map(&idx, index_path, AE_INDEX_CHECK_FULL)) != AE_OK) {
         rc = cli_lib_error(st, "cannot use index %s", index_path);
         goto done;
     }

@@ -24,6 +24,22 @@
  *                      (id % 10 == 0): brute force's exact filtered search
  *                      (the truth, timed one query per call) against HNSW's
  *                      over the --ef sweep (recall@k and queries/s)
+ *     --mmap FILE      instead: memory-mapped open (ae_index_map). Builds an
+ *                      HNSW index of CODES (--M, --efc) once, saves it to FILE
+ *                      (put it outside the repository; deleted at the end),
+ *                      then runs each variant in a fresh process of its own
+ *                      (this program again, --mmap-child), so each peak RSS
+ *                      is that variant's alone: ae_index_load,
+ *                      ae_index_map with AE_INDEX_CHECK_FULL and with
+ *                      AE_INDEX_CHECK_BOUNDS. Each opens FILE (timed; the page
+ *                      cache is warm, since FILE was just written), runs the
+ *                      first --single queries (1000) one per call at the
+ *                      default ef, and reports its peak RSS (VmHWM) before
+ *                      and after. --reps R (3) rounds, the variants
+ *                      interleaved, best open time kept. Prints a table with
+ *                      the ratios (issue 13's bar: mapped open under 10 ms
+ *                      plus the checksum pass, peak RSS well under the loaded
+ *                      index's).
  *
  * Recall is measured against the brute-force backend, which is exact (it
  * equals a double-precision scan, ties broken by id). */
@@ -32,6 +48,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "autoenc/index.h"
 
@@ -267,6 +284,150 @@ static int bench_store(const float *x, size_t n, size_t d, const float *q, size_
     return 0;
 }
 
+/* ---- --mmap ---------------------------------------------------------------------- */
+/* A "Key:   123 kB" line of /proc/self/status, in KiB (-1 if absent). */
+static long status_kb(const char *key)
+{
+    char line[256];
+    long v = -1;
+    size_t kl = strlen(key);
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return -1;
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, key, kl)) {
+            v = strtol(line + kl, NULL, 10);
+            break;
+        }
+    fclose(f);
+    return v;
+}
+
+static const char *const g_variants[] = {"load", "map full", "map bounds"};
+
+/* --mmap-child VARIANT FILE QUERIES K NQ: one variant, in a process of its
+ * own. Prints: open_ms hwm_before_kb hwm_open_kb hwm_after_kb rss_anon_kb
+ * rss_file_kb us_per_query idsum (RSS split at the end: private heap vs
+ * pages of the mapped file, which the kernel may drop and other processes
+ * share). */
+static int mmap_child(char **argv)
+{
+    int variant = atoi(argv[2]);
+    const char *file = argv[3];
+    size_t k = strtoull(argv[5], NULL, 10), nq = strtoull(argv[6], NULL, 10), nall, d;
+    float *q = read_npy(argv[4], &nall, &d), dist[256];
+    int64_t ids[256];
+    unsigned long long idsum = 0;
+    ae_index *idx = NULL;
+    ae_status st;
+    long hwm0, hwm1;
+    double t0, t1, t2;
+    if (!q || k == 0 || k > 256) return 1;
+    if (nq > nall) nq = nall;
+    hwm0 = status_kb("VmHWM:");
+    t0 = now();
+    st = variant == 0 ? ae_index_load(&idx, file)
+                      : ae_index_map(&idx, file, variant == 1 ? AE_INDEX_CHECK_FULL
+                                                              : AE_INDEX_CHECK_BOUNDS);
+    t1 = now();
+    if (st != AE_OK) {
+        fprintf(stderr, "%s: %s\n", g_variants[variant], ae_last_error());
+        return 1;
+    }
+    hwm1 = status_kb("VmHWM:");
+    for (size_t i = 0; i < nq; i++) {
+        if (ae_index_search(idx, q + i * d, 1, k, 0, dist, ids) != AE_OK) return 1;
+        for (size_t j = 0; j < k; j++) idsum = idsum * 1000003u + (unsigned long long)ids[j];
+    }
+    t2 = now();
+    printf("%.4f %ld %ld %ld %ld %ld %.3f %llu\n", (t1 - t0) * 1e3, hwm0, hwm1,
+           status_kb("VmHWM:"), status_kb("RssAnon:"), status_kb("RssFile:"),
+           (t2 - t1) * 1e6 / (double)nq, idsum);
+    ae_index_free(idx);
+    free(q);
+    return 0;
+}
+
+static int bench_mmap(const float *x, size_t n, size_t d, const char *queries_path, size_t nq,
+                      size_t k, long m, long efc, const char *file, int reps)
+{
+    enum { NV = 3 };
+    char self[4096], cmd[8192];
+    double best[NV], us[NV], t0, build_s;
+    long hwm0[NV], hwmo[NV], hwm[NV], anon[NV], file_kb[NV];
+    unsigned long long sums[NV];
+    ssize_t sl;
+    ae_index *idx;
+    FILE *f;
+    long bytes;
+    if (ae_index_create(&idx, AE_INDEX_HNSW, AE_INDEX_L2, d) != AE_OK ||
+        ae_index_set_int(idx, AE_INDEX_HNSW_M, m) != AE_OK ||
+        ae_index_set_int(idx, AE_INDEX_HNSW_EF_CONSTRUCTION, efc) != AE_OK)
+        return 1;
+    t0 = now();
+    if (ae_index_build(idx, x, n, NULL, NULL) != AE_OK) return 1;
+    build_s = now() - t0;
+    if (ae_index_save(idx, file) != AE_OK) {
+        fprintf(stderr, "%s\n", ae_last_error());
+        return 1;
+    }
+    ae_index_free(idx);
+    f = fopen(file, "rb");
+    if (!f || fseek(f, 0, SEEK_END) != 0) return 1;
+    bytes = ftell(f);
+    fclose(f);
+    sl = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (sl <= 0) return 1;
+    self[sl] = '\0';
+    for (int v = 0; v < NV; v++) best[v] = 1e30;
+    for (int r = 0; r < reps; r++)
+        for (int v = 0; v < NV; v++) {
+            double ms, u;
+            long h0, ho, h1, an, fi;
+            unsigned long long sum;
+            snprintf(cmd, sizeof cmd, "'%s' --mmap-child %d '%s' '%s' %zu %zu", self, v, file,
+                     queries_path, k, nq);
+            f = popen(cmd, "r");
+            if (!f || fscanf(f, "%lf %ld %ld %ld %ld %ld %lf %llu", &ms, &h0, &ho, &h1, &an, &fi,
+                             &u, &sum) != 8) {
+                fprintf(stderr, "variant %s failed\n", g_variants[v]);
+                if (f) pclose(f);
+                unlink(file);
+                return 1;
+            }
+            pclose(f);
+            if (ms < best[v]) best[v] = ms;
+            hwm0[v] = h0;
+            hwmo[v] = ho;
+            hwm[v] = h1;
+            anon[v] = an;
+            file_kb[v] = fi;
+            us[v] = u;
+            sums[v] = sum;
+        }
+    unlink(file);
+    printf("# HNSW M %ld, ef_construction %ld: %zu codes x %zu dims, built in %.1f s, file "
+           "%.1f MB (deleted)\n", m, efc, n, d, build_s, (double)bytes / 1048576.0);
+    printf("# each variant in a fresh process; open = best of %d (warm page cache); then the "
+           "first %zu queries one per call (k %zu, default ef)\n", reps, nq, k);
+    printf("%-11s %9s %8s %10s %10s %10s %10s %10s %9s %8s\n", "variant", "open_ms", "x_bounds",
+           "peak_MB", "open_MB", "own_MB", "anon_MB", "file_MB", "us/query", "same_ids");
+    for (int v = 0; v < NV; v++)
+        printf("%-11s %9.3f %8.1f %10.1f %10.1f %10.1f %10.1f %10.1f %9.1f %8s\n",
+               g_variants[v], best[v], best[v] / best[2], hwm[v] / 1024.0,
+               (hwmo[v] - hwm0[v]) / 1024.0, (hwm[v] - hwm0[v]) / 1024.0, anon[v] / 1024.0,
+               file_kb[v] / 1024.0, us[v], sums[v] == sums[0] ? "yes" : "NO");
+    printf("# peak = the process's peak RSS after the queries; open = its growth during the "
+           "open; own = its growth from before the open to after the queries (this variant's "
+           "share); anon/file = RSS at the end in private memory / pages of the file (page "
+           "cache: shared, reclaimable)\n");
+    printf("# ratios: open load/map bounds %.1fx, map full/map bounds %.1fx (checksum pass and "
+           "full checks: %.2f ms); own peak RSS load/map bounds %.1fx, load/map full %.1fx\n",
+           best[0] / best[2], best[1] / best[2], best[1] - best[2],
+           (double)(hwm[0] - hwm0[0]) / (double)(hwm[2] - hwm0[2]),
+           (double)(hwm[0] - hwm0[0]) / (double)(hwm[1] - hwm0[1]));
+    return sums[0] == sums[1] && sums[0] == sums[2] ? 0 : 1;
+}
+
 /* OpenBLAS extension (the bench links OpenBLAS through the static library). */
 void openblas_set_num_threads(int num_threads);
 
@@ -276,9 +437,12 @@ int main(int argc, char **argv)
     const char *ef_list = "16,32,48,64,96,128,192,256";
     size_t k = 10, dim = 0, n = 0, d = 0, nq = 0, dq = 0, single = 1000;
     long leaf = 40, m = 16, efc = 200;
-    int threads = 0, store = 0;
+    int threads = 0, store = 0, reps = 3;
+    const char *mmap_file = NULL;
     float *x, *q, *dist;
     int64_t *truth, *ids;
+
+    if (argc == 7 && !strcmp(argv[1], "--mmap-child")) return mmap_child(argv);
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -294,12 +458,15 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--threads") && v) threads = atoi(v), i++;
         else if (!strcmp(a, "--cpu-time")) g_clock = CLOCK_THREAD_CPUTIME_ID;
         else if (!strcmp(a, "--store")) store = 1;
+        else if (!strcmp(a, "--mmap") && v) mmap_file = v, i++;
+        else if (!strcmp(a, "--reps") && v) reps = atoi(v), i++;
         else if (a[0] != '-' && !codes_path) codes_path = a;
         else if (a[0] != '-' && !queries_path) queries_path = a;
         else {
             fprintf(stderr, "usage: %s CODES QUERIES [--k K] [--dim D] [--backends LIST] "
                             "[--leaf N] [--M N] [--efc N] [--ef LIST] [--single N] "
-                            "[--threads N] [--cpu-time] [--json] [--store]\n", argv[0]);
+                            "[--threads N] [--cpu-time] [--json] [--store] [--mmap FILE "
+                            "[--reps R]]\n", argv[0]);
             return 2;
         }
     }
@@ -322,6 +489,15 @@ int main(int argc, char **argv)
     }
     if (threads > 0) openblas_set_num_threads(threads);
     if (store) return bench_store(x, n, d, q, nq, k, m, efc, ef_list);
+    if (mmap_file) {
+        if (dim) {
+            fprintf(stderr, "--mmap needs .npy files\n");
+            return 2;
+        }
+        free(q);
+        return bench_mmap(x, n, d, queries_path, single < nq ? single : nq, k, m, efc,
+                          mmap_file, reps > 0 ? reps : 1);
+    }
     if (single > nq) single = nq;
     dist = malloc(nq * k * sizeof(float));
     truth = malloc(nq * k * sizeof(int64_t));

@@ -212,7 +212,7 @@ commands)
     grep -q "^$M: model file, format version 2, checksum ok" "$S/info.txt"
     grep -q '^  code        layer 6 (max_pooling2d_2), 4x4x8 = 128 values' "$S/info.txt"
     grep -q 'Total params: 4,385' "$S/info.txt"
-    grep -q "^$W/ball.aei: index file, format version 3, checksum ok" "$S/info.txt"
+    grep -q "^$W/ball.aei: index file, format version 4, checksum ok" "$S/info.txt"
     grep -q "^$S/star2.png: PNG image, 28x28, grey" "$S/info.txt"
     "$A" info --json "$M" | grep -q '"kind": "model", "format_version": 2, "checksum": "ok", "input": \[28, 28, 1\], "parameters": 4385'
 

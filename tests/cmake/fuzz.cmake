@@ -1,8 +1,8 @@
 # Fuzzing (docs/reliability.md, tests/fuzz/):
 #  - make_seeds: writes seed corpora made by the library (fixture fuzz_seeds);
-#  - the index harness also starts from the committed version-1 and version-2
-#    index files (tests/data/index-v1, index-v2: older formats its loader
-#    still reads);
+#  - the index harness also starts from the committed version-1 to version-3
+#    index files (tests/data/index-v1, index-v2, index-v3: older formats its
+#    loader still reads);
 #  - fuzz_replay_<h>: the harnesses built with this compiler and a plain
 #    main() (tests/fuzz/replay_main.c), replaying the seeds and every
 #    reproducer in tests/fuzz/regressions/<h>/. Labels unit;fuzz, so the
@@ -17,7 +17,7 @@ set(AE_FUZZ_DIR ${PROJECT_SOURCE_DIR}/tests/fuzz)
 set(AE_FUZZ_HARNESSES npy model index checkpoint)
 set(AE_FUZZ_SEEDS ${CMAKE_CURRENT_BINARY_DIR}/fuzz-seeds)
 set(AE_FUZZ_EXTRA_SEEDS_index ${PROJECT_SOURCE_DIR}/tests/data/index-v1
-  ${PROJECT_SOURCE_DIR}/tests/data/index-v2)
+  ${PROJECT_SOURCE_DIR}/tests/data/index-v2 ${PROJECT_SOURCE_DIR}/tests/data/index-v3)
 
 add_executable(make_seeds ${AE_FUZZ_DIR}/make_seeds.c)
 target_link_libraries(make_seeds PRIVATE ae_test_support autoenc_static m Threads::Threads)

@@ -5,7 +5,7 @@
 #
 # Builds the harnesses with clang (build_fuzzers.sh), writes seed corpora made
 # by the library (make_seeds; the index and model harnesses also get
-# tests/data/index-v1 and tests/data/model-v1),
+# tests/data/index-v1 to index-v3 and tests/data/model-v1),
 # then runs each harness for FUZZ_SECONDS
 # (default 600) with -timeout=10 and -rss_limit_mb=2048. Work lives in
 # FUZZ_DIR (default build/fuzz in the repository): build/, seeds/, corpus-<h>/ (grows between
@@ -29,7 +29,7 @@ mkdir -p "$FUZZ_DIR/artifacts"
 run_one() {
     local h=$1 extra=()
     # the index and model loaders also read version-1 files: start from the committed ones
-    if [ "$h" = index ]; then extra=("$ROOT/tests/data/index-v1"); fi
+    if [ "$h" = index ]; then extra=("$ROOT/tests/data/index-v1" "$ROOT/tests/data/index-v2" "$ROOT/tests/data/index-v3"); fi
     if [ "$h" = model ]; then extra=("$ROOT/tests/data/model-v1"); fi
     mkdir -p "$FUZZ_DIR/corpus-$h"
     echo "run_fuzz: $h for ${SECONDS_PER}s"
