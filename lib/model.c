@@ -82,16 +82,48 @@ size_t ae_layer_output_dim(const ae_layer *L, int axis)
 }
 double ae_layer_noise_param(const ae_layer *L) { return L ? L->rate : 0.0; }
 
+/* The option getters of one layer kind: NULL or another kind is a caller's
+ * mistake, reported under the getter's name. */
+static ae_status layer_of_kind(const ae_layer *L, ae_layer_kind kind, const char *what)
+{
+    if (!L) return ae__fail(NULL, AE_ERR_INVALID_ARG, "layer is NULL");
+    if (L->kind != (int)kind)
+        return ae__fail(NULL, AE_ERR_INVALID_ARG, "layer '%s' is not %s", L->name, what);
+    return AE_OK;
+}
+
 ae_status ae_layer_activity_regularization(double *l1, double *l2, const ae_layer *L)
 {
     AE__ENTER();
-    if (!L) return ae__fail(NULL, AE_ERR_INVALID_ARG, "layer is NULL");
-    if (L->kind != AE_LAYER_ACTIVITY_REGULARIZATION)
-        return ae__fail(NULL, AE_ERR_INVALID_ARG, "layer '%s' is not an activity regularisation",
-                        L->name);
+    ae_status st = layer_of_kind(L, AE_LAYER_ACTIVITY_REGULARIZATION, "an activity regularisation");
+    if (st != AE_OK) return st;
     if (l1) *l1 = L->l1;
     if (l2) *l2 = L->l2;
     return AE_OK;
+}
+
+ae_status ae_layer_batchnorm(double *momentum, double *epsilon, const ae_layer *L)
+{
+    AE__ENTER();
+    ae_status st = layer_of_kind(L, AE_LAYER_BATCHNORM, "a batch normalisation");
+    if (st != AE_OK) return st;
+    if (momentum) *momentum = L->momentum;
+    if (epsilon) *epsilon = L->epsilon;
+    return AE_OK;
+}
+
+ae_status ae_layer_sampling(double *kl_weight, const ae_layer *L)
+{
+    AE__ENTER();
+    ae_status st = layer_of_kind(L, AE_LAYER_SAMPLING, "a sampling layer");
+    if (st != AE_OK) return st;
+    if (kl_weight) *kl_weight = L->kl_weight;
+    return AE_OK;
+}
+
+int ae_layer_noise_clipped(const ae_layer *L)
+{
+    return L && L->kind == AE_LAYER_GAUSSIAN_NOISE && L->clip;
 }
 size_t ae_layer_stride(const ae_layer *L) { return L ? (L->stride ? L->stride : 1) : 0; }
 size_t ae_layer_output_size(const ae_layer *L) { return L ? ae__shape_size(&L->out) : 0; }

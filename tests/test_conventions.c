@@ -65,6 +65,8 @@ static void test_every_function_names_itself(void **state)
     /* layer.h */
     EXPECT_FAIL(ae_layer_param(&cp, &sz, NULL, AE_PARAM_KERNEL), "ae_layer_param");
     EXPECT_FAIL(ae_layer_activity_regularization(NULL, NULL, NULL), "ae_layer_activity_regularization");
+    EXPECT_FAIL(ae_layer_batchnorm(NULL, NULL, NULL), "ae_layer_batchnorm");
+    EXPECT_FAIL(ae_layer_sampling(NULL, NULL), "ae_layer_sampling");
     /* builder.h */
     EXPECT_FAIL(ae_builder_create(NULL, 1, (size_t[]){4}), "ae_builder_create");
     EXPECT_FAIL(ae_builder_dense(b, 0, AE_ACT_RELU), "ae_builder_dense");

@@ -521,6 +521,12 @@ static void test_batchnorm_by_hand(void **state)
     assert_int_equal(ae_builder_batchnorm(b, 0.9, 0.0), AE_ERR_RANGE);
     assert_int_equal(ae_builder_build(&m, b, 1), AE_OK);
     assert_string_equal(ae_layer_name(ae_model_layer(m, 0)), "batch_normalization");
+    {
+        double momentum = 0, epsilon = 0;
+        assert_int_equal(ae_layer_batchnorm(&momentum, &epsilon, ae_model_layer(m, 0)), AE_OK);
+        assert_true(momentum == 0.9 && epsilon == 1e-3);
+        assert_int_equal(ae_layer_sampling(NULL, ae_model_layer(m, 0)), AE_ERR_INVALID_ARG);
+    }
     assert_int_equal(ae_model_set_param(m, 0, AE_PARAM_KERNEL, gamma, 2), AE_OK);
     assert_int_equal(ae_model_set_param(m, 0, AE_PARAM_BIAS, beta, 2), AE_OK);
     train_pass_init(&tp, m);
@@ -633,6 +639,18 @@ static void test_dropout_and_noise(void **state)
         assert_int_equal(ae_builder_gaussian_noise(b, 0.1, 2), AE_ERR_INVALID_ARG);
         assert_int_equal(ae_builder_gaussian_noise(b, 0.1, 1), AE_OK);
         assert_float_equal(ae_layer_noise_param(NULL), 0.0, 0);
+        assert_int_equal(ae_builder_gaussian_noise(b, 0.2, 0), AE_OK);
+        {
+            ae_model *m;
+            assert_int_equal(ae_builder_dense(b, 4, AE_ACT_SIGMOID), AE_OK);
+            assert_int_equal(ae_builder_mark_code(b), AE_OK);
+            assert_int_equal(ae_builder_build(&m, b, 1), AE_OK);
+            assert_int_equal(ae_layer_noise_clipped(ae_model_layer(m, 0)), 1);
+            assert_int_equal(ae_layer_noise_clipped(ae_model_layer(m, 1)), 0);
+            assert_int_equal(ae_layer_noise_clipped(ae_model_layer(m, 2)), 0);
+            assert_int_equal(ae_layer_noise_clipped(NULL), 0);
+            ae_model_free(m);
+        }
         ae_builder_free(b);
     }
     free(x); free(y); free(y2);
@@ -723,6 +741,13 @@ static void test_sampling(void **state)
     assert_int_equal(ae_layer_output_size(L), 3);
     assert_int_equal(ae_layer_param_count(L), 0);
     assert_string_equal(ae_layer_kind_name(AE_LAYER_SAMPLING), "sampling");
+    {
+        double kl = 0;
+        assert_int_equal(ae_layer_sampling(&kl, L), AE_OK);
+        assert_true(kl == 0.7);
+        assert_int_equal(ae_layer_sampling(&kl, NULL), AE_ERR_INVALID_ARG);
+        assert_int_equal(ae_layer_batchnorm(NULL, NULL, L), AE_ERR_INVALID_ARG);
+    }
     train_pass_init(&tp, m);
     tp.p.key = ae__noise_key(1, 2, 0);
     print_message("gradient check: sampling, training\n");

@@ -106,6 +106,26 @@ AE_API double ae_layer_noise_param(const ae_layer *layer);
  * @return AE_OK; AE_ERR_INVALID_ARG for a NULL layer or another kind of layer
  */
 AE_API ae_status ae_layer_activity_regularization(double *l1, double *l2, const ae_layer *layer);
+/**
+ * Options of a batch normalisation layer (ae_builder_batchnorm).
+ * @param momentum receives the moving averages' momentum (may be NULL)
+ * @param epsilon receives the variance epsilon (may be NULL)
+ * @param layer the layer
+ * @return AE_OK; AE_ERR_INVALID_ARG for a NULL layer or another kind of layer
+ */
+AE_API ae_status ae_layer_batchnorm(double *momentum, double *epsilon, const ae_layer *layer);
+/**
+ * Weight of the KL term of a sampling layer (ae_builder_sampling).
+ * @param kl_weight receives the weight (may be NULL)
+ * @param layer the layer
+ * @return AE_OK; AE_ERR_INVALID_ARG for a NULL layer or another kind of layer
+ */
+AE_API ae_status ae_layer_sampling(double *kl_weight, const ae_layer *layer);
+/**
+ * 1 if the layer is a Gaussian noise layer whose output is clipped to
+ * [0, 1] (ae_builder_gaussian_noise with clip set), else 0 (also for NULL).
+ */
+AE_API int ae_layer_noise_clipped(const ae_layer *layer);
 /** Stride of a convolution or transposed convolution (1 for other layers, 0 for NULL). */
 AE_API size_t ae_layer_stride(const ae_layer *layer);
 /** Floats per sample in the output. */

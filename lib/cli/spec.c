@@ -301,6 +301,25 @@ static int statement(spec_ctx *c, const token *w, int n)
             return spec_error(c, w[1], "'%.*s' is not a probability (0 to 1)", (int)w[1].len,
                               w[1].s);
         st = ae_builder_masking_noise(c->b, r1);
+    } else if (is_word(w[0], "activity") || is_word(w[0], "activity_regularization")) {
+        if ((rc = need_args(c, w, n, 1, 2, "activity L1 [L2] (penalties per code value)")))
+            return rc;
+        r2 = 0;
+        if (!parse_real(w[1], &r1))
+            return spec_error(c, w[1], "'%.*s' is not an L1 weight (0 or more)", (int)w[1].len,
+                              w[1].s);
+        if (n > 2 && !parse_real(w[2], &r2))
+            return spec_error(c, w[2], "'%.*s' is not an L2 weight (0 or more)", (int)w[2].len,
+                              w[2].s);
+        st = ae_builder_activity_regularization(c->b, r1, r2);
+    } else if (is_word(w[0], "sampling")) {
+        if ((rc = need_args(c, w, n, 1, 1, "sampling KL_WEIGHT (after a dense layer of 2z "
+                            "units: z means, z log-variances)")))
+            return rc;
+        if (!parse_real(w[1], &r1))
+            return spec_error(c, w[1], "'%.*s' is not a KL weight (0 or more)", (int)w[1].len,
+                              w[1].s);
+        st = ae_builder_sampling(c->b, r1);
     } else if (is_word(w[0], "flatten")) {
         if ((rc = need_args(c, w, n, 0, 0, "flatten"))) return rc;
         st = ae_builder_flatten(c->b);
@@ -312,7 +331,7 @@ static int statement(spec_ctx *c, const token *w, int n)
         st = ae_builder_reshape(c->b, rank, dims);
     } else {
         return spec_error(c, w[0], "unknown layer '%.*s' (input, dense, conv, convt, pool, up, "
-                          "act, bn, dropout, noise, mask, flatten, reshape, code)", (int)w[0].len,
+                          "act, bn, dropout, noise, mask, activity, sampling, flatten, reshape, code)", (int)w[0].len,
                           w[0].s);
     }
     if (st == AE_OK && !isnan(alpha)) st = ae_builder_activation_param(c->b, alpha);
@@ -457,13 +476,31 @@ const char *cli_activation_name(ae_activation a)
     }
 }
 
+/* The shortest decimal text that reads back as v (0.3, not
+ * 0.29999999999999999), or as the float v when the model keeps a float
+ * (activation alphas): specs that info prints rebuild the same model. */
+static const char *real_text_of(char out[32], double v, int as_float)
+{
+    for (int digits = 6; digits < 17; digits++) {
+        double back;
+        snprintf(out, 32, "%.*g", digits, v);
+        back = strtod(out, NULL);
+        if (as_float ? (float)back == (float)v : back == v) return out;
+    }
+    snprintf(out, 32, "%.17g", v);
+    return out;
+}
+
+static const char *real_text(char out[32], double v) { return real_text_of(out, v, 0); }
+
 /* The activation as a spec word: leaky_relu=0.2 when alpha is not the default */
 static const char *act_word(char *buf, size_t cap, const ae_layer *L)
 {
     ae_activation a = ae_layer_activation(L);
     double alpha = ae_layer_activation_param(L);
+    char r[32];
     if ((a == AE_ACT_LEAKY_RELU && alpha != 0.3) || (a == AE_ACT_ELU && alpha != 1.0))
-        snprintf(buf, cap, "%s=%g", cli_activation_name(a), alpha);
+        snprintf(buf, cap, "%s=%s", cli_activation_name(a), real_text_of(r, alpha, 1));
     else
         snprintf(buf, cap, "%s", cli_activation_name(a));
     return buf;
@@ -493,7 +530,7 @@ void cli_spec_of_model(char *buf, size_t cap, const ae_model *m)
     for (size_t i = 0; i < ae_model_layer_count(m); i++) {
         const ae_layer *L = ae_model_layer(m, i);
         size_t out[3], stride = ae_layer_stride(L);
-        char act[48], stride_word[32] = "";
+        char act[48], stride_word[32] = "", r[32], r2[32];
         int out_rank = ae_layer_output_rank(L);
         for (int a = 0; a < 3; a++) out[a] = ae_layer_output_dim(L, a);
         if (stride > 1) snprintf(stride_word, sizeof stride_word, " stride=%zu", stride);
@@ -517,14 +554,35 @@ void cli_spec_of_model(char *buf, size_t cap, const ae_model *m)
                    act_word(act, sizeof act, L));
             break;
         }
-        case AE_LAYER_BATCHNORM: append(buf, cap, "; bn"); break;
-        case AE_LAYER_DROPOUT: append(buf, cap, "; dropout %g", ae_layer_noise_param(L)); break;
+        case AE_LAYER_BATCHNORM: {
+            double momentum = 0.99, epsilon = 1e-3;
+            ae_layer_batchnorm(&momentum, &epsilon, L);
+            if (momentum == 0.99 && epsilon == 1e-3) append(buf, cap, "; bn");
+            else append(buf, cap, "; bn %s %s", real_text(r, momentum), real_text(r2, epsilon));
+            break;
+        }
+        case AE_LAYER_DROPOUT:
+            append(buf, cap, "; dropout %s", real_text(r, ae_layer_noise_param(L)));
+            break;
         case AE_LAYER_GAUSSIAN_NOISE:
-            append(buf, cap, "; noise %g", ae_layer_noise_param(L));
+            append(buf, cap, "; noise %s%s", real_text(r, ae_layer_noise_param(L)),
+                   ae_layer_noise_clipped(L) ? " clip" : "");
             break;
         case AE_LAYER_MASKING_NOISE:
-            append(buf, cap, "; mask %g", ae_layer_noise_param(L));
+            append(buf, cap, "; mask %s", real_text(r, ae_layer_noise_param(L)));
             break;
+        case AE_LAYER_ACTIVITY_REGULARIZATION: {
+            double l1 = 0, l2 = 0;
+            ae_layer_activity_regularization(&l1, &l2, L);
+            append(buf, cap, "; activity %s %s", real_text(r, l1), real_text(r2, l2));
+            break;
+        }
+        case AE_LAYER_SAMPLING: {
+            double kl_weight = 0;
+            ae_layer_sampling(&kl_weight, L);
+            append(buf, cap, "; sampling %s", real_text(r, kl_weight));
+            break;
+        }
         case AE_LAYER_MAXPOOL2D:
             append(buf, cap, "; pool %s", out[0] == (in[0] + 1) / 2 ? "same" : "valid");
             break;

@@ -92,15 +92,20 @@ commands)
     "$A" info --json "$S/respec.aem" | grep -q '"parameters": 4385'
     # the layers beyond the tutorial's, and their spec back from info
     bn="input 28x28x1; noise 0.3 clip; conv 4 3 stride=2 same leaky_relu=0.2; bn; flatten; dense 8"
-    bn="$bn; code; dense 196 elu; reshape 7x7x4; mask 0.1; convt 4 4 stride=2 same tanh; bn 0.9 1e-3"
+    bn="$bn; activity 1e-4 0.002; code; dense 196 elu; reshape 7x7x4; mask 0.1; convt 4 4 stride=2 same tanh; bn 0.9 1e-3"
     bn="$bn; dropout 0.1; act softplus; convt 1 3 stride=2 same sigmoid"
     "$A" train --data "$D" --model "$bn" --epochs 1 --quiet --out "$S/bn.aem"
-    "$A" info "$S/bn.aem" | grep -q 'spec        input 28x28x1; noise 0.3; conv 4 3 stride=2 same leaky_relu=0.2; bn; flatten; dense 8 linear; code; dense 196 elu; reshape 7x7x4; mask 0.1; convt 4 4 stride=2 same tanh; bn; dropout 0.1; act softplus; convt 1 3 stride=2 same sigmoid' ||
+    "$A" info "$S/bn.aem" | grep -q 'spec        input 28x28x1; noise 0.3 clip; conv 4 3 stride=2 same leaky_relu=0.2; bn; flatten; dense 8 linear; activity 0.0001 0.002; code; dense 196 elu; reshape 7x7x4; mask 0.1; convt 4 4 stride=2 same tanh; bn 0.9 0.001; dropout 0.1; act softplus; convt 1 3 stride=2 same sigmoid' ||
         fail "info spec of the new layers"
     spec=$("$A" info "$S/bn.aem" | sed -n 's/^  spec        //p')
     "$A" train --data "$D" --model "$spec" --epochs 1 --quiet --out "$S/respec.aem"
     [ "$("$A" info --json "$S/respec.aem" | grep -o '"parameters": [0-9]*')" = \
       "$("$A" info --json "$S/bn.aem" | grep -o '"parameters": [0-9]*')" ] || fail "the new layers' spec rebuilds the model"
+    # a variational autoencoder: the sampling layer is the code
+    vae="input 784; dense 16 relu; dense 4; sampling 0.25; code; dense 784 sigmoid"
+    "$A" train --data "$D" --model "$vae" --epochs 1 --quiet --out "$S/vae.aem"
+    "$A" info "$S/vae.aem" | grep -q 'spec        input 784; dense 16 relu; dense 4 linear; sampling 0.25; code; dense 784 sigmoid' ||
+        fail "info spec of a sampling layer"
     # data as .npy files (uint8, and float32 of shape (N, 28, 28)), options
     "$H" f32 "$D/star.npy" "$S/star_f32.npy"
     "$A" train --data "$D/book.npy" --data "$S/star_f32.npy" --model simple --epochs 1 \
