@@ -443,7 +443,8 @@ def cmd_report(a):
           "configuration run before it): fewer epochs, a cut epoch's time extrapolated from "
           "its finished steps")
     p("")
-    p("Encoding all drawings (best pass; PyTorch: best of threads x chunk sizes)")
+    p("Encoding all drawings (best pass; libautoenc: before and after PyTorch; PyTorch: best "
+      "of layouts x threads x chunk sizes)")
     hdr = "%-8s %-20s %3s %5s %10s %10s %9s" % (
         "model", "side", "thr", "chunk", "seconds", "img/s", "maxrss_MB")
     p(hdr)

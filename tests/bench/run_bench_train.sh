@@ -226,6 +226,11 @@ print(best)' "$RES" "$m" "$BEAT")
     run_py encode --work "$WORK" --model "$m" --threads "$MULTI" --chunks "$CHUNKS" \
       --channels-last "$ENC_LAYOUTS" --reps "$ENC_REPS" || die "bench_train.py encode $m (passive) failed"
   fi
+  # PyTorch's figure is the best of all its (layout, policy, threads, chunk)
+  # passes, spread over minutes of a shared machine's changing load; ours
+  # runs again after them, so both sides' best passes see the same spells
+  run_c encode --out "$WORK" --model "$m" --threads "$THREADS" --reps "$ENC_REPS" ||
+    die "bench_train encode $m failed"
 done
 echo "== GEMM peak (end)" >&2
 run_c gemm --threads "$THREADS" --reps "$GEMM_REPS" || die "bench_train gemm failed"
