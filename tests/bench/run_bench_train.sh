@@ -31,9 +31,10 @@
 #     --quick           smoke run: 2 epochs (1 timed), 1 encoding pass,
 #                       PyTorch chunks 64,256, 1 GEMM repetition, 60 s cap
 #     --time-cap S      seconds after which a PyTorch training configuration
-#                       stops (150, conv_bn8 600; 60 with --quick): a pathologically slow
-#                       one (OpenMP threads spinning on a loaded machine) must
-#                       not eat the budget; the table marks it with '*'
+#                       stops (150, conv_bn8 600; 60 and 150 with --quick):
+#                       a pathologically slow one (OpenMP threads spinning on
+#                       a loaded machine) must not eat the budget; the table
+#                       marks it with '*'
 #     --build-dir DIR   CMake build folder (build/bench in the repository);
 #                       bench_train is
 #                       (re)built there with -DCMAKE_BUILD_TYPE=Release
@@ -103,7 +104,8 @@ for t in ${THREADS//,/ }; do
   case "$t" in ''|*[!0-9]*) die "bad thread count '$t'" ;; esac
 done
 # TIME_CAP_BIG: conv_bn8's cap when --time-cap is not given; its PyTorch
-# epochs (56,180 images) took 60-300 s here, and the equal-work check needs
+# epochs (56,180 images) took 40-500 s here (the slowest with OpenMP's
+# default wait policy on a busy machine), and the equal-work check needs
 # all of its epochs from at least one configuration
 TIME_CAP_BIG=$TIME_CAP
 if [ "$QUICK" = 1 ]; then
@@ -191,17 +193,17 @@ for m in ${MODELS//,/ }; do
       # --beat: a PyTorch configuration projected > 3x slower than the fastest
       # one already measured stops early (it cannot be the best)
       for layout in ${M_LAYOUTS//,/ }; do
-      for policy in default PASSIVE; do
-        [ "$policy" = default ] || [ "$t" -gt 1 ] || continue
-        # OpenMP's default wait policy spins; on a loaded machine that can make
-        # several threads far slower than one, so with several threads PyTorch
-        # also gets a run with OMP_WAIT_POLICY=PASSIVE
-        PY_ENV=()
-        [ "$policy" = default ] || PY_ENV=(OMP_WAIT_POLICY=PASSIVE)
-        run_py train --work "$WORK" --model "$m" --threads "$t" --epochs "$EPOCHS" \
-          --channels-last "$layout" --time-cap "$CAP" --beat "$BEAT" ||
-          die "bench_train.py train $m T=$t failed"
-        BEAT=$("$PY" -c 'import json, statistics, sys
+        for policy in default PASSIVE; do
+          [ "$policy" = default ] || [ "$t" -gt 1 ] || continue
+          # OpenMP's default wait policy spins; on a loaded machine that can make
+          # several threads far slower than one, so with several threads PyTorch
+          # also gets a run with OMP_WAIT_POLICY=PASSIVE
+          PY_ENV=()
+          [ "$policy" = default ] || PY_ENV=(OMP_WAIT_POLICY=PASSIVE)
+          run_py train --work "$WORK" --model "$m" --threads "$t" --epochs "$EPOCHS" \
+            --channels-last "$layout" --time-cap "$CAP" --beat "$BEAT" ||
+            die "bench_train.py train $m T=$t failed"
+          BEAT=$("$PY" -c 'import json, statistics, sys
 best = float(sys.argv[3])
 for line in open(sys.argv[1]):
     r = json.loads(line)
@@ -210,7 +212,7 @@ for line in open(sys.argv[1]):
         v = statistics.median(s)
         best = v if best == 0 else min(best, v)
 print(best)' "$RES" "$m" "$BEAT")
-      done
+        done
       done
     done
   done
