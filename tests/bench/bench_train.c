@@ -5,7 +5,7 @@
  *       float32 GEMM rate of OpenBLAS (cblas_sgemm N^3, default 2048) at each
  *       thread count: the machine's peak, measured in the same run.
  *   bench_train flops
- *       FLOPs per image of the three reference models, counted from their
+ *       FLOPs per image of the reference models, counted from their
  *       layers: 2 * MACs forward, x3 for forward + backward; and 2 * MACs of
  *       the encoder (inference).
  *   bench_train export --data DIR --out WORKDIR [--seed S]
@@ -14,9 +14,10 @@
  *       the PyTorch side trains on exactly the same rows in the same order.
  *   bench_train train --data DIR --model M --threads T --epochs E [--seed S]
  *       ae_train_fit with the tutorial's recipe (Nadam 1e-3, 0.9/0.999, eps 1e-7,
- *       momentum decay 0.004, BCE, batch 64 (simple, deep) or 32 (conv),
- *       shuffle, validation split 0.2 = the last 20% of the rows, no early
- *       stopping) and AE_TRAIN_THREADS = T.
+ *       momentum decay 0.004, BCE, batch 64 (simple, deep), 32 (conv) or
+ *       128 (conv_bn8, issue 11's retrieval recipe), shuffle, validation
+ *       split 0.2 = the last 20% of the rows, no early stopping) and
+ *       AE_TRAIN_THREADS = T.
  *   bench_train encode --out WORKDIR --model M [--threads LIST] [--reps R]
  *       all drawings (WORKDIR/train.npy + test.npy from `export`, i.e. every
  *       row of the data set) through the model's encoder (fresh weights) with
@@ -29,7 +30,10 @@
  * Every measurement is one JSON object per line on stdout (the driver parses
  * them); progress goes to stderr. Peak memory is getrusage's ru_maxrss of
  * this process, so the driver runs every configuration in its own process.
- * Models: simple, deep, conv (ae_preset_build). */
+ * Models: simple, deep, conv (the tutorial's) and conv_bn8 (the
+ * retrieval-grade conv + batch norm + transposed conv model), all through
+ * ae_preset_build. Batch norm trains on batch statistics; validation (the
+ * history's val loss) and encoding run it in inference (moving averages). */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <stdint.h>
@@ -149,19 +153,24 @@ static const model_spec MODELS[] = {
     {"simple", AE_PRESET_SIMPLE, 64},
     {"deep", AE_PRESET_DEEP, 64},
     {"conv", AE_PRESET_CONV, 32},
+    {"conv_bn8", AE_PRESET_CONV_BN8, 128},
 };
 
 static const model_spec *find_model(const char *name)
 {
     for (size_t i = 0; i < sizeof MODELS / sizeof MODELS[0]; i++)
         if (!strcmp(MODELS[i].name, name)) return &MODELS[i];
-    fprintf(stderr, "bench_train: unknown model '%s' (simple, deep, conv)\n", name);
+    fprintf(stderr, "bench_train: unknown model '%s' (simple, deep, conv, conv_bn8)\n", name);
     return NULL;
 }
 
 /* Multiply-accumulates per sample of layers [0, n_layers): a dense or conv
  * layer's bias has one value per output channel (its last output dimension),
- * its kernel the rest, and each output value costs kernel / channels MACs. */
+ * its kernel the rest, and each output value costs kernel / channels MACs.
+ * A transposed convolution (stride s) scatters each of its h*w input pixels
+ * through the whole kernel: (output pixels / s^2) * kernel MACs, counting the
+ * taps that 'same' cropping drops, as a GEMM + col2im computes them. Batch
+ * norm and activations are not counted (a few FLOPs per value). */
 static double model_macs(const ae_model *m, size_t n_layers)
 {
     double macs = 0;
@@ -172,6 +181,10 @@ static double model_macs(const ae_model *m, size_t n_layers)
             size_t channels = ae_layer_output_dim(l, ae_layer_output_rank(l) - 1);
             size_t kernel = ae_layer_param_count(l) - channels;
             macs += (double)ae_layer_output_size(l) * (double)(kernel / channels);
+        } else if (kind == AE_LAYER_CONV2D_TRANSPOSE) {
+            size_t channels = ae_layer_output_dim(l, ae_layer_output_rank(l) - 1);
+            size_t kernel = ae_layer_param_count(l) - channels, s = ae_layer_stride(l);
+            macs += (double)(ae_layer_output_size(l) / channels / (s * s)) * (double)kernel;
         }
     }
     return macs;
@@ -513,7 +526,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "predict")) return cmd_infer(&o, 1);
     fprintf(stderr,
             "usage: bench_train gemm|flops|export|train|encode|predict [--data DIR] [--out DIR] "
-            "[--model simple|deep|conv] [--threads LIST] [--epochs E] [--reps R] [--size N] "
+            "[--model simple|deep|conv|conv_bn8] [--threads LIST] [--epochs E] [--reps R] [--size N] "
             "[--seed S]\n");
     return 2;
 }

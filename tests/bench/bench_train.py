@@ -5,21 +5,28 @@ Run by tests/bench/run_bench_train.sh; use /usr/bin/python3 (Debian's
 python3-torch). Three sub-commands:
 
   bench_train.py train  --work DIR --model M --threads T --epochs E [--seed S]
-      The reference model M (simple, deep, conv) in PyTorch, trained with the
+      The reference model M (simple, deep, conv: the tutorial's; conv_bn8:
+      issue 11's retrieval-grade conv + batch norm + transposed conv model,
+      libautoenc's AE_PRESET_CONV_BN8) in PyTorch, trained with the
       tutorial's recipe on DIR/train.npy (the rows libautoenc trains on,
       written by `bench_train export`): Keras' protocol, the last 20% of the
       rows are validation and never trained; Nadam (lr 1e-3, betas 0.9/0.999,
       eps 1e-7, momentum decay 0.004), binary cross-entropy, batch 64 (simple,
-      deep) or 32 (conv), a fresh shuffle every epoch. The inputs are one
-      pre-loaded tensor; a batch is an index_select of it. Seconds per epoch
-      cover the training steps only (as libautoenc's history does); the
-      validation BCE (predictions clamped to [1e-7, 1-1e-7], as Keras and
-      libautoenc) is computed after each epoch, outside the timing.
+      deep), 32 (conv) or 128 (conv_bn8), a fresh shuffle every epoch. The
+      inputs are one pre-loaded tensor; a batch is an index_select of it.
+      Seconds per epoch cover the training steps only (as libautoenc's
+      history does); the validation BCE (predictions clamped to [1e-7,
+      1-1e-7], as Keras and libautoenc) is computed after each epoch, outside
+      the timing, in eval mode (batch norm on its running statistics, as
+      libautoenc's validation). --channels-last 1/0 picks the memory format
+      of the image models (conv, conv_bn8).
 
   bench_train.py encode --work DIR --model M [--threads 1,2] [--chunks 64,128,256] [--reps R]
       Every drawing (DIR/train.npy + DIR/test.npy) through the encoder
-      sub-network under torch.inference_mode(), in chunks; one line per
-      (threads, chunk), best of R passes after a warm-up.
+      sub-network (up to and including the code layer; eval mode, so batch
+      norm uses its running statistics) under torch.inference_mode(), in
+      chunks; one line per (layout, threads, chunk), best of R passes after a
+      warm-up. --channels-last takes a list (1,0: both memory formats).
 
   bench_train.py report RESULTS.jsonl [--quick]
       Reads every JSON line of the run (C and PyTorch) and prints the table,
@@ -39,8 +46,10 @@ import sys
 import time
 
 VALIDATION_SPLIT = 0.2
-BATCH = {"simple": 64, "deep": 64, "conv": 32}
-MODELS = ("simple", "deep", "conv")
+BATCH = {"simple": 64, "deep": 64, "conv": 32, "conv_bn8": 128}
+MODELS = ("simple", "deep", "conv", "conv_bn8")
+# image models: (1, 28, 28) inputs, channels_last by default
+CONV_MODELS = ("conv", "conv_bn8")
 
 
 def maxrss_mb():
@@ -77,14 +86,37 @@ def build(name, logits):
                nn.Conv2d(8, 16, 3, padding=0), nn.ReLU(), nn.Upsample(scale_factor=2),   # 28x28x16
                nn.Conv2d(16, 1, 3, padding=1)]                                           # 28x28x1
         shape = (1, 28, 28)
+    elif name == "conv_bn8":
+        # libautoenc's AE_PRESET_CONV_BN8 (issue 11's retrieval-grade model).
+        # Keras 'same' shapes: a 3x3 stride-2 conv of 28 pads 1 (28 -> 14 ->
+        # 7; Keras puts the pad at the bottom/right, padding=1 on both sides
+        # samples one pixel earlier: same shapes and FLOPs); a 4x4 stride-2
+        # transposed conv crops 1 on each side (padding=1: 7 -> 14 -> 28).
+        # Batch norm as Keras' defaults: momentum 0.99 (PyTorch's 0.01), eps
+        # 1e-3; convolutions keep their biases, as the preset's.
+        w = 8
+
+        def bn(c):
+            return nn.BatchNorm2d(c, eps=1e-3, momentum=0.01)
+        enc = nn.Sequential(
+            nn.Conv2d(1, w, 3, padding=1), bn(w), nn.ReLU(),                          # 28x28xw
+            nn.Conv2d(w, 2 * w, 3, stride=2, padding=1), bn(2 * w), nn.ReLU(),        # 14x14x2w
+            nn.Conv2d(2 * w, 4 * w, 3, stride=2, padding=1), bn(4 * w), nn.ReLU(),    # 7x7x4w
+            nn.Flatten(), nn.Linear(4 * w * 7 * 7, 32))                               # code
+        dec = [nn.Linear(32, 4 * w * 7 * 7), nn.ReLU(), nn.Unflatten(1, (4 * w, 7, 7)),
+               nn.ConvTranspose2d(4 * w, 2 * w, 4, stride=2, padding=1), bn(2 * w), nn.ReLU(),
+               nn.ConvTranspose2d(2 * w, w, 4, stride=2, padding=1), bn(w), nn.ReLU(),  # 28x28xw
+               nn.Conv2d(w, 1, 3, padding=1)]                                           # 28x28x1
+        shape = (1, 28, 28)
     else:
         raise SystemExit("unknown model %r" % name)
     if not logits:
         dec.append(nn.Sigmoid())
     full = nn.Sequential(*enc, *dec)
     # Keras' defaults, as libautoenc: Glorot-uniform kernels, zero biases
+    # (batch norm: PyTorch's gamma 1, beta 0, as Keras)
     for mod in full.modules():
-        if isinstance(mod, (nn.Linear, nn.Conv2d)):
+        if isinstance(mod, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
             nn.init.xavier_uniform_(mod.weight)
             nn.init.zeros_(mod.bias)
     return full, enc, shape
@@ -138,7 +170,7 @@ def cmd_train(a):
     n_fit = int(math.floor(n * (1 - VALIDATION_SPLIT)))
     model, _, shape = build(a.model, logits)
     x = x.view((n,) + shape)
-    if a.channels_last and a.model == "conv":
+    if a.channels_last and a.model in CONV_MODELS:
         model = model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
     xfit, xval = x[:n_fit], x[n_fit:]
@@ -205,7 +237,7 @@ def cmd_train(a):
     print(json.dumps({"kind": "train", "side": "pytorch", "model": a.model, "threads": a.threads,
                       "omp_wait": os.environ.get("OMP_WAIT_POLICY", "default"),
                       "batch": bs, "fit_rows": n_fit, "loss_fn": a.loss,
-                      "channels_last": bool(a.channels_last and a.model == "conv"),
+                      "channels_last": bool(a.channels_last and a.model in CONV_MODELS),
                       "seconds": [round(s, 4) for s in seconds],
                       "train_loss": [round(v, 6) for v in losses],
                       "val_bce": [round(v, 6) for v in vals],
@@ -218,19 +250,30 @@ def cmd_train(a):
 
 def cmd_encode(a):
     import torch
-    x = load_rows(a.work, ["train.npy", "test.npy"])
+    rows = load_rows(a.work, ["train.npy", "test.npy"])
+    n = rows.shape[0]
+    best_all = float("inf")  # best seconds per pass so far in this process
+    layouts = [int(v) for v in a.channels_last.split(",")]
+    if a.model not in CONV_MODELS:
+        layouts = layouts[:1]  # no memory format to choose
+    for cl in layouts:
+        torch.manual_seed(a.seed)
+        _, enc, shape = build(a.model, True)
+        enc.eval()
+        x = rows.view((n,) + shape)
+        if cl and a.model in CONV_MODELS:
+            enc = enc.to(memory_format=torch.channels_last)
+            x = x.contiguous(memory_format=torch.channels_last)
+        best_all = encode_layout(a, torch, enc, x, bool(cl and a.model in CONV_MODELS), best_all)
+
+
+def encode_layout(a, torch, enc, x, channels_last, best_all):
+    """Every (threads, chunk) of one memory format; returns the best seconds
+    per pass so far."""
     n = x.shape[0]
-    torch.manual_seed(a.seed)
-    _, enc, shape = build(a.model, True)
-    enc.eval()
-    x = x.view((n,) + shape)
-    if a.channels_last and a.model == "conv":
-        enc = enc.to(memory_format=torch.channels_last)
-        x = x.contiguous(memory_format=torch.channels_last)
     with torch.inference_mode():
         code = enc(x[:2]).reshape(2, -1).shape[1]
     codes = torch.empty((n, code), dtype=torch.float32)
-    best_all = float("inf")  # best seconds per pass so far in this process
     for t in [int(v) for v in a.threads.split(",")]:
         torch.set_num_threads(t)
         for chunk in [int(v) for v in a.chunks.split(",")]:
@@ -256,21 +299,24 @@ def cmd_encode(a):
                     break
             best = min(times)
             best_all = min(best_all, best)
-            log("  pytorch encode %s T=%d chunk %d: best %.3f s (%.0f img/s)%s"
-                % (a.model, t, chunk, best, n / best,
+            log("  pytorch encode %s%s T=%d chunk %d: best %.3f s (%.0f img/s)%s"
+                % (a.model, "" if channels_last or a.model not in CONV_MODELS else " nchw",
+                   t, chunk, best, n / best,
                    " (stopped: projected > 3x slower than the best so far)" if capped else ""))
             print(json.dumps({"kind": "encode", "side": "pytorch", "model": a.model,
                               "omp_wait": os.environ.get("OMP_WAIT_POLICY", "default"),
                               "threads": t, "chunk": chunk, "rows": n, "code": code,
+                              "channels_last": channels_last,
                               "best_seconds": round(best, 4),
                               "median_seconds": round(statistics.median(times), 4),
                               "images_per_second": round(n / best, 1), "capped": capped,
                               "maxrss_mb": round(maxrss_mb(), 1)}), flush=True)
+    return best_all
 
 
 # ---- report -----------------------------------------------------------------------------------------
 
-TARGET_TRAIN = {"simple": 6.0, "deep": 3.0, "conv": 2.0}
+TARGET_TRAIN = {"simple": 6.0, "deep": 3.0, "conv": 2.0, "conv_bn8": 2.0}
 TARGET_ENCODE = 1.5
 TARGET_PEAK = 0.50
 TARGET_BCE = 0.03
@@ -285,10 +331,27 @@ def timed_median(r):
 
 def label(r):
     """Side as shown in the tables: pytorch runs with OMP_WAIT_POLICY=PASSIVE
-    are told apart from those with OpenMP's default policy."""
-    if r["side"] == "pytorch" and r.get("omp_wait", "default") != "default":
-        return "pytorch/" + r["omp_wait"].lower()[:7]
-    return r["side"]
+    are told apart from those with OpenMP's default policy, and image models
+    run in the contiguous (NCHW) memory format from channels_last ones."""
+    if r["side"] != "pytorch":
+        return r["side"]
+    s = "pytorch"
+    if r.get("omp_wait", "default") != "default":
+        s += "/" + r["omp_wait"].lower()[:7]
+    if r["model"] in CONV_MODELS and not r.get("channels_last", True):
+        s += "/nchw"
+    return s
+
+
+def config_note(r):
+    """', OMP passive' and/or ', NCHW' for a PyTorch configuration other than
+    the plain one"""
+    s = ""
+    if r.get("omp_wait", "default") != "default":
+        s += ", OMP passive"
+    if r["model"] in CONV_MODELS and not r.get("channels_last", True):
+        s += ", NCHW"
+    return s
 
 
 def cmd_report(a):
@@ -347,7 +410,7 @@ def cmd_report(a):
     p("")
     p("Training (seconds per epoch = median of the epochs after the warm-up one, per run; "
       "min and median over the rounds)")
-    hdr = "%-7s %-15s %3s %6s %6s %10s %10s %10s %8s %9s %9s" % (
+    hdr = "%-8s %-20s %3s %6s %6s %10s %10s %10s %8s %9s %9s" % (
         "model", "side", "thr", "rounds", "epochs", "min s/ep", "med s/ep", "img/s", "GFLOP/s",
         "val_bce", "maxrss_MB")
     p(hdr)
@@ -366,7 +429,7 @@ def cmd_report(a):
                 r = runs[-1]
                 ips = r["fit_rows"] / sec
                 gf = ips * flops[m]["train_flops_per_image"] * 1e-9 if m in flops else float("nan")
-                p("%-7s %-15s %3d %6d %6s %10.3f %10.3f %10.0f %8.2f %9s %9.1f" % (
+                p("%-8s %-20s %3d %6d %6s %10.3f %10.3f %10.0f %8.2f %9s %9.1f" % (
                     m, label(r), r["threads"], len(runs),
                     "%d%s" % (len(r["seconds"]), "*" if any(x.get("capped") for x in runs) else ""),
                     sec_min, sec, ips, gf,
@@ -380,8 +443,9 @@ def cmd_report(a):
           "configuration run before it): fewer epochs, a cut epoch's time extrapolated from "
           "its finished steps")
     p("")
-    p("Encoding all drawings (best pass; PyTorch: best of threads x chunk sizes)")
-    hdr = "%-7s %-15s %3s %5s %10s %10s %9s" % (
+    p("Encoding all drawings (best pass; libautoenc: before and after PyTorch; PyTorch: best "
+      "of layouts x threads x chunk sizes)")
+    hdr = "%-8s %-20s %3s %5s %10s %10s %9s" % (
         "model", "side", "thr", "chunk", "seconds", "img/s", "maxrss_MB")
     p(hdr)
     p("-" * len(hdr))
@@ -390,7 +454,7 @@ def cmd_report(a):
         for side in ("libautoenc", "pytorch"):
             for r in sorted((r for r in encode if r["model"] == m and r["side"] == side),
                             key=lambda r: (r["threads"], label(r), r["chunk"])):
-                p("%-7s %-15s %3d %5s %10.3f %10.0f %9.1f" % (
+                p("%-8s %-20s %3d %5s %10.3f %10.0f %9.1f" % (
                     m, label(r), r["threads"],
                     "%s%s" % (r["chunk"] or "all", "*" if r.get("capped") else ""),
                     r["best_seconds"],
@@ -411,7 +475,7 @@ def cmd_report(a):
             p("  train %-6s median libautoenc %.3f s/epoch (T=%d) vs PyTorch %.3f s/epoch (T=%d%s): "
               "%.2fx (fastest rounds: %.3f vs %.3f, %.2fx), target >= %.0fx  %s"
               % (m, c[0], c[2]["threads"], t[0], t[2]["threads"],
-                 "" if label(t[2]) == "pytorch" else ", OMP passive", ratio, c[3], t[3],
+                 config_note(t[2]), ratio, c[3], t[3],
                  t[3] / c[3], TARGET_TRAIN[m],
                  verdict(ratio >= TARGET_TRAIN[m], "train_speedup_" + m)))
         ce, te = best_enc.get((m, "libautoenc")), best_enc.get((m, "pytorch"))
@@ -422,7 +486,7 @@ def cmd_report(a):
               "%.2fx, target >= %.1fx  %s" % (m, ce["images_per_second"], ce["threads"],
                                                te["images_per_second"], te["threads"],
                                                te["chunk"],
-                                               "" if label(te) == "pytorch" else ", OMP passive",
+                                               config_note(te),
                                                ratio, TARGET_ENCODE,
                                                verdict(ratio >= TARGET_ENCODE, "encode_speedup_" + m)))
         if c and m in flops:
@@ -509,7 +573,8 @@ def main():
                    help="NAdam foreach implementation (1/0; 0, the default of torch 1.13 on CPU, "
                         "measured as fast or faster here)")
     t.add_argument("--channels-last", type=int, default=1,
-                   help="conv: channels_last model and inputs (1, default: ~1.7x faster here)")
+                   help="conv, conv_bn8: channels_last model and inputs (1, default: ~1.7x "
+                        "faster for conv here), 0: contiguous (NCHW)")
     e = sub.add_parser("encode")
     e.add_argument("--work", required=True)
     e.add_argument("--model", required=True, choices=MODELS)
@@ -517,7 +582,9 @@ def main():
     e.add_argument("--chunks", default="64,128,256")
     e.add_argument("--reps", type=int, default=2)
     e.add_argument("--seed", type=int, default=42)
-    e.add_argument("--channels-last", type=int, default=1, help="conv: channels_last (1/0)")
+    e.add_argument("--channels-last", default="1",
+                   help="conv, conv_bn8: list of memory formats to try, 1 channels_last, "
+                        "0 contiguous (1)")
     r = sub.add_parser("report")
     r.add_argument("results")
     r.add_argument("--quick", action="store_true")
