@@ -32,6 +32,21 @@
 #define AE__HOT
 #endif
 
+/* Whether the running CPU takes the x86-64-v4 clones (the AVX-512 subsets that
+ * level requires), for kernels whose register tiling depends on the vector
+ * register count and not only on the width (dense.c): one runtime answer
+ * inside every clone. Without clones the code is baseline x86-64 and the
+ * narrower tiling is the better one. */
+#if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__) && !defined(AE__TSAN) && \
+    !defined(AE_NO_TARGET_CLONES)
+#define AE__CPU_HAS_AVX512()                                                              \
+    (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&           \
+     __builtin_cpu_supports("avx512cd") && __builtin_cpu_supports("avx512dq") &&          \
+     __builtin_cpu_supports("avx512vl"))
+#else
+#define AE__CPU_HAS_AVX512() 0
+#endif
+
 /* Vector helpers of the hot loops are always inlined: at -O0 an out-of-line
  * helper would be compiled for baseline x86-64 and take its vector arguments
  * with another ABI than its AVX-512 caller passes them. */

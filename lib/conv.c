@@ -191,6 +191,9 @@ AE__HOT static void gx_any(const conv_geom *g, const float *dz, const float *wt,
 #undef AE_V
 #define AE_V 16
 #include "conv_vec.inc"
+#define AE_VPAIR
+#include "conv_vec.inc"
+#undef AE_VPAIR
 #undef AE_V
 
 typedef void (*conv_fwd_fn)(const conv_geom *, const float *, const float *, const float *,
@@ -198,20 +201,23 @@ typedef void (*conv_fwd_fn)(const conv_geom *, const float *, const float *, con
 typedef void (*conv_gw_fn)(const conv_geom *, const float *, const float *, float *, float *,
                            size_t, size_t);
 
+/* 16-channel layers: one AVX-512 vector, or a pair of AVX2 ones (conv_vec.inc) */
 static conv_fwd_fn pick_fwd(size_t cin, size_t cout)
 {
-    if (cout == 16) return fwd_co16;
+    const int wide = AE__CPU_HAS_AVX512();
+    if (cout == 16) return wide ? fwd_co16 : fwd_co16p;
     if (cout == 8) return fwd_co8;
-    if (cout == 1 && cin == 16) return fwd_ci16;
+    if (cout == 1 && cin == 16) return wide ? fwd_ci16 : fwd_ci16p;
     if (cout == 1 && cin == 8) return fwd_ci8;
     return fwd_any;
 }
 
 static conv_gw_fn pick_gw(size_t cin, size_t cout)
 {
-    if (cout == 16) return gw_co16;
+    const int wide = AE__CPU_HAS_AVX512();
+    if (cout == 16) return wide ? gw_co16 : gw_co16p;
     if (cout == 8) return gw_co8;
-    if (cout == 1 && cin == 16) return gw_ci16;
+    if (cout == 1 && cin == 16) return wide ? gw_ci16 : gw_ci16p;
     if (cout == 1 && cin == 8) return gw_ci8;
     return gw_any;
 }

@@ -20,10 +20,14 @@
  * outputs, so the vector width the running CPU gets (target_clones) does not
  * change the order either.
  *
- * Speed: tiles of 8 rows x 32 outputs keep 16 vector accumulators in
- * registers; each step loads two vectors of W and 8 inputs for 16 multiplies
- * and 16 adds. tests/bench/bench_train.c (encode) measures it against the
- * OpenBLAS version on the reference encoders.
+ * Speed: a tile of rows x 2 vectors of outputs keeps its accumulators in
+ * registers; each step loads two vectors of W and one input per row. The tile
+ * is sized for the registers of the instruction set that runs (dense_vec.inc):
+ * a tile of 16-float vectors compiled for AVX2 needs 32 vector registers where
+ * AVX2 has 16, and spilling them made this product 77% of the simple model's
+ * training time on an AVX2-only EPYC (4.8 s an epoch; perf record).
+ * tests/bench/bench_train.c (encode) measures it against the OpenBLAS version
+ * on the reference encoders.
  */
 #include <string.h>
 
@@ -35,72 +39,22 @@
 #pragma GCC diagnostic ignored "-Wpsabi"
 #endif
 
-#define LANES 16  /* floats per vector */
-#define TILE_ROWS 8
-
-typedef float vf __attribute__((vector_size(LANES * sizeof(float))));
-
-AE__ALWAYS_INLINE vf vload(const float *p)
-{
-    vf v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-
-/* A macro: vectors passed by value trip GCC's ABI notes. */
-#define VSTORE(p, v) do { vf vtmp_ = (v); memcpy((p), &vtmp_, sizeof vtmp_); } while (0)
-
-/* rows (1..TILE_ROWS) x nv (1 or 2) vectors of outputs; both are constants
- * where it is inlined, so the accumulators become registers. */
-AE__ALWAYS_INLINE void tile(const float *restrict x, size_t k, const float *restrict w, size_t units,
-                    const float *restrict bias, float *restrict y, const size_t rows,
-                    const size_t nv)
-{
-    vf acc[TILE_ROWS][2];
-#pragma GCC unroll 8
-    for (size_t r = 0; r < rows; r++)
-#pragma GCC unroll 2
-        for (size_t c = 0; c < nv; c++) acc[r][c] = vload(bias + c * LANES);
-    for (size_t i = 0; i < k; i++) {
-        vf wv[2];
-#pragma GCC unroll 2
-        for (size_t c = 0; c < nv; c++) wv[c] = vload(w + i * units + c * LANES);
-#pragma GCC unroll 8
-        for (size_t r = 0; r < rows; r++) {
-            const float xv = x[r * k + i];
-#pragma GCC unroll 2
-            for (size_t c = 0; c < nv; c++) acc[r][c] += xv * wv[c];
-        }
-    }
-#pragma GCC unroll 8
-    for (size_t r = 0; r < rows; r++)
-#pragma GCC unroll 2
-        for (size_t c = 0; c < nv; c++) VSTORE(y + r * units + c * LANES, acc[r][c]);
-}
-
-/* Rows [0, rows) of x (at most TILE_ROWS) through every column of W. */
-AE__ALWAYS_INLINE void row_block(const float *restrict x, size_t k, const float *restrict w,
-                         size_t units, const float *restrict bias, float *restrict y,
-                         const size_t rows)
-{
-    size_t j = 0;
-    for (; j + 2 * LANES <= units; j += 2 * LANES)
-        tile(x, k, w + j, units, bias + j, y + j, rows, 2);
-    for (; j + LANES <= units; j += LANES) tile(x, k, w + j, units, bias + j, y + j, rows, 1);
-    /* the last units % 16 columns one by one, in the same order */
-    for (; j < units; j++)
-        for (size_t r = 0; r < rows; r++) {
-            float acc = bias[j];
-            for (size_t i = 0; i < k; i++) acc += x[r * k + i] * w[i * units + j];
-            y[r * units + j] = acc;
-        }
-}
+#define AE_DV 16
+#define AE_DROWS 8
+#include "dense_vec.inc"
+#undef AE_DROWS
+#undef AE_DV
+#define AE_DV 8
+#define AE_DROWS 6
+#include "dense_vec.inc"
+#undef AE_DROWS
+#undef AE_DV
 
 AE__HOT void ae__dense_forward(const float *x, size_t n, size_t k, const float *w, size_t units,
                               const float *bias, float *y)
 {
-    size_t r = 0;
-    for (; r + TILE_ROWS <= n; r += TILE_ROWS)
-        row_block(x + r * k, k, w, units, bias, y + r * units, TILE_ROWS);
-    for (; r < n; r++) row_block(x + r * k, k, w, units, bias, y + r * units, 1);
+    if (AE__CPU_HAS_AVX512())
+        forward16(x, n, k, w, units, bias, y);
+    else
+        forward8(x, n, k, w, units, bias, y);
 }

@@ -42,8 +42,13 @@ static inline uint32_t non_finite(float f)
 static inline float exp_poly(float x)
 {
     const float fx = x * 1.44269504088896341f;
-    /* round to nearest without calling rintf: shift into the integer range */
-    const float n = (fx + 12582912.0f) - 12582912.0f;
+    /* round to nearest without calling rintf: adding 1.5 * 2^23 leaves the
+     * rounded integer in the low mantissa bits, which also give 2^n below
+     * without a float-to-int conversion (undefined for NaN, which the
+     * sigmoid lets through) */
+    const float shifted = fx + 12582912.0f;
+    const float n = shifted - 12582912.0f;
+    const int32_t ni = (int32_t)(float_to_bits(shifted) - 0x4B400000u);
     float r = x - n * 0.693359375f + n * 2.12194440e-4f, y;
     y = 1.9875691500e-4f;
     y = y * r + 1.3981999507e-3f;
@@ -52,7 +57,7 @@ static inline float exp_poly(float x)
     y = y * r + 1.6666665459e-1f;
     y = y * r + 5.0000001201e-1f;
     y = y * r * r + r + 1.0f;
-    return y * bits_to_float((uint32_t)((int32_t)n + 127) << 23);
+    return y * bits_to_float((uint32_t)(ni + 127) << 23);
 }
 
 /* ln(x) for normal positive x: Cephes logf */
@@ -86,12 +91,13 @@ AE__HOT void ae__sigmoid_inplace(float *v, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         const float in = v[i];
-        /* NaN must not reach exp_poly's float-to-int conversion (undefined
-         * behaviour): it is replaced by 0 there and put back in the result,
-         * so NaN still propagates to the caller's checks */
-        float x = in == in ? -in : 0.0f;
-        x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
-        v[i] = in == in ? 1.0f / (1.0f + exp_poly(x)) : in;
+        /* A NaN passes both clamps and is put back in the result, so it
+         * still reaches the caller's checks. */
+        float x = -in;
+        x = x < -87.0f ? -87.0f : x;
+        x = x > 88.0f ? 88.0f : x;
+        const float s = 1.0f / (1.0f + exp_poly(x));
+        v[i] = in == in ? s : in;
     }
 }
 
