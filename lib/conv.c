@@ -202,9 +202,8 @@ typedef void (*conv_gw_fn)(const conv_geom *, const float *, const float *, floa
                            size_t, size_t);
 
 /* 16-channel layers: one AVX-512 vector, or a pair of AVX2 ones (conv_vec.inc) */
-static conv_fwd_fn pick_fwd(size_t cin, size_t cout)
+static conv_fwd_fn pick_fwd(size_t cin, size_t cout, int wide)
 {
-    const int wide = AE__CPU_HAS_AVX512();
     if (cout == 16) return wide ? fwd_co16 : fwd_co16p;
     if (cout == 8) return fwd_co8;
     if (cout == 1 && cin == 16) return wide ? fwd_ci16 : fwd_ci16p;
@@ -212,9 +211,8 @@ static conv_fwd_fn pick_fwd(size_t cin, size_t cout)
     return fwd_any;
 }
 
-static conv_gw_fn pick_gw(size_t cin, size_t cout)
+static conv_gw_fn pick_gw(size_t cin, size_t cout, int wide)
 {
-    const int wide = AE__CPU_HAS_AVX512();
     if (cout == 16) return wide ? gw_co16 : gw_co16p;
     if (cout == 8) return gw_co8;
     if (cout == 1 && cin == 16) return wide ? gw_ci16 : gw_ci16p;
@@ -229,17 +227,29 @@ int ae__conv_direct_ok(const ae_layer *L)
     return L->kind == AE_LAYER_CONV2D && L->stride == 1 && L->units <= 64 && L->in.d[2] <= 64;
 }
 
-void ae__conv_forward(const ae_layer *L, const float *x, float *y, size_t b0, size_t b1, int relu)
+void ae__conv_forward_form(const ae_layer *L, const float *x, float *y, size_t b0, size_t b1,
+                           int relu, int wide)
 {
     conv_geom g = geom_of(L);
-    pick_fwd(g.cin, g.cout)(&g, x, L->kernel, L->bias, y, b0, b1, relu);
+    pick_fwd(g.cin, g.cout, wide)(&g, x, L->kernel, L->bias, y, b0, b1, relu);
+}
+
+void ae__conv_forward(const ae_layer *L, const float *x, float *y, size_t b0, size_t b1, int relu)
+{
+    ae__conv_forward_form(L, x, y, b0, b1, relu, AE__CPU_HAS_AVX512());
+}
+
+void ae__conv_grad_params_form(const ae_layer *L, const float *x, const float *dz, float *gk,
+                               float *gb, size_t b0, size_t b1, int wide)
+{
+    conv_geom g = geom_of(L);
+    pick_gw(g.cin, g.cout, wide)(&g, x, dz, gk, gb, b0, b1);
 }
 
 void ae__conv_grad_params(const ae_layer *L, const float *x, const float *dz, float *gk,
                           float *gb, size_t b0, size_t b1)
 {
-    conv_geom g = geom_of(L);
-    pick_gw(g.cin, g.cout)(&g, x, dz, gk, gb, b0, b1);
+    ae__conv_grad_params_form(L, x, dz, gk, gb, b0, b1, AE__CPU_HAS_AVX512());
 }
 
 /* wt: (k, k, cout, cin) transpose of the kernel, from ae__conv_transpose_kernel */
@@ -253,7 +263,7 @@ void ae__conv_grad_input(const ae_layer *L, const float *dz, const float *wt, fl
     const conv_geom g = {f.oh, f.ow, f.cout, f.ih, f.iw, f.cin, f.k, f.k - 1 - f.pt, f.k - 1 - f.pl};
     float zero_bias[64] = {0};
     if (g.cout == 8 || g.cout == 16)
-        pick_fwd(g.cin, g.cout)(&g, dz, wt, zero_bias, dx, b0, b1, 0);
+        pick_fwd(g.cin, g.cout, AE__CPU_HAS_AVX512())(&g, dz, wt, zero_bias, dx, b0, b1, 0);
     else
         gx_any(&f, dz, wt, dx, b0, b1);
 }

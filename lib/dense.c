@@ -50,11 +50,17 @@
 #undef AE_DROWS
 #undef AE_DV
 
-AE__HOT void ae__dense_forward(const float *x, size_t n, size_t k, const float *w, size_t units,
-                              const float *bias, float *y)
+AE__HOT void ae__dense_forward_tiled(const float *x, size_t n, size_t k, const float *w,
+                                    size_t units, const float *bias, float *y, int wide)
 {
-    if (AE__CPU_HAS_AVX512())
+    if (wide)
         forward16(x, n, k, w, units, bias, y);
     else
         forward8(x, n, k, w, units, bias, y);
+}
+
+void ae__dense_forward(const float *x, size_t n, size_t k, const float *w, size_t units,
+                       const float *bias, float *y)
+{
+    ae__dense_forward_tiled(x, n, k, w, units, bias, y, AE__CPU_HAS_AVX512());
 }

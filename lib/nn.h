@@ -171,6 +171,11 @@ void ae__layer_init(ae_layer *L, ae__rng *rng);
  * rows computed with it (forward passes never go through BLAS). */
 void ae__dense_forward(const float *x, size_t n, size_t k, const float *w, size_t units,
                        const float *bias, float *y);
+/* The same with the tiling chosen by the caller (wide: 16-float vectors, for
+ * AVX-512; else 8-float ones): both give the same bits, which the tests check
+ * on whichever CPU runs them. */
+void ae__dense_forward_tiled(const float *x, size_t n, size_t k, const float *w, size_t units,
+                             const float *bias, float *y, int wide);
 
 /* ---- direct convolution kernels (conv.c), on samples [b0, b1) -----------------
  * forward applies bias and (if relu) the relu; grad_params ACCUMULATES into
@@ -182,6 +187,13 @@ void ae__conv_grad_params(const ae_layer *L, const float *x, const float *dz, fl
                           float *gb, size_t b0, size_t b1);
 void ae__conv_grad_input(const ae_layer *L, const float *dz, const float *wt, float *dx,
                          size_t b0, size_t b1);
+/* forward and grad_params with the 16-channel kernels' form chosen by the
+ * caller (wide: one 16-float vector; else a pair of 8-float ones), for the
+ * tests that check both forms give the same bits */
+void ae__conv_forward_form(const ae_layer *L, const float *x, float *y, size_t b0, size_t b1,
+                           int relu, int wide);
+void ae__conv_grad_params_form(const ae_layer *L, const float *x, const float *dz, float *gk,
+                               float *gb, size_t b0, size_t b1, int wide);
 void ae__conv_transpose_kernel(const ae_layer *L, float *wt);
 
 

@@ -815,6 +815,84 @@ static void test_fast_sigmoid(void **state)
     }
 }
 
+/* The dense product's two tilings (16-float vectors for AVX-512, 8-float
+ * ones otherwise) give the same bits, on any shape: both run here whatever
+ * the CPU, one of them slowly. */
+static void test_dense_tilings_agree(void **state)
+{
+    const size_t shapes[][3] = {{1, 1, 1}, {7, 19, 15}, {13, 32, 37}, {6, 5, 16}, {9, 33, 784}};
+    ae_test_rng r;
+    (void)state;
+    ae_test_rng_seed(&r, 11);
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        const size_t n = shapes[s][0], k = shapes[s][1], units = shapes[s][2];
+        float *x = malloc(n * k * sizeof *x), *w = malloc(k * units * sizeof *w);
+        float *bias = malloc(units * sizeof *bias), *y8 = malloc(n * units * sizeof *y8);
+        float *y16 = malloc(n * units * sizeof *y16);
+        assert_non_null(x); assert_non_null(w); assert_non_null(bias);
+        assert_non_null(y8); assert_non_null(y16);
+        ae_test_fill(&r, x, n * k, -1, 1);
+        ae_test_fill(&r, w, k * units, -1, 1);
+        ae_test_fill(&r, bias, units, -1, 1);
+        ae__dense_forward_tiled(x, n, k, w, units, bias, y8, 0);
+        ae__dense_forward_tiled(x, n, k, w, units, bias, y16, 1);
+        assert_memory_equal(y8, y16, n * units * sizeof *y8);
+        free(x); free(w); free(bias); free(y8); free(y16);
+    }
+}
+
+/* The 16-channel convolution kernels in both forms (one 16-float vector, or
+ * a pair of 8-float ones) give the same bits, forward and parameter
+ * gradients: 16 filters over 1 and 8 channels, and 1 filter over 16. */
+static void test_conv_kernel_forms_agree(void **state)
+{
+    const size_t layer_shapes[][2] = {{1, 16}, {8, 16}, {16, 1}}; /* cin, cout */
+    const size_t h = 6, w = 5, n = 3;
+    ae_test_rng r;
+    (void)state;
+    ae_test_rng_seed(&r, 12);
+    for (size_t c = 0; c < sizeof layer_shapes / sizeof layer_shapes[0]; c++) {
+        const size_t cin = layer_shapes[c][0], cout = layer_shapes[c][1], nk = 3 * 3 * cin * cout;
+        size_t dims[3] = {h, w, cin};
+        ae_builder *b;
+        ae_model *m;
+        const ae_layer *L;
+        float *x = malloc(n * h * w * cin * sizeof *x), *kernel = malloc(nk * sizeof *kernel);
+        float *bias = malloc(cout * sizeof *bias), *dz = malloc(n * h * w * cout * sizeof *dz);
+        float *y[2], *gk[2], gb[2][16];
+        assert_non_null(x); assert_non_null(kernel); assert_non_null(bias); assert_non_null(dz);
+        assert_int_equal(ae_builder_create(&b, 3, dims), AE_OK);
+        assert_int_equal(ae_builder_conv2d(b, cout, 3, AE_PAD_SAME, AE_ACT_RELU), AE_OK);
+        assert_int_equal(ae_builder_build(&m, b, 1), AE_OK);
+        ae_test_fill(&r, kernel, nk, -1, 1);
+        ae_test_fill(&r, bias, cout, -0.5, 0.5);
+        ae_test_fill(&r, x, n * h * w * cin, 0, 1);
+        ae_test_fill(&r, dz, n * h * w * cout, -1, 1);
+        assert_int_equal(ae_model_set_param(m, 0, AE_PARAM_KERNEL, kernel, nk), AE_OK);
+        assert_int_equal(ae_model_set_param(m, 0, AE_PARAM_BIAS, bias, cout), AE_OK);
+        L = ae_model_layer(m, 0);
+        assert_non_null(L);
+        for (int wide = 0; wide < 2; wide++) {
+            y[wide] = malloc(n * h * w * cout * sizeof *y[wide]);
+            gk[wide] = calloc(nk, sizeof *gk[wide]);
+            assert_non_null(y[wide]); assert_non_null(gk[wide]);
+            memset(gb[wide], 0, sizeof gb[wide]);
+            ae__conv_forward_form(L, x, y[wide], 0, n, 1, wide);
+            ae__conv_grad_params_form(L, x, dz, gk[wide], gb[wide], 0, n, wide);
+        }
+        assert_memory_equal(y[0], y[1], n * h * w * cout * sizeof *y[0]);
+        assert_memory_equal(gk[0], gk[1], nk * sizeof *gk[0]);
+        assert_memory_equal(gb[0], gb[1], cout * sizeof gb[0][0]);
+        for (int wide = 0; wide < 2; wide++) {
+            free(y[wide]);
+            free(gk[wide]);
+        }
+        free(x); free(kernel); free(bias); free(dz);
+        ae_model_free(m);
+        ae_builder_free(b);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -824,6 +902,8 @@ int main(void)
         cmocka_unit_test(test_dense_by_hand),
         cmocka_unit_test(test_pool_and_upsample_by_hand),
         cmocka_unit_test(test_fast_sigmoid),
+        cmocka_unit_test(test_dense_tilings_agree),
+        cmocka_unit_test(test_conv_kernel_forms_agree),
         cmocka_unit_test(test_activations_by_hand),
         cmocka_unit_test(test_strided_and_transposed_by_hand),
         cmocka_unit_test(test_batchnorm_gradients),
