@@ -760,7 +760,8 @@ static ae_status source_fail(char *msg, ae_status st, size_t epoch, const char *
  * one call, the row order shuffled further every epoch as in 0.1) and
  * ae_train_fit_state / ae_train_fit_source (persist = 1: the caller's state,
  * every epoch shuffles the identity order from the RNG saved at its start,
- * so that a checkpoint can replay it). */
+ * so that a checkpoint can replay it). The block shuffle starts from the
+ * identity order in both. */
 static ae_status fit_run(ae_model *m, const ae_train_config *c, ae_train_state *ts, int persist,
                          fit_data d, ae_history *hist)
 {
