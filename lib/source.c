@@ -9,7 +9,12 @@
  * 2 M rows (touched file pages count in the resident set until dropped with
  * madvise) and a file truncated under a mapping kills the process with
  * SIGBUS instead of failing a read. With pread, training from that file
- * peaked at 46 MB RSS (tests/bench/bench_source.c ooc). */
+ * peaked at 46 MB RSS (tests/bench/bench_source.c ooc).
+ *
+ * With the block shuffle (AE_TRAIN_SHUFFLE_BLOCK) the batch reader instead
+ * reads whole blocks of rows with one pread each into a window of blocks
+ * (block_cache below): a window's rows are all drawn before the next
+ * window's, so every block is read once per epoch. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <fcntl.h>
@@ -221,6 +226,17 @@ void ae__source_hint(const ae_source *s, const size_t *rows, size_t n)
     }
 }
 
+/* One row's bytes of part p (read from the file) into w floats. */
+static ae_status npy_row_floats(const npy_part *p, const unsigned char *bytes, float *dst, size_t w)
+{
+    if (p->dtype == AE_NPY_F32) {
+        memcpy(dst, bytes, w * sizeof(float)); /* little-endian host (fileio.c) */
+        return ae__all_finite(dst, w) ? AE_OK : AE_ERR_NUMERIC;
+    }
+    for (size_t k = 0; k < w; k++) dst[k] = (float)bytes[k] * AE_NPY_U8_UNIT;
+    return AE_OK;
+}
+
 ae_status ae__source_fill(const ae_source *s, const size_t *rows, size_t n, float *x, float *y)
 {
     const size_t w = s->row_size;
@@ -243,13 +259,14 @@ ae_status ae__source_fill(const ae_source *s, const size_t *rows, size_t n, floa
             const npy_part *p = part_of(s, rows[i]);
             const uint64_t off = p->data_offset + (uint64_t)(rows[i] - p->first) * p->row_bytes;
             float *dst = x + i * w;
+            ae_status st;
             if (p->dtype == AE_NPY_F32) {
                 /* little-endian host (fileio.c refuses to build elsewhere) */
                 if (pread_all(p->fd, dst, p->row_bytes, off) != 0) return AE_ERR_IO;
                 if (!ae__all_finite(dst, w)) return AE_ERR_NUMERIC;
             } else {
                 if (pread_all(p->fd, s->scratch, p->row_bytes, off) != 0) return AE_ERR_IO;
-                for (size_t k = 0; k < w; k++) dst[k] = (float)s->scratch[k] * AE_NPY_U8_UNIT;
+                if ((st = npy_row_floats(p, s->scratch, dst, w)) != AE_OK) return st;
             }
         }
         return AE_OK;
@@ -279,6 +296,131 @@ ae_status ae_source_read(const ae_source *s, const size_t *rows, size_t n, float
     return AE_OK;
 }
 
+/* ---- window of blocks (block shuffle) ---------------------------------------------- */
+
+/* Whole blocks of block_rows rows of a .npy source (block b: rows
+ * [b * block_rows, (b + 1) * block_rows), cut at the source's end), each
+ * row at `stride` bytes (the widest part's row). Blocks are replaced oldest
+ * first: the block shuffle draws all rows of a window of `slots` blocks
+ * before any of the next window, so a block is never needed again once
+ * `slots` newer ones came, and each is read once per epoch. `hinted` is a
+ * ring of the blocks last handed to the kernel (ae__source_hint's job at
+ * block granularity), so that a block is hinted once. */
+typedef struct block_cache {
+    size_t block_rows, slot_rows, slots, stride;
+    size_t next, last;     /* the slot replaced next; the slot of the last row */
+    size_t *ids;           /* block held by each slot, SIZE_MAX: none */
+    size_t *hinted;        /* slots entries, SIZE_MAX: none */
+    size_t next_hint;
+    unsigned char *data;   /* slots * slot_rows * stride bytes */
+} block_cache;
+
+static void block_cache_free(block_cache *c)
+{
+    ae__free(c->ids, c->slots * sizeof *c->ids);
+    ae__free(c->hinted, c->slots * sizeof *c->hinted);
+    ae__free(c->data, c->slots * c->slot_rows * c->stride);
+    memset(c, 0, sizeof *c);
+}
+
+/* A window of `window` blocks of block_rows rows of s; AE_ERR_NOMEM when it
+ * does not fit in memory (or in size_t). */
+static ae_status block_cache_init(block_cache *c, const ae_source *s, size_t block_rows,
+                                  size_t window)
+{
+    const size_t blocks = s->rows / block_rows + (s->rows % block_rows != 0);
+    size_t bytes;
+    memset(c, 0, sizeof *c);
+    c->block_rows = block_rows;
+    c->slot_rows = block_rows < s->rows ? block_rows : s->rows;
+    c->slots = window < blocks ? window : blocks;
+    c->stride = s->scratch_cap;
+    if (ae__mul_size(c->slots, c->slot_rows, &bytes) != 0 ||
+        ae__mul_size(bytes, c->stride, &bytes) != 0) {
+        memset(c, 0, sizeof *c);
+        return AE_ERR_NOMEM;
+    }
+    c->ids = ae__malloc(c->slots * sizeof *c->ids);
+    c->hinted = ae__malloc(c->slots * sizeof *c->hinted);
+    c->data = ae__malloc(bytes);
+    if (!c->ids || !c->hinted || !c->data) {
+        block_cache_free(c);
+        return AE_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < c->slots; i++) c->ids[i] = c->hinted[i] = SIZE_MAX;
+    return AE_OK;
+}
+
+/* Reads block b into slot `slot`: one pread per file part it covers. */
+static ae_status block_load(const ae_source *s, block_cache *c, size_t slot, size_t b)
+{
+    const size_t first = b * c->block_rows;
+    const size_t end = s->rows - first < c->block_rows ? s->rows : first + c->block_rows;
+    unsigned char *base = c->data + slot * c->slot_rows * c->stride;
+    c->ids[slot] = SIZE_MAX;
+    for (size_t r = first; r < end;) {
+        const npy_part *p = part_of(s, r);
+        const size_t seg = (p->first + p->rows < end ? p->first + p->rows : end) - r;
+        unsigned char *dst = base + (r - first) * c->stride;
+        const uint64_t off = p->data_offset + (uint64_t)(r - p->first) * p->row_bytes;
+        if (pread_all(p->fd, dst, seg * p->row_bytes, off) != 0) return AE_ERR_IO;
+        if (p->row_bytes < c->stride) /* narrower rows (uint8 next to float32 parts): spread */
+            for (size_t k = seg; k-- > 1;) memmove(dst + k * c->stride, dst + k * p->row_bytes, p->row_bytes);
+        r += seg;
+    }
+    c->ids[slot] = b;
+    return AE_OK;
+}
+
+/* ae__source_fill of a .npy source through the window of blocks. */
+static ae_status block_fill(const ae_source *s, block_cache *c, const size_t *rows, size_t n,
+                            float *x)
+{
+    const size_t w = s->row_size;
+    for (size_t i = 0; i < n; i++) {
+        const size_t b = rows[i] / c->block_rows;
+        size_t slot = c->last;
+        ae_status st;
+        if (c->ids[slot] != b) {
+            for (slot = 0; slot < c->slots && c->ids[slot] != b; slot++) {}
+            if (slot == c->slots) {
+                slot = c->next;
+                c->next = (c->next + 1) % c->slots;
+                if ((st = block_load(s, c, slot, b)) != AE_OK) return st;
+            }
+            c->last = slot;
+        }
+        st = npy_row_floats(part_of(s, rows[i]),
+                            c->data + (slot * c->slot_rows + rows[i] - b * c->block_rows) * c->stride,
+                            x + i * w, w);
+        if (st != AE_OK) return st;
+    }
+    return AE_OK;
+}
+
+/* ae__source_hint by whole blocks: each block not held and not hinted
+ * lately, once. */
+static void block_hint(const ae_source *s, block_cache *c, const size_t *rows, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const size_t b = rows[i] / c->block_rows;
+        size_t k, first, end;
+        for (k = 0; k < c->slots && c->ids[k] != b && c->hinted[k] != b; k++) {}
+        if (k < c->slots) continue;
+        c->hinted[c->next_hint] = b;
+        c->next_hint = (c->next_hint + 1) % c->slots;
+        first = b * c->block_rows;
+        end = s->rows - first < c->block_rows ? s->rows : first + c->block_rows;
+        for (size_t r = first; r < end;) {
+            const npy_part *p = part_of(s, r);
+            const size_t seg = (p->first + p->rows < end ? p->first + p->rows : end) - r;
+            const uint64_t off = p->data_offset + (uint64_t)(r - p->first) * p->row_bytes;
+            (void)posix_fadvise(p->fd, (off_t)off, (off_t)(seg * p->row_bytes), POSIX_FADV_WILLNEED);
+            r += seg;
+        }
+    }
+}
+
 /* ---- background batch filler ------------------------------------------------------ */
 
 struct ae__prefetch {
@@ -294,6 +436,7 @@ struct ae__prefetch {
     int cold;  /* two jobs in a row averaged above SLOW_READ_NS per row */
     int slow;  /* the last job did */
     ae_status status;
+    block_cache cache; /* a .npy source under the block shuffle; else slots == 0 */
 };
 
 /* Per row, a read from the page cache took 2-7 us here and one from a cold
@@ -322,9 +465,13 @@ static void *prefetch_main(void *arg)
         pthread_mutex_unlock(&p->mu);
         {
             double t0;
-            if (p->hint && p->n_next) ae__source_hint(p->src, p->next, p->n_next);
+            if (p->hint && p->n_next) {
+                if (p->cache.slots) block_hint(p->src, &p->cache, p->next, p->n_next);
+                else ae__source_hint(p->src, p->next, p->n_next);
+            }
             t0 = seconds_now();
-            st = ae__source_fill(p->src, p->rows, p->n, p->x, p->y);
+            st = p->cache.slots ? block_fill(p->src, &p->cache, p->rows, p->n, p->x)
+                                : ae__source_fill(p->src, p->rows, p->n, p->x, p->y);
             /* once cold, always: the hints make the reads fast, and a gap
              * in them would leave batches unhinted */
             {
@@ -344,25 +491,36 @@ static void *prefetch_main(void *arg)
     return NULL;
 }
 
-ae_status ae__prefetch_start(ae__prefetch **out, const ae_source *src)
+ae_status ae__prefetch_start(ae__prefetch **out, const ae_source *src, size_t block_rows,
+                             size_t window)
 {
     ae__prefetch *p = ae__calloc(1, sizeof *p);
     *out = NULL;
     if (!p) return ae__fail(NULL, AE_ERR_NOMEM, "out of memory for the batch reader");
+    if (block_rows && src->kind == SRC_NPY &&
+        block_cache_init(&p->cache, src, block_rows, window) != AE_OK) {
+        block_cache_free(&p->cache);
+        ae__free(p, sizeof *p);
+        return ae__fail(NULL, AE_ERR_NOMEM, "out of memory for the batch reader's window of "
+                        "%zu blocks of %zu rows", window, block_rows);
+    }
     p->src = src;
     p->hint = 1; /* the first window of hints, before any read was timed */
     if (pthread_mutex_init(&p->mu, NULL) != 0) {
+        block_cache_free(&p->cache);
         ae__free(p, sizeof *p);
         return ae__fail(NULL, AE_ERR_NOMEM, "cannot create the batch reader's lock");
     }
     if (pthread_cond_init(&p->cv, NULL) != 0) {
         pthread_mutex_destroy(&p->mu);
+        block_cache_free(&p->cache);
         ae__free(p, sizeof *p);
         return ae__fail(NULL, AE_ERR_NOMEM, "cannot create the batch reader's condition");
     }
     if (pthread_create(&p->thread, NULL, prefetch_main, p) != 0) {
         pthread_cond_destroy(&p->cv);
         pthread_mutex_destroy(&p->mu);
+        block_cache_free(&p->cache);
         ae__free(p, sizeof *p);
         return ae__fail(NULL, AE_ERR_NOMEM, "cannot start the batch reader thread");
     }
@@ -408,5 +566,6 @@ void ae__prefetch_stop(ae__prefetch *p)
     pthread_join(p->thread, NULL);
     pthread_cond_destroy(&p->cv);
     pthread_mutex_destroy(&p->mu);
+    block_cache_free(&p->cache);
     ae__free(p, sizeof *p);
 }

@@ -21,9 +21,13 @@ const float *ae__source_floats(const ae_source *s, const float **y);
  * returns), wait returns the job's status. One job at a time. next/n_next
  * (may be NULL/0) are rows of batches to come: at the first job, and at
  * every job once one was slow (its rows came from the disk, not the page
- * cache), the thread first asks the kernel to fetch those (ae__source_hint). */
+ * cache), the thread first asks the kernel to fetch those (ae__source_hint).
+ * block_rows > 0 (AE_TRAIN_SHUFFLE_BLOCK, with `window` blocks per window):
+ * a .npy source is read by whole blocks into a window of them the thread
+ * reserves at start (AE_ERR_NOMEM if it cannot); other sources as before. */
 typedef struct ae__prefetch ae__prefetch;
-ae_status ae__prefetch_start(ae__prefetch **out, const ae_source *src);
+ae_status ae__prefetch_start(ae__prefetch **out, const ae_source *src, size_t block_rows,
+                             size_t window);
 void ae__prefetch_submit(ae__prefetch *p, const size_t *rows, size_t n, float *x, float *y,
                          const size_t *next, size_t n_next);
 ae_status ae__prefetch_wait(ae__prefetch *p);

@@ -12,7 +12,7 @@
 
 /* ---- configuration ------------------------------------------------------------- */
 
-#define AE__N_KEYS 21 /* keys 1..20 */
+#define AE__N_KEYS 23 /* keys 1..22 */
 
 /* Every key has one type. Integer keys keep an exact int64_t, so a seed
  * above 2^53 is not rounded; real keys a double. */
@@ -46,6 +46,8 @@ static const param_spec specs[AE__N_KEYS] = {
     INT_KEY(AE_TRAIN_CHECKPOINT_STEPS, 0, INT64_MAX, 0),
     REAL_KEY(AE_TRAIN_L2, 0, 100, 0),
     REAL_KEY(AE_TRAIN_WEIGHT_DECAY, 0, 100, 0),
+    INT_KEY(AE_TRAIN_SHUFFLE_BLOCK, 0, (int64_t)1 << 30, 0),
+    INT_KEY(AE_TRAIN_SHUFFLE_WINDOW, 1, 65536, 8),
 };
 #undef INT_KEY
 #undef REAL_KEY
@@ -611,9 +613,38 @@ static double train_step(ae_model *m, fit_state *s, int loss, const float *x, co
     return isfinite(total) ? total : NAN;
 }
 
+/* The epoch's row order of AE_TRAIN_SHUFFLE_BLOCK > 0 (docs/guide.md,
+ * "Block shuffle"): the n rows cut into blocks of `block` rows (the last
+ * may be short), the blocks in an order drawn from rng, then the rows of
+ * every `window` consecutive blocks of that order shuffled together. Built
+ * in place: the block permutation fills order[0..blocks), then is expanded
+ * from the back, where every block's rows land at or after its own entry. */
+static void block_shuffle(ae__rng *rng, size_t *order, size_t n, size_t block, size_t window)
+{
+    const size_t blocks = (n + block - 1) / block, last = blocks - 1;
+    const size_t short_by = blocks * block - n; /* rows missing from the last block */
+    size_t short_at = 0, pos = n;
+    for (size_t b = 0; b < blocks; b++) order[b] = b;
+    ae__shuffle(rng, order, blocks);
+    for (size_t i = 0; i < blocks; i++)
+        if (order[i] == last) short_at = i;
+    for (size_t i = blocks; i-- > 0;) {
+        const size_t b = order[i], len = b == last ? block - short_by : block;
+        pos -= len;
+        for (size_t k = len; k-- > 0;) order[pos + k] = b * block + k;
+    }
+    for (size_t w = 0; w < blocks; w += window) {
+        const size_t end = w + window < blocks ? w + window : blocks;
+        const size_t from = w * block - (w > short_at ? short_by : 0);
+        const size_t to = end * block - (end > short_at ? short_by : 0);
+        ae__shuffle(rng, order + from, to - from);
+    }
+}
+
 /* Checks that a state bound by an earlier fit belongs to this run. */
 static ae_status check_state_run(char *msg, const ae_train_state *ts, const ae_train_config *c,
-                                 size_t batch, size_t n_train, size_t n_val, const ae_model *m)
+                                 size_t shuffle_block, size_t shuffle_window, size_t batch,
+                                 size_t n_train, size_t n_val, const ae_model *m)
 {
     const char *what = NULL;
     if (ts->failed) return ae__fail(msg, AE_ERR_STATE, "the state's earlier fit failed");
@@ -623,6 +654,8 @@ static ae_status check_state_run(char *msg, const ae_train_state *ts, const ae_t
     else if (ts->batch != batch) what = "AE_TRAIN_BATCH_SIZE";
     else if (ts->shuffle != (c->iv[AE_TRAIN_SHUFFLE] != 0)) what = "AE_TRAIN_SHUFFLE";
     else if (ts->seed != (uint64_t)c->iv[AE_TRAIN_SEED]) what = "AE_TRAIN_SEED";
+    else if (ts->shuffle_block != shuffle_block) what = "AE_TRAIN_SHUFFLE_BLOCK";
+    else if (shuffle_block && ts->shuffle_window != shuffle_window) what = "AE_TRAIN_SHUFFLE_WINDOW";
     else if (ts->n_train != n_train || ts->n_val != n_val) what = "training or validation row count";
     if (what)
         return ae__fail(msg, AE_ERR_STATE, "the training state belongs to a run with another %s",
@@ -727,14 +760,15 @@ static ae_status source_fail(char *msg, ae_status st, size_t epoch, const char *
  * one call, the row order shuffled further every epoch as in 0.1) and
  * ae_train_fit_state / ae_train_fit_source (persist = 1: the caller's state,
  * every epoch shuffles the identity order from the RNG saved at its start,
- * so that a checkpoint can replay it). */
+ * so that a checkpoint can replay it). The block shuffle starts from the
+ * identity order in both. */
 static ae_status fit_run(ae_model *m, const ae_train_config *c, ae_train_state *ts, int persist,
                          fit_data d, ae_history *hist)
 {
     fit_state s;
     ae__prefetch *pf = NULL;
     ae_status st = AE_OK;
-    size_t n, n_train, n_val, epochs, patience, batch, ckpt_steps;
+    size_t n, n_train, n_val, epochs, patience, batch, ckpt_steps, shuffle_block, shuffle_window;
     int loss, threads, stopped_early = 0, run_failed = 0;
     double min_delta;
     const float *x, *y;
@@ -760,18 +794,23 @@ static ae_status fit_run(ae_model *m, const ae_train_config *c, ae_train_state *
     patience = (size_t)c->iv[AE_TRAIN_PATIENCE];
     min_delta = c->dv[AE_TRAIN_MIN_DELTA];
     ckpt_steps = persist && ts->ckpt_path ? (size_t)c->iv[AE_TRAIN_CHECKPOINT_STEPS] : 0;
+    /* the block shuffle is on only with shuffling; without, rows keep their order */
+    shuffle_block = c->iv[AE_TRAIN_SHUFFLE] != 0 ? (size_t)c->iv[AE_TRAIN_SHUFFLE_BLOCK] : 0;
+    shuffle_window = (size_t)c->iv[AE_TRAIN_SHUFFLE_WINDOW];
     batch = (size_t)c->iv[AE_TRAIN_BATCH_SIZE] < n_train ? (size_t)c->iv[AE_TRAIN_BATCH_SIZE] : n_train;
-    if ((st = check_state_run(m->msg, ts, c, batch, n_train, n_val, m)) != AE_OK)
+    if ((st = check_state_run(m->msg, ts, c, shuffle_block, shuffle_window, batch, n_train,
+                              n_val, m)) != AE_OK)
         return st;
     if (hist && (st = history_reserve(hist, epochs)) != AE_OK) {
         ae__keep_msg(m->msg);
         return st;
     }
     if ((st = fit_state_init(&s, m, c, n_train, d.train != NULL)) != AE_OK ||
-        (d.train && (st = ae__prefetch_start(&pf, d.train)) != AE_OK) ||
+        (d.train && (st = ae__prefetch_start(&pf, d.train, shuffle_block, shuffle_window)) != AE_OK) ||
         (!ts->bound &&
          (st = ae__train_state_bind(ts, (int)c->iv[AE_TRAIN_OPTIMIZER],
                                     c->iv[AE_TRAIN_SHUFFLE] != 0, (uint64_t)c->iv[AE_TRAIN_SEED],
+                                    shuffle_block, shuffle_block ? shuffle_window : 0,
                                     batch, n_train, n_val, m->n_params, m->n_stats)) != AE_OK)) {
         ae__prefetch_stop(pf);
         fit_state_free(&s);
@@ -808,9 +847,13 @@ static ae_status fit_run(ae_model *m, const ae_train_config *c, ae_train_state *
         ae__rng rng = ts->rng; /* the RNG at the epoch's start: a resumed epoch replays its shuffle */
         int stop = 0;
         ae__snapshot_take(s.epoch_start, m);
-        if (persist)
-            for (size_t i = 0; i < n_train; i++) s.order[i] = i;
-        if (c->iv[AE_TRAIN_SHUFFLE] != 0) ae__shuffle(&rng, s.order, n_train);
+        if (shuffle_block) {
+            block_shuffle(&rng, s.order, n_train, shuffle_block, shuffle_window);
+        } else {
+            if (persist)
+                for (size_t i = 0; i < n_train; i++) s.order[i] = i;
+            if (c->iv[AE_TRAIN_SHUFFLE] != 0) ae__shuffle(&rng, s.order, n_train);
+        }
         if (pf && ts->step < steps)
             prefetch_batch(pf, &s, (size_t)ts->step, 1);
         for (size_t step = (size_t)ts->step; step < steps; step++) {

@@ -1,13 +1,14 @@
 /* Training states and checkpoint files.
  *
  * Layout (little-endian; docs/formats.md, "Checkpoint files"):
- *   magic "AECKPT\0\0" (8) | u32 format version | u32 flags (0)
+ *   magic "AECKPT\0\0" (8) | u32 format version | u32 flags (0, or 1: block shuffle)
  *   u64 model file length M | M bytes: a complete model file (its own CRC)
  *   state record (144 bytes): u32 optimizer | u32 shuffle | u64 seed
  *     | u64 batch | u64 training rows | u64 validation rows | u64 parameters P
  *     | u64 epoch | u64 step | f64 epoch loss sum | u64 rng[4]
  *     | u64 optimiser steps | f64 Nadam momentum product | u32 has best
  *     | u32 statistics S | u64 wait | f64 best loss
+ *   with flag 1 only: u64 shuffle block | u64 shuffle window
  *   f32 first moments[P] | f32 second moments[P]
  *   | f32 best weights[P] and best statistics[S] if has best
  *   u32 CRC-32 of every byte before it */
@@ -19,6 +20,12 @@
 static const char ckpt_magic[8] = {'A', 'E', 'C', 'K', 'P', 'T', '\0', '\0'};
 #define CKPT_HEADER_BYTES 24 /* magic, version, flags, model length */
 #define CKPT_STATE_BYTES 144
+/* Flag of a block-shuffled run: AE_TRAIN_SHUFFLE_BLOCK and _WINDOW follow
+ * the state record (CKPT_BLOCK_BYTES). Runs without it write flags 0 and
+ * the layout of the first files; a reader that knows no flags refuses the
+ * file instead of replaying another order. */
+#define CKPT_FLAG_BLOCK_SHUFFLE 1u
+#define CKPT_BLOCK_BYTES 16
 #define CKPT_MAX_FILE ((uint64_t)1 << 36) /* 64 GiB: a model file's 4 GiB and 3 copies of P */
 
 ae_status ae_train_state_create(ae_train_state **out)
@@ -49,7 +56,7 @@ void ae_train_state_free(ae_train_state *s)
 }
 
 ae_status ae__train_state_bind(ae_train_state *s, int optimizer, int shuffle, uint64_t seed,
-                               uint64_t batch, uint64_t n_train, uint64_t n_val,
+                               uint64_t shuffle_block, uint64_t shuffle_window, uint64_t batch, uint64_t n_train, uint64_t n_val,
                                size_t n_params, size_t n_stats)
 {
     ae_status st;
@@ -67,6 +74,8 @@ ae_status ae__train_state_bind(ae_train_state *s, int optimizer, int shuffle, ui
     s->optimizer = optimizer;
     s->shuffle = shuffle;
     s->seed = seed;
+    s->shuffle_block = shuffle_block;
+    s->shuffle_window = shuffle_window;
     s->batch = batch;
     s->n_train = n_train;
     s->n_val = n_val;
@@ -162,7 +171,7 @@ ae_status ae__train_state_write(const ae_train_state *s, const ae_model *m, cons
     if ((st = ae__writer_open(&w, path, NULL)) != AE_OK) return st;
     ae__writer_write(&w, ckpt_magic, sizeof ckpt_magic);
     ae__writer_u32(&w, AE_CHECKPOINT_FORMAT_VERSION);
-    ae__writer_u32(&w, 0);
+    ae__writer_u32(&w, s->shuffle_block ? CKPT_FLAG_BLOCK_SHUFFLE : 0);
     ae__writer_u64(&w, model_len);
     /* the model file with its own CRC, then the running CRC of the whole */
     outer = w.crc;
@@ -188,6 +197,10 @@ ae_status ae__train_state_write(const ae_train_state *s, const ae_model *m, cons
     ae__writer_u32(&w, (uint32_t)s->n_stats);
     ae__writer_u64(&w, s->wait);
     ae__writer_f64(&w, s->has_best ? s->best_loss : 0.0);
+    if (s->shuffle_block) {
+        ae__writer_u64(&w, s->shuffle_block);
+        ae__writer_u64(&w, s->shuffle_window);
+    }
     ae__writer_f32s(&w, s->opt.m, s->n_params);
     ae__writer_f32s(&w, s->opt.v, s->n_params);
     if (s->has_best) ae__writer_f32s(&w, s->best, s->n_params + s->n_stats);
@@ -228,20 +241,28 @@ static double get_f64(const unsigned char *p)
     return v;
 }
 
-/* Parses the state record at p (CKPT_STATE_BYTES, then the arrays) into a
- * fresh state for model m; the file's length was checked. */
-static ae_status parse_state(ae_train_state *s, const unsigned char *p, const ae_model *m,
-                             const char *path)
+/* Parses the state record at p (CKPT_STATE_BYTES, the block shuffle's
+ * CKPT_BLOCK_BYTES with that flag, then the arrays) into a fresh state for
+ * model m; the file's length was checked. */
+static ae_status parse_state(ae_train_state *s, const unsigned char *p, int block_flag,
+                             const ae_model *m, const char *path)
 {
     const uint32_t optimizer = get_u32(p), shuffle = get_u32(p + 4), has_best = get_u32(p + 120);
     const uint64_t batch = get_u64(p + 16), n_train = get_u64(p + 24), n_val = get_u64(p + 32);
     const uint64_t epoch = get_u64(p + 48), step = get_u64(p + 56);
     const size_t np = m->n_params;
-    const unsigned char *arrays = p + CKPT_STATE_BYTES;
+    const unsigned char *arrays = p + CKPT_STATE_BYTES + (block_flag ? CKPT_BLOCK_BYTES : 0);
+    const uint64_t shuffle_block = block_flag ? get_u64(p + CKPT_STATE_BYTES) : 0;
+    const uint64_t shuffle_window = block_flag ? get_u64(p + CKPT_STATE_BYTES + 8) : 0;
     ae_status st;
     int rng_zero = 1;
     if (optimizer < AE_OPT_NADAM || optimizer > AE_OPT_SGD || shuffle > 1 || has_best > 1)
         return ae__file_fail(NULL, path, AE_ERR_FORMAT, "bad optimizer, shuffle or flag field");
+    /* the bounds of AE_TRAIN_SHUFFLE_BLOCK and _WINDOW (train.c); a block
+     * shuffle is recorded only for a shuffled run */
+    if (block_flag && (shuffle != 1 || shuffle_block == 0 || shuffle_block > ((uint64_t)1 << 30) ||
+                       shuffle_window == 0 || shuffle_window > 65536))
+        return ae__file_fail(NULL, path, AE_ERR_FORMAT, "bad block shuffle fields");
     if (batch == 0 || batch > 65536 || n_train == 0 || n_train > SIZE_MAX / 2 ||
         n_val > SIZE_MAX / 2 || batch > n_train || step >= (n_train + batch - 1) / batch ||
         epoch > ((uint64_t)1 << 40))
@@ -251,8 +272,8 @@ static ae_status parse_state(ae_train_state *s, const unsigned char *p, const ae
     if (!isfinite(get_f64(p + 64)) || !(get_f64(p + 112) > 0 && get_f64(p + 112) <= 1) ||
         (has_best && !isfinite(get_f64(p + 136))))
         return ae__file_fail(NULL, path, AE_ERR_FORMAT, "non-finite or invalid loss fields");
-    if ((st = ae__train_state_bind(s, (int)optimizer, (int)shuffle, get_u64(p + 8), batch,
-                                   n_train, n_val, np, m->n_stats)) != AE_OK)
+    if ((st = ae__train_state_bind(s, (int)optimizer, (int)shuffle, get_u64(p + 8), shuffle_block,
+                                   shuffle_window, batch, n_train, n_val, np, m->n_stats)) != AE_OK)
         return st;
     s->epoch = epoch;
     s->step = step;
@@ -277,8 +298,8 @@ ae_status ae_train_state_load(ae_train_state **out, ae_model **model, const char
     AE__ENTER();
     unsigned char *data = NULL;
     size_t len = 0;
-    uint32_t version;
-    uint64_t model_len, np, ns, want;
+    uint32_t version, flags;
+    uint64_t model_len, np, ns, want, record;
     const unsigned char *rec;
     ae_train_state *s = NULL;
     ae_model *m = NULL;
@@ -306,14 +327,16 @@ ae_status ae_train_state_load(ae_train_state **out, ae_model **model, const char
                            version, AE_CHECKPOINT_FORMAT_VERSION);
         goto done;
     }
-    if (get_u32(data + 12) != 0) {
-        st = ae__file_fail(NULL, path, AE_ERR_FORMAT, "unknown flags 0x%x", get_u32(data + 12));
+    flags = get_u32(data + 12);
+    if (flags & ~CKPT_FLAG_BLOCK_SHUFFLE) {
+        st = ae__file_fail(NULL, path, AE_ERR_FORMAT, "unknown flags 0x%x", flags);
         goto done;
     }
+    record = CKPT_STATE_BYTES + (flags & CKPT_FLAG_BLOCK_SHUFFLE ? CKPT_BLOCK_BYTES : 0);
     /* the length the header and the state record imply, before the CRC, so
      * that a truncated file is AE_ERR_FORMAT as for the other loaders */
     model_len = get_u64(data + 16);
-    if (model_len > len || len - model_len < CKPT_HEADER_BYTES + CKPT_STATE_BYTES + 4) {
+    if (model_len > len || len - model_len < CKPT_HEADER_BYTES + record + 4) {
         st = ae__file_fail(NULL, path, AE_ERR_FORMAT, "truncated: %zu bytes do not hold the "
                            "model and the state record", len);
         goto done;
@@ -322,7 +345,7 @@ ae_status ae_train_state_load(ae_train_state **out, ae_model **model, const char
     np = get_u64(rec + 40);
     ns = get_u32(rec + 124);
     if (np > (UINT64_MAX / 16) ||
-        (want = CKPT_HEADER_BYTES + model_len + CKPT_STATE_BYTES +
+        (want = CKPT_HEADER_BYTES + model_len + record +
                 4 * np * (get_u32(rec + 120) ? 3 : 2) + (get_u32(rec + 120) ? 4 * ns : 0) + 4) !=
             len) {
         st = ae__file_fail(NULL, path, AE_ERR_FORMAT, "%zu bytes, the header implies another "
@@ -346,7 +369,7 @@ ae_status ae_train_state_load(ae_train_state **out, ae_model **model, const char
         st = ae__fail(NULL, AE_ERR_NOMEM, "out of memory");
         goto done;
     }
-    st = parse_state(s, rec, m, path);
+    st = parse_state(s, rec, (flags & CKPT_FLAG_BLOCK_SHUFFLE) != 0, m, path);
 done:
     ae__free(data, len);
     if (st != AE_OK) {

@@ -11,6 +11,9 @@ struct ae_train_state {
     /* the run's identity, checked by every later fit */
     int optimizer, shuffle;
     uint64_t seed, batch, n_train, n_val, n_params;
+    /* AE_TRAIN_SHUFFLE_BLOCK and _WINDOW of a block-shuffled run; 0 and 0
+     * for the row shuffle (and without shuffling) */
+    uint64_t shuffle_block, shuffle_window;
     /* position: completed epochs, steps done in the current epoch and the
      * sum of their batch losses */
     uint64_t epoch, step;
@@ -34,7 +37,7 @@ struct ae_train_state {
 /* Binds a fresh state to a run, reserving its buffers (optimiser moments,
  * best weights). */
 ae_status ae__train_state_bind(ae_train_state *s, int optimizer, int shuffle, uint64_t seed,
-                               uint64_t batch, uint64_t n_train, uint64_t n_val,
+                               uint64_t shuffle_block, uint64_t shuffle_window, uint64_t batch, uint64_t n_train, uint64_t n_val,
                                size_t n_params, size_t n_stats);
 /* A model's trainable state: its n_params weights followed by its n_stats
  * batch-norm running statistics (training changes both, so restoring the best

@@ -428,6 +428,11 @@ static void test_train_state(void **state)
     }
     run_scenario("train state: fit, checkpoint, load", s_fit_state, NULL, &c, 1);
     run_scenario("source: open .npy files, fit", s_fit_npy, NULL, &c, 0);
+    /* the block shuffle: the reader's window of blocks, the checkpoint's block fields */
+    assert_int_equal(ae_train_config_set_int(c.cfg, AE_TRAIN_SHUFFLE_BLOCK, 3), AE_OK);
+    assert_int_equal(ae_train_config_set_int(c.cfg, AE_TRAIN_SHUFFLE_WINDOW, 2), AE_OK);
+    run_scenario("train state, block shuffle: fit, checkpoint, load", s_fit_state, NULL, &c, 1);
+    run_scenario("source, block shuffle: open .npy files, fit", s_fit_npy, NULL, &c, 0);
     unlink(ae_test_path("run.aeckpt"));
     unlink(ae_test_path("s1.npy"));
     unlink(ae_test_path("s2.npy"));

@@ -11,7 +11,9 @@
  * epochs (AE_TRAIN_EPOCHS minus the completed ones: an unfinished epoch
  * counts as one) and compares every weight with the reference. The trials
  * must include kills that landed mid-epoch (a checkpoint with step > 0).
- * 8 trials (AE_TEST_SMALL=1: 2, on a smaller run).
+ * 8 trials (AE_TEST_SMALL=1: 2, on a smaller run) with the row shuffle,
+ * then half as many (at least 2) with the block shuffle
+ * (AE_TRAIN_SHUFFLE_BLOCK), whose checkpoints carry the block record.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <setjmp.h>
@@ -58,7 +60,7 @@ static ae_model *model(size_t width)
     return m;
 }
 
-static ae_train_config *config(int epochs)
+static ae_train_config *config(int epochs, int64_t shuffle_block)
 {
     ae_train_config *c;
     assert_int_equal(ae_train_config_create(&c), AE_OK);
@@ -69,21 +71,22 @@ static ae_train_config *config(int epochs)
     assert_int_equal(ae_train_config_set_int(c, AE_TRAIN_PATIENCE, 10), AE_OK);
     assert_int_equal(ae_train_config_set_int(c, AE_TRAIN_CHECKPOINT_STEPS, 7), AE_OK);
     assert_int_equal(ae_train_config_set_double(c, AE_TRAIN_VALIDATION_SPLIT, 0.1), AE_OK);
+    assert_int_equal(ae_train_config_set_int(c, AE_TRAIN_SHUFFLE_BLOCK, shuffle_block), AE_OK);
+    assert_int_equal(ae_train_config_set_int(c, AE_TRAIN_SHUFFLE_WINDOW, 4), AE_OK);
     return c;
 }
 
-static void test_kill_and_resume(void **unused)
+static void kill_and_resume(int64_t shuffle_block, int trials)
 {
     const size_t n = g_small ? 400 : 4000, width = 196;
     float *x = ae_test_rows(n, width, 5);
     ae_model *ref = model(width);
-    ae_train_config *c = config(EPOCHS);
+    ae_train_config *c = config(EPOCHS, shuffle_block);
     ae_train_state *s;
     const char *ckpt = ae_test_path("run.aeckpt");
     unsigned seed = (unsigned)getpid() ^ (unsigned)time(NULL);
     double t0, run_secs;
     int mid_epoch = 0, from_scratch = 0, at_epoch_end = 0;
-    (void)unused;
     /* the reference, timed: the kills land anywhere in a run like it */
     assert_int_equal(ae_train_state_create(&s), AE_OK);
     assert_int_equal(ae_train_state_set_checkpoint(s, ae_test_path("ref.aeckpt")), AE_OK);
@@ -94,7 +97,7 @@ static void test_kill_and_resume(void **unused)
 
     /* up to 4 extra trials when none landed mid-epoch (a loaded machine
      * can stretch a child's run far beyond the measured one) */
-    for (int t = 0; t < g_trials || (mid_epoch == 0 && t < g_trials + 4); t++) {
+    for (int t = 0; t < trials || (mid_epoch == 0 && t < trials + 4); t++) {
         ae_model *m = NULL;
         ae_train_state *rs = NULL;
         pid_t pid;
@@ -123,7 +126,7 @@ static void test_kill_and_resume(void **unused)
         /* spread over the first 90% of a run: later kills would mostly find
          * the run finished */
         delay_us = (long)(rand_r(&seed) % 1000) * (long)(run_secs * 0.9e6) / 1000;
-        if (t == 0 || t >= g_trials) delay_us = (long)(run_secs * 0.5e6); /* mid-run kills */
+        if (t == 0 || t >= trials) delay_us = (long)(run_secs * 0.5e6); /* mid-run kills */
         if (delay_us > 0) {
             struct timespec ts = {delay_us / 1000000, (delay_us % 1000000) * 1000};
             nanosleep(&ts, NULL);
@@ -160,14 +163,26 @@ static void test_kill_and_resume(void **unused)
             for (int i = 0; i < k && i < 8; i++) unlink(ae_test_path("%s", names[i]));
         }
     }
-    print_message("kill and resume: %d trials, %d resumed mid-epoch, %d at an epoch end, "
-                  "%d from scratch; all bit-identical (run %.2f s)\n",
-                  mid_epoch + at_epoch_end + from_scratch, mid_epoch, at_epoch_end, from_scratch,
-                  run_secs);
+    print_message("kill and resume (shuffle block %d): %d trials, %d resumed mid-epoch, %d at "
+                  "an epoch end, %d from scratch; all bit-identical (run %.2f s)\n",
+                  (int)shuffle_block, mid_epoch + at_epoch_end + from_scratch, mid_epoch,
+                  at_epoch_end, from_scratch, run_secs);
     assert_true(mid_epoch > 0);
     ae_model_free(ref);
     ae_train_config_free(c);
     free(x);
+}
+
+static void test_kill_and_resume(void **unused)
+{
+    (void)unused;
+    kill_and_resume(0, g_trials);
+}
+
+static void test_kill_and_resume_block_shuffle(void **unused)
+{
+    (void)unused;
+    kill_and_resume(50, g_trials / 2 > 2 ? g_trials / 2 : 2);
 }
 
 static int setup(void **state)
@@ -190,6 +205,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kill_and_resume),
+        cmocka_unit_test(test_kill_and_resume_block_shuffle),
     };
     return cmocka_run_group_tests_name("crash_resume", tests, setup, teardown);
 }

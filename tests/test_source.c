@@ -2,8 +2,9 @@
  * ae_train_fit on the same rows (float32 in memory, uint8 scaled by 1/255 in
  * memory and from .npy files, one or several, and through the background
  * batch reader), an explicit validation source equals the validation split,
- * custom sources with targets, failures of a source, and a source run
- * continued through a training state. */
+ * custom sources with targets, failures of a source, a source run
+ * continued through a training state, and the block shuffle's order and
+ * its whole-block reads of .npy files. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -44,6 +45,16 @@ static ae_train_config *config(double split)
     assert_int_equal(ae_train_config_set_int(c, AE_TRAIN_THREADS, 2), AE_OK);
     assert_int_equal(ae_train_config_set_double(c, AE_TRAIN_VALIDATION_SPLIT, split), AE_OK);
     return c;
+}
+
+/* the block shuffle of the tests (AE_TRAIN_SHUFFLE_BLOCK) */
+#define BLOCK 7  /* rows per block: 184 training rows = 26 blocks and one of 2 rows */
+#define WINDOW 3 /* blocks per window */
+
+static void set_block_shuffle(ae_train_config *c, int64_t block, int64_t window)
+{
+    assert_int_equal(ae_train_config_set_int(c, AE_TRAIN_SHUFFLE_BLOCK, block), AE_OK);
+    assert_int_equal(ae_train_config_set_int(c, AE_TRAIN_SHUFFLE_WINDOW, window), AE_OK);
 }
 
 /* ae_train_fit on x (and y) from a fresh model: the reference weights. */
@@ -252,8 +263,8 @@ static int stop_mid_epoch(ae_train_event ev, size_t epoch, size_t step, size_t s
 
 /* A .npy source run stopped mid-epoch, checkpointed, loaded and finished
  * equals the run never stopped: the background reader restarts at the
- * checkpoint's step. */
-static void test_source_checkpoint_resume(void **unused)
+ * checkpoint's step. With the row shuffle and with the block shuffle. */
+static void checkpoint_resume(int64_t block, int64_t window)
 {
     uint8_t *u = ae_test_bytes(N * W, 7);
     ae_train_config *c = config(0.2);
@@ -262,7 +273,7 @@ static void test_source_checkpoint_resume(void **unused)
     ae_source *src;
     const char *path = ae_test_path("src.npy"), *ckpt = ae_test_path("src.aeckpt");
     size_t dims[2] = {N, W};
-    (void)unused;
+    set_block_shuffle(c, block, window);
     assert_int_equal(ae_test_write_npy_u8(path, 2, dims, u), 0);
     assert_int_equal(ae_source_open_npy(&src, &path, 1), AE_OK);
     assert_int_equal(ae_train_state_create(&sr), AE_OK);
@@ -275,6 +286,14 @@ static void test_source_checkpoint_resume(void **unused)
     assert_int_equal(ae_train_state_step(s2), 3);
     assert_int_equal(ae_train_config_set_callback(c, NULL, NULL), AE_OK);
     assert_int_equal(ae_train_config_set_int(c, AE_TRAIN_EPOCHS, 2), AE_OK);
+    /* the loaded state knows its run's shuffle: another one is refused */
+    set_block_shuffle(c, block ? 0 : BLOCK, window);
+    assert_int_equal(ae_train_fit_source(m2, c, s2, src, NULL, NULL), AE_ERR_STATE);
+    if (block) {
+        set_block_shuffle(c, block, window + 1);
+        assert_int_equal(ae_train_fit_source(m2, c, s2, src, NULL, NULL), AE_ERR_STATE);
+    }
+    set_block_shuffle(c, block, window);
     assert_int_equal(ae_train_fit_source(m2, c, s2, src, NULL, NULL), AE_OK);
     assert_memory_equal(m2->params, ref->params, ref->n_params * sizeof(float));
     ae_train_state_free(sr);
@@ -286,6 +305,168 @@ static void test_source_checkpoint_resume(void **unused)
     ae_model_free(m2);
     ae_train_config_free(c);
     free(u);
+}
+
+/* ---- block shuffle (AE_TRAIN_SHUFFLE_BLOCK) ------------------------------------- */
+
+/* Every row number a custom source is asked for, in order. */
+typedef struct row_log {
+    size_t *rows, n, cap;
+} row_log;
+
+static int logging_fill(void *user, const size_t *rows, size_t n, float *x, float *y)
+{
+    row_log *l = user;
+    (void)y;
+    for (size_t i = 0; i < n; i++) {
+        if (l->n < l->cap) l->rows[l->n++] = rows[i];
+        for (size_t k = 0; k < W; k++) x[i * W + k] = (float)((rows[i] + k) % 5) * 0.2f;
+    }
+    return 0;
+}
+
+/* The rows of one training epoch, order[0..n): every row exactly once, and
+ * the rows of each window of WINDOW blocks (in the order's sequence of
+ * windows) make up exactly WINDOW whole blocks, the last window what is
+ * left. Returns how many rows sit at their own position. */
+static size_t check_block_order(const size_t *order, size_t n)
+{
+    const size_t blocks = (n + BLOCK - 1) / BLOCK;
+    size_t *count = calloc(blocks, sizeof *count), pos = 0, left = blocks, in_place = 0;
+    while (pos < n) {
+        const size_t want = left < WINDOW ? left : WINDOW;
+        size_t distinct = 0, owed = 0; /* rows of the window's blocks not seen yet */
+        do {
+            const size_t b = order[pos] / BLOCK;
+            const size_t size = b == blocks - 1 ? n - b * BLOCK : BLOCK;
+            assert_true(order[pos] < n);
+            in_place += order[pos] == pos;
+            pos++;
+            if (count[b]++ == 0) {
+                distinct++;
+                owed += size;
+                assert_true(distinct <= want); /* a row from another window's block */
+            }
+            assert_true(count[b] <= size); /* a block's row twice, or in two windows */
+            owed--;
+        } while (distinct < want || owed > 0);
+        left -= want;
+    }
+    assert_int_equal(left, 0);
+    free(count);
+    return in_place;
+}
+
+/* The order a fit asks a source for: a permutation of the training rows
+ * with the documented block and window structure, a new one every epoch,
+ * the same for the same seed; the validation rows stay the last ones, in
+ * order, after each epoch's training rows. */
+static void test_block_shuffle_order(void **unused)
+{
+    const size_t n_train = 184, n_val = N - n_train, epochs = 3;
+    row_log log[2];
+    ae_train_config *c = config(0.2);
+    (void)unused;
+    set_block_shuffle(c, BLOCK, WINDOW);
+    for (int run = 0; run < 2; run++) {
+        ae_source *s;
+        ae_model *m = model(W, W, 9);
+        log[run].cap = epochs * N;
+        log[run].n = 0;
+        log[run].rows = malloc(log[run].cap * sizeof(size_t));
+        assert_int_equal(ae_source_create(&s, N, W, 0, logging_fill, NULL, &log[run]), AE_OK);
+        assert_int_equal(ae_train_fit_source(m, c, NULL, s, NULL, NULL), AE_OK);
+        assert_int_equal(log[run].n, epochs * N);
+        ae_source_free(s);
+        ae_model_free(m);
+    }
+    assert_memory_equal(log[0].rows, log[1].rows, epochs * N * sizeof(size_t));
+    for (size_t e = 0; e < epochs; e++) {
+        const size_t *order = log[0].rows + e * N;
+        /* shuffled inside the windows: few rows keep their place */
+        assert_true(check_block_order(order, n_train) < n_train / 4);
+        for (size_t i = 0; i < n_val; i++) assert_int_equal(order[n_train + i], n_train + i);
+        if (e) assert_memory_not_equal(order, order - N, n_train * sizeof(size_t));
+    }
+    /* a window of every block shuffles all rows together: still whole blocks */
+    set_block_shuffle(c, BLOCK, 1000);
+    {
+        ae_source *s;
+        ae_model *m = model(W, W, 9);
+        size_t *order;
+        log[0].n = 0;
+        assert_int_equal(ae_source_create(&s, N, W, 0, logging_fill, NULL, &log[0]), AE_OK);
+        assert_int_equal(ae_train_fit_source(m, c, NULL, s, NULL, NULL), AE_OK);
+        order = malloc(n_train * sizeof *order);
+        memcpy(order, log[0].rows, n_train * sizeof *order);
+        for (size_t i = 0; i < n_train; i++) { /* a permutation */
+            size_t j = order[i];
+            assert_true(j < n_train);
+            while (order[j] != j) {
+                size_t t = order[j];
+                order[j] = j;
+                j = t;
+                assert_true(j < n_train);
+            }
+        }
+        free(order);
+        ae_source_free(s);
+        ae_model_free(m);
+    }
+    free(log[0].rows);
+    free(log[1].rows);
+    ae_train_config_free(c);
+}
+
+/* The block shuffle is a property of the fit, not of the source: floats
+ * through ae_train_fit, uint8 in memory and .npy files read by whole blocks
+ * (two uint8 files cut inside a block; a uint8 file next to a float32 one,
+ * whose rows are four times wider) train to the same weights, which are not
+ * those of the row shuffle. */
+static void test_block_shuffle_sources_match(void **unused)
+{
+    uint8_t *u = ae_test_bytes(N * W, 8);
+    float *x = scaled(u, N * W);
+    ae_train_config *c = config(0.2);
+    ae_model *rows_ref = reference(c, x, NULL, W), *ref;
+    ae_source *s;
+    const char *paths[2];
+    size_t d1[2] = {100, W}, d2[2] = {N - 100, W};
+    (void)unused;
+    set_block_shuffle(c, BLOCK, WINDOW);
+    ref = reference(c, x, NULL, W);
+    assert_memory_not_equal(ref->params, rows_ref->params, ref->n_params * sizeof(float));
+    assert_int_equal(ae_source_from_u8(&s, u, N, W), AE_OK);
+    expect_same(ref, c, s, NULL);
+    ae_source_free(s);
+    paths[0] = ae_test_path("blk_a.npy");
+    paths[1] = ae_test_path("blk_b.npy");
+    assert_int_equal(ae_test_write_npy_u8(paths[0], 2, d1, u), 0);
+    assert_int_equal(ae_test_write_npy_u8(paths[1], 2, d2, u + 100 * W), 0);
+    assert_int_equal(ae_source_open_npy(&s, paths, 2), AE_OK);
+    expect_same(ref, c, s, NULL);
+    ae_source_free(s);
+    assert_int_equal(ae_npy_save_f32(paths[1], x + 100 * W, 2, d2), AE_OK);
+    assert_int_equal(ae_source_open_npy(&s, paths, 2), AE_OK);
+    expect_same(ref, c, s, NULL);
+    /* blocks larger than the source: one block, one window */
+    set_block_shuffle(c, 1000, 1);
+    ae_model_free(ref);
+    ref = reference(c, x, NULL, W);
+    expect_same(ref, c, s, NULL);
+    ae_source_free(s);
+    ae_model_free(ref);
+    ae_model_free(rows_ref);
+    ae_train_config_free(c);
+    free(x);
+    free(u);
+}
+
+static void test_source_checkpoint_resume(void **unused)
+{
+    (void)unused;
+    checkpoint_resume(0, 8);
+    checkpoint_resume(BLOCK, WINDOW);
 }
 
 static void test_npy_errors(void **unused)
@@ -317,6 +498,8 @@ int main(void)
         cmocka_unit_test(test_custom_source_with_targets),
         cmocka_unit_test(test_source_with_state),
         cmocka_unit_test(test_source_checkpoint_resume),
+        cmocka_unit_test(test_block_shuffle_order),
+        cmocka_unit_test(test_block_shuffle_sources_match),
         cmocka_unit_test(test_npy_errors),
     };
     return cmocka_run_group_tests(tests, ae_test_group_setup, ae_test_group_teardown);

@@ -687,6 +687,58 @@ static void test_weight_decay_shrinks(void **state)
     free(x);
 }
 
+/* The block shuffle's keys: defaults, bounds and names. Without
+ * AE_TRAIN_SHUFFLE a block size changes nothing; with it, every epoch of
+ * ae_train_fit starts from the rows' own order as a training state's epochs
+ * do, so the two calls train alike (the row shuffle of ae_train_fit goes on
+ * from the last epoch's order instead). */
+static void test_block_shuffle_keys(void **state)
+{
+    enum { N = 100 };
+    float *x = ae_test_rows(N, 16, 12);
+    ae_train_config *c = config(3, 8, 0.2);
+    ae_model *a = small_model(8), *b = small_model(8);
+    ae_train_state *ts;
+    int64_t v, lo, hi;
+    (void)state;
+    assert_int_equal(ae_train_config_get_int(&v, c, AE_TRAIN_SHUFFLE_BLOCK), AE_OK);
+    assert_int_equal(v, 0);
+    assert_int_equal(ae_train_config_get_int(&v, c, AE_TRAIN_SHUFFLE_WINDOW), AE_OK);
+    assert_int_equal(v, 8);
+    assert_int_equal(ae_train_param_int_bounds(&lo, &hi, AE_TRAIN_SHUFFLE_BLOCK), AE_OK);
+    assert_true(lo == 0 && hi == (int64_t)1 << 30);
+    assert_int_equal(ae_train_param_int_bounds(&lo, &hi, AE_TRAIN_SHUFFLE_WINDOW), AE_OK);
+    assert_true(lo == 1 && hi == 65536);
+    assert_int_equal(ae_train_config_set_int(c, AE_TRAIN_SHUFFLE_BLOCK, -1), AE_ERR_RANGE);
+    assert_int_equal(ae_train_config_set_int(c, AE_TRAIN_SHUFFLE_WINDOW, 0), AE_ERR_RANGE);
+    assert_int_equal(ae_train_config_set_double(c, AE_TRAIN_SHUFFLE_BLOCK, 4.0), AE_ERR_INVALID_ARG);
+    assert_string_equal(ae_train_param_name(AE_TRAIN_SHUFFLE_BLOCK), "AE_TRAIN_SHUFFLE_BLOCK");
+    assert_string_equal(ae_train_param_name(AE_TRAIN_SHUFFLE_WINDOW), "AE_TRAIN_SHUFFLE_WINDOW");
+    assert_null(ae_train_param_name((ae_train_param)23));
+    /* no shuffling: the block size is unused */
+    assert_int_equal(ae_train_config_set_int(c, AE_TRAIN_SHUFFLE, 0), AE_OK);
+    assert_int_equal(ae_train_fit(a, c, x, NULL, N, NULL), AE_OK);
+    assert_int_equal(ae_train_config_set_int(c, AE_TRAIN_SHUFFLE_BLOCK, 5), AE_OK);
+    assert_int_equal(ae_train_fit(b, c, x, NULL, N, NULL), AE_OK);
+    assert_memory_equal(a->params, b->params, a->n_params * sizeof(float));
+    ae_model_free(a);
+    ae_model_free(b);
+    /* shuffled by blocks: ae_train_fit equals a training state's run */
+    a = small_model(8);
+    b = small_model(8);
+    assert_int_equal(ae_train_config_set_int(c, AE_TRAIN_SHUFFLE, 1), AE_OK);
+    assert_int_equal(ae_train_config_set_int(c, AE_TRAIN_SHUFFLE_WINDOW, 3), AE_OK);
+    assert_int_equal(ae_train_fit(a, c, x, NULL, N, NULL), AE_OK);
+    assert_int_equal(ae_train_state_create(&ts), AE_OK);
+    assert_int_equal(ae_train_fit_state(b, c, ts, x, NULL, N, NULL), AE_OK);
+    assert_memory_equal(a->params, b->params, a->n_params * sizeof(float));
+    ae_train_state_free(ts);
+    ae_model_free(a);
+    ae_model_free(b);
+    ae_train_config_free(c);
+    free(x);
+}
+
 /* ---- variational autoencoders ------------------------------------------------------ */
 
 /* 16 -> dense 6 relu -> dense 4 (2 means, 2 log-variances) -> sampling
@@ -865,6 +917,7 @@ int main(void)
         cmocka_unit_test(test_activity_penalty_in_losses),
         cmocka_unit_test(test_weight_decay_and_l2_by_hand),
         cmocka_unit_test(test_weight_decay_shrinks),
+        cmocka_unit_test(test_block_shuffle_keys),
         cmocka_unit_test(test_vae_losses),
         cmocka_unit_test(test_vae_fit),
     };

@@ -282,6 +282,65 @@ static ae_status load_status(const char *path)
     return st;
 }
 
+/* A block-shuffled run's checkpoint: flag 1, the block size and the window
+ * after the state record, the arrays 16 bytes later; a run without the block
+ * shuffle keeps flags 0 (test_format_independent_reader). The loader refuses
+ * other flags and block fields outside the keys' bounds. */
+static void test_format_block_shuffle(void **unused)
+{
+    float *x = ae_test_rows(N_ROWS, WIDTH, 4);
+    ae_model *m = small_model(6);
+    ae_train_config *c = config(2);
+    ae_train_state *s;
+    const char *path = ae_test_path("blk.aeckpt"), *bad = ae_test_path("blk_bad.aeckpt");
+    unsigned char *f;
+    size_t len, P, B;
+    (void)unused;
+    assert_int_equal(ae_train_config_set_int(c, AE_TRAIN_SHUFFLE_BLOCK, 10), AE_OK);
+    assert_int_equal(ae_train_config_set_int(c, AE_TRAIN_SHUFFLE_WINDOW, 4), AE_OK);
+    assert_int_equal(ae_train_state_create(&s), AE_OK);
+    assert_int_equal(ae_train_fit_state(m, c, s, x, NULL, N_ROWS, NULL), AE_OK);
+    assert_int_equal(ae_train_state_save(s, m, path), AE_OK);
+    f = ae_test_read_file(path, &len);
+    assert_non_null(f);
+    P = m->n_params;
+    assert_int_equal(u32_at(f + 8), AE_CHECKPOINT_FORMAT_VERSION);
+    assert_int_equal(u32_at(f + 12), 1);
+    B = 24 + (size_t)u64_at(f + 16);
+    assert_int_equal(u32_at(f + B + 4), 1);   /* shuffle */
+    assert_int_equal(u64_at(f + B + 144), 10); /* block */
+    assert_int_equal(u64_at(f + B + 152), 4);  /* window */
+    assert_int_equal(u32_at(f + B + 120), 1);  /* has best */
+    assert_int_equal(len, B + 160 + 12 * P + 4);
+    assert_memory_equal(f + B + 160, s->opt.m, 4 * P);
+    assert_memory_equal(f + B + 160 + 8 * P, m->params, 4 * P);
+    assert_int_equal(load_status(path), AE_OK);
+    /* window 0; block above 2^30; flag 2 (each with the CRC fixed) */
+    f[B + 152] = 0;
+    ae_test_fix_crc32(f, len);
+    assert_int_equal(ae_test_write_file(bad, f, len), 0);
+    assert_int_equal(load_status(bad), AE_ERR_FORMAT);
+    f[B + 152] = 4;
+    f[B + 144 + 4] = 0x40;
+    ae_test_fix_crc32(f, len);
+    assert_int_equal(ae_test_write_file(bad, f, len), 0);
+    assert_int_equal(load_status(bad), AE_ERR_FORMAT);
+    f[B + 144 + 4] = 0;
+    f[12] = 3;
+    ae_test_fix_crc32(f, len);
+    assert_int_equal(ae_test_write_file(bad, f, len), 0);
+    assert_int_equal(load_status(bad), AE_ERR_FORMAT);
+    f[12] = 1;
+    ae_test_fix_crc32(f, len);
+    assert_int_equal(ae_test_write_file(bad, f, len), 0);
+    assert_int_equal(load_status(bad), AE_OK);
+    free(f);
+    ae_train_state_free(s);
+    ae_model_free(m);
+    ae_train_config_free(c);
+    free(x);
+}
+
 static void test_loader_refuses_damage(void **unused)
 {
     float *x = ae_test_rows(N_ROWS, WIDTH, 5);
@@ -515,6 +574,7 @@ int main(void)
         cmocka_unit_test(test_checkpoint_resumes_exactly),
         cmocka_unit_test(test_format_independent_reader),
         cmocka_unit_test(test_loader_refuses_damage),
+        cmocka_unit_test(test_format_block_shuffle),
         cmocka_unit_test(test_reduction_hooks),
         cmocka_unit_test(test_batch_statistics_hook),
     };

@@ -8,7 +8,8 @@
  *  - ae_source_from_u8: uint8 rows in memory, scaled by 1/255 on the fly
  *    (a quarter of the memory of float32 rows);
  *  - ae_source_open_npy: one or several .npy files (uint8 or float32), read
- *    row by row with pread when a batch needs them, never loaded whole;
+ *    with pread when a batch needs them (row by row, or by blocks under
+ *    AE_TRAIN_SHUFFLE_BLOCK), never loaded whole;
  * and any other through ae_source_create and a fill callback.
  *
  * Rows are numbered 0 .. rows - 1; several .npy files are concatenated in
@@ -74,7 +75,9 @@ AE_API ae_status ae_source_from_u8(ae_source **out, const uint8_t *x, size_t row
  * The rows of @p n_paths .npy files (uint8, scaled by 1/255, or float32),
  * concatenated in the order given; every file must have the same row width
  * (values per row). Only the headers are read here; rows are read with
- * pread when a batch needs them, so memory does not grow with the files.
+ * pread when a batch needs them, so memory does not grow with the files:
+ * one row per call, or under the block shuffle (AE_TRAIN_SHUFFLE_BLOCK) a
+ * whole block per call into the fit's window of blocks.
  * float32 values are checked when read (a fit fails with AE_ERR_NUMERIC).
  * @return AE_OK, AE_ERR_INVALID_ARG, AE_ERR_IO, AE_ERR_FORMAT (as
  *         ae_npy_info), AE_ERR_SHAPE (row widths differ) or AE_ERR_NOMEM.

@@ -91,7 +91,25 @@ typedef enum ae_train_param {
      *  parameter; here biases and batch-norm parameters are left alone.
      *  Read by every fit call (not kept in a training state, as the
      *  learning rate). Default 0: off. */
-    AE_TRAIN_WEIGHT_DECAY = 20
+    AE_TRAIN_WEIGHT_DECAY = 20,
+    /** int >= 0, rows per block of the block shuffle; 0 (default): every
+     *  epoch shuffles the training rows one by one. B > 0: the training rows
+     *  are cut into blocks of B consecutive rows (the last block may be
+     *  shorter), the order of the blocks is a permutation drawn from the
+     *  seed's shuffling stream, then the rows of every run of
+     *  AE_TRAIN_SHUFFLE_WINDOW consecutive blocks of that order are shuffled
+     *  together; every epoch starts again from the rows' own order. A .npy
+     *  source (ae_source_open_npy) then reads whole blocks with one read
+     *  each and keeps one window of blocks in memory (W * B rows of the
+     *  file), instead of one read per row, which is what makes training
+     *  from a file on disk fast (docs/guide.md, "Block shuffle"). Without
+     *  AE_TRAIN_SHUFFLE the rows keep their order. Kept in a training
+     *  state with the seed. */
+    AE_TRAIN_SHUFFLE_BLOCK = 21,
+    /** int >= 1, blocks whose rows are shuffled together by the block
+     *  shuffle (AE_TRAIN_SHUFFLE_BLOCK); default 8; unused while the block
+     *  size is 0. Kept in a training state with the seed. */
+    AE_TRAIN_SHUFFLE_WINDOW = 22
 } ae_train_param;
 
 /** Progress events passed to the callback. */

@@ -14,10 +14,13 @@
  *       writes a uint8 .npy of (N, 28, 28) rows: QuickDraw-10's rows tiled to
  *       about G GB (10^9 bytes), written in blocks (low memory).
  *   bench_source ooc --npy FILE [--model simple] [--threads T] [--steps S] [--rounds R] [--cold]
+ *                    [--block B] [--window W]
  *       R rounds (default 3) of: S training steps (default 3000) of the
  *       simple model from the .npy file through ae_train_fit_source,
  *       shuffled over all its rows, then the same S steps on S * batch rows
- *       of it held in memory as float32 (ae_train_fit); prints the medians of
+ *       of it held in memory as float32 (ae_train_fit); --block B (default
+ *       0: rows one by one) and --window W (default 8) set
+ *       AE_TRAIN_SHUFFLE_BLOCK and _WINDOW on both sides; prints the medians of
  *       images/s of both, the median of the rounds' ratios and the peak RSS
  *       (getrusage) after the first file part. --cold first drops the file
  *       from the page cache (posix_fadvise DONTNEED; run sync first) before
@@ -41,7 +44,7 @@
 typedef struct opts {
     const char *data, *out, *npy, *model;
     int threads, epochs, rounds, cold;
-    long steps;
+    long steps, block, window;
     double gb;
 } opts;
 
@@ -83,7 +86,9 @@ static ae_train_config *config(const opts *o, int epochs)
         ae_train_config_set_int(c, AE_TRAIN_EPOCHS, epochs) != AE_OK ||
         ae_train_config_set_int(c, AE_TRAIN_BATCH_SIZE, 64) != AE_OK ||
         ae_train_config_set_int(c, AE_TRAIN_SEED, 1) != AE_OK ||
-        ae_train_config_set_int(c, AE_TRAIN_THREADS, o->threads) != AE_OK) {
+        ae_train_config_set_int(c, AE_TRAIN_THREADS, o->threads) != AE_OK ||
+        ae_train_config_set_int(c, AE_TRAIN_SHUFFLE_BLOCK, o->block) != AE_OK ||
+        ae_train_config_set_int(c, AE_TRAIN_SHUFFLE_WINDOW, o->window) != AE_OK) {
         ae_train_config_free(c);
         return NULL;
     }
@@ -294,8 +299,9 @@ static int cmd_ooc(const opts *o)
     int rounds = o->rounds < 16 ? o->rounds : 16;
     if (ae_source_open_npy(&src, paths, 1) != AE_OK) return die("ae_source_open_npy");
     rows = ae_source_rows(src);
-    fprintf(stderr, "ooc: %zu rows (%.2f GB), %d rounds of %ld steps%s\n", rows,
-            (double)rows * 784 / 1e9, rounds, o->steps, o->cold ? " (cold cache)" : "");
+    fprintf(stderr, "ooc: %zu rows (%.2f GB), %d rounds of %ld steps, block %ld, window %ld%s\n",
+            rows, (double)rows * 784 / 1e9, rounds, o->steps, o->block, o->window,
+            o->cold ? " (cold cache)" : "");
     if (n_mem > rows) n_mem = rows;
     for (int r = 0; r < rounds; r++) {
         if (o->cold && drop_cache(o->npy) != 0) {
@@ -319,9 +325,10 @@ static int cmd_ooc(const opts *o)
                 mem_ips[r], ratio[r]);
     }
     printf("{\"kind\": \"ooc\", \"model\": \"%s\", \"threads\": %d, \"file_rows\": %zu, \"file_gb\": %.2f, "
-           "\"cold\": %d, \"steps\": %ld, \"rounds\": %d, \"file_ips\": %.0f, \"memory_ips\": %.0f, "
-           "\"ratio\": %.3f, \"maxrss_mb_file_part\": %.1f}\n",
+           "\"cold\": %d, \"steps\": %ld, \"rounds\": %d, \"block\": %ld, \"window\": %ld, "
+           "\"file_ips\": %.0f, \"memory_ips\": %.0f, \"ratio\": %.3f, \"maxrss_mb_file_part\": %.1f}\n",
            o->model, o->threads, rows, (double)rows * 784 / 1e9, o->cold, o->steps, rounds,
+           o->block, o->window,
            median(file_ips, (size_t)rounds), median(mem_ips, (size_t)rounds),
            median(ratio, (size_t)rounds), rss_file);
     free(x);
@@ -331,7 +338,7 @@ static int cmd_ooc(const opts *o)
 
 int main(int argc, char **argv)
 {
-    opts o = {NULL, NULL, NULL, "simple", 2, 2, 3, 0, 3000, 4};
+    opts o = {NULL, NULL, NULL, "simple", 2, 2, 3, 0, 3000, 0, 8, 4};
     if (argc < 2) goto usage;
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -346,6 +353,8 @@ int main(int argc, char **argv)
         else if (strcmp(a, "--epochs") == 0) o.epochs = atoi(v);
         else if (strcmp(a, "--rounds") == 0) o.rounds = atoi(v);
         else if (strcmp(a, "--steps") == 0) o.steps = atol(v);
+        else if (strcmp(a, "--block") == 0) o.block = atol(v);
+        else if (strcmp(a, "--window") == 0) o.window = atol(v);
         else if (strcmp(a, "--gb") == 0) o.gb = atof(v);
         else goto usage;
     }
@@ -354,6 +363,7 @@ int main(int argc, char **argv)
     if (strcmp(argv[1], "ooc") == 0 && o.npy) return cmd_ooc(&o);
 usage:
     fprintf(stderr, "usage: bench_source ab --data DIR | make --data DIR --out FILE --gb G | "
-                    "ooc --npy FILE [--cold]  [--model M --threads T --epochs E --rounds R --steps S]\n");
+                    "ooc --npy FILE [--cold] [--block B --window W]  [--model M --threads T --epochs E "
+                    "--rounds R --steps S]\n");
     return 2;
 }

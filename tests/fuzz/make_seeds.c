@@ -157,7 +157,8 @@ static int stop_mid_epoch(ae_train_event ev, size_t epoch, size_t step, size_t s
 }
 
 /* Checkpoints of the small dense model: after an epoch (with best weights),
- * and mid-epoch before any epoch ended (without), for Nadam and SGD. */
+ * and mid-epoch before any epoch ended (without), for Nadam and SGD; and
+ * one of a block-shuffled run (flag 1, the block record). */
 static void seeds_checkpoint(void)
 {
     float x[12 * 6];
@@ -168,17 +169,19 @@ static void seeds_checkpoint(void)
     check(ae_train_config_set_int(c, AE_TRAIN_BATCH_SIZE, 3), "batch");
     check(ae_train_config_set_int(c, AE_TRAIN_THREADS, 1), "threads");
     check(ae_train_config_set_double(c, AE_TRAIN_VALIDATION_SPLIT, 0.25), "split");
-    for (int k = 0; k < 2; k++) {
+    for (int k = 0; k < 3; k++) {
+        static const char *names[3] = {"nadam_epoch.aeckpt", "sgd_mid_epoch.aeckpt",
+                                       "nadam_block_shuffle.aeckpt"};
         ae_model *m = dense_model(1);
         ae_train_state *s;
         ae_status st;
-        check(ae_train_config_set_int(c, AE_TRAIN_OPTIMIZER, k ? AE_OPT_SGD : AE_OPT_NADAM), "opt");
-        check(ae_train_config_set_callback(c, k ? stop_mid_epoch : NULL, NULL), "callback");
+        check(ae_train_config_set_int(c, AE_TRAIN_OPTIMIZER, k == 1 ? AE_OPT_SGD : AE_OPT_NADAM), "opt");
+        check(ae_train_config_set_callback(c, k == 1 ? stop_mid_epoch : NULL, NULL), "callback");
+        check(ae_train_config_set_int(c, AE_TRAIN_SHUFFLE_BLOCK, k == 2 ? 2 : 0), "block");
         check(ae_train_state_create(&s), "state");
         st = ae_train_fit_state(m, c, s, x, NULL, 12, NULL);
         if (st != AE_OK && st != AE_STOPPED) check(st, "fit");
-        check(ae_train_state_save(s, m, out("checkpoint", k ? "sgd_mid_epoch.aeckpt"
-                                                            : "nadam_epoch.aeckpt")), "save");
+        check(ae_train_state_save(s, m, out("checkpoint", names[k])), "save");
         ae_train_state_free(s);
         ae_model_free(m);
     }
