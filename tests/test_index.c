@@ -1469,18 +1469,25 @@ static void test_alloc_failures(void **state)
                                        labels, 4);
             long base = ae_test_alloc_live_blocks();
             assert_int_equal(ae_index_save(idx, ae_test_path("nomem.aeidx")), AE_OK);
-            for (long k = 1;; k++) { /* build */
+            /* build; HNSW also on 2 threads (locks, pool, per-thread scratch) */
+            for (long k = 1, threads = 1; threads <= (b == AE_INDEX_HNSW ? 2 : 1); k++) {
                 ae_index *t;
                 ae_status st;
                 ae_test_alloc_fail_at(0);
                 assert_int_equal(ae_index_create(&t, (ae_index_backend)b, (ae_index_metric)m, d),
                                  AE_OK);
+                if (threads > 1)
+                    assert_int_equal(ae_index_set_int(t, AE_INDEX_THREADS, threads), AE_OK);
                 ae_test_alloc_fail_at(k);
                 st = ae_index_build(t, x, n, NULL, labels);
                 ae_test_alloc_fail_at(0);
                 ae_index_free(t);
                 assert_int_equal(ae_test_alloc_live_blocks(), base);
-                if (st == AE_OK) break;
+                if (st == AE_OK) {
+                    threads++;
+                    k = 0;
+                    continue;
+                }
                 assert_int_equal(st, AE_ERR_NOMEM);
             }
             for (long k = 1;; k++) { /* search */
@@ -1511,6 +1518,8 @@ static void test_alloc_failures(void **state)
                 int64_t nid[3] = {1000, 1001, 1002}, rid[2] = {4, 9};
                 size_t cnt;
                 assert_int_equal(ae_index_load(&t, ae_test_path("nomem.aeidx")), AE_OK);
+                if (b == AE_INDEX_HNSW && k % 2 == 0) /* every other trial threaded */
+                    assert_int_equal(ae_index_set_int(t, AE_INDEX_THREADS, 2), AE_OK);
                 assert_int_equal(ae_index_remove(t, rid, 2), AE_OK);
                 cnt = ae_index_count(t);
                 ae_test_alloc_fail_at(k);

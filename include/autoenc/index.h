@@ -205,7 +205,8 @@ AE_API ae_status ae_index_build(ae_index *idx, const float *x, size_t n, const i
  *  - HNSW inserts each code into the graph as a build does
  *    (AE_INDEX_HNSW_EF_CONSTRUCTION, M); its level is drawn from a generator
  *    seeded with AE_INDEX_SEED and the row number, so the same sequence of
- *    calls gives the same graph.
+ *    calls gives the same graph (with AE_INDEX_THREADS 1; more threads
+ *    insert the codes at once).
  * The new rows follow the existing ones (see ae_index_id_at()). The call is atomic: on failure the index answers as
  * before. A full search of the index sees either none or all of the rows.
  * @param x      n x dim floats, row-major; all finite
