@@ -141,7 +141,7 @@ static void scratch_free(hscratch *s)
 }
 
 /* A list's entries while other threads may read it: the links stored
- * relaxed, then the count with release (link_read's acquire pairs with it).
+ * relaxed, then the count with release (copy_links' acquire pairs with it).
  * The GCC/Clang builtins, since the lists are plain uint32_t arrays (also
  * saved and mapped as they are). */
 static inline void link_set(uint32_t *lk, size_t j, uint32_t v)
