@@ -758,7 +758,8 @@ static ae_status hnsw_add(ae_index *idx, size_t from, int *covered, int *rebuild
         upper += (size_t)h->levels[i] * (1 + m);
         memset(h->links0 + i * row, 0, row * sizeof(uint32_t));
     }
-    memset(h->upper + h->upper_len, 0, (upper - h->upper_len) * sizeof(uint32_t));
+    if (upper > h->upper_len) /* upper is NULL while no node has an upper layer */
+        memset(h->upper + h->upper_len, 0, (upper - h->upper_len) * sizeof(uint32_t));
     h->upper_len = upper;
     st = inserter_run(&ins, idx, h, from);
     inserter_free(&ins);
