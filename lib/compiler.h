@@ -66,6 +66,15 @@
 #define AE__UNLIKELY(x) (x)
 #endif
 
+/* The CPU's spin-wait hint (x86 pause), for loops that poll a flag another
+ * core will change: the thread pool's waits and the HNSW build's node locks. */
+static inline void ae__cpu_relax(void)
+{
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+    __builtin_ia32_pause();
+#endif
+}
+
 /* Upper bound of every thread count: the one-per-core default, the
  * set_threads ranges, and the per-thread arrays training keeps on the stack. */
 #define AE__MAX_THREADS 64

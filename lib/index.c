@@ -15,17 +15,28 @@
 typedef struct param_info {
     const char *name;
     int64_t lo, hi, def;
+    /* 1: a property of the built structure, saved in files and fixed once
+     * built; 0: a setting of the handle (AE_INDEX_THREADS), never saved,
+     * settable at any time */
+    int structural;
 } param_info;
 
 /* Which backend uses which key is in each backend's ops->params. */
 static const param_info g_params[AE__INDEX_NPARAMS] = {
-    {NULL, 0, 0, 0},
-    {"AE_INDEX_LEAF_SIZE", 1, 1 << 20, 40},
-    {"AE_INDEX_HNSW_M", 2, 256, 16},
-    {"AE_INDEX_HNSW_EF_CONSTRUCTION", 1, AE__INDEX_MAX_EF, 200},
-    {"AE_INDEX_HNSW_EF_SEARCH", 1, AE__INDEX_MAX_EF, 64},
-    {"AE_INDEX_SEED", 0, INT64_MAX, 42},
+    {NULL, 0, 0, 0, 0},
+    {"AE_INDEX_LEAF_SIZE", 1, 1 << 20, 40, 1},
+    {"AE_INDEX_HNSW_M", 2, 256, 16, 1},
+    {"AE_INDEX_HNSW_EF_CONSTRUCTION", 1, AE__INDEX_MAX_EF, 200, 1},
+    {"AE_INDEX_HNSW_EF_SEARCH", 1, AE__INDEX_MAX_EF, 64, 1},
+    {"AE_INDEX_SEED", 0, INT64_MAX, 42, 1},
+    {"AE_INDEX_THREADS", 1, AE__MAX_THREADS, 1, 0},
 };
+
+/* Whether key goes into an index file (for ops's backend). */
+static int saved_key(const ae__index_ops *ops, int key)
+{
+    return ((ops->params >> key) & 1u) && g_params[key].structural;
+}
 
 /* Indexed by ae_index_backend. */
 static const ae__index_ops *const g_backends[] = {
@@ -89,7 +100,7 @@ static ae_status set_int_locked(ae_index *idx, ae_index_param key, int64_t value
     if (!idx) return ae__fail(NULL, AE_ERR_INVALID_ARG, "NULL index");
     if ((st = check_key(idx, (int)key, idx->msg)) != AE_OK) return st;
     if ((st = check_writable(idx)) != AE_OK) return st;
-    if (idx->built)
+    if (idx->built && g_params[key].structural)
         return ae__fail(idx->msg, AE_ERR_STATE,
                         "the index is built; parameters are fixed");
     if (value < g_params[key].lo || value > g_params[key].hi)
@@ -1160,7 +1171,7 @@ static void write_index(const ae_index *idx, ae__writer *w)
     size_t n = idx->n, d = idx->dim, body, total;
     uint32_t npairs = 0;
     body = ops->file_section ? ops->file_bytes(idx) : 0;
-    for (int k = 1; k < AE__INDEX_NPARAMS; k++) npairs += (uint32_t)uses_key(ops, k);
+    for (int k = 1; k < AE__INDEX_NPARAMS; k++) npairs += (uint32_t)saved_key(ops, k);
     total = V2_HEADER + npairs * V2_PAIR + V2_SECTION + n * d * 4 + V2_SECTION + n * 8 +
             (idx->labels ? V2_SECTION + n * 4 : 0) + (idx->ndead ? V2_SECTION + removed_bytes(n, FORMAT_VERSION) : 0) +
             (ops->file_section ? V2_SECTION + body : 0) + 4;
@@ -1174,7 +1185,7 @@ static void write_index(const ae_index *idx, ae__writer *w)
     ae__writer_u64(w, total);
     ae__writer_u32(w, npairs);
     for (int k = 1; k < AE__INDEX_NPARAMS; k++)
-        if (uses_key(ops, k)) {
+        if (saved_key(ops, k)) {
             ae__writer_u32(w, (uint32_t)k);
             ae__writer_u64(w, (uint64_t)idx->params[k]);
         }
@@ -1284,7 +1295,7 @@ static ae_status parse_v1(ae_index *idx, const unsigned char *buf, size_t len, s
     size_t payload = len - V1_HEADER - 4, d = idx->dim, need = 0, b;
     int has_labels = (rd_u32(buf + 20) & FLAG_LABELS) != 0;
     ae_status st;
-    for (uint32_t k = 1; k < AE__INDEX_NPARAMS; k++)
+    for (uint32_t k = 1; k <= AE_INDEX_SEED; k++) /* the five keys of version 1 */
         if ((st = check_param(idx, k, (int64_t)rd_u64(buf + 40 + 8 * (size_t)(k - 1)), path)) !=
             AE_OK)
             return st;
@@ -1334,6 +1345,10 @@ static ae_status parse_v2(ae_index *idx, const unsigned char *buf, size_t len, s
             return ae__fail(NULL, AE_ERR_FORMAT,
                             "'%s' has %s, which the %s backend does not use", path,
                             g_params[key].name, ops->name);
+        if (!g_params[key].structural)
+            return ae__fail(NULL, AE_ERR_FORMAT,
+                            "'%s' has %s, which is never saved in a file", path,
+                            g_params[key].name);
         if ((st = check_param(idx, key, (int64_t)rd_u64(buf + pos + 4), path)) != AE_OK) return st;
     }
 

@@ -14,7 +14,7 @@
 #include "compiler.h"
 #include "internal.h"
 
-#define AE__INDEX_NPARAMS 6      /* keys 1..5, slot 0 unused */
+#define AE__INDEX_NPARAMS 7      /* keys 1..6, slot 0 unused */
 #define AE__INDEX_MAX_DIM ((size_t)1 << 20)
 #define AE__INDEX_MAX_N ((size_t)UINT32_MAX - 1)
 #define AE__INDEX_MAX_EF 65536

@@ -38,13 +38,6 @@ typedef struct worker_arg {
     int index;
 } worker_arg;
 
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#endif
-}
-
 static void *worker_main(void *arg)
 {
     worker_arg *wa = arg;
@@ -56,7 +49,7 @@ static void *worker_main(void *arg)
         int spins = 0;
         while (atomic_load(&p->generation) == seen && !atomic_load(&p->quit)) {
             if (++spins < SPINS_BEFORE_SLEEP) {
-                cpu_relax();
+                ae__cpu_relax();
                 continue;
             }
             /* sleep; the dispatcher broadcasts when it sees a sleeper */
@@ -156,7 +149,7 @@ void ae__pool_run(ae__pool *p, ae__task_fn fn, void *ctx)
     }
     fn(ctx, 0, p->n);
     for (int spins = 0; atomic_load(&p->pending) > 0; spins++) {
-        if (spins < SPINS_BEFORE_YIELD) cpu_relax();
+        if (spins < SPINS_BEFORE_YIELD) ae__cpu_relax();
         else sched_yield();
     }
 }
@@ -172,7 +165,7 @@ void ae__pool_barrier(ae__pool *p)
         return;
     }
     for (int spins = 0; atomic_load(&p->bar_gen) == gen; spins++) {
-        if (spins < SPINS_BEFORE_YIELD) cpu_relax();
+        if (spins < SPINS_BEFORE_YIELD) ae__cpu_relax();
         else sched_yield();
     }
 }

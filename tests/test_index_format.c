@@ -447,7 +447,8 @@ static void check_v4_file(const unsigned char *b, size_t len, const ae_index *id
     npairs = le32(b + 48);
     assert_int_equal(le32(b + len - 4), crc32_ieee(b, len - 4));
 
-    /* the parameter pairs: exactly the keys the backend uses, ascending */
+    /* the parameter pairs: exactly the keys the backend uses, ascending
+     * (AE_INDEX_THREADS, a setting of the handle, is never saved) */
     pos = V2_HEADER;
     for (uint32_t i = 0; i < npairs; i++, pos += V2_PAIR) {
         uint32_t key = le32(b + pos);
@@ -722,6 +723,15 @@ static void test_v2_params(void **state)
         int64_t vals[5] = {4, 20, 12, 7, 1};
         g = with_pairs(b, len, keys, vals, 5, &gl);
         assert_int_equal(load_bytes(g, gl), AE_ERR_VERSION);
+        free(g);
+    }
+    { /* a key the backend uses but that is never saved (a setting of the handle) */
+        uint32_t keys[5] = {AE_INDEX_HNSW_M, AE_INDEX_HNSW_EF_CONSTRUCTION,
+                            AE_INDEX_HNSW_EF_SEARCH, AE_INDEX_SEED, AE_INDEX_THREADS};
+        int64_t vals[5] = {4, 20, 12, 7, 2};
+        g = with_pairs(b, len, keys, vals, 5, &gl);
+        assert_int_equal(load_bytes(g, gl), AE_ERR_FORMAT);
+        assert_non_null(strstr(ae_last_error(), "AE_INDEX_THREADS"));
         free(g);
     }
     { /* a key another backend uses */

@@ -108,8 +108,20 @@ typedef enum ae_index_param {
      *  at build time and saved with the index. Default 64, range [1, 65536]. */
     AE_INDEX_HNSW_EF_SEARCH = 4,
     /** HNSW: seed of the random level assignment; the same data, parameters
-     *  and seed give the same graph. Default 42, range [0, INT64_MAX]. */
-    AE_INDEX_SEED = 5
+     *  and seed give the same graph (with AE_INDEX_THREADS 1). Default 42,
+     *  range [0, INT64_MAX]. */
+    AE_INDEX_SEED = 5,
+    /** HNSW: threads that insert codes in ae_index_build(), ae_index_add()
+     *  and ae_index_compact() (the calling thread and threads of the
+     *  library's own, started and joined by the call). With 1 the codes
+     *  are inserted in order and the graph is reproducible; with more, the
+     *  order of insertion depends on timing, so the graph, and so the exact
+     *  results of a search, may differ from run to run, while recall stays
+     *  that of a one-thread build. The levels are drawn as with one thread.
+     *  A setting of the handle, not of the graph: unlike the other keys it
+     *  may be set after the build, and it is not saved in a file (a loaded
+     *  index starts with 1). Default 1, range [1, 64]. */
+    AE_INDEX_THREADS = 6
 } ae_index_param;
 
 /**
@@ -137,7 +149,8 @@ AE_API void ae_index_free(ae_index *idx);
 
 /**
  * Set a build parameter. Allowed only before ae_index_build() (afterwards
- * AE_ERR_STATE: the parameters of a built index never change).
+ * AE_ERR_STATE: the parameters of a built index never change), except
+ * AE_INDEX_THREADS, a setting of the handle that may be changed at any time.
  * @return AE_OK, AE_ERR_INVALID_ARG (NULL, unknown key, key not used by this
  *         backend), AE_ERR_RANGE (value outside ae_index_param_int_bounds()) or
  *         AE_ERR_STATE.
@@ -192,7 +205,8 @@ AE_API ae_status ae_index_build(ae_index *idx, const float *x, size_t n, const i
  *  - HNSW inserts each code into the graph as a build does
  *    (AE_INDEX_HNSW_EF_CONSTRUCTION, M); its level is drawn from a generator
  *    seeded with AE_INDEX_SEED and the row number, so the same sequence of
- *    calls gives the same graph.
+ *    calls gives the same graph (with AE_INDEX_THREADS 1; more threads
+ *    insert the codes at once).
  * The new rows follow the existing ones (see ae_index_id_at()). The call is atomic: on failure the index answers as
  * before. A full search of the index sees either none or all of the rows.
  * @param x      n x dim floats, row-major; all finite

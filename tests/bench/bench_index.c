@@ -40,6 +40,19 @@
  *                      the ratios (issue 13's bar: mapped open under 10 ms
  *                      plus the checksum pass, peak RSS well under the loaded
  *                      index's).
+ *     --build-threads T
+ *                      instead: HNSW build time (--M, --efc) on one thread
+ *                      against T threads (AE_INDEX_THREADS), --reps R (3)
+ *                      builds of each, interleaved (1, T, 1, T, ...) so a
+ *                      change in the machine's load hits both alike; wall
+ *                      clock. Prints each build's seconds and recall@k at
+ *                      the default ef (64) against brute force (and the
+ *                      CPU seconds of all the process's threads: more CPU
+ *                      than one thread's is the threads' overhead, less
+ *                      than threads x wall is time other processes took
+ *                      the cores), then the
+ *                      min and median of each and the ratio of the medians
+ *                      (issue 13's bar: >= 1.7 at T = 2, recall the same).
  *
  * Recall is measured against the brute-force backend, which is exact (it
  * equals a double-precision scan, ties broken by id). */
@@ -428,6 +441,84 @@ static int bench_mmap(const float *x, size_t n, size_t d, const char *queries_pa
     return sums[0] == sums[1] && sums[0] == sums[2] ? 0 : 1;
 }
 
+/* CPU seconds of every thread of the process. */
+static double process_cpu(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static int bench_build_threads(const float *x, size_t n, size_t d, const float *q, size_t nq,
+                               size_t k, long m, long efc, int nthreads, int reps)
+{
+    int64_t *truth = malloc(nq * k * sizeof(int64_t)), *ids = malloc(nq * k * sizeof(int64_t));
+    double *secs[2], *rec[2], med[2], mn[2], rmean[2];
+    int counts[2] = {1, nthreads};
+    ae_index *idx;
+    if (!truth || !ids) return 1;
+    for (int c = 0; c < 2; c++) {
+        secs[c] = malloc((size_t)reps * sizeof(double));
+        rec[c] = malloc((size_t)reps * sizeof(double));
+        if (!secs[c] || !rec[c]) return 1;
+    }
+    if (ae_index_create(&idx, AE_INDEX_BRUTE, AE_INDEX_L2, d) != AE_OK ||
+        ae_index_build(idx, x, n, NULL, NULL) != AE_OK ||
+        ae_index_search(idx, q, nq, k, 0, NULL, truth) != AE_OK) {
+        fprintf(stderr, "truth: %s\n", ae_last_error());
+        return 1;
+    }
+    ae_index_free(idx);
+    printf("# HNSW build, M %ld, ef_construction %ld: %zu codes x %zu dims; recall@%zu of %zu "
+           "queries at ef 64\n", m, efc, n, d, k, nq);
+    printf("%-4s %-8s %9s %9s %9s\n", "run", "threads", "build_s", "cpu_s", "recall");
+    for (int r = 0; r < reps; r++)
+        for (int c = 0; c < 2; c++) {
+            double t0, c0, cpu;
+            if (ae_index_create(&idx, AE_INDEX_HNSW, AE_INDEX_L2, d) != AE_OK ||
+                ae_index_set_int(idx, AE_INDEX_HNSW_M, m) != AE_OK ||
+                ae_index_set_int(idx, AE_INDEX_HNSW_EF_CONSTRUCTION, efc) != AE_OK ||
+                ae_index_set_int(idx, AE_INDEX_THREADS, counts[c]) != AE_OK) {
+                fprintf(stderr, "%s\n", ae_last_error());
+                return 1;
+            }
+            c0 = process_cpu();
+            t0 = now();
+            if (ae_index_build(idx, x, n, NULL, NULL) != AE_OK) {
+                fprintf(stderr, "build failed: %s\n", ae_index_errmsg(idx));
+                return 1;
+            }
+            secs[c][r] = now() - t0;
+            cpu = process_cpu() - c0;
+            if (ae_index_search(idx, q, nq, k, 64, NULL, ids) != AE_OK) {
+                fprintf(stderr, "search failed: %s\n", ae_last_error());
+                return 1;
+            }
+            rec[c][r] = recall(ids, truth, nq, k);
+            ae_index_free(idx);
+            printf("%-4d %-8d %9.3f %9.3f %9.4f\n", r + 1, counts[c], secs[c][r], cpu, rec[c][r]);
+            fflush(stdout);
+        }
+    for (int c = 0; c < 2; c++) {
+        rmean[c] = 0;
+        for (int r = 0; r < reps; r++) rmean[c] += rec[c][r] / reps;
+        qsort(secs[c], (size_t)reps, sizeof(double), cmp_double);
+        mn[c] = secs[c][0];
+        med[c] = reps % 2 ? secs[c][reps / 2] : 0.5 * (secs[c][reps / 2 - 1] + secs[c][reps / 2]);
+        printf("# %d thread(s): build min %.3f s, median %.3f s; mean recall %.4f\n", counts[c],
+               mn[c], med[c], rmean[c]);
+    }
+    printf("# speed-up %d threads over 1: median %.2fx, min %.2fx; recall difference %+.4f\n",
+           nthreads, med[0] / med[1], mn[0] / mn[1], rmean[1] - rmean[0]);
+    for (int c = 0; c < 2; c++) {
+        free(secs[c]);
+        free(rec[c]);
+    }
+    free(truth);
+    free(ids);
+    return 0;
+}
+
 /* OpenBLAS extension (the bench links OpenBLAS through the static library). */
 void openblas_set_num_threads(int num_threads);
 
@@ -437,7 +528,7 @@ int main(int argc, char **argv)
     const char *ef_list = "16,32,48,64,96,128,192,256";
     size_t k = 10, dim = 0, n = 0, d = 0, nq = 0, dq = 0, single = 1000;
     long leaf = 40, m = 16, efc = 200;
-    int threads = 0, store = 0, reps = 3;
+    int threads = 0, store = 0, reps = 3, build_threads = 0;
     const char *mmap_file = NULL;
     float *x, *q, *dist;
     int64_t *truth, *ids;
@@ -460,13 +551,14 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--store")) store = 1;
         else if (!strcmp(a, "--mmap") && v) mmap_file = v, i++;
         else if (!strcmp(a, "--reps") && v) reps = atoi(v), i++;
+        else if (!strcmp(a, "--build-threads") && v) build_threads = atoi(v), i++;
         else if (a[0] != '-' && !codes_path) codes_path = a;
         else if (a[0] != '-' && !queries_path) queries_path = a;
         else {
             fprintf(stderr, "usage: %s CODES QUERIES [--k K] [--dim D] [--backends LIST] "
                             "[--leaf N] [--M N] [--efc N] [--ef LIST] [--single N] "
                             "[--threads N] [--cpu-time] [--json] [--store] [--mmap FILE "
-                            "[--reps R]]\n", argv[0]);
+                            "[--reps R]] [--build-threads T [--reps R]]\n", argv[0]);
             return 2;
         }
     }
@@ -489,6 +581,14 @@ int main(int argc, char **argv)
     }
     if (threads > 0) openblas_set_num_threads(threads);
     if (store) return bench_store(x, n, d, q, nq, k, m, efc, ef_list);
+    if (build_threads > 0) {
+        if (g_clock != CLOCK_MONOTONIC) {
+            fprintf(stderr, "--build-threads times the wall clock (no --cpu-time)\n");
+            return 2;
+        }
+        return bench_build_threads(x, n, d, q, nq, k, m, efc, build_threads,
+                                   reps > 0 ? reps : 1);
+    }
     if (mmap_file) {
         if (dim) {
             fprintf(stderr, "--mmap needs .npy files\n");
