@@ -351,18 +351,37 @@ static ae_status block_cache_init(block_cache *c, const ae_source *s, size_t blo
     return AE_OK;
 }
 
+/* Rows [first, end) of block b, cut at the source's end. */
+static void block_span(const ae_source *s, const block_cache *c, size_t b, size_t *first,
+                       size_t *end)
+{
+    *first = b * c->block_rows;
+    *end = s->rows - *first < c->block_rows ? s->rows : *first + c->block_rows;
+}
+
+/* The run of rows from r (before end) that lies in one file part: its part,
+ * its length and the file offset of row r. */
+static size_t part_segment(const ae_source *s, size_t r, size_t end, const npy_part **part,
+                           uint64_t *off)
+{
+    const npy_part *p = part_of(s, r);
+    *part = p;
+    *off = p->data_offset + (uint64_t)(r - p->first) * p->row_bytes;
+    return (p->first + p->rows < end ? p->first + p->rows : end) - r;
+}
+
 /* Reads block b into slot `slot`: one pread per file part it covers. */
 static ae_status block_load(const ae_source *s, block_cache *c, size_t slot, size_t b)
 {
-    const size_t first = b * c->block_rows;
-    const size_t end = s->rows - first < c->block_rows ? s->rows : first + c->block_rows;
     unsigned char *base = c->data + slot * c->slot_rows * c->stride;
+    size_t first, end;
+    block_span(s, c, b, &first, &end);
     c->ids[slot] = SIZE_MAX;
     for (size_t r = first; r < end;) {
-        const npy_part *p = part_of(s, r);
-        const size_t seg = (p->first + p->rows < end ? p->first + p->rows : end) - r;
+        const npy_part *p;
+        uint64_t off;
+        const size_t seg = part_segment(s, r, end, &p, &off);
         unsigned char *dst = base + (r - first) * c->stride;
-        const uint64_t off = p->data_offset + (uint64_t)(r - p->first) * p->row_bytes;
         if (pread_all(p->fd, dst, seg * p->row_bytes, off) != 0) return AE_ERR_IO;
         if (p->row_bytes < c->stride) /* narrower rows (uint8 next to float32 parts): spread */
             for (size_t k = seg; k-- > 1;) memmove(dst + k * c->stride, dst + k * p->row_bytes, p->row_bytes);
@@ -409,12 +428,11 @@ static void block_hint(const ae_source *s, block_cache *c, const size_t *rows, s
         if (k < c->slots) continue;
         c->hinted[c->next_hint] = b;
         c->next_hint = (c->next_hint + 1) % c->slots;
-        first = b * c->block_rows;
-        end = s->rows - first < c->block_rows ? s->rows : first + c->block_rows;
+        block_span(s, c, b, &first, &end);
         for (size_t r = first; r < end;) {
-            const npy_part *p = part_of(s, r);
-            const size_t seg = (p->first + p->rows < end ? p->first + p->rows : end) - r;
-            const uint64_t off = p->data_offset + (uint64_t)(r - p->first) * p->row_bytes;
+            const npy_part *p;
+            uint64_t off;
+            const size_t seg = part_segment(s, r, end, &p, &off);
             (void)posix_fadvise(p->fd, (off_t)off, (off_t)(seg * p->row_bytes), POSIX_FADV_WILLNEED);
             r += seg;
         }

@@ -82,6 +82,22 @@ static float *scaled(const uint8_t *u, size_t n)
     return x;
 }
 
+/* u's N rows as two uint8 .npy files named a and b, the first 100 rows
+ * (shape (100, W)) then the rest (rank2 dims d2), their paths left in paths;
+ * the files opened as one source. */
+static ae_source *open_split_u8(const char *paths[2], const char *a, const char *b,
+                                const uint8_t *u, size_t rank2, const size_t *d2)
+{
+    const size_t d1[2] = {100, W};
+    ae_source *s;
+    paths[0] = ae_test_path(a);
+    paths[1] = ae_test_path(b);
+    assert_int_equal(ae_test_write_npy_u8(paths[0], 2, d1, u), 0);
+    assert_int_equal(ae_test_write_npy_u8(paths[1], rank2, d2, u + 100 * W), 0);
+    assert_int_equal(ae_source_open_npy(&s, paths, 2), AE_OK);
+    return s;
+}
+
 static void test_builtin_sources_match_fit(void **unused)
 {
     uint8_t *u = ae_test_bytes(N * W, 1);
@@ -90,7 +106,7 @@ static void test_builtin_sources_match_fit(void **unused)
     ae_model *ref = reference(c, x, NULL, W);
     ae_source *s;
     const char *paths[2];
-    size_t d1[2] = {100, W}, d2[3] = {N - 100, 4, W / 4};
+    size_t d2[3] = {N - 100, 4, W / 4};
     (void)unused;
     /* float32 in memory: the gathering path of ae_train_fit itself */
     assert_int_equal(ae_source_from_floats(&s, x, NULL, N, W, 0), AE_OK);
@@ -104,11 +120,7 @@ static void test_builtin_sources_match_fit(void **unused)
     expect_same(ref, c, s, NULL);
     ae_source_free(s);
     /* the same bytes as two uint8 .npy files of different shapes */
-    paths[0] = ae_test_path("a.npy");
-    paths[1] = ae_test_path("b.npy");
-    assert_int_equal(ae_test_write_npy_u8(paths[0], 2, d1, u), 0);
-    assert_int_equal(ae_test_write_npy_u8(paths[1], 3, d2, u + 100 * W), 0);
-    assert_int_equal(ae_source_open_npy(&s, paths, 2), AE_OK);
+    s = open_split_u8(paths, "a.npy", "b.npy", u, 3, d2);
     assert_int_equal(ae_source_rows(s), N);
     assert_int_equal(ae_source_row_size(s), W);
     expect_same(ref, c, s, NULL);
@@ -431,7 +443,7 @@ static void test_block_shuffle_sources_match(void **unused)
     ae_model *rows_ref = reference(c, x, NULL, W), *ref;
     ae_source *s;
     const char *paths[2];
-    size_t d1[2] = {100, W}, d2[2] = {N - 100, W};
+    size_t d2[2] = {N - 100, W};
     (void)unused;
     set_block_shuffle(c, BLOCK, WINDOW);
     ref = reference(c, x, NULL, W);
@@ -439,11 +451,7 @@ static void test_block_shuffle_sources_match(void **unused)
     assert_int_equal(ae_source_from_u8(&s, u, N, W), AE_OK);
     expect_same(ref, c, s, NULL);
     ae_source_free(s);
-    paths[0] = ae_test_path("blk_a.npy");
-    paths[1] = ae_test_path("blk_b.npy");
-    assert_int_equal(ae_test_write_npy_u8(paths[0], 2, d1, u), 0);
-    assert_int_equal(ae_test_write_npy_u8(paths[1], 2, d2, u + 100 * W), 0);
-    assert_int_equal(ae_source_open_npy(&s, paths, 2), AE_OK);
+    s = open_split_u8(paths, "blk_a.npy", "blk_b.npy", u, 2, d2);
     expect_same(ref, c, s, NULL);
     ae_source_free(s);
     assert_int_equal(ae_npy_save_f32(paths[1], x + 100 * W, 2, d2), AE_OK);
