@@ -54,9 +54,9 @@ AE__HOT void ae__dense_forward_tiled(const float *x, size_t n, size_t k, const f
                                     size_t units, const float *bias, float *y, int wide)
 {
     if (wide)
-        forward16(x, n, k, w, units, bias, y);
+        product16(x, n, k, k, 1, w, units, bias, y);
     else
-        forward8(x, n, k, w, units, bias, y);
+        product8(x, n, k, k, 1, w, units, bias, y);
 }
 
 void ae__dense_forward(const float *x, size_t n, size_t k, const float *w, size_t units,

@@ -445,7 +445,7 @@ void ae__layer_forward_pass(const ae_layer *L, const float *x, float *y, size_t 
         if (y != x) memcpy(y, x, n * in * sizeof *y);
         break;
     }
-    activation_forward(L->activation, L->alpha, y, n * out);
+    if (!p || !p->skip_activation) activation_forward(L->activation, L->alpha, y, n * out);
 }
 
 void ae__layer_backward_pass(const ae_layer *L, const float *x, const float *y, float *dy,
@@ -457,10 +457,9 @@ void ae__layer_backward_pass(const ae_layer *L, const float *x, const float *y, 
     switch (L->kind) {
     case AE_LAYER_DENSE:
         /* gW (in, units) = x^T dz; gb = sum dz; dx (n, in) = dz W^T */
-        ae__sgemm(1, 0, in, L->units, n, 1.0f, x, in, dy, L->units, 0.0f, gk, L->units);
+        ae__dense_grad_weights(x, n, in, dy, L->units, gk);
         column_sums(dy, gb, n, L->units);
-        if (dx) ae__sgemm(0, 1, n, in, L->units, 1.0f, dy, L->units, L->kernel, L->units, 0.0f,
-                          dx, in);
+        if (dx) ae__dense_grad_input(dy, n, L->units, L->kernel, in, dx);
         break;
     case AE_LAYER_CONV2D: {
         const size_t rows = n * L->out.d[0] * L->out.d[1];

@@ -335,6 +335,7 @@ void ae__workspace_free(ae__workspace *ws)
     ae__free_aligned(ws->grad_a, ws->grad_floats * sizeof(float));
     ae__free_aligned(ws->grad_b, ws->grad_floats * sizeof(float));
     ae__free_aligned(ws->scratch, ws->scratch_floats * sizeof(float));
+    ae__free(ws->row_loss, ws->batch * sizeof *ws->row_loss);
     ae__free(ws->acts, ws->n_acts * sizeof *ws->acts);
     if (ws->red) ae__free(ws->red, ws->red_doubles * sizeof *ws->red);
     if (ws->bn_state) ae__free_aligned(ws->bn_state, ws->n_stats * sizeof(float));
@@ -387,6 +388,7 @@ ae_status ae__workspace_create(const ae_model *m, size_t batch, int training,
     ws->act_mem = alloc_floats(&ws->act_mem_floats);
     ws->scratch_floats = scratch;
     ws->scratch = alloc_floats(&ws->scratch_floats);
+    ws->row_loss = ae__malloc(batch * sizeof *ws->row_loss);
     ws->act_stride = max_out;
     ws->grad_stride = max_io;
     if (training) {
@@ -394,7 +396,7 @@ ae_status ae__workspace_create(const ae_model *m, size_t batch, int training,
         ws->grad_a = alloc_floats(&ws->grad_floats);
         ws->grad_b = alloc_floats(&ws->grad_floats);
     }
-    if (!ws->acts || !ws->act_mem || !ws->scratch || (training && (!ws->grad_a || !ws->grad_b)) ||
+    if (!ws->acts || !ws->act_mem || !ws->scratch || !ws->row_loss || (training && (!ws->grad_a || !ws->grad_b)) ||
         (m->n_stats && (!ws->red || !ws->bn_state))) {
         ae__workspace_free(ws);
         return ae__fail(NULL, AE_ERR_NOMEM, "out of memory for a workspace of batch %zu", batch);
@@ -468,7 +470,7 @@ static float *scratch_of(const ae__workspace *ws, int t)
 static ae__pass pass_of(const ae__workspace *ws, int training, int t)
 {
     ae__pass p = {training, ws->pool, t, ws->n_threads, ws->red, ws->red_stride, ws->bn_state,
-                  0, 0, ws->batch_rows, NULL, NULL, NULL};
+                  0, 0, ws->batch_rows, NULL, NULL, NULL, 0};
     if (training && ws->sync) {
         p.sync = ws->sync;
         p.sync_user = ws->sync_user;
@@ -482,7 +484,7 @@ static ae__pass pass_of(const ae__workspace *ws, int training, int t)
  * NULL) receives the rows' summed layer penalties, taken as each layer runs:
  * an inference pass overwrites a layer's input two layers later. */
 static void forward_rows(const ae_model *m, ae__workspace *ws, const float *x, size_t lo,
-                         size_t hi, int t, int training, double *penalty)
+                         size_t hi, int t, int training, int logits, double *penalty)
 {
     const float *in = x + lo * ae__shape_size(&m->input);
     ae__pass p = pass_of(ws, training, t);
@@ -491,6 +493,7 @@ static void forward_rows(const ae_model *m, ae__workspace *ws, const float *x, s
         const ae_layer *L = &m->layers[i];
         float *out = ws->acts[i] + lo * act_stride(ws, L);
         p.key = ae__noise_key(ws->noise_seed, ws->noise_step, i);
+        p.skip_activation = logits && i == m->n_layers - 1;
         if (lo < hi || (training && L->kind == AE_LAYER_BATCHNORM))
             ae__layer_forward_pass(L, in, out, hi - lo, scratch_of(ws, t), &p);
         if (penalty && lo < hi) *penalty += ae__layer_penalty(L, in, out, hi - lo);
@@ -542,9 +545,9 @@ double ae__penalty_rows(const ae_model *m, const ae__workspace *ws, const float 
 }
 
 void ae__forward_rows(const ae_model *m, ae__workspace *ws, const float *x, size_t lo, size_t hi,
-                      int t)
+                      int t, int logits)
 {
-    forward_rows(m, ws, x, lo, hi, t, ws->training, NULL);
+    forward_rows(m, ws, x, lo, hi, t, ws->training, logits, NULL);
 }
 
 void ae__backward_rows(const ae_model *m, ae__workspace *ws, const float *x, float *dout,
@@ -564,17 +567,51 @@ typedef struct pass_job {
     float *grads;
     size_t n;
     int preact;
-    int want_penalty;
-    double penalty[AE__MAX_THREADS]; /* each thread's rows' penalties */
 } pass_job;
 
 static void forward_task(void *ctx, int t, int nt)
 {
-    pass_job *j = ctx;
+    const pass_job *j = ctx;
+    size_t lo, hi;
+    ae__split(j->n, t, nt, &lo, &hi);
+    if (lo < hi) forward_rows(j->m, j->ws, j->x, lo, hi, t, 0, 0, NULL);
+}
+
+/* Inference forward of each thread's rows, then their losses: the scoring
+ * of a batch is spread over the threads as its forward pass is. */
+typedef struct loss_job {
+    const ae_model *m;
+    ae__workspace *ws;
+    const float *x, *y;
+    size_t n;
+    int loss, logits;
+    double penalty[AE__MAX_THREADS];
+} loss_job;
+
+static void loss_task(void *ctx, int t, int nt)
+{
+    loss_job *j = ctx;
+    const ae_layer *last = &j->m->layers[j->m->n_layers - 1];
+    const size_t out = ae__shape_size(&last->out);
     size_t lo, hi;
     ae__split(j->n, t, nt, &lo, &hi);
     j->penalty[t] = 0;
-    if (lo < hi) forward_rows(j->m, j->ws, j->x, lo, hi, t, 0, j->want_penalty ? &j->penalty[t] : NULL);
+    if (lo == hi) return;
+    forward_rows(j->m, j->ws, j->x, lo, hi, t, 0, j->logits, &j->penalty[t]);
+    ae__loss_rows(j->loss, j->ws->acts[j->m->n_layers - 1] + lo * act_stride(j->ws, last),
+                  j->y + lo * out, hi - lo, out, NULL, 1, j->logits, j->ws->row_loss + lo);
+}
+
+double ae__model_loss_ws(const ae_model *m, ae__workspace *ws, int loss, const float *x,
+                         const float *y, size_t n)
+{
+    loss_job j = {m, ws, x, y, n, loss, 0, {0}};
+    double sum = 0, penalty = 0;
+    j.logits = loss == AE_LOSS_BCE && m->layers[m->n_layers - 1].activation == AE_ACT_SIGMOID;
+    ae__pool_run(ws->pool, loss_task, &j);
+    for (size_t r = 0; r < n; r++) sum += ws->row_loss[r];
+    for (int t = 0; t < ae__pool_threads(ws->pool); t++) penalty += j.penalty[t];
+    return sum + penalty * (double)ae__shape_size(&m->layers[m->n_layers - 1].out);
 }
 
 /* Backward of each thread's rows into its own gradient buffer, then the
@@ -604,25 +641,15 @@ void ae__reduce_grads(ae__workspace *ws, float *grads, int t, int nt)
 
 const float *ae__model_forward_ws(const ae_model *m, ae__workspace *ws, const float *x, size_t n)
 {
-    pass_job j = {m, ws, x, NULL, NULL, n, 0, 0, {0}};
+    pass_job j = {m, ws, x, NULL, NULL, n, 0};
     ae__pool_run(ws->pool, forward_task, &j);
-    return ws->acts[m->n_layers - 1];
-}
-
-const float *ae__model_forward_penalty_ws(const ae_model *m, ae__workspace *ws, const float *x,
-                                          size_t n, double *penalty)
-{
-    pass_job j = {m, ws, x, NULL, NULL, n, 0, 1, {0}};
-    ae__pool_run(ws->pool, forward_task, &j);
-    *penalty = 0;
-    for (int t = 0; t < ae__pool_threads(ws->pool); t++) *penalty += j.penalty[t];
     return ws->acts[m->n_layers - 1];
 }
 
 void ae__model_backward_ws(const ae_model *m, ae__workspace *ws, const float *x, float *dout,
                            int dout_is_preact, float *grads, size_t n)
 {
-    pass_job j = {m, ws, x, dout, grads, n, dout_is_preact, 0, {0}};
+    pass_job j = {m, ws, x, dout, grads, n, dout_is_preact};
     ws->batch_rows = n;
     ae__pool_run(ws->pool, backward_task, &j);
 }

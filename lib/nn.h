@@ -110,6 +110,9 @@ typedef struct ae__pass {
     int (*sync)(double *values, size_t count, void *user);
     void *sync_user;
     int *sync_failed;
+    /* the layer leaves its activation to the caller (the output layer of a
+     * pass whose loss applies the sigmoid itself: ae__bce_logits_rows) */
+    int skip_activation;
 } ae__pass;
 
 /* ---- dropout and noise layers (noise.c): training passes draw from a hash
@@ -177,6 +180,19 @@ void ae__dense_forward(const float *x, size_t n, size_t k, const float *w, size_
 void ae__dense_forward_tiled(const float *x, size_t n, size_t k, const float *w, size_t units,
                              const float *bias, float *y, int wide);
 
+/* ---- backward matrix products of dense layers (dense_grad.c) --------------------
+ * gk (in, units) = x^T (in, n) dy (n, units), each output summed over the
+ * rows in order; fused multiply-adds where the CPU has them. */
+void ae__dense_grad_weights(const float *x, size_t n, size_t in, const float *dy, size_t units,
+                            float *gk);
+/* The same with the tiling chosen by the caller, as ae__dense_forward_tiled:
+ * both give the same bits. */
+void ae__dense_grad_weights_tiled(const float *x, size_t n, size_t in, const float *dy,
+                                  size_t units, float *gk, int wide);
+/* dx (n, in) = dy (n, units) W^T, W (in, units) row-major. */
+void ae__dense_grad_input(const float *dy, size_t n, size_t units, const float *w, size_t in,
+                          float *dx);
+
 /* ---- direct convolution kernels (conv.c), on samples [b0, b1) -----------------
  * forward applies bias and (if relu) the relu; grad_params ACCUMULATES into
  * gk (k, k, cin, cout) and gb; grad_input overwrites dx using wt, the kernel
@@ -221,6 +237,7 @@ typedef struct ae__workspace {
     size_t act_stride;  /* inference: row stride in the ping-pong buffers */
     size_t grad_stride; /* row stride in grad_a/grad_b */
     float *scratch;   /* per-layer scratch (im2col columns) */
+    double *row_loss; /* each batch row's loss (ae__loss_rows) */
     size_t scratch_floats;
     size_t n_acts;
     /* batch-parallel execution (ae__workspace_set_threads): thread t > 0 has
@@ -260,9 +277,10 @@ ae_status ae__workspace_set_threads(const ae_model *m, ae__workspace *ws, int n_
  * workspace this is a training pass (batch statistics, dropout); otherwise
  * inference. Rows interact only through batch statistics: when m->syncs,
  * every thread of ws's pool must call it (an empty range included), and
- * ae__backward_rows likewise. */
+ * ae__backward_rows likewise. With logits the last layer's activation is not
+ * applied (ae__loss_rows applies it). */
 void ae__forward_rows(const ae_model *m, ae__workspace *ws, const float *x, size_t lo, size_t hi,
-                      int t);
+                      int t, int logits);
 /* Backward of rows [lo, hi) after ae__forward_rows: dout (batch rows) is
  * dL/dy of the last layer (overwritten); grads (n_params) is overwritten with
  * these rows' parameter gradients. */
@@ -281,10 +299,13 @@ void ae__reduce_grads(ae__workspace *ws, float *grads, int t, int nt);
  * workspace. ae__model_backward_ws backpropagates through that same
  * inference pass. */
 const float *ae__model_forward_ws(const ae_model *m, ae__workspace *ws, const float *x, size_t n);
-/* ae__model_forward_ws that also sets *penalty to the sum over the layers
- * of ae__layer_penalty over the n rows (validation, ae_model_evaluate). */
-const float *ae__model_forward_penalty_ws(const ae_model *m, ae__workspace *ws, const float *x,
-                                          size_t n, double *penalty);
+/* Inference forward pass of n <= ws->batch rows of x and their summed loss
+ * against y (n rows of the output size), with the layers' penalties (as
+ * ae__model_forward_penalty_ws) in the loss's units: the sum over rows, in
+ * row order, of ae__loss_rows' row sums, plus out times the penalties; not
+ * finite when a prediction is not. The outputs stay in ws. */
+double ae__model_loss_ws(const ae_model *m, ae__workspace *ws, int loss, const float *x,
+                         const float *y, size_t n);
 /* Backward pass after a forward on the same ws and x. dout: dL/dy of the last
  * layer (overwritten); grads: buffer of n_params floats, same layout as
  * params, overwritten. Layer penalties' gradients are those of their mean
@@ -296,19 +317,30 @@ void ae__model_backward_ws(const ae_model *m, ae__workspace *ws, const float *x,
 /* ---- losses (loss.c) ----------------------------------------------------------
  * Returns the SUM of per-element losses over count elements, not finite when
  * a prediction or target is not (callers check the sum). If grad is not
- * NULL it receives dL/dpred of the MEAN loss over norm elements; with
- * sigmoid_logits (BCE after a sigmoid layer) it receives instead the exact
- * gradient with respect to the sigmoid's input, (pred - target) / norm. */
+ * NULL it receives dL/dpred of the MEAN loss over norm elements. */
 double ae__loss_sum(int loss, const float *pred, const float *target, size_t count, float *grad,
-                    size_t norm, int sigmoid_logits);
+                    size_t norm);
+/* The loss of each of rows rows of cols outputs into row_sums (NaN for a row
+ * with a non-finite prediction), a row's sum independent of the others; grad
+ * (if not NULL) as ae__loss_sum's. With sigmoid_logits (BCE after a sigmoid
+ * layer) out holds the last layer's pre-activations and leaves with the
+ * sigmoid's outputs (ae__bce_logits_rows), and grad receives the exact
+ * gradient with respect to those pre-activations, (p - target) / norm;
+ * otherwise out holds the predictions and is not written. */
+void ae__loss_rows(int loss, float *out, const float *target, size_t rows, size_t cols,
+                   float *grad, size_t norm, int sigmoid_logits, double *row_sums);
 
 /* ---- vectorised element-wise math (vecmath.c) */
 void ae__sigmoid_inplace(float *v, size_t n);
 /* BCE with the Keras clamp: returns the sum over n (NaN if a prediction is
- * NaN or infinite), fills grad (if not NULL) with dL/dpred * inv_norm, or
- * (pred - target) * inv_norm with sigmoid_logits. */
+ * NaN or infinite), fills grad (if not NULL) with dL/dpred * inv_norm. */
 double ae__bce_sum(const float *pred, const float *target, size_t n, float *grad,
-                   float inv_norm, int sigmoid_logits);
+                   float inv_norm);
+/* Sigmoid of the pre-activations zp (in place) with the BCE of each row
+ * against target into row_sums and, if grad is not NULL, (p - target) *
+ * inv_norm. */
+void ae__bce_logits_rows(float *zp, const float *target, size_t rows, size_t cols, float *grad,
+                         float inv_norm, double *row_sums);
 
 /* ---- optimisers (optim.c): one step over the whole contiguous parameter
  * buffer, with Keras' update rules. */

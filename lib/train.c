@@ -285,11 +285,10 @@ static double loss_sum(const ae_model *m, ae__workspace *ws, int loss, const flo
                        const float *y, size_t n)
 {
     const size_t in = ae_model_input_size(m), out = ae_model_output_size(m);
-    double sum = 0, penalty;
+    double sum = 0;
     for (size_t done = 0; done < n; done += ws->batch) {
         size_t rows = n - done < ws->batch ? n - done : ws->batch;
-        const float *p = ae__model_forward_penalty_ws(m, ws, x + done * in, rows, &penalty);
-        sum += ae__loss_sum(loss, p, y + done * out, rows * out, NULL, 1, 0) + penalty * (double)out;
+        sum += ae__model_loss_ws(m, ws, loss, x + done * in, y + done * out, rows);
     }
     return sum;
 }
@@ -460,7 +459,7 @@ typedef struct step_job {
     size_t first, rows;
     int loss, logits;
     double l2, decay;                /* AE_TRAIN_L2; 1 - lr * AE_TRAIN_WEIGHT_DECAY */
-    double partial[AE__MAX_THREADS]; /* each thread's loss sum */
+    double partial[AE__MAX_THREADS]; /* each thread's rows' penalties (ws->row_loss: losses) */
     double l2_sum[AE__MAX_THREADS];  /* each thread's sum w^2 (AE_TRAIN_L2) */
     int bad[AE__MAX_THREADS];        /* a thread's gradient range held NaN/inf */
 } step_job;
@@ -491,6 +490,17 @@ static void flush_denormals_end(unsigned old)
 
 static void step_task_body(step_job *j, int t, int nt);
 
+/* The batch's summed loss: its rows' losses in row order, so the sum is the
+ * same bits whichever threads scored them, then each thread's penalties. */
+static double step_loss(const step_job *j, int nt)
+{
+    const double *row_loss = j->s->ws->row_loss;
+    double total = 0;
+    for (size_t r = 0; r < j->rows; r++) total += row_loss[r];
+    for (int k = 0; k < nt; k++) total += j->partial[k];
+    return total;
+}
+
 static void step_task(void *ctx, int t, int nt)
 {
     unsigned mode = flush_denormals_begin();
@@ -506,7 +516,7 @@ static void step_task_body(step_job *j, int t, int nt)
     float *g = t == 0 ? s->grads : ws->thread_grads[t];
     const float *targets = s->self_targets ? s->xb : s->yb; /* an autoencoder's targets are its inputs */
     size_t lo, hi, plo, phi;
-    double total = 0;
+    double total;
     int any_bad = 0;
     ae__split(j->rows, t, nt, &lo, &hi);
     for (size_t r = lo; j->x && r < hi; r++) { /* in-memory rows; a source's are filled */
@@ -517,14 +527,15 @@ static void step_task_body(step_job *j, int t, int nt)
     j->partial[t] = 0;
     /* batch statistics (m->syncs) need every thread in both passes */
     if (lo < hi || m->syncs) {
-        const float *pred;
-        ae__forward_rows(m, ws, s->xb, lo, hi, t);
-        pred = ws->acts[m->n_layers - 1] + lo * s->out;
-        j->partial[t] = ae__loss_sum(j->loss, pred, targets + lo * s->out, (hi - lo) * s->out,
-                                     s->dout + lo * s->out, j->rows * s->out, j->logits);
+        double mine = 0;
+        ae__forward_rows(m, ws, s->xb, lo, hi, t, j->logits);
+        ae__loss_rows(j->loss, ws->acts[m->n_layers - 1] + lo * s->out, targets + lo * s->out,
+                      hi - lo, s->out, s->dout + lo * s->out, j->rows * s->out, j->logits,
+                      ws->row_loss + lo);
         /* the loss sum is divided by rows * out: a row's penalty counts once */
-        if (lo < hi) j->partial[t] += ae__penalty_rows(m, ws, s->xb, lo, hi) * (double)s->out;
-        if (isfinite(j->partial[t]) || m->syncs)
+        if (lo < hi) j->partial[t] = ae__penalty_rows(m, ws, s->xb, lo, hi) * (double)s->out;
+        for (size_t r = lo; r < hi; r++) mine += ws->row_loss[r];
+        if (isfinite(mine + j->partial[t]) || m->syncs)
             ae__backward_rows(m, ws, s->xb, s->dout, j->logits, g, lo, hi, t);
     } else {
         memset(g, 0, s->n_params * sizeof *g);
@@ -534,7 +545,7 @@ static void step_task_body(step_job *j, int t, int nt)
         j->l2_sum[t] = kernel_sq_sum(m, plo, phi);
     }
     ae__pool_barrier(ws->pool);
-    for (int k = 0; k < nt; k++) total += j->partial[k];
+    total = step_loss(j, nt);
     if (isfinite(total)) {
         ae__reduce_grads(ws, s->grads, t, nt);
     } else if (s->reduce) {
@@ -601,10 +612,9 @@ static double train_step(ae_model *m, fit_state *s, int loss, const float *x, co
     ae__optim_begin_step(s->opt);
     ae__pool_run(s->ws->pool, step_task, &j);
     if (s->reduce_failed || s->sync_failed) return NAN;
-    for (int k = 0; k < s->ws->n_threads; k++) {
-        total += j.partial[k];
+    total = step_loss(&j, s->ws->n_threads);
+    for (int k = 0; k < s->ws->n_threads; k++)
         if (j.bad[k]) return NAN;
-    }
     if (l2 > 0) { /* the batch's mean loss gains l2 sum w^2 */
         double sq = 0;
         for (int k = 0; k < s->ws->n_threads; k++) sq += j.l2_sum[k];
@@ -713,17 +723,13 @@ static ae_status source_loss_sum(double *sum, const ae_model *m, fit_state *s, i
                                  const ae_source *src, size_t first, size_t n)
 {
     ae_status st;
-    double penalty;
     *sum = 0;
     for (size_t done = 0; done < n; done += s->batch) {
         const size_t rows = n - done < s->batch ? n - done : s->batch;
-        const float *p;
         for (size_t i = 0; i < rows; i++) s->val_rows[i] = first + done + i;
         if ((st = ae__source_fill(src, s->val_rows, rows, s->xb, s->self_targets ? NULL : s->yb)) != AE_OK)
             return st;
-        p = ae__model_forward_penalty_ws(m, s->ws, s->xb, rows, &penalty);
-        *sum += ae__loss_sum(loss, p, s->self_targets ? s->xb : s->yb, rows * s->out, NULL, 1, 0) +
-                penalty * (double)s->out;
+        *sum += ae__model_loss_ws(m, s->ws, loss, s->xb, s->self_targets ? s->xb : s->yb, rows);
     }
     return AE_OK;
 }

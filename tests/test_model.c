@@ -270,6 +270,18 @@ static void test_decode(void **state)
     free(x); free(y); free(d);
 }
 
+/* dL/dy of the mean loss over count outputs p, as training hands it to the
+ * last layer: for BCE after the sigmoid, with respect to the sigmoid's input
+ * (p - t) / count (the fused logits path); for MSE, the plain chain. */
+static void output_gradient(int loss, const float *p, const float *t, size_t count, float *dout)
+{
+    const float inv = 1.0f / (float)count;
+    if (loss == AE_LOSS_BCE)
+        for (size_t i = 0; i < count; i++) dout[i] = (p[i] - t[i]) * inv;
+    else
+        ae__loss_sum(loss, p, t, count, dout, count);
+}
+
 /* Whole-model check: loss gradient with respect to sampled parameters vs
  * central differences, for MSE (plain chain) and BCE (fused logits path). */
 /* The forward pass of a check: inference, or (training) a training pass
@@ -278,7 +290,7 @@ static const float *check_forward(const ae_model *m, ae__workspace *ws, const fl
                                   int training)
 {
     if (!training) return ae__model_forward_ws(m, ws, x, n);
-    ae__forward_rows(m, ws, x, 0, n, 0);
+    ae__forward_rows(m, ws, x, 0, n, 0, 0);
     return ws->acts[m->n_layers - 1];
 }
 
@@ -311,7 +323,6 @@ static void check_model_gradient(ae_model *m, int loss, size_t samples, int trai
     float *x = malloc(n * in * sizeof *x), *dout = malloc(n * out * sizeof *dout);
     float *g = malloc(m->n_params * sizeof *g);
     const float eps = 2e-3f;
-    const int logits = loss == AE_LOSS_BCE;
     ae_test_rng r;
     size_t kinks = 0;
     ae_test_rng_seed(&r, 17);
@@ -324,12 +335,12 @@ static void check_model_gradient(ae_model *m, int loss, size_t samples, int trai
     ws->noise_step = 3;
     {
         const float *p = check_forward(m, ws, x, n, training);
-        ae__loss_sum(loss, p, x, n * out, dout, n * out, logits);
+        output_gradient(loss, p, x, n * out, dout);
         if (training) {
             ws->batch_rows = n;
-            ae__backward_rows(m, ws, x, dout, logits, g, 0, n, 0);
+            ae__backward_rows(m, ws, x, dout, loss == AE_LOSS_BCE, g, 0, n, 0);
         } else {
-            ae__model_backward_ws(m, ws, x, dout, logits, g, n);
+            ae__model_backward_ws(m, ws, x, dout, loss == AE_LOSS_BCE, g, n);
         }
     }
     for (size_t s = 0; s < samples; s++) {
@@ -442,7 +453,7 @@ static void test_threaded_passes_match(void **state)
         y1 = ae__model_forward_ws(m, one, x, n);
         y3 = ae__model_forward_ws(m, many, x, n);
         assert_memory_equal(y1, y3, n * 784 * sizeof *y1);
-        ae__loss_sum(AE_LOSS_BCE, y1, x, n * 784, d1, n * 784, 1);
+        output_gradient(AE_LOSS_BCE, y1, x, n * 784, d1);
         memcpy(d3, d1, n * 784 * sizeof *d3);
         ae__model_backward_ws(m, one, x, d1, 1, g1, n);
         ae__model_backward_ws(m, many, x, d3, 1, g3, n);
@@ -473,7 +484,7 @@ static void bn_task(void *ctx, int t, int nt)
     float *g = t == 0 ? j->grads : j->ws->thread_grads[t];
     size_t lo, hi;
     ae__split(j->n, t, nt, &lo, &hi);
-    ae__forward_rows(j->m, j->ws, j->x, lo, hi, t);
+    ae__forward_rows(j->m, j->ws, j->x, lo, hi, t, 0);
     /* dL/dy = y: the loss sum(y^2)/2 */
     memcpy(j->dout + lo * out, j->ws->acts[j->m->n_layers - 1] + lo * out,
            (hi - lo) * out * sizeof *j->dout);
