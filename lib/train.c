@@ -490,6 +490,25 @@ static void flush_denormals_end(unsigned old)
 
 static void step_task_body(step_job *j, int t, int nt);
 
+/* dst[lo, hi) = the sum of every thread's gradient buffer over [lo, hi), in
+ * thread order (g0 is thread 0's, nt > 1). dst may be one of the buffers:
+ * each block is summed in acc before it is written. */
+static void sum_grads(const ae__workspace *ws, const float *g0, float *dst, size_t lo, size_t hi,
+                      int nt)
+{
+    float acc[256];
+    for (size_t b = lo; b < hi; b += 256) {
+        const size_t len = hi - b < 256 ? hi - b : 256;
+        const float *g1 = ws->thread_grads[1] + b;
+        for (size_t i = 0; i < len; i++) acc[i] = g0[b + i] + g1[i];
+        for (int k = 2; k < nt; k++) {
+            const float *gk = ws->thread_grads[k] + b;
+            for (size_t i = 0; i < len; i++) acc[i] += gk[i];
+        }
+        memcpy(dst + b, acc, len * sizeof *acc);
+    }
+}
+
 /* The batch's summed loss: its rows' losses in row order, so the sum is the
  * same bits whichever threads scored them, then each thread's penalties. */
 static double step_loss(const step_job *j, int nt)
@@ -514,6 +533,11 @@ static void step_task_body(step_job *j, int t, int nt)
     ae__workspace *ws = s->ws;
     const ae_model *m = j->m;
     float *g = t == 0 ? s->grads : ws->thread_grads[t];
+    /* where the summed gradient of this thread's parameter range goes: its
+     * own buffer, so the caller's buffer, which thread 0 fills in the next
+     * step, never has its cache lines written by another core (the hook
+     * needs the whole sum in one buffer) */
+    float *sum = s->reduce ? s->grads : g;
     const float *targets = s->self_targets ? s->xb : s->yb; /* an autoencoder's targets are its inputs */
     size_t lo, hi, plo, phi;
     double total;
@@ -546,12 +570,12 @@ static void step_task_body(step_job *j, int t, int nt)
     }
     ae__pool_barrier(ws->pool);
     total = step_loss(j, nt);
+    ae__split(s->n_params, t, nt, &plo, &phi);
     if (isfinite(total)) {
-        ae__reduce_grads(ws, s->grads, t, nt);
+        if (nt > 1) sum_grads(ws, s->grads, sum, plo, phi, nt);
     } else if (s->reduce) {
         /* the hook (an allreduce) must see every step of every process:
          * hand it NaN, so that the other processes fail this step too */
-        ae__split(s->n_params, t, nt, &plo, &phi);
         for (size_t i = plo; i < phi; i++) s->grads[i] = NAN;
     } else {
         return; /* every thread sees the same total */
@@ -565,15 +589,14 @@ static void step_task_body(step_job *j, int t, int nt)
         ae__pool_barrier(ws->pool);
         if (s->reduce_failed) return;
     }
-    ae__split(s->n_params, t, nt, &plo, &phi);
     if (j->l2 > 0) { /* d(l2 sum w^2)/dw, after the hook: every process adds its own */
         const float c = (float)(2.0 * j->l2);
         size_t a, b;
         for (size_t i = 0; i < m->n_layers; i++)
             if (decayed_range(&m->layers[i], plo, phi, &a, &b))
-                for (size_t k = a; k < b; k++) s->grads[k] += c * j->m->params[k];
+                for (size_t k = a; k < b; k++) sum[k] += c * j->m->params[k];
     }
-    j->bad[t] = !ae__all_finite(s->grads + plo, phi - plo);
+    j->bad[t] = !ae__all_finite(sum + plo, phi - plo);
     ae__pool_barrier(ws->pool);
     for (int k = 0; k < nt; k++) any_bad |= j->bad[k];
     if (any_bad) return;
@@ -584,7 +607,7 @@ static void step_task_body(step_job *j, int t, int nt)
             if (decayed_range(&m->layers[i], plo, phi, &a, &b))
                 for (size_t k = a; k < b; k++) j->m->params[k] *= d;
     }
-    ae__optim_apply(s->opt, j->m->params, s->grads, plo, phi);
+    ae__optim_apply(s->opt, j->m->params, sum, plo, phi);
 }
 
 /* One optimiser step on rows order[first .. first+rows). Returns the batch's

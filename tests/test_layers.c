@@ -815,9 +815,38 @@ static void test_fast_sigmoid(void **state)
     }
 }
 
+/* The backward products of a dense layer (dense_grad.c) for x (n, k), W (k,
+ * units) and a random dy: the weight gradient's two tilings give the same
+ * bits, and both products agree with double-precision sums. */
+static void check_dense_grads(ae_test_rng *r, const float *x, size_t n, size_t k, const float *w,
+                              size_t units)
+{
+    float *dy = malloc(n * units * sizeof *dy), *g8 = malloc(k * units * sizeof *g8);
+    float *g16 = malloc(k * units * sizeof *g16), *dx = malloc(n * k * sizeof *dx);
+    assert_non_null(dy); assert_non_null(g8); assert_non_null(g16); assert_non_null(dx);
+    ae_test_fill(r, dy, n * units, -1, 1);
+    ae__dense_grad_weights_tiled(x, n, k, dy, units, g8, 0);
+    ae__dense_grad_weights_tiled(x, n, k, dy, units, g16, 1);
+    assert_memory_equal(g8, g16, k * units * sizeof *g8);
+    ae__dense_grad_input(dy, n, units, w, k, dx);
+    for (size_t i = 0; i < k; i++)
+        for (size_t u = 0; u < units; u++) {
+            double want = 0;
+            for (size_t row = 0; row < n; row++) want += (double)x[row * k + i] * dy[row * units + u];
+            assert_float_equal(g8[i * units + u], want, 1e-5 * (1 + fabs(want)));
+        }
+    for (size_t row = 0; row < n; row++)
+        for (size_t i = 0; i < k; i++) {
+            double want = 0;
+            for (size_t u = 0; u < units; u++) want += (double)dy[row * units + u] * w[i * units + u];
+            assert_float_equal(dx[row * k + i], want, 1e-5 * (1 + fabs(want)));
+        }
+    free(dy); free(g8); free(g16); free(dx);
+}
+
 /* The dense product's two tilings (16-float vectors for AVX-512, 8-float
  * ones otherwise) give the same bits, on any shape: both run here whatever
- * the CPU, one of them slowly. */
+ * the CPU, one of them slowly. The backward products too (check_dense_grads). */
 static void test_dense_tilings_agree(void **state)
 {
     const size_t shapes[][3] = {{1, 1, 1}, {7, 19, 15}, {13, 32, 37}, {6, 5, 16}, {9, 33, 784}};
@@ -837,6 +866,7 @@ static void test_dense_tilings_agree(void **state)
         ae__dense_forward_tiled(x, n, k, w, units, bias, y8, 0);
         ae__dense_forward_tiled(x, n, k, w, units, bias, y16, 1);
         assert_memory_equal(y8, y16, n * units * sizeof *y8);
+        check_dense_grads(&r, x, n, k, w, units);
         free(x); free(w); free(bias); free(y8); free(y16);
     }
 }

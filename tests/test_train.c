@@ -449,6 +449,52 @@ static void test_bce_matches_reference(void **state)
     assert_float_equal(g[0], 0.0f, 0); /* clamped: flat */
 }
 
+/* The fused sigmoid + BCE of a sigmoid output layer (ae__loss_rows with
+ * logits): the outputs are the sigmoid's bits, the gradient (p - t) / norm,
+ * each row's loss matches the clamped BCE of the double-precision sigmoid
+ * (pre-activations from -30 to 30: both clamped ends included), a row's sum
+ * is the same scored alone or with other rows, and a NaN or infinite
+ * pre-activation makes its row's loss NaN. */
+static void test_bce_logits_rows(void **state)
+{
+    enum { ROWS = 6, COLS = 300 };
+    static float z[ROWS * COLS], p[ROWS * COLS], want_p[ROWS * COLS], t[ROWS * COLS];
+    static float g[ROWS * COLS];
+    double sums[ROWS], alone;
+    (void)state;
+    for (int i = 0; i < ROWS * COLS; i++) {
+        z[i] = -30.0f + 60.0f * (float)i / (ROWS * COLS - 1);
+        t[i] = (float)((i * 7) % 11) / 10.0f;
+    }
+    memcpy(p, z, sizeof p);
+    memcpy(want_p, z, sizeof want_p);
+    ae__sigmoid_inplace(want_p, ROWS * COLS);
+    ae__loss_rows(AE_LOSS_BCE, p, t, ROWS, COLS, g, ROWS * COLS, 1, sums);
+    assert_memory_equal(p, want_p, sizeof p);
+    for (int i = 0; i < ROWS * COLS; i++)
+        assert_true(g[i] == (want_p[i] - t[i]) * (1.0f / (float)(ROWS * COLS)));
+    for (int r = 0; r < ROWS; r++) {
+        double want = 0;
+        for (int c = 0; c < COLS; c++) {
+            const int i = r * COLS + c;
+            /* Keras' clamp in float32: 1 - 1e-7 rounds to 1 - 2^-23 */
+            double q = 1.0 / (1.0 + exp(-(double)z[i]));
+            q = q < 1e-7f ? 1e-7f : (q > 1.0f - 1e-7f ? 1.0f - 1e-7f : q);
+            want -= t[i] * log(q) + (1 - t[i]) * log(1 - q);
+        }
+        assert_float_equal(sums[r], want, 2e-6 * want);
+    }
+    memcpy(p, z + 3 * COLS, COLS * sizeof *p);
+    ae__loss_rows(AE_LOSS_BCE, p, t + 3 * COLS, 1, COLS, NULL, 1, 1, &alone);
+    assert_true(alone == sums[3]);
+    memcpy(p, z, sizeof p);
+    p[COLS + 5] = NAN;
+    p[4 * COLS] = -INFINITY;
+    ae__loss_rows(AE_LOSS_BCE, p, t, ROWS, COLS, NULL, 1, 1, sums);
+    assert_true(isnan(sums[1]) && isnan(sums[4]));
+    assert_true(isfinite(sums[0]) && isfinite(sums[2]) && isfinite(sums[5]));
+}
+
 /* A few hundred generated 28x28 "drawings" (rings of random centre and
  * radius): a short run of the simple autoencoder lowers the loss a lot. */
 static void test_real_training_learns(void **state)
@@ -913,6 +959,7 @@ int main(void)
         cmocka_unit_test(test_loss_values),
         cmocka_unit_test(test_evaluate_overflow),
         cmocka_unit_test(test_bce_matches_reference),
+        cmocka_unit_test(test_bce_logits_rows),
         cmocka_unit_test(test_real_training_learns),
         cmocka_unit_test(test_activity_penalty_in_losses),
         cmocka_unit_test(test_weight_decay_and_l2_by_hand),
