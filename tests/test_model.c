@@ -429,7 +429,9 @@ static void test_penalty_model_gradients(void **state)
 }
 
 /* Splitting a batch over threads gives the same outputs (bit for bit) and (up
- * to the order of the gradient sums) the same gradients as one thread. */
+ * to the order of the gradient sums) the same gradients as one thread, and
+ * the same loss (bit for bit: rows are scored alone, then summed in order),
+ * BCE through the fused logits path and MSE. */
 static void test_threaded_passes_match(void **state)
 {
     const ae_preset presets[3] = {AE_PRESET_SIMPLE, AE_PRESET_DEEP, AE_PRESET_CONV};
@@ -450,6 +452,10 @@ static void test_threaded_passes_match(void **state)
         assert_int_equal(ae__workspace_create(m, n, 1, &one), AE_OK);
         assert_int_equal(ae__workspace_create(m, n, 1, &many), AE_OK);
         assert_int_equal(ae__workspace_set_threads(m, many, 3), AE_OK);
+        for (int loss = AE_LOSS_BCE; loss <= AE_LOSS_MSE; loss++) {
+            const double l1 = ae__model_loss_ws(m, one, loss, x, x, n);
+            assert_true(isfinite(l1) && l1 == ae__model_loss_ws(m, many, loss, x, x, n));
+        }
         y1 = ae__model_forward_ws(m, one, x, n);
         y3 = ae__model_forward_ws(m, many, x, n);
         assert_memory_equal(y1, y3, n * 784 * sizeof *y1);
