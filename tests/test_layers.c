@@ -849,7 +849,9 @@ static void check_dense_grads(ae_test_rng *r, const float *x, size_t n, size_t k
  * the CPU, one of them slowly. The backward products too (check_dense_grads). */
 static void test_dense_tilings_agree(void **state)
 {
-    const size_t shapes[][3] = {{1, 1, 1}, {7, 19, 15}, {13, 32, 37}, {6, 5, 16}, {9, 33, 784}};
+    /* n, k, units: rows narrower than a vector (3), tails of 4 and 7 columns */
+    const size_t shapes[][3] = {{1, 1, 1},   {7, 19, 15}, {13, 32, 37}, {6, 5, 16},
+                                {9, 33, 784}, {3, 9, 3},   {4, 6, 20}};
     ae_test_rng r;
     (void)state;
     ae_test_rng_seed(&r, 11);
