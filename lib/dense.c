@@ -71,3 +71,20 @@ void ae__dense_forward(const float *x, size_t n, size_t k, const float *w, size_
 {
     ae__dense_forward_tiled(x, n, k, w, units, bias, y, AE__CPU_HAS_AVX512());
 }
+
+/* The weight gradient of dense_grad.c: the same tiles, A = x^T. */
+AE__HOT void ae__dense_grad_weights_tiled(const float *x, size_t n, size_t in, const float *dy,
+                                          size_t units, float *gk, int wide)
+{
+    /* gW = A dy with A (in, n) the transpose of x: A's (i, r) is x[r * in + i] */
+    if (wide)
+        product16(x, in, n, 1, in, dy, units, NULL, gk);
+    else
+        product8(x, in, n, 1, in, dy, units, NULL, gk);
+}
+
+void ae__dense_grad_weights(const float *x, size_t n, size_t in, const float *dy, size_t units,
+                            float *gk)
+{
+    ae__dense_grad_weights_tiled(x, n, in, dy, units, gk, AE__CPU_HAS_AVX512());
+}

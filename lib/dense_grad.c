@@ -17,7 +17,7 @@
  * fixed sum whatever the vector width, so the AVX-512 and AVX2 clones agree:
  *
  *   - gW[i][u] adds x[r][i] dy[r][u] over the rows r in order, with the
- *     tiles of dense_vec.inc reading x by columns;
+ *     tiles of dense_vec.inc reading x by columns (in dense.c);
  *   - dx[r][i] adds dy[r][u] W[i][u] in 8 partial sums (u mod 8) over the
  *     first units - units % 8 columns, combined pairwise ((0+4)+(2+6)) +
  *     ((1+5)+(3+7)), then the remaining columns in order.
@@ -30,32 +30,8 @@
 #pragma GCC diagnostic ignored "-Wpsabi"
 #endif
 
-#define AE_DV 16
-#define AE_DROWS 8
-#include "dense_vec.inc"
-#undef AE_DROWS
-#undef AE_DV
-#define AE_DV 8
-#define AE_DROWS 6
-#include "dense_vec.inc"
-#undef AE_DROWS
-#undef AE_DV
-
-AE__HOT void ae__dense_grad_weights_tiled(const float *x, size_t n, size_t in, const float *dy,
-                                          size_t units, float *gk, int wide)
-{
-    /* gW = A dy with A (in, n) the transpose of x: A's (i, r) is x[r * in + i] */
-    if (wide)
-        product16(x, in, n, 1, in, dy, units, NULL, gk);
-    else
-        product8(x, in, n, 1, in, dy, units, NULL, gk);
-}
-
-void ae__dense_grad_weights(const float *x, size_t n, size_t in, const float *dy, size_t units,
-                            float *gk)
-{
-    ae__dense_grad_weights_tiled(x, n, in, dy, units, gk, AE__CPU_HAS_AVX512());
-}
+/* gW is the forward product's tiles reading x by columns: it lives in
+ * dense.c, beside them (ae__dense_grad_weights). */
 
 typedef float gvf8 __attribute__((vector_size(8 * sizeof(float))));
 

@@ -180,7 +180,7 @@ void ae__dense_forward(const float *x, size_t n, size_t k, const float *w, size_
 void ae__dense_forward_tiled(const float *x, size_t n, size_t k, const float *w, size_t units,
                              const float *bias, float *y, int wide);
 
-/* ---- backward matrix products of dense layers (dense_grad.c) --------------------
+/* ---- backward matrix products of dense layers (dense.c, dense_grad.c) ----------
  * gk (in, units) = x^T (in, n) dy (n, units), each output summed over the
  * rows in order; fused multiply-adds where the CPU has them. */
 void ae__dense_grad_weights(const float *x, size_t n, size_t in, const float *dy, size_t units,
