@@ -492,11 +492,14 @@ static void step_task_body(step_job *j, int t, int nt);
 
 /* dst[lo, hi) = the sum of every thread's gradient buffer over [lo, hi), in
  * thread order (g0 is thread 0's, nt > 1). dst may be one of the buffers:
- * each block is summed in acc before it is written. */
-static void sum_grads(const ae__workspace *ws, const float *g0, float *dst, size_t lo, size_t hi,
-                      int nt)
+ * each block is summed in acc before it is written. Returns whether the sum
+ * is finite, checked on each block while it is in acc, not in a second pass
+ * over dst. */
+static int sum_grads(const ae__workspace *ws, const float *g0, float *dst, size_t lo, size_t hi,
+                     int nt)
 {
     float acc[256];
+    int finite = 1;
     for (size_t b = lo; b < hi; b += 256) {
         const size_t len = hi - b < 256 ? hi - b : 256;
         const float *g1 = ws->thread_grads[1] + b;
@@ -505,8 +508,10 @@ static void sum_grads(const ae__workspace *ws, const float *g0, float *dst, size
             const float *gk = ws->thread_grads[k] + b;
             for (size_t i = 0; i < len; i++) acc[i] += gk[i];
         }
+        finite &= ae__all_finite(acc, len);
         memcpy(dst + b, acc, len * sizeof *acc);
     }
+    return finite;
 }
 
 /* The batch's summed loss: its rows' losses in row order, so the sum is the
@@ -541,7 +546,7 @@ static void step_task_body(step_job *j, int t, int nt)
     const float *targets = s->self_targets ? s->xb : s->yb; /* an autoencoder's targets are its inputs */
     size_t lo, hi, plo, phi;
     double total;
-    int any_bad = 0;
+    int any_bad = 0, summed_finite = 0;
     ae__split(j->rows, t, nt, &lo, &hi);
     for (size_t r = lo; j->x && r < hi; r++) { /* in-memory rows; a source's are filled */
         size_t row = s->order[j->first + r];
@@ -572,7 +577,7 @@ static void step_task_body(step_job *j, int t, int nt)
     total = step_loss(j, nt);
     ae__split(s->n_params, t, nt, &plo, &phi);
     if (isfinite(total)) {
-        if (nt > 1) sum_grads(ws, s->grads, sum, plo, phi, nt);
+        if (nt > 1) summed_finite = sum_grads(ws, s->grads, sum, plo, phi, nt);
     } else if (s->reduce) {
         /* the hook (an allreduce) must see every step of every process:
          * hand it NaN, so that the other processes fail this step too */
@@ -596,7 +601,8 @@ static void step_task_body(step_job *j, int t, int nt)
             if (decayed_range(&m->layers[i], plo, phi, &a, &b))
                 for (size_t k = a; k < b; k++) sum[k] += c * j->m->params[k];
     }
-    j->bad[t] = !ae__all_finite(sum + plo, phi - plo);
+    /* the sum's own check holds unless the hook or the L2 term changed it */
+    j->bad[t] = summed_finite && !s->reduce && !(j->l2 > 0) ? 0 : !ae__all_finite(sum + plo, phi - plo);
     ae__pool_barrier(ws->pool);
     for (int k = 0; k < nt; k++) any_bad |= j->bad[k];
     if (any_bad) return;
