@@ -546,7 +546,7 @@ static void step_task_body(step_job *j, int t, int nt)
     const float *targets = s->self_targets ? s->xb : s->yb; /* an autoencoder's targets are its inputs */
     size_t lo, hi, plo, phi;
     double total;
-    int any_bad = 0, summed_finite = 0;
+    int summed_finite = 0;
     ae__split(j->rows, t, nt, &lo, &hi);
     for (size_t r = lo; j->x && r < hi; r++) { /* in-memory rows; a source's are filled */
         size_t row = s->order[j->first + r];
@@ -601,11 +601,15 @@ static void step_task_body(step_job *j, int t, int nt)
             if (decayed_range(&m->layers[i], plo, phi, &a, &b))
                 for (size_t k = a; k < b; k++) sum[k] += c * j->m->params[k];
     }
-    /* the sum's own check holds unless the hook or the L2 term changed it */
+    /* the sum's own check holds unless the hook or the L2 term changed it.
+     * No barrier before the update: a thread whose range is finite updates
+     * it even when another's is not, because a non-finite step fails the
+     * fit, which restores the weights from its snapshot and marks the state
+     * failed (it can be neither saved nor resumed), so what the step wrote
+     * is never seen, and a barrier here would cost every step one more
+     * hand-off between the cores. */
     j->bad[t] = summed_finite && !s->reduce && !(j->l2 > 0) ? 0 : !ae__all_finite(sum + plo, phi - plo);
-    ae__pool_barrier(ws->pool);
-    for (int k = 0; k < nt; k++) any_bad |= j->bad[k];
-    if (any_bad) return;
+    if (j->bad[t]) return;
     if (j->decay != 1.0) { /* AdamW: p *= 1 - lr wd, then the update */
         const float d = (float)j->decay;
         size_t a, b;
@@ -618,7 +622,8 @@ static void step_task_body(step_job *j, int t, int nt)
 
 /* One optimiser step on rows order[first .. first+rows). Returns the batch's
  * summed loss, or NaN when the loss or a gradient is not finite (then the
- * weights are left untouched). */
+ * threads whose gradient range was finite have updated it: the caller
+ * restores a snapshot and fails the fit). */
 static double train_step(ae_model *m, fit_state *s, int loss, const float *x, const float *y,
                          size_t first, size_t rows, double l2, double weight_decay)
 {
