@@ -42,9 +42,11 @@ AE__ALWAYS_INLINE gvf8 gload(const float *p)
     return v;
 }
 
-AE__ALWAYS_INLINE float hsum8(gvf8 v)
+/* by pointer: a 32-byte vector passed by value draws GCC's -Wpsabi note in
+ * builds that do not inline (-O0), which the pragma above does not silence */
+AE__ALWAYS_INLINE float hsum8(const gvf8 *v)
 {
-    return ((v[0] + v[4]) + (v[2] + v[6])) + ((v[1] + v[5]) + (v[3] + v[7]));
+    return (((*v)[0] + (*v)[4]) + ((*v)[2] + (*v)[6])) + (((*v)[1] + (*v)[5]) + ((*v)[3] + (*v)[7]));
 }
 
 /* rows (1..3) rows of dy against cols (1..4) rows of W: 12 accumulators,
@@ -74,7 +76,7 @@ AE__ALWAYS_INLINE void dot_tile(const float *restrict dy, size_t units, const fl
     for (size_t r = 0; r < rows; r++)
 #pragma GCC unroll 4
         for (size_t c = 0; c < cols; c++) {
-            float s = hsum8(acc[r][c]);
+            float s = hsum8(&acc[r][c]);
             for (size_t u = body; u < units; u++) s += dy[r * units + u] * w[c * units + u];
             dx[r * in + c] = s;
         }
