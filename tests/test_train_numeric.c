@@ -1,6 +1,7 @@
 /*
  * Training that meets NaN/inf in a LATER epoch stops with AE_ERR_NUMERIC and
- * keeps the last good weights (tests/test_train.c covers a NaN present from
+ * keeps the last good weights, also when only one thread's share of the
+ * gradient turns non-finite (tests/test_train.c covers a NaN present from
  * the start and an overflow in the first epoch). The progress callback
  * poisons the caller's training rows after epoch 0 (ae_train_fit reads them again
  * every epoch), so epoch 1 meets infinity:
@@ -96,11 +97,74 @@ static void test_inf_in_epoch1_restore_best(void **state)
     run(1, 0.25);
 }
 
+/* The reduction hook writes NaN into the last parameter's gradient from the
+ * first step of epoch 1 on: on 2 threads only the second thread's range of
+ * parameters is non-finite, and the first updates its own without waiting
+ * for the other's check. The failed fit still leaves the weights of the end
+ * of epoch 0, and its state can be neither saved nor resumed. */
+typedef struct nan_hook {
+    size_t calls, from_call;
+} nan_hook;
+
+static int nan_in_last_gradient(float *grads, size_t count, void *user)
+{
+    nan_hook *h = user;
+    if (++h->calls > h->from_call) grads[count - 1] = NAN;
+    return 0;
+}
+
+static int snapshot_epoch0(ae_train_event event, size_t epoch, size_t step, size_t steps,
+                           double loss, const ae_model *model, const ae_history *h, void *user)
+{
+    (void)step, (void)steps, (void)loss, (void)h;
+    if (event == AE_EVENT_EPOCH_END && epoch == 0)
+        memcpy(user, model->params, model->n_params * sizeof(float));
+    return 0;
+}
+
+static void test_nan_gradient_in_one_thread_range(void **state)
+{
+    const size_t n = 40, d = 12;
+    size_t in[1] = {d};
+    nan_hook hook = {0, 5}; /* 40 rows in batches of 8: epoch 0 is 5 steps */
+    ae_builder *b;
+    ae_model *m;
+    ae_train_config *c;
+    ae_train_state *ts;
+    float *x = malloc(n * d * sizeof *x), *snapshot;
+    (void)state;
+    for (size_t i = 0; i < n * d; i++) x[i] = (float)((i * 7919) % 101) / 101.0f;
+    assert_int_equal(ae_builder_create(&b, 1, in), AE_OK);
+    assert_int_equal(ae_builder_dense(b, 4, AE_ACT_RELU), AE_OK);
+    assert_int_equal(ae_builder_dense(b, d, AE_ACT_SIGMOID), AE_OK);
+    assert_int_equal(ae_builder_build(&m, b, 3), AE_OK);
+    ae_builder_free(b);
+    snapshot = malloc(m->n_params * sizeof *snapshot);
+    assert_int_equal(ae_train_config_create(&c), AE_OK);
+    assert_int_equal(ae_train_config_set_int(c, AE_TRAIN_EPOCHS, 3), AE_OK);
+    assert_int_equal(ae_train_config_set_int(c, AE_TRAIN_BATCH_SIZE, 8), AE_OK);
+    assert_int_equal(ae_train_config_set_int(c, AE_TRAIN_THREADS, 2), AE_OK);
+    assert_int_equal(ae_train_config_set_callback(c, snapshot_epoch0, snapshot), AE_OK);
+    assert_int_equal(ae_train_config_set_reduce(c, nan_in_last_gradient, NULL, &hook), AE_OK);
+    assert_int_equal(ae_train_state_create(&ts), AE_OK);
+    assert_int_equal(ae_train_fit_state(m, c, ts, x, NULL, n, NULL), AE_ERR_NUMERIC);
+    assert_int_equal(hook.calls, 6); /* the first step of epoch 1 failed */
+    assert_memory_equal(snapshot, m->params, m->n_params * sizeof(float));
+    assert_int_equal(ae_train_state_save(ts, m, "never_written.aes"), AE_ERR_STATE);
+    assert_int_equal(ae_train_fit_state(m, c, ts, x, NULL, n, NULL), AE_ERR_STATE);
+    ae_train_state_free(ts);
+    ae_train_config_free(c);
+    ae_model_free(m);
+    free(snapshot);
+    free(x);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_inf_in_epoch1_no_restore),
         cmocka_unit_test(test_inf_in_epoch1_restore_best),
+        cmocka_unit_test(test_nan_gradient_in_one_thread_range),
     };
     return cmocka_run_group_tests_name("train_numeric", tests, NULL, NULL);
 }
