@@ -45,21 +45,33 @@ static int poison_after_epoch0(ae_train_event event, size_t epoch, size_t step, 
     return 0;
 }
 
-static void run(int restore_best, double split)
+enum { ROWS = 40, WIDTH = 12 };
+
+/* A 12-4-12 autoencoder and 40 rows of deterministic inputs (*x, freed by
+ * the caller). */
+static ae_model *small_model(float **x)
 {
-    const size_t n = 40, d = 12;
     ae_builder *b;
-    ae_train_config *c;
-    ae_history *h;
-    size_t in[1] = {d};
-    poison p = {0};
-    float *x = malloc(n * d * sizeof *x);
-    for (size_t i = 0; i < n * d; i++) x[i] = (float)((i * 7919) % 101) / 101.0f;
+    ae_model *m;
+    size_t in[1] = {WIDTH};
+    *x = malloc(ROWS * WIDTH * sizeof **x);
+    for (size_t i = 0; i < ROWS * WIDTH; i++) (*x)[i] = (float)((i * 7919) % 101) / 101.0f;
     assert_int_equal(ae_builder_create(&b, 1, in), AE_OK);
     assert_int_equal(ae_builder_dense(b, 4, AE_ACT_RELU), AE_OK);
-    assert_int_equal(ae_builder_dense(b, d, AE_ACT_SIGMOID), AE_OK);
-    assert_int_equal(ae_builder_build(&p.m, b, 3), AE_OK);
+    assert_int_equal(ae_builder_dense(b, WIDTH, AE_ACT_SIGMOID), AE_OK);
+    assert_int_equal(ae_builder_build(&m, b, 3), AE_OK);
     ae_builder_free(b);
+    return m;
+}
+
+static void run(int restore_best, double split)
+{
+    const size_t n = ROWS, d = WIDTH;
+    ae_train_config *c;
+    ae_history *h;
+    poison p = {0};
+    float *x;
+    p.m = small_model(&x);
     p.x = x;
     p.n_x = (size_t)((double)n * (1.0 - split)) * d; /* training rows only */
     p.snapshot = malloc(p.m->n_params * sizeof(float));
@@ -113,49 +125,33 @@ static int nan_in_last_gradient(float *grads, size_t count, void *user)
     return 0;
 }
 
-static int snapshot_epoch0(ae_train_event event, size_t epoch, size_t step, size_t steps,
-                           double loss, const ae_model *model, const ae_history *h, void *user)
-{
-    (void)step, (void)steps, (void)loss, (void)h;
-    if (event == AE_EVENT_EPOCH_END && epoch == 0)
-        memcpy(user, model->params, model->n_params * sizeof(float));
-    return 0;
-}
-
 static void test_nan_gradient_in_one_thread_range(void **state)
 {
-    const size_t n = 40, d = 12;
-    size_t in[1] = {d};
     nan_hook hook = {0, 5}; /* 40 rows in batches of 8: epoch 0 is 5 steps */
-    ae_builder *b;
+    poison p = {0};         /* n_x 0: only the snapshot at the end of epoch 0 */
     ae_model *m;
     ae_train_config *c;
     ae_train_state *ts;
-    float *x = malloc(n * d * sizeof *x), *snapshot;
+    float *x;
     (void)state;
-    for (size_t i = 0; i < n * d; i++) x[i] = (float)((i * 7919) % 101) / 101.0f;
-    assert_int_equal(ae_builder_create(&b, 1, in), AE_OK);
-    assert_int_equal(ae_builder_dense(b, 4, AE_ACT_RELU), AE_OK);
-    assert_int_equal(ae_builder_dense(b, d, AE_ACT_SIGMOID), AE_OK);
-    assert_int_equal(ae_builder_build(&m, b, 3), AE_OK);
-    ae_builder_free(b);
-    snapshot = malloc(m->n_params * sizeof *snapshot);
+    p.m = m = small_model(&x);
+    p.snapshot = malloc(m->n_params * sizeof(float));
     assert_int_equal(ae_train_config_create(&c), AE_OK);
     assert_int_equal(ae_train_config_set_int(c, AE_TRAIN_EPOCHS, 3), AE_OK);
     assert_int_equal(ae_train_config_set_int(c, AE_TRAIN_BATCH_SIZE, 8), AE_OK);
     assert_int_equal(ae_train_config_set_int(c, AE_TRAIN_THREADS, 2), AE_OK);
-    assert_int_equal(ae_train_config_set_callback(c, snapshot_epoch0, snapshot), AE_OK);
+    assert_int_equal(ae_train_config_set_callback(c, poison_after_epoch0, &p), AE_OK);
     assert_int_equal(ae_train_config_set_reduce(c, nan_in_last_gradient, NULL, &hook), AE_OK);
     assert_int_equal(ae_train_state_create(&ts), AE_OK);
-    assert_int_equal(ae_train_fit_state(m, c, ts, x, NULL, n, NULL), AE_ERR_NUMERIC);
+    assert_int_equal(ae_train_fit_state(m, c, ts, x, NULL, ROWS, NULL), AE_ERR_NUMERIC);
     assert_int_equal(hook.calls, 6); /* the first step of epoch 1 failed */
-    assert_memory_equal(snapshot, m->params, m->n_params * sizeof(float));
+    assert_memory_equal(p.snapshot, m->params, m->n_params * sizeof(float));
     assert_int_equal(ae_train_state_save(ts, m, "never_written.aes"), AE_ERR_STATE);
-    assert_int_equal(ae_train_fit_state(m, c, ts, x, NULL, n, NULL), AE_ERR_STATE);
+    assert_int_equal(ae_train_fit_state(m, c, ts, x, NULL, ROWS, NULL), AE_ERR_STATE);
     ae_train_state_free(ts);
     ae_train_config_free(c);
     ae_model_free(m);
-    free(snapshot);
+    free(p.snapshot);
     free(x);
 }
 
