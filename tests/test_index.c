@@ -1363,8 +1363,10 @@ static void test_threads_key(void **state)
 
 /* Recall@k at ef = k (the default ef finds every neighbour of these small
  * sets, which would hide a worse graph) of an HNSW index over x (n x d) for
- * queries q, checked against brute force (results must be valid codes), and
- * how many codes are found as their own nearest neighbour at the default ef. */
+ * queries q, checked against brute force (results must be valid codes); how
+ * many codes are found as their own nearest neighbour at the default ef; and
+ * that every code is at ef 200: a node no walk reaches never is (before the
+ * build reconnected such nodes, every miss at ef 10 was one of them). */
 static double hnsw_recall_and_self(const ae_index *idx, const float *x, size_t n, size_t d,
                                    const float *q, size_t nq, size_t k, size_t *self)
 {
@@ -1380,7 +1382,21 @@ static double hnsw_recall_and_self(const ae_index *idx, const float *x, size_t n
     for (size_t i = 0; i < n; i++) *self += got[i] == (int64_t)i;
     free(dist);
     free(got);
+    search_all(idx, x, n, 1, 200, &dist, &got);
+    for (size_t i = 0; i < n; i++) assert_int_equal(got[i], (int64_t)i);
+    free(dist);
+    free(got);
     return (double)hits / (double)(nq * k);
+}
+
+/* How far the recall of two builds may differ: each is a fraction of the
+ * same slots of different graphs, so allow three binomial standard errors
+ * (0.025 for 600 slots at 0.955: 3 threads under TSan differed by 0.0100
+ * there, at the old bound), and at least 0.01. */
+static double recall_tolerance(double recall, size_t slots)
+{
+    double t = 3.0 * sqrt(recall * (1.0 - recall) / (double)slots);
+    return t > 0.01 ? t : 0.01;
 }
 
 /* HNSW built on 2 and 3 threads (AE_INDEX_THREADS; 3 exceeds the test
@@ -1418,17 +1434,17 @@ static void test_hnsw_threaded_build(void **state)
             assert_int_equal(ae_index_id_at(&id, idx, r), AE_OK);
             assert_int_equal(id, (int64_t)r);
         }
-        /* one thread: all (this set and seed); more: the order of insertion
-         * varies, and a node may lose every in-link to the heuristic (a
-         * known HNSW property): 0 to 3 of 4,000 measured over 28 builds,
-         * where nodes entered before their lower lists were written left
-         * 13 unreachable */
+        /* at ef 10, one thread: all (this set and seed); more: the order of
+         * insertion varies the graph. Before the build reconnected the nodes
+         * no walk reaches, 12 of 300 three-thread builds of 1,200 codes
+         * missed 1 to 15; since, none of 400 builds of 1,200 and 45 of 4,000
+         * (2 and 3 threads) missed one */
         assert_true(self >= (t == 0 ? n : n - n / 500));
         ae_index_free(idx);
     }
     assert_true(rec[0] >= 0.85);
-    assert_true(fabs(rec[1] - rec[0]) <= 0.01);
-    assert_true(fabs(rec[2] - rec[0]) <= 0.01);
+    assert_true(fabs(rec[1] - rec[0]) <= recall_tolerance(rec[0], nq * k));
+    assert_true(fabs(rec[2] - rec[0]) <= recall_tolerance(rec[0], nq * k));
     /* a quarter built, the rest added on 2 threads in batches */
     assert_int_equal(ae_index_create(&idx, AE_INDEX_HNSW, AE_INDEX_L2, d), AE_OK);
     assert_int_equal(ae_index_set_int(idx, AE_INDEX_HNSW_M, 12), AE_OK);

@@ -181,7 +181,11 @@ AE_API const char *ae_index_param_name(ae_index_param key);
 /**
  * Build the index from @p n codes, copying everything it needs. Allowed once
  * per index (AE_ERR_STATE afterwards); a failed build leaves the index empty
- * and may be retried.
+ * and may be retried. HNSW: after the inserts, every code that no walk of
+ * the bottom layer from the entry point reaches (the neighbour heuristic can
+ * prune a code from every list that held it, more often on several threads)
+ * is linked again from the neighbours a search for it finds, so a search at
+ * a wide enough ef can return every code; ae_index_add() does the same.
  * @param x      n x dim floats, row-major; all finite
  * @param n      number of codes, 1..4294967294
  * @param ids    n caller ids, all distinct, or NULL for 0..n-1
