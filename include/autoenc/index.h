@@ -185,7 +185,9 @@ AE_API const char *ae_index_param_name(ae_index_param key);
  * the bottom layer from the entry point reaches (the neighbour heuristic can
  * prune a code from every list that held it, more often on several threads)
  * is linked again from the neighbours a search for it finds, so a search at
- * a wide enough ef can return every code; ae_index_add() does the same.
+ * a wide enough ef can return every code; ae_index_add() does the same when
+ * it adds at least 1/256 of the graph's codes (the pass reads every link, so
+ * smaller adds leave it to a later large add or ae_index_compact()).
  * @param x      n x dim floats, row-major; all finite
  * @param n      number of codes, 1..4294967294
  * @param ids    n caller ids, all distinct, or NULL for 0..n-1
