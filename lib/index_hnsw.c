@@ -420,6 +420,21 @@ static void add_link(const ae_index *idx, hnsw *h, hbuild *b, const hsync *sy, u
     node_unlock(sy, e);
 }
 
+/* The neighbours an insert links q to on layer l: a search from ep (at
+ * distance epd) whose *nt results land in b->sorted, nearest first, and the
+ * heuristic's pick of them in b->chosen, whose count it returns. *nt = 0:
+ * out of memory. */
+AE__ALWAYS_INLINE size_t pick_neighbours(const ae_index *idx, const hnsw *h, hbuild *b,
+                                         hsync *sy, const float *q, uint32_t ep, float epd,
+                                         size_t efc, uint32_t l, size_t *nt)
+{
+    *nt = search_layer_insert(idx, h, q, ep, epd, efc, l, &b->s, sy, b->copy);
+    if (*nt == 0) return 0;
+    memcpy(b->sorted, b->s.top, *nt * sizeof(ae__nb));
+    qsort(b->sorted, *nt, sizeof(ae__nb), cmp_nb);
+    return heuristic(idx, b->sorted, *nt, h->m, b->chosen);
+}
+
 /* Links node i into the graph; sy: the locks of a threaded insert, or NULL.
  * The same calls in the same order give the same graph with or without sy. */
 AE__HOT static ae_status insert(const ae_index *idx, hnsw *h, hbuild *b, hsync *sy, uint32_t i,
@@ -436,15 +451,12 @@ AE__HOT static ae_status insert(const ae_index *idx, hnsw *h, hbuild *b, hsync *
     epd = ae__l2sq(q, hvec(idx, ep), idx->sdim);
     for (uint32_t l = top; l > lvl; l--) ep = greedy(idx, h, sy, b->copy, q, ep, &epd, l);
     for (uint32_t l = lvl < top ? lvl : top;; l--) {
-        size_t nt = search_layer_insert(idx, h, q, ep, epd, efc, l, &b->s, sy, b->copy), ns;
+        size_t nt, ns = pick_neighbours(idx, h, b, sy, q, ep, epd, efc, l, &nt);
         uint32_t *lk = hlinks(h, i, l);
         if (nt == 0) {
             st = AE_ERR_NOMEM;
             break;
         }
-        memcpy(b->sorted, b->s.top, nt * sizeof(ae__nb));
-        qsort(b->sorted, nt, sizeof(ae__nb), cmp_nb);
-        ns = heuristic(idx, b->sorted, nt, h->m, b->chosen);
         node_lock(sy, i);
         for (size_t j = 0; j < ns; j++) link_set(lk, 1 + j, b->chosen[j].r);
         link_set_count(lk, (uint32_t)ns);
@@ -731,11 +743,8 @@ static ae_status reconnect(hinserter *ins, const ae_index *idx, hnsw *h)
             ep = h->entry;
             epd = ae__l2sq(q, hvec(idx, ep), idx->sdim);
         }
-        nt = search_layer_insert(idx, h, q, ep, epd, ins->efc, 0, &b->s, NULL, NULL);
+        ns = pick_neighbours(idx, h, b, NULL, q, ep, epd, ins->efc, 0, &nt);
         if (nt == 0) return AE_ERR_NOMEM;
-        memcpy(b->sorted, b->s.top, nt * sizeof(ae__nb));
-        qsort(b->sorted, nt, sizeof(ae__nb), cmp_nb);
-        ns = heuristic(idx, b->sorted, nt, h->m, b->chosen);
         for (size_t j = 0; j < ns; j++) {
             add_link(idx, h, b, NULL, b->chosen[j].r, u, b->chosen[j].d, 0);
             linked |= links_to(h, b->chosen[j].r, u);

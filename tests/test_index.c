@@ -1365,8 +1365,8 @@ static void test_threads_key(void **state)
  * sets, which would hide a worse graph) of an HNSW index over x (n x d) for
  * queries q, checked against brute force (results must be valid codes); how
  * many codes are found as their own nearest neighbour at the default ef; and
- * that every code is at ef 200: a node no walk reaches never is (before the
- * build reconnected such nodes, every miss at ef 10 was one of them). */
+ * that every code is at ef 200: a node no walk of the graph reaches never is
+ * (every ef-10 miss of builds without the reconnect pass was such a node). */
 static double hnsw_recall_and_self(const ae_index *idx, const float *x, size_t n, size_t d,
                                    const float *q, size_t nq, size_t k, size_t *self)
 {
@@ -1391,8 +1391,8 @@ static double hnsw_recall_and_self(const ae_index *idx, const float *x, size_t n
 
 /* How far the recall of two builds may differ: each is a fraction of the
  * same slots of different graphs, so allow three binomial standard errors
- * (0.025 for 600 slots at 0.955: 3 threads under TSan differed by 0.0100
- * there, at the old bound), and at least 0.01. */
+ * (0.025 for 600 slots at 0.955, where a 3-thread build under TSan read
+ * 0.0100 below the one-thread build), and at least 0.01. */
 static double recall_tolerance(double recall, size_t slots)
 {
     double t = 3.0 * sqrt(recall * (1.0 - recall) / (double)slots);
@@ -1435,10 +1435,10 @@ static void test_hnsw_threaded_build(void **state)
             assert_int_equal(id, (int64_t)r);
         }
         /* at ef 10, one thread: all (this set and seed); more: the order of
-         * insertion varies the graph. Before the build reconnected the nodes
-         * no walk reaches, 12 of 300 three-thread builds of 1,200 codes
-         * missed 1 to 15; since, none of 400 builds of 1,200 and 45 of 4,000
-         * (2 and 3 threads) missed one */
+         * insertion varies the graph. With the reconnect pass none of 400
+         * threaded builds of 1,200 codes and 45 of 4,000 (2 and 3 threads)
+         * missed one; without it 12 of 300 three-thread builds of 1,200
+         * missed 1 to 15 */
         assert_true(self >= (t == 0 ? n : n - n / 500));
         ae_index_free(idx);
     }
